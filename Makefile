@@ -1,0 +1,84 @@
+# skerry build. `make` builds build/skerry; `make test` runs the whole suite;
+# `make SAN=1 test` the same under AddressSanitizer and UndefinedBehaviorSanitizer.
+
+SAN ?= 0
+ifeq ($(SAN),1)
+BUILD ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD ?= build
+SANFLAGS :=
+endif
+
+CC ?= cc
+PKGS := libuv raft libmicrohttpd libcurl gnutls jansson yaml-0.1 libsodium sqlite3 libpq ldns
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wformat=2 \
+	  -Wstrict-prototypes -Wmissing-prototypes -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) $(SANFLAGS) \
+	  -MMD -MP
+LDFLAGS += $(SANFLAGS)
+LDLIBS := $(PKG_LIBS) -lpthread
+
+LIB_SRCS := $(sort $(wildcard src/common/*.c src/model/*.c src/tower/*.c src/agent/*.c src/cli/*.c src/dev/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/%)
+
+.PHONY: all deps test unit fuzz dev format clean
+all: $(BUILD)/skerry
+
+deps: $(BUILD)/.deps
+$(BUILD)/.deps: scripts/install-deps.sh
+	@scripts/install-deps.sh
+	@mkdir -p $(BUILD) && touch $@
+
+$(BUILD)/%.o: %.c $(BUILD)/.deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libskerry.a: $(LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/skerry: $(BUILD)/src/main.o $(BUILD)/libskerry.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libskerry.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libskerry.a $(LDFLAGS) $(LDLIBS) -lcmocka
+
+unit: $(UNIT_BINS)
+
+# libFuzzer targets: clang, with the library built separately for coverage instrumentation.
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) \
+	       -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_OBJS := $(LIB_SRCS:%.c=build-fuzz/%.o)
+build-fuzz/%.o: %.c $(BUILD)/.deps
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+build-fuzz/libskerry.a: $(FUZZ_OBJS)
+	rm -f $@ && ar rcs $@ $^
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c build-fuzz/libskerry.a
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< build-fuzz/libskerry.a $(PKG_LIBS) -lpthread
+fuzz: $(FUZZ_BINS)
+
+RUN_FUZZ ?= 1
+TEST_DEPS := $(BUILD)/skerry unit $(if $(filter 1,$(RUN_FUZZ)),fuzz)
+test: $(TEST_DEPS)
+	BUILD=$(BUILD) RUN_FUZZ=$(RUN_FUZZ) tests/run
+
+dev: $(BUILD)/skerry
+	$(BUILD)/skerry dev
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include $(LIB_OBJS:.o=.d) $(BUILD)/src/main.d

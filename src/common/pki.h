@@ -1,0 +1,54 @@
+/* The certificate authority and the X.509 work around it, on GnuTLS.
+ *
+ * The tower keeps one CA (ECDSA P-256 key, self-signed, 10 years) under its data folder.
+ * It issues the tower's own server certificate and, at join time, signs each host's CSR
+ * into a client certificate whose identity is a URI subject alternative name
+ * "skerry://site/<site-id>/host/<host-id>" (numeric ids from the tower's store); the
+ * subject CN is the host name, for people. A peer is authenticated by chaining its
+ * certificate to the CA and reading that URI back. */
+#ifndef SK_COMMON_PKI_H
+#define SK_COMMON_PKI_H
+
+#include <gnutls/gnutls.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+typedef struct sk_ca sk_ca;
+
+/* Loads DIR/ca.pem and DIR/ca.key (mode 0600), creating both on first use. */
+int sk_ca_open(const char *dir, sk_ca **out, sk_error **err);
+void sk_ca_free(sk_ca *ca);
+const char *sk_ca_cert_pem(const sk_ca *ca);
+
+/* A fresh ECDSA P-256 key and a server certificate for the given DNS names and IP
+ * addresses (each entry is either), valid for `days`. Both PEM; caller frees. */
+int sk_ca_issue_server(sk_ca *ca, const char *const *names, size_t n_names, unsigned days,
+                       char **cert_pem, char **key_pem, sk_error **err);
+
+/* Signs a PEM CSR into a client certificate carrying uri as its URI SAN and cn as its
+ * subject CN (the CSR's own subject and extensions are ignored), valid for `days`. */
+int sk_ca_sign_client(sk_ca *ca, const char *csr_pem, const char *cn, const char *uri,
+                      unsigned days, char **cert_pem, sk_error **err);
+
+/* A fresh ECDSA P-256 key and a CSR with subject CN=cn. Both PEM; caller frees. */
+int sk_pki_make_key_and_csr(const char *cn, char **key_pem, char **csr_pem, sk_error **err);
+
+/* Verifies the peer certificate of an established TLS session against trust (the CA
+ * certificate PEM) and returns its URI SAN. -EACCES with a clear message when there is
+ * no certificate, it does not chain to the CA, it has expired, or it carries no URI. */
+int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri,
+                       sk_error **err);
+
+/* Parses "skerry://site/<site>/host/<host>" into its ids; -EINVAL otherwise. */
+int sk_pki_parse_host_uri(const char *uri, int64_t *site_id, int64_t *host_id);
+
+/* Reads and writes small files whole; writes go through a temporary file and rename,
+ * with the given mode. */
+int sk_file_read(const char *path, char **data, size_t *len, sk_error **err);
+int sk_file_write(const char *path, const char *data, size_t len, unsigned mode, sk_error **err);
+
+void sk_ca_freep(sk_ca **ca);
+#define _cleanup_ca_ __attribute__((cleanup(sk_ca_freep)))
+
+#endif

@@ -1,0 +1,145 @@
+/* The tower's store seam (DESIGN.md section 6): one interface, backends behind a function
+ * table (SQLite now, PostgreSQL later), so API logic is tested once for both.
+ *
+ * Every resource row belongs to a tenant. Documents are JSON text as validated by
+ * model/spec.c and stored whole; the store indexes only what it must look up by. Names
+ * are unique per (tenant, kind, name, version); version is "" for unversioned kinds.
+ * All calls are made from one thread at a time (the tower's request thread). */
+#ifndef SK_TOWER_STORE_H
+#define SK_TOWER_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+#define SK_STORE_ABI 1
+
+typedef struct sk_store sk_store;
+
+typedef struct sk_resource_row {
+        int64_t id; /* stable while the row lives; a site's id goes into host certificates */
+        const char *tenant;
+        const char *kind; /* "site", "application", "deployment", "tenant", "user" */
+        const char *name;
+        const char *version; /* "" when the kind has none */
+        const char *json;    /* the stored document */
+        int64_t created, updated; /* unix milliseconds */
+} sk_resource_row;
+
+/* Called per row; return non-zero to stop (that value is returned by the lister). */
+typedef int (*sk_resource_fn)(const sk_resource_row *row, void *user);
+
+typedef enum sk_put_result { SK_PUT_UNCHANGED = 0, SK_PUT_CREATED = 1, SK_PUT_UPDATED = 2 } sk_put_result;
+
+typedef struct sk_host_row {
+        int64_t id, site_id;
+        const char *name;
+        const char *labels_json; /* host labels given at join */
+        const char *status_json; /* the last status report ("{}" before the first) */
+        int64_t joined, last_seen; /* unix milliseconds */
+} sk_host_row;
+typedef int (*sk_host_fn)(const sk_host_row *row, void *user);
+
+typedef struct sk_join_token {
+        int64_t site_id;
+        int64_t expires; /* unix milliseconds */
+        int64_t used;    /* unix milliseconds, 0 when unused */
+} sk_join_token;
+
+typedef struct sk_instance_row {
+        int64_t site_id, host_id;
+        const char *instance; /* "<tenant>/<deployment>/<service>/<replica>" */
+        const char *json;     /* status document as the agent reported it */
+        int64_t updated;
+} sk_instance_row;
+typedef int (*sk_instance_fn)(const sk_instance_row *row, void *user);
+
+typedef struct sk_token_row {
+        const char *tenant, *user, *role;
+        int64_t expires; /* unix milliseconds; 0 never */
+        bool revoked;
+} sk_token_row;
+
+typedef struct sk_store_ops {
+        int abi; /* SK_STORE_ABI */
+        void (*close)(sk_store *s);
+
+        /* Transactions nest by counting: only the outermost commit writes. */
+        int (*begin)(sk_store *s, sk_error **err);
+        int (*commit)(sk_store *s, sk_error **err);
+        void (*rollback)(sk_store *s);
+
+        /* Returns an sk_put_result (>= 0), or negative. *id gets the row id when id. */
+        int (*resource_put)(sk_store *s, const char *tenant, const char *kind, const char *name,
+                            const char *version, const char *json, int64_t *id, sk_error **err);
+        /* version NULL: every version (the callback sees each). -ENOENT when none. */
+        int (*resource_get)(sk_store *s, const char *tenant, const char *kind, const char *name,
+                            const char *version, sk_resource_fn fn, void *user, sk_error **err);
+        int (*resource_get_by_id)(sk_store *s, int64_t id, sk_resource_fn fn, void *user,
+                                  sk_error **err);
+        /* tenant NULL: all tenants. Ordered by tenant, name, version. */
+        int (*resource_list)(sk_store *s, const char *tenant, const char *kind, sk_resource_fn fn,
+                             void *user, sk_error **err);
+        /* version NULL: all versions. Returns rows deleted (0: -ENOENT). */
+        int (*resource_delete)(sk_store *s, const char *tenant, const char *kind, const char *name,
+                               const char *version, sk_error **err);
+
+        /* A monotonically increasing counter bumped by every resource write, so the sync
+         * engine can tell that something changed. */
+        int (*revision)(sk_store *s, int64_t *rev, sk_error **err);
+
+        /* Per-site sync state: the generation the site's desired document has and the hash
+         * of that document. -ENOENT before the first set. */
+        int (*site_sync_get)(sk_store *s, int64_t site_id, int64_t *generation, char **hash,
+                             sk_error **err);
+        int (*site_sync_set)(sk_store *s, int64_t site_id, int64_t generation, const char *hash,
+                             sk_error **err);
+
+        /* Join tokens, stored by hash (never in clear). */
+        int (*join_token_add)(sk_store *s, const char *token_hash, int64_t site_id,
+                              int64_t expires, sk_error **err);
+        int (*join_token_get)(sk_store *s, const char *token_hash, sk_join_token *out,
+                              sk_error **err);
+        /* Marks it used; -EALREADY when it already was. */
+        int (*join_token_use)(sk_store *s, const char *token_hash, int64_t now, sk_error **err);
+
+        /* Hosts. host_add returns -EEXIST when the site has a host of that name. */
+        int (*host_add)(sk_store *s, int64_t site_id, const char *name, const char *labels_json,
+                        int64_t now, int64_t *id, sk_error **err);
+        int (*host_get)(sk_store *s, int64_t host_id, sk_host_fn fn, void *user, sk_error **err);
+        int (*host_list)(sk_store *s, int64_t site_id, sk_host_fn fn, void *user,
+                         sk_error **err);
+        int (*host_seen)(sk_store *s, int64_t host_id, int64_t now, const char *status_json,
+                         sk_error **err);
+
+        /* Instance status: a host's report replaces all rows of that host. */
+        int (*instances_replace)(sk_store *s, int64_t site_id, int64_t host_id,
+                                 const sk_instance_row *rows, size_t n, sk_error **err);
+        /* site_id 0: all sites. prefix NULL or e.g. "default/pos-stores/" */
+        int (*instances_list)(sk_store *s, int64_t site_id, const char *prefix,
+                              sk_instance_fn fn, void *user, sk_error **err);
+        int (*instances_delete_site)(sk_store *s, int64_t site_id, sk_error **err);
+
+        /* Users' password hashes (Argon2id strings from libsodium) and API tokens by hash. */
+        int (*password_set)(sk_store *s, const char *tenant, const char *user, const char *hash,
+                            sk_error **err);
+        int (*password_get)(sk_store *s, const char *tenant, const char *user, char **hash,
+                            sk_error **err);
+        int (*token_add)(sk_store *s, const char *token_hash, const char *tenant,
+                         const char *user, const char *role, int64_t expires, sk_error **err);
+        /* -ENOENT when unknown. */
+        int (*token_get)(sk_store *s, const char *token_hash,
+                         int (*fn)(const sk_token_row *row, void *user), void *user,
+                         sk_error **err);
+        int (*token_revoke)(sk_store *s, const char *token_hash, sk_error **err);
+} sk_store_ops;
+
+struct sk_store {
+        const sk_store_ops *ops;
+};
+
+/* SQLite in WAL mode at path (created and migrated to the newest schema). */
+int sk_store_sqlite_open(const char *path, sk_store **out, sk_error **err);
+
+#endif
