@@ -1,0 +1,776 @@
+#include "common/pki.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
+#include <gnutls/x509.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/log.h"
+
+#define CA_CN         "skerry CA"
+#define CA_DAYS       3650
+#define MAX_DAYS      36500
+#define MAX_FILE_SIZE (16u << 20)
+#define SERIAL_BYTES  16
+#define URI_PREFIX    "skerry://"
+#define DAY_SECONDS   86400
+/* Edge hosts often boot with a wrong clock until NTP catches up; a certificate that only
+ * becomes valid "now" would be refused by a peer a few minutes behind. */
+#define BACKDATE_SECONDS 3600
+
+struct sk_ca {
+        gnutls_x509_crt_t crt;
+        gnutls_x509_privkey_t key;
+        char *cert_pem;
+        /* GnuTLS does not promise that one key object may sign from two threads at once. */
+        pthread_mutex_t lock;
+};
+
+/* Cleanup helpers for the GnuTLS types used here. */
+static void crt_freep(gnutls_x509_crt_t *p)
+{
+        if (*p)
+                gnutls_x509_crt_deinit(*p);
+}
+static void privkey_freep(gnutls_x509_privkey_t *p)
+{
+        if (*p)
+                gnutls_x509_privkey_deinit(*p);
+}
+static void crq_freep(gnutls_x509_crq_t *p)
+{
+        if (*p)
+                gnutls_x509_crq_deinit(*p);
+}
+static void pubkey_freep(gnutls_pubkey_t *p)
+{
+        if (*p)
+                gnutls_pubkey_deinit(*p);
+}
+static void trust_freep(gnutls_x509_trust_list_t *p)
+{
+        if (*p)
+                gnutls_x509_trust_list_deinit(*p, 1);
+}
+static void datum_freep(gnutls_datum_t *d)
+{
+        gnutls_free(d->data);
+}
+static void unlinkp(char **path)
+{
+        if (*path) {
+                unlink(*path);
+                free(*path);
+        }
+}
+#define _cleanup_crt_     __attribute__((cleanup(crt_freep)))
+#define _cleanup_privkey_ __attribute__((cleanup(privkey_freep)))
+#define _cleanup_crq_     __attribute__((cleanup(crq_freep)))
+#define _cleanup_pubkey_  __attribute__((cleanup(pubkey_freep)))
+#define _cleanup_trust_   __attribute__((cleanup(trust_freep)))
+#define _cleanup_datum_   __attribute__((cleanup(datum_freep)))
+#define _cleanup_unlink_  __attribute__((cleanup(unlinkp)))
+
+static int gtls_fail(sk_error **err, int gr, const char *what)
+{
+        return sk_error_set(err, gr == GNUTLS_E_MEMORY_ERROR ? ENOMEM : EIO, "%s: %s", what,
+                            gnutls_strerror(gr));
+}
+
+/* A gnutls_datum_t export into a NUL-terminated malloc'ed string. */
+static int datum_to_str(const gnutls_datum_t *d, char **out, sk_error **err)
+{
+        char *s = malloc(d->size + 1);
+        if (!s)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        memcpy(s, d->data, d->size);
+        s[d->size] = '\0';
+        *out = s;
+        return 0;
+}
+
+/* ---- files ---- */
+
+int sk_file_read(const char *path, char **data, size_t *len, sk_error **err)
+{
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return sk_error_set(err, errno, "%s: %s", path, strerror(errno));
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return sk_error_set(err, errno, "%s: %s", path, strerror(errno));
+        if (!S_ISREG(st.st_mode))
+                return sk_error_set(err, EINVAL, "%s: not a regular file", path);
+        if ((uint64_t)st.st_size > MAX_FILE_SIZE)
+                return sk_error_set(err, EFBIG, "%s: larger than %u bytes", path, MAX_FILE_SIZE);
+        size_t cap = (size_t)st.st_size;
+        _cleanup_free_ char *buf = malloc(cap + 1);
+        if (!buf)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        size_t n = 0;
+        while (n < cap) {
+                ssize_t r = read(fd, buf + n, cap - n);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0)
+                        return sk_error_set(err, errno, "%s: %s", path, strerror(errno));
+                if (r == 0)
+                        break; /* shrank while reading: keep what is there */
+                n += (size_t)r;
+        }
+        buf[n] = '\0';
+        *data = take_ptr(&buf);
+        if (len)
+                *len = n;
+        return 0;
+}
+
+static int fsync_parent(const char *path, sk_error **err)
+{
+        _cleanup_free_ char *copy = strdup(path);
+        if (!copy)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        const char *dir = dirname(copy);
+        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || fsync(dfd) < 0)
+                return sk_error_set(err, errno, "%s: %s", dir, strerror(errno));
+        return 0;
+}
+
+int sk_file_write(const char *path, const char *data, size_t len, unsigned mode, sk_error **err)
+{
+        _cleanup_unlink_ char *tmp = NULL;
+        if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0) {
+                tmp = NULL;
+                return sk_error_set(err, ENOMEM, "out of memory");
+        }
+        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0) {
+                int e = errno;
+                free(take_ptr(&tmp)); /* nothing was created */
+                return sk_error_set(err, e, "%s: cannot create temporary file: %s", path,
+                                    strerror(e));
+        }
+        /* fchmod, not the umask, decides: a key must end up 0600 whatever the caller's umask. */
+        if (fchmod(fd, mode & 07777) < 0)
+                return sk_error_set(err, errno, "%s: %s", tmp, strerror(errno));
+        size_t done = 0;
+        while (done < len) {
+                ssize_t w = write(fd, data + done, len - done);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w < 0)
+                        return sk_error_set(err, errno, "%s: %s", tmp, strerror(errno));
+                done += (size_t)w;
+        }
+        if (fsync(fd) < 0)
+                return sk_error_set(err, errno, "%s: %s", tmp, strerror(errno));
+        if (close(take_fd(&fd)) < 0)
+                return sk_error_set(err, errno, "%s: %s", tmp, strerror(errno));
+        if (rename(tmp, path) < 0)
+                return sk_error_set(err, errno, "%s: %s", path, strerror(errno));
+        free(take_ptr(&tmp)); /* renamed: nothing to unlink */
+        return fsync_parent(path, err);
+}
+
+/* ---- certificate building blocks ---- */
+
+static int new_p256_key(gnutls_x509_privkey_t *out, sk_error **err)
+{
+        _cleanup_privkey_ gnutls_x509_privkey_t key = NULL;
+        int r = gnutls_x509_privkey_init(&key);
+        if (r < 0)
+                return gtls_fail(err, r, "private key");
+        r = gnutls_x509_privkey_generate2(
+            key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0, NULL, 0);
+        if (r < 0)
+                return gtls_fail(err, r, "generating an ECDSA P-256 key");
+        *out = take_ptr(&key);
+        return 0;
+}
+
+/* Unencrypted PKCS#8 PEM: the form every TLS library (GnuTLS, OpenSSL under libcurl) reads. */
+static int export_key_pem(gnutls_x509_privkey_t key, char **out, sk_error **err)
+{
+        _cleanup_datum_ gnutls_datum_t d = {NULL, 0};
+        int r = gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN,
+                                                  &d);
+        if (r < 0)
+                return gtls_fail(err, r, "exporting a private key");
+        return datum_to_str(&d, out, err);
+}
+
+static int export_crt_pem(gnutls_x509_crt_t crt, char **out, sk_error **err)
+{
+        _cleanup_datum_ gnutls_datum_t d = {NULL, 0};
+        int r = gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &d);
+        if (r < 0)
+                return gtls_fail(err, r, "exporting a certificate");
+        return datum_to_str(&d, out, err);
+}
+
+static int check_days(unsigned days, sk_error **err)
+{
+        if (days < 1 || days > MAX_DAYS)
+                return sk_error_set(err, EINVAL, "days: must be between 1 and %u, not %u", MAX_DAYS,
+                                    days);
+        return 0;
+}
+
+static int check_cn(const char *cn, sk_error **err)
+{
+        /* 64 is the X.520 upper bound for a common name. */
+        if (!cn || !cn[0] || strlen(cn) > 64)
+                return sk_error_set(err, EINVAL, "cn: must be 1 to 64 characters");
+        return 0;
+}
+
+/* Version, random serial, validity and subject CN: what every certificate here has. */
+static int crt_new(const char *cn, unsigned days, gnutls_x509_crt_t *out, sk_error **err)
+{
+        _cleanup_crt_ gnutls_x509_crt_t crt = NULL;
+        int r = gnutls_x509_crt_init(&crt);
+        if (r < 0)
+                return gtls_fail(err, r, "certificate");
+        r = gnutls_x509_crt_set_version(crt, 3);
+        if (r < 0)
+                return gtls_fail(err, r, "certificate version");
+
+        unsigned char serial[SERIAL_BYTES];
+        r = gnutls_rnd(GNUTLS_RND_NONCE, serial, sizeof(serial));
+        if (r < 0)
+                return gtls_fail(err, r, "random serial");
+        /* Positive and without a leading zero byte, so the DER INTEGER is minimal. */
+        serial[0] = (unsigned char)((serial[0] & 0x7f) | 0x40);
+        r = gnutls_x509_crt_set_serial(crt, serial, sizeof(serial));
+        if (r < 0)
+                return gtls_fail(err, r, "certificate serial");
+
+        time_t now = time(NULL);
+        r = gnutls_x509_crt_set_activation_time(crt, now - BACKDATE_SECONDS);
+        if (r >= 0)
+                r = gnutls_x509_crt_set_expiration_time(crt, now + (time_t)days * DAY_SECONDS);
+        if (r < 0)
+                return gtls_fail(err, r, "certificate validity");
+
+        r = gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn,
+                                          (unsigned)strlen(cn));
+        if (r < 0)
+                return gtls_fail(err, r, "certificate subject");
+        *out = take_ptr(&crt);
+        return 0;
+}
+
+static int set_subject_key_id(gnutls_x509_crt_t crt, sk_error **err)
+{
+        unsigned char id[64];
+        size_t size = sizeof(id);
+        int r = gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA1, id, &size);
+        if (r >= 0)
+                r = gnutls_x509_crt_set_subject_key_id(crt, id, size);
+        if (r < 0)
+                return gtls_fail(err, r, "subject key identifier");
+        return 0;
+}
+
+/* Authority key id and signature by the CA; exports the result. Called with ca->lock. */
+static int ca_sign_locked(sk_ca *ca, gnutls_x509_crt_t crt, char **pem, sk_error **err)
+{
+        unsigned char id[64];
+        size_t size = sizeof(id);
+        int r = gnutls_x509_crt_get_subject_key_id(ca->crt, id, &size, NULL);
+        if (r >= 0)
+                r = gnutls_x509_crt_set_authority_key_id(crt, id, size);
+        if (r < 0)
+                return gtls_fail(err, r, "authority key identifier");
+        r = gnutls_x509_crt_sign2(crt, ca->crt, ca->key, GNUTLS_DIG_SHA256, 0);
+        if (r < 0)
+                return gtls_fail(err, r, "signing a certificate");
+        return export_crt_pem(crt, pem, err);
+}
+
+static int ca_sign(sk_ca *ca, gnutls_x509_crt_t crt, char **pem, sk_error **err)
+{
+        pthread_mutex_lock(&ca->lock);
+        int r = ca_sign_locked(ca, crt, pem, err);
+        pthread_mutex_unlock(&ca->lock);
+        return r;
+}
+
+/* ---- the CA ---- */
+
+void sk_ca_free(sk_ca *ca)
+{
+        if (!ca)
+                return;
+        if (ca->crt)
+                gnutls_x509_crt_deinit(ca->crt);
+        if (ca->key)
+                gnutls_x509_privkey_deinit(ca->key);
+        free(ca->cert_pem);
+        pthread_mutex_destroy(&ca->lock);
+        free(ca);
+}
+
+void sk_ca_freep(sk_ca **ca)
+{
+        sk_ca_free(*ca);
+        *ca = NULL;
+}
+
+const char *sk_ca_cert_pem(const sk_ca *ca)
+{
+        return ca->cert_pem;
+}
+
+static int ca_alloc(sk_ca **out, sk_error **err)
+{
+        sk_ca *ca = calloc(1, sizeof(*ca));
+        if (!ca)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        pthread_mutex_init(&ca->lock, NULL);
+        *out = ca;
+        return 0;
+}
+
+static int ca_create(const char *cert_path, const char *key_path, sk_ca *ca, sk_error **err)
+{
+        int r = new_p256_key(&ca->key, err);
+        if (r < 0)
+                return r;
+        r = crt_new(CA_CN, CA_DAYS, &ca->crt, err);
+        if (r < 0)
+                return r;
+        r = gnutls_x509_crt_set_key(ca->crt, ca->key);
+        if (r >= 0)
+                r = gnutls_x509_crt_set_basic_constraints(ca->crt, 1, -1);
+        if (r >= 0)
+                r = gnutls_x509_crt_set_key_usage(ca->crt,
+                                                  GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN);
+        if (r < 0)
+                return gtls_fail(err, r, "CA certificate");
+        r = set_subject_key_id(ca->crt, err);
+        if (r < 0)
+                return r;
+        r = gnutls_x509_crt_sign2(ca->crt, ca->crt, ca->key, GNUTLS_DIG_SHA256, 0);
+        if (r < 0)
+                return gtls_fail(err, r, "self-signing the CA certificate");
+        r = export_crt_pem(ca->crt, &ca->cert_pem, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *key_pem = NULL;
+        r = export_key_pem(ca->key, &key_pem, err);
+        if (r < 0)
+                return r;
+        /* The key first: ca.pem appearing is what marks the pair complete (see sk_ca_open). */
+        r = sk_file_write(key_path, key_pem, strlen(key_pem), 0600, err);
+        explicit_bzero(key_pem, strlen(key_pem));
+        if (r < 0)
+                return r;
+        r = sk_file_write(cert_path, ca->cert_pem, strlen(ca->cert_pem), 0644, err);
+        if (r < 0)
+                return r;
+        sk_info("created a new certificate authority in %s", cert_path);
+        return 0;
+}
+
+static int ca_load(const char *cert_path, const char *key_path, sk_ca *ca, sk_error **err)
+{
+        _cleanup_free_ char *cert_pem = NULL, *key_pem = NULL;
+        size_t cert_len = 0, key_len = 0;
+        int r = sk_file_read(cert_path, &cert_pem, &cert_len, err);
+        if (r < 0)
+                return r;
+        r = sk_file_read(key_path, &key_pem, &key_len, err);
+        if (r < 0)
+                return r;
+        struct stat st;
+        if (stat(key_path, &st) == 0 && (st.st_mode & 077))
+                sk_warn("%s is readable by others (mode %04o); it should be 0600", key_path,
+                        (unsigned)(st.st_mode & 07777));
+
+        r = gnutls_x509_crt_init(&ca->crt);
+        if (r < 0)
+                return gtls_fail(err, r, "CA certificate");
+        gnutls_datum_t d = {(unsigned char *)cert_pem, (unsigned)cert_len};
+        r = gnutls_x509_crt_import(ca->crt, &d, GNUTLS_X509_FMT_PEM);
+        if (r < 0)
+                return sk_error_set(err, EINVAL, "%s: not a PEM certificate: %s", cert_path,
+                                    gnutls_strerror(r));
+        if (gnutls_x509_crt_get_ca_status(ca->crt, NULL) <= 0)
+                return sk_error_set(err, EINVAL, "%s: not a CA certificate", cert_path);
+
+        r = gnutls_x509_privkey_init(&ca->key);
+        if (r < 0)
+                return gtls_fail(err, r, "CA key");
+        gnutls_datum_t k = {(unsigned char *)key_pem, (unsigned)key_len};
+        r = gnutls_x509_privkey_import2(ca->key, &k, GNUTLS_X509_FMT_PEM, NULL, 0);
+        explicit_bzero(key_pem, key_len);
+        if (r < 0)
+                return sk_error_set(err, EINVAL, "%s: not a PEM private key: %s", key_path,
+                                    gnutls_strerror(r));
+
+        unsigned char crt_id[64], key_id[64];
+        size_t crt_id_len = sizeof(crt_id), key_id_len = sizeof(key_id);
+        r = gnutls_x509_crt_get_key_id(ca->crt, GNUTLS_KEYID_USE_SHA256, crt_id, &crt_id_len);
+        if (r >= 0)
+                r = gnutls_x509_privkey_get_key_id(ca->key, GNUTLS_KEYID_USE_SHA256, key_id,
+                                                   &key_id_len);
+        if (r < 0)
+                return gtls_fail(err, r, "CA key id");
+        if (crt_id_len != key_id_len || memcmp(crt_id, key_id, crt_id_len) != 0)
+                return sk_error_set(err, EINVAL, "%s does not belong to %s", key_path, cert_path);
+        return export_crt_pem(ca->crt, &ca->cert_pem, err);
+}
+
+int sk_ca_open(const char *dir, sk_ca **out, sk_error **err)
+{
+        _cleanup_free_ char *cert_path = NULL, *key_path = NULL;
+        if (asprintf(&cert_path, "%s/ca.pem", dir) < 0 || asprintf(&key_path, "%s/ca.key", dir) < 0)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return sk_error_set(err, errno, "%s: %s", dir, strerror(errno));
+
+        _cleanup_ca_ sk_ca *ca = NULL;
+        int r = ca_alloc(&ca, err);
+        if (r < 0)
+                return r;
+        /* ca.pem is written last, so without it any ca.key is a leftover of an interrupted
+         * first start that never signed anything: start over. */
+        if (access(cert_path, F_OK) == 0)
+                r = ca_load(cert_path, key_path, ca, err);
+        else if (errno == ENOENT)
+                r = ca_create(cert_path, key_path, ca, err);
+        else
+                r = sk_error_set(err, errno, "%s: %s", cert_path, strerror(errno));
+        if (r < 0) {
+                sk_error_prefix(err, "certificate authority");
+                return r;
+        }
+        *out = take_ptr(&ca);
+        return 0;
+}
+
+/* ---- issuing ---- */
+
+static int add_server_name(gnutls_x509_crt_t crt, const char *name, size_t i, sk_error **err)
+{
+        unsigned char ip[16];
+        int r;
+        if (!name || !name[0])
+                return sk_error_set(err, EINVAL, "names[%zu]: empty", i);
+        if (inet_pton(AF_INET, name, ip) == 1)
+                r = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip, 4,
+                                                         GNUTLS_FSAN_APPEND);
+        else if (inet_pton(AF_INET6, name, ip) == 1)
+                r = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip, 16,
+                                                         GNUTLS_FSAN_APPEND);
+        else
+                r = gnutls_x509_crt_set_subject_alt_name(
+                    crt, GNUTLS_SAN_DNSNAME, name, (unsigned)strlen(name), GNUTLS_FSAN_APPEND);
+        if (r < 0)
+                return sk_error_set(err, EINVAL,
+                                    "names[%zu]: \"%s\" is not a valid DNS name "
+                                    "or IP address: %s",
+                                    i, name, gnutls_strerror(r));
+        return 0;
+}
+
+int sk_ca_issue_server(sk_ca *ca, const char *const *names, size_t n_names, unsigned days,
+                       char **cert_pem, char **key_pem, sk_error **err)
+{
+        if (n_names == 0)
+                return sk_error_set(err, EINVAL, "names: at least one DNS name or IP address");
+        int r = check_days(days, err);
+        if (r < 0)
+                return r;
+        /* The CN is only for people; clients match the SANs. */
+        const char *cn =
+            names[0] && names[0][0] && strlen(names[0]) <= 64 ? names[0] : "skerry tower";
+        _cleanup_privkey_ gnutls_x509_privkey_t key = NULL;
+        r = new_p256_key(&key, err);
+        if (r < 0)
+                return r;
+        _cleanup_crt_ gnutls_x509_crt_t crt = NULL;
+        r = crt_new(cn, days, &crt, err);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n_names; i++) {
+                r = add_server_name(crt, names[i], i, err);
+                if (r < 0)
+                        return r;
+        }
+        r = gnutls_x509_crt_set_key(crt, key);
+        if (r >= 0)
+                r = gnutls_x509_crt_set_basic_constraints(crt, 0, -1);
+        if (r >= 0)
+                r = gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE |
+                                                           GNUTLS_KEY_KEY_ENCIPHERMENT);
+        if (r >= 0)
+                r = gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_SERVER, 0);
+        if (r < 0)
+                return gtls_fail(err, r, "server certificate");
+        r = set_subject_key_id(crt, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *cert = NULL, *keyp = NULL;
+        r = ca_sign(ca, crt, &cert, err);
+        if (r < 0)
+                return r;
+        r = export_key_pem(key, &keyp, err);
+        if (r < 0)
+                return r;
+        *cert_pem = take_ptr(&cert);
+        *key_pem = take_ptr(&keyp);
+        return 0;
+}
+
+static int import_csr(const char *csr_pem, gnutls_x509_crq_t *out, sk_error **err)
+{
+        if (!csr_pem || !csr_pem[0])
+                return sk_error_set(err, EINVAL, "certificate request: empty");
+        _cleanup_crq_ gnutls_x509_crq_t crq = NULL;
+        int r = gnutls_x509_crq_init(&crq);
+        if (r < 0)
+                return gtls_fail(err, r, "certificate request");
+        gnutls_datum_t d = {(unsigned char *)csr_pem, (unsigned)strlen(csr_pem)};
+        r = gnutls_x509_crq_import(crq, &d, GNUTLS_X509_FMT_PEM);
+        if (r < 0)
+                return sk_error_set(err, EINVAL, "certificate request: not a PEM CSR: %s",
+                                    gnutls_strerror(r));
+        /* Proof that the requester holds the private key of the public key it sends. */
+        r = gnutls_x509_crq_verify(crq, 0);
+        if (r < 0)
+                return sk_error_set(err, EINVAL,
+                                    "certificate request: its signature does not verify: %s",
+                                    gnutls_strerror(r));
+        unsigned bits = 0;
+        int pk = gnutls_x509_crq_get_pk_algorithm(crq, &bits);
+        if (pk == GNUTLS_PK_RSA && bits < 2048)
+                return sk_error_set(err, EINVAL,
+                                    "certificate request: RSA key of %u bits is too weak "
+                                    "(2048 at least)",
+                                    bits);
+        *out = take_ptr(&crq);
+        return 0;
+}
+
+int sk_ca_sign_client(sk_ca *ca, const char *csr_pem, const char *cn, const char *uri,
+                      unsigned days, char **cert_pem, sk_error **err)
+{
+        int r = check_days(days, err);
+        if (r < 0)
+                return r;
+        r = check_cn(cn, err);
+        if (r < 0)
+                return r;
+        if (!uri || !uri[0] || !strstr(uri, "://"))
+                return sk_error_set(err, EINVAL, "uri: \"%s\" is not a URI", uri ? uri : "");
+        _cleanup_crq_ gnutls_x509_crq_t crq = NULL;
+        r = import_csr(csr_pem, &crq, err);
+        if (r < 0)
+                return r;
+        _cleanup_pubkey_ gnutls_pubkey_t pub = NULL;
+        r = gnutls_pubkey_init(&pub);
+        if (r >= 0)
+                r = gnutls_pubkey_import_x509_crq(pub, crq, 0);
+        if (r < 0)
+                return gtls_fail(err, r, "certificate request public key");
+
+        _cleanup_crt_ gnutls_x509_crt_t crt = NULL;
+        r = crt_new(cn, days, &crt, err);
+        if (r < 0)
+                return r;
+        r = gnutls_x509_crt_set_pubkey(crt, pub);
+        if (r >= 0)
+                r = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_URI, uri,
+                                                         (unsigned)strlen(uri), GNUTLS_FSAN_SET);
+        if (r >= 0)
+                r = gnutls_x509_crt_set_basic_constraints(crt, 0, -1);
+        if (r >= 0)
+                r = gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE |
+                                                           GNUTLS_KEY_KEY_ENCIPHERMENT);
+        if (r >= 0)
+                r = gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_CLIENT, 0);
+        if (r < 0)
+                return gtls_fail(err, r, "client certificate");
+        r = set_subject_key_id(crt, err);
+        if (r < 0)
+                return r;
+        return ca_sign(ca, crt, cert_pem, err);
+}
+
+int sk_pki_make_key_and_csr(const char *cn, char **key_pem, char **csr_pem, sk_error **err)
+{
+        int r = check_cn(cn, err);
+        if (r < 0)
+                return r;
+        _cleanup_privkey_ gnutls_x509_privkey_t key = NULL;
+        r = new_p256_key(&key, err);
+        if (r < 0)
+                return r;
+        _cleanup_crq_ gnutls_x509_crq_t crq = NULL;
+        r = gnutls_x509_crq_init(&crq);
+        if (r >= 0)
+                r = gnutls_x509_crq_set_version(crq, 1);
+        if (r >= 0)
+                r = gnutls_x509_crq_set_dn_by_oid(crq, GNUTLS_OID_X520_COMMON_NAME, 0, cn,
+                                                  (unsigned)strlen(cn));
+        if (r >= 0)
+                r = gnutls_x509_crq_set_key(crq, key);
+        if (r >= 0)
+                r = gnutls_x509_crq_sign2(crq, key, GNUTLS_DIG_SHA256, 0);
+        if (r < 0)
+                return gtls_fail(err, r, "certificate request");
+        _cleanup_datum_ gnutls_datum_t d = {NULL, 0};
+        r = gnutls_x509_crq_export2(crq, GNUTLS_X509_FMT_PEM, &d);
+        if (r < 0)
+                return gtls_fail(err, r, "exporting a certificate request");
+        _cleanup_free_ char *csr = NULL, *keyp = NULL;
+        r = datum_to_str(&d, &csr, err);
+        if (r < 0)
+                return r;
+        r = export_key_pem(key, &keyp, err);
+        if (r < 0)
+                return r;
+        *csr_pem = take_ptr(&csr);
+        *key_pem = take_ptr(&keyp);
+        return 0;
+}
+
+/* ---- verifying peers ---- */
+
+/* The first URI SAN that names a skerry identity, or -ENOENT. */
+static int find_skerry_uri(gnutls_x509_crt_t crt, char **uri, sk_error **err)
+{
+        for (unsigned i = 0;; i++) {
+                size_t size = 0;
+                unsigned type = 0;
+                int r = gnutls_x509_crt_get_subject_alt_name2(crt, i, NULL, &size, &type, NULL);
+                if (r == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+                        return -ENOENT;
+                if (r != GNUTLS_E_SHORT_MEMORY_BUFFER && r < 0)
+                        return gtls_fail(err, r, "client certificate names");
+                if (type != GNUTLS_SAN_URI)
+                        continue;
+                _cleanup_free_ char *buf = malloc(size + 1);
+                if (!buf)
+                        return sk_error_set(err, ENOMEM, "out of memory");
+                r = gnutls_x509_crt_get_subject_alt_name2(crt, i, buf, &size, &type, NULL);
+                if (r < 0)
+                        return gtls_fail(err, r, "client certificate names");
+                buf[size] = '\0';
+                if (strlen(buf) == size && strncmp(buf, URI_PREFIX, strlen(URI_PREFIX)) == 0) {
+                        *uri = take_ptr(&buf);
+                        return 0;
+                }
+        }
+}
+
+int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri, sk_error **err)
+{
+        unsigned n = 0;
+        const gnutls_datum_t *raw = gnutls_certificate_get_peers(session, &n);
+        if (!raw || n == 0)
+                return sk_error_set(err, EACCES, "no client certificate");
+        if (gnutls_certificate_type_get2(session, GNUTLS_CTYPE_PEERS) != GNUTLS_CRT_X509)
+                return sk_error_set(err, EACCES, "client certificate is not X.509");
+
+        _cleanup_crt_ gnutls_x509_crt_t leaf = NULL;
+        int r = gnutls_x509_crt_init(&leaf);
+        if (r < 0)
+                return gtls_fail(err, r, "client certificate");
+        r = gnutls_x509_crt_import(leaf, &raw[0], GNUTLS_X509_FMT_DER);
+        if (r < 0)
+                return sk_error_set(err, EACCES, "client certificate cannot be parsed: %s",
+                                    gnutls_strerror(r));
+
+        _cleanup_trust_ gnutls_x509_trust_list_t trust = NULL;
+        r = gnutls_x509_trust_list_init(&trust, 0);
+        if (r < 0)
+                return gtls_fail(err, r, "trust list");
+        gnutls_datum_t ca = {(unsigned char *)ca_pem, ca_pem ? (unsigned)strlen(ca_pem) : 0};
+        r = gnutls_x509_trust_list_add_trust_mem(trust, &ca, NULL, GNUTLS_X509_FMT_PEM, 0, 0);
+        if (r <= 0)
+                return sk_error_set(err, EINVAL, "CA certificate: no PEM certificate found%s%s",
+                                    r < 0 ? ": " : "", r < 0 ? gnutls_strerror(r) : "");
+
+        /* Only the leaf: our CA signs hosts directly, so intermediates sent by a peer would
+         * be someone else's. The purpose check keeps a server certificate from posing as a
+         * host. Time validity is checked by default. */
+        gnutls_typed_vdata_st purpose = {
+            .type = GNUTLS_DT_KEY_PURPOSE_OID,
+            .data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT,
+        };
+        unsigned status = 0;
+        r = gnutls_x509_trust_list_verify_crt2(trust, &leaf, 1, &purpose, 1, 0, &status, NULL);
+        if (r < 0)
+                return gtls_fail(err, r, "verifying the client certificate");
+        if (status & (GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_SIGNATURE_FAILURE |
+                      GNUTLS_CERT_SIGNER_NOT_CA | GNUTLS_CERT_INSECURE_ALGORITHM))
+                return sk_error_set(err, EACCES, "client certificate is not from this tower's CA");
+        if (status & GNUTLS_CERT_EXPIRED)
+                return sk_error_set(err, EACCES, "client certificate expired");
+        if (status & GNUTLS_CERT_NOT_ACTIVATED)
+                return sk_error_set(err, EACCES, "client certificate is not valid yet");
+        if (status & GNUTLS_CERT_PURPOSE_MISMATCH)
+                return sk_error_set(err, EACCES,
+                                    "client certificate is not for client authentication");
+        if (status != 0) {
+                _cleanup_datum_ gnutls_datum_t why = {NULL, 0};
+                gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &why, 0);
+                return sk_error_set(err, EACCES, "client certificate refused: %s",
+                                    why.data ? (const char *)why.data : "invalid");
+        }
+
+        r = find_skerry_uri(leaf, uri, err);
+        if (r == -ENOENT)
+                return sk_error_set(err, EACCES, "client certificate has no skerry identity");
+        return r;
+}
+
+/* A positive decimal id without sign, spaces or leading zeros, so each id has one URI. */
+static const char *parse_id(const char *s, int64_t *id)
+{
+        if (*s < '1' || *s > '9')
+                return NULL;
+        int64_t v = 0;
+        for (; *s >= '0' && *s <= '9'; s++) {
+                int d = *s - '0';
+                if (v > (INT64_MAX - d) / 10)
+                        return NULL;
+                v = v * 10 + d;
+        }
+        *id = v;
+        return s;
+}
+
+int sk_pki_parse_host_uri(const char *uri, int64_t *site_id, int64_t *host_id)
+{
+        static const char site[] = URI_PREFIX "site/";
+        static const char host[] = "/host/";
+        int64_t s = 0, h = 0;
+        if (!uri || strncmp(uri, site, strlen(site)) != 0)
+                return -EINVAL;
+        const char *p = parse_id(uri + strlen(site), &s);
+        if (!p || strncmp(p, host, strlen(host)) != 0)
+                return -EINVAL;
+        p = parse_id(p + strlen(host), &h);
+        if (!p || *p != '\0')
+                return -EINVAL;
+        if (site_id)
+                *site_id = s;
+        if (host_id)
+                *host_id = h;
+        return 0;
+}
