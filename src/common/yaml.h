@@ -5,7 +5,18 @@
  * `true`/`false` -> boolean, integers (decimal, 0x, 0o) -> integer, decimals -> real;
  * everything else, and every quoted scalar, is a string. Anchors/aliases are refused
  * (they make "where did this come from" ambiguous and invite billion-laughs); duplicate
- * keys are refused. */
+ * keys are refused.
+ *
+ * Paths: a mapping member is `parent.key` (just `key` at the root), a sequence item
+ * `parent[3]`. A key that is not made only of [A-Za-z0-9_-] is written quoted in
+ * brackets, JSON-style, with '"' and '\\' escaped by a backslash: `labels["system/name"]`,
+ * `labels["a.b"]`, `env[""]`. Use sk_yaml_path_key/_index to build them, so that
+ * validators and this map agree.
+ *
+ * Other choices: a plain `.inf`/`.nan` stays a string (JSON has no such numbers); an
+ * integer outside int64 is an error; `!!str` forces a string, other standard tags
+ * (`!!int`, `!!map`, ...) are allowed and ignored, unknown tags are refused; a scalar
+ * holding a NUL character is refused; positions point at the node's value. */
 #ifndef SK_COMMON_YAML_H
 #define SK_COMMON_YAML_H
 
@@ -39,6 +50,10 @@ void sk_yaml_docs_free(sk_yaml_docs *docs);
 /* Line and column of the node at path, or of its nearest ancestor that has one.
  * Returns 0 when found, -ENOENT otherwise. */
 int sk_yaml_doc_position(const sk_yaml_doc *doc, const char *path, int *line, int *column);
+
+/* The path of member key (or item index) under the path parent; caller frees. */
+char *sk_yaml_path_key(const char *parent, const char *key);
+char *sk_yaml_path_index(const char *parent, size_t index);
 
 /* Writes value as block-style YAML (for `-o yaml`); caller frees. */
 char *sk_yaml_dump(const json_t *value);
