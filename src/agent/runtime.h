@@ -97,5 +97,13 @@ int sk_runtime_docker_new(const char *url, sk_runtime **out, sk_error **err);
 void sk_container_info_clear(sk_container_info *c);
 void sk_container_list_clear(sk_container_list *l);
 const char *sk_container_state_name(sk_container_state s);
+/* Docker/Podman state words ("running", "exited", podman's "stopped", ...). */
+sk_container_state sk_container_state_parse(const char *s);
+/* RFC 3339 with optional fraction and offset to unix seconds; "0001-01-01T00:00:00Z" and
+ * NULL give 0. Returns -EINVAL (and leaves *out alone) on text that is not a time. */
+int sk_runtime_parse_time(const char *s, int64_t *out);
+/* A Docker log body to plain text: the 8-byte frame headers (stream, size) of a non-TTY
+ * container are removed; a TTY container's raw stream is returned as it is. */
+int sk_runtime_demux_logs(const char *data, size_t len, char **text, sk_error **err);
 
 #endif
