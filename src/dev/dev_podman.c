@@ -1,0 +1,335 @@
+/* The private Podman API service of `skerry dev`: a store under DIR/podman that touches
+ * nothing of the machine's own containers, with localhost/busybox:latest imported from the
+ * static busybox so that the first example runs offline (see ../shared/MACHINE-NOTES.md). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/httpc.h"
+#include "common/log.h"
+#include "dev/dev-internal.h"
+
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
+
+#define API "/v1.41"
+
+/* Applets linked in the image; enough for shells, sleep loops and a web server. */
+static const char *const applets[] = {
+    "sh",    "ash",  "cat",  "echo",  "env",   "false", "grep",   "hostname", "httpd",
+    "id",    "kill", "ls",   "mkdir", "nc",    "ps",    "printf", "rm",       "sed",
+    "sleep", "tail", "test", "top",   "touch", "true",  "wget",   "date",     "uname",
+};
+
+static const char index_html[] = "<h1>hello from skerry</h1>\n";
+
+/* One ustar header block. */
+static int tar_header(FILE *f, const char *name, char type, unsigned mode, uint64_t size,
+                      const char *link)
+{
+        unsigned char h[512] = {0};
+        if (strlen(name) >= 100 || (link && strlen(link) >= 100))
+                return -ENAMETOOLONG;
+        memcpy(h, name, strlen(name));
+        snprintf((char *)h + 100, 8, "%07o", mode);
+        snprintf((char *)h + 108, 8, "%07o", 0);
+        snprintf((char *)h + 116, 8, "%07o", 0);
+        snprintf((char *)h + 124, 12, "%011llo", (unsigned long long)size);
+        snprintf((char *)h + 136, 12, "%011llo", (unsigned long long)time(NULL));
+        memset(h + 148, ' ', 8);
+        h[156] = (unsigned char)type;
+        if (link)
+                memcpy(h + 157, link, strlen(link));
+        memcpy(h + 257, "ustar", 6);
+        memcpy(h + 263, "00", 2);
+        memcpy(h + 265, "root", 4);
+        memcpy(h + 297, "root", 4);
+        unsigned sum = 0;
+        for (size_t i = 0; i < sizeof(h); i++)
+                sum += h[i];
+        snprintf((char *)h + 148, 8, "%06o", sum);
+        h[155] = ' ';
+        return fwrite(h, 1, sizeof(h), f) == sizeof(h) ? 0 : -EIO;
+}
+
+static int tar_data(FILE *f, const void *data, size_t len)
+{
+        static const char zeros[512];
+        size_t pad = (512 - len % 512) % 512;
+        if (fwrite(data, 1, len, f) != len || fwrite(zeros, 1, pad, f) != pad)
+                return -EIO;
+        return 0;
+}
+
+static int read_all(const char *path, char **data, size_t *len, sk_error **err)
+{
+        _cleanup_fclose_ FILE *f = fopen(path, "rbe");
+        struct stat st;
+        if (!f || fstat(fileno(f), &st) < 0)
+                return sk_error_set(err, errno, "cannot read %s: %s", path, strerror(errno));
+        _cleanup_free_ char *buf = malloc((size_t)st.st_size + 1);
+        if (!buf)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        if (fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
+                return sk_error_set(err, EIO, "cannot read %s", path);
+        *len = (size_t)st.st_size;
+        *data = take_ptr(&buf);
+        return 0;
+}
+
+int sk_dev_busybox_tar(const char *busybox_path, const char *tar_path, sk_error **err)
+{
+        _cleanup_free_ char *bin = NULL;
+        size_t bin_len = 0;
+        int r = read_all(busybox_path, &bin, &bin_len, err);
+        if (r < 0)
+                return sk_error_prefix(err, "the busybox image needs busybox-static");
+        if (bin_len < 4 || memcmp(bin, "\177ELF", 4) != 0)
+                return sk_error_set(err, EINVAL, "%s is not an executable", busybox_path);
+        _cleanup_fclose_ FILE *f = fopen(tar_path, "wbe");
+        if (!f)
+                return sk_error_set(err, errno, "cannot write %s: %s", tar_path, strerror(errno));
+        r = tar_header(f, "bin/", '5', 0755, 0, NULL);
+        r = r ?: tar_header(f, "bin/busybox", '0', 0755, bin_len, NULL);
+        r = r ?: tar_data(f, bin, bin_len);
+        for (size_t i = 0; r == 0 && i < SK_ARRAY_SIZE(applets); i++) {
+                char name[64];
+                snprintf(name, sizeof(name), "bin/%s", applets[i]);
+                r = tar_header(f, name, '2', 0777, 0, "busybox");
+        }
+        r = r ?: tar_header(f, "tmp/", '5', 01777, 0, NULL);
+        r = r ?: tar_header(f, "www/", '5', 0755, 0, NULL);
+        r = r ?: tar_header(f, "www/index.html", '0', 0644, strlen(index_html), NULL);
+        r = r ?: tar_data(f, index_html, strlen(index_html));
+        static const char end[1024];
+        if (r == 0 && fwrite(end, 1, sizeof(end), f) != sizeof(end))
+                r = -EIO;
+        if (r == 0 && fflush(f) != 0)
+                r = -errno;
+        if (r < 0)
+                return sk_error_set(err, -r, "cannot write %s: %s", tar_path, strerror(-r));
+        return 0;
+}
+
+bool sk_dev_crun_usable(void)
+{
+        struct statfs fs;
+        /* crun refuses cgroup v1 and hybrid hierarchies ("cgroups in hybrid mode not
+         * supported"); only a pure v2 mount at /sys/fs/cgroup is safe. */
+        if (statfs("/sys/fs/cgroup", &fs) < 0 || fs.f_type != CGROUP2_SUPER_MAGIC)
+                return false;
+        return access("/usr/bin/crun", X_OK) == 0 || access("/usr/local/bin/crun", X_OK) == 0;
+}
+
+char *sk_dev_containers_conf(bool use_runc)
+{
+        char *s = NULL;
+        /* Hard nofile/nproc limits here are 20000: the runtime's defaults exceed them and
+         * containers then fail with "error setting rlimit type 7". */
+        int r = asprintf(&s,
+                         "[containers]\n"
+                         "default_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n"
+                         "\n"
+                         "[engine]\n"
+                         "cgroup_manager = \"cgroupfs\"\n"
+                         "events_logger = \"file\"\n"
+                         "%s",
+                         use_runc ? "runtime = \"runc\"\n" : "");
+        return r < 0 ? NULL : s;
+}
+
+static int runtime_client(const char *socket, sk_httpc **c, sk_error **err)
+{
+        sk_httpc_opts o = {
+            .base_url = "http://d", .unix_socket = socket, .connect_timeout_ms = 2000};
+        return sk_httpc_new(&o, c, err);
+}
+
+int sk_dev_runtime_wait(const char *socket, int timeout_ms, pid_t watch, sk_error **err)
+{
+        _cleanup_httpc_ sk_httpc *c = NULL;
+        int r = runtime_client(socket, &c, err);
+        if (r < 0)
+                return r;
+        for (int waited = 0;; waited += 100) {
+                _cleanup_response_ sk_http_response resp = {0};
+                if (sk_httpc_request(c, "GET", "/_ping", NULL, 0, NULL, 2000, &resp, NULL) == 0 &&
+                    resp.status == 200)
+                        return 0;
+                if (sk_dev_interrupted)
+                        return sk_error_set(err, EINTR, "interrupted");
+                int st;
+                char how[64];
+                if (watch > 0 && sk_dev_child_exited(watch, &st))
+                        return sk_error_set(err, ECHILD, "the container runtime %s",
+                                            sk_dev_describe_status(st, how, sizeof(how)));
+                if (waited >= timeout_ms)
+                        return sk_error_set(err, ETIMEDOUT,
+                                            "the container runtime at %s did not answer within "
+                                            "%d s",
+                                            socket, timeout_ms / 1000);
+                usleep(100000);
+        }
+}
+
+static int import_busybox(const char *socket, const char *dir, sk_error **err)
+{
+        _cleanup_httpc_ sk_httpc *c = NULL;
+        int r = runtime_client(socket, &c, err);
+        if (r < 0)
+                return r;
+        _cleanup_response_ sk_http_response have = {0};
+        r = sk_httpc_request(c, "GET", API "/images/localhost/busybox:latest/json", NULL, 0, NULL,
+                             30000, &have, err);
+        if (r < 0)
+                return r;
+        if (have.status == 200)
+                return 0;
+        _cleanup_free_ char *tar = NULL;
+        if (asprintf(&tar, "%s/busybox.tar", dir) < 0)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        r = sk_dev_busybox_tar("/bin/busybox", tar, err);
+        _cleanup_free_ char *data = NULL;
+        size_t len = 0;
+        r = r ?: read_all(tar, &data, &len, err);
+        unlink(tar);
+        if (r < 0)
+                return r;
+        _cleanup_response_ sk_http_response resp = {0};
+        r = sk_httpc_request(c, "POST",
+                             "/v4.0.0/libpod/images/import?reference=localhost%2Fbusybox%3Alatest",
+                             data, len, "application/x-tar", 120000, &resp, err);
+        if (r < 0)
+                return r;
+        if (resp.status != 200)
+                return sk_error_set(err, EIO, "importing localhost/busybox:latest: HTTP %ld: %s",
+                                    resp.status, resp.body);
+        return 0;
+}
+
+int sk_dev_podman_start(const char *dir, const char *log_path, sk_dev_podman *p, sk_error **err)
+{
+        *p = (sk_dev_podman){0};
+        _cleanup_free_ char *root = NULL, *runroot = NULL, *netdir = NULL, *tmpdir = NULL,
+                            *volumes = NULL, *conf_path = NULL, *conf = NULL, *conf_env = NULL,
+                            *sock_url = NULL;
+        if (asprintf(&p->dir, "%s", dir) < 0 || asprintf(&p->socket, "%s/podman.sock", dir) < 0 ||
+            asprintf(&root, "%s/root", dir) < 0 || asprintf(&runroot, "%s/runroot", dir) < 0 ||
+            asprintf(&netdir, "%s/networks", dir) < 0 || asprintf(&tmpdir, "%s/tmp", dir) < 0 ||
+            asprintf(&volumes, "%s/volumes", dir) < 0 ||
+            asprintf(&conf_path, "%s/containers.conf", dir) < 0 ||
+            asprintf(&conf_env, "CONTAINERS_CONF=%s", conf_path) < 0 ||
+            asprintf(&sock_url, "unix://%s", p->socket) < 0)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        if (strlen(p->socket) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+                return sk_error_set(err, ENAMETOOLONG,
+                                    "--data: %s is too long for a unix socket path; pick a "
+                                    "shorter folder",
+                                    p->socket);
+        int r = 0;
+        const char *dirs[] = {dir, root, runroot, netdir, tmpdir, volumes};
+        for (size_t i = 0; r == 0 && i < SK_ARRAY_SIZE(dirs); i++)
+                r = sk_dev_mkdirs(dirs[i], err);
+        if (r < 0)
+                return r;
+        if (!(conf = sk_dev_containers_conf(!sk_dev_crun_usable())))
+                return sk_error_set(err, ENOMEM, "out of memory");
+        r = sk_dev_write_file(conf_path, conf, strlen(conf), 0644, err);
+        if (r < 0)
+                return r;
+        unlink(p->socket);
+        const char *argv[] = {"podman",  "--root",
+                              root,      "--runroot",
+                              runroot,   "--network-config-dir",
+                              netdir,    "--tmpdir",
+                              tmpdir,    "--volumepath",
+                              volumes,   "system",
+                              "service", "--time=0",
+                              sock_url,  NULL};
+        const char *env[] = {conf_env, NULL};
+        r = sk_dev_spawn(argv, env, log_path, &p->pid, err);
+        if (r < 0)
+                return sk_error_prefix(err, "starting podman");
+        r = sk_dev_runtime_wait(p->socket, 30000, p->pid, err);
+        if (r < 0) {
+                if (r == -ECHILD) /* already reaped */
+                        p->pid = 0;
+                return sk_error_prefix(err, "podman (log: %s)", log_path);
+        }
+        r = import_busybox(p->socket, dir, err);
+        if (r < 0)
+                return sk_error_prefix(err, "podman (log: %s)", log_path);
+        return 0;
+}
+
+void sk_dev_podman_stop(sk_dev_podman *p)
+{
+        if (p->pid > 0)
+                sk_dev_stop_pid(p->pid, 10000);
+        p->pid = 0;
+        if (p->dir) {
+                /* conmon double-forks away from the service; it lives on only when a container
+                 * outlived the removal above. Its command line names our store. */
+                _cleanup_free_ char *root = NULL;
+                if (asprintf(&root, "%s/root", p->dir) >= 0 && sk_dev_kill_mentioning(root) > 0)
+                        sk_warn("killed conmon processes left under %s", root);
+        }
+        free(p->dir);
+        free(p->socket);
+        *p = (sk_dev_podman){0};
+}
+
+int sk_dev_remove_containers(const char *socket, const char *const *sites, sk_error **err)
+{
+        _cleanup_httpc_ sk_httpc *c = NULL;
+        int r = runtime_client(socket, &c, err);
+        if (r < 0)
+                return r;
+        int removed = 0;
+        for (const char *const *site = sites; *site; site++) {
+                _cleanup_json_ json_t *filter =
+                    json_pack("{s:[s+]}", "label", "skerry.site=", *site);
+                _cleanup_free_ char *ftext = filter ? json_dumps(filter, JSON_COMPACT) : NULL;
+                _cleanup_free_ char *fesc = ftext ? sk_url_escape(ftext) : NULL;
+                _cleanup_free_ char *path = NULL;
+                if (!fesc || asprintf(&path, API "/containers/json?all=true&filters=%s", fesc) < 0)
+                        return sk_error_set(err, ENOMEM, "out of memory");
+                _cleanup_response_ sk_http_response resp = {0};
+                r = sk_httpc_request(c, "GET", path, NULL, 0, NULL, 30000, &resp, err);
+                if (r < 0)
+                        return r;
+                _cleanup_json_ json_t *list = json_loads(resp.body, 0, NULL);
+                if (resp.status != 200 || !json_is_array(list))
+                        return sk_error_set(err, EIO, "listing containers: HTTP %ld: %s",
+                                            resp.status, resp.body);
+                size_t i;
+                json_t *ct;
+                json_array_foreach(list, i, ct)
+                {
+                        const char *id = json_string_value(json_object_get(ct, "Id"));
+                        _cleanup_free_ char *del = NULL;
+                        if (!id || asprintf(&del, API "/containers/%s?force=true&v=true", id) < 0)
+                                continue;
+                        _cleanup_response_ sk_http_response d = {0};
+                        r = sk_httpc_request(c, "DELETE", del, NULL, 0, NULL, 60000, &d, err);
+                        if (r < 0)
+                                return r;
+                        if (d.status == 204 || d.status == 200 || d.status == 404)
+                                removed++;
+                        else
+                                sk_warn("cannot remove container %.12s: HTTP %ld: %s", id, d.status,
+                                        d.body);
+                }
+        }
+        return removed;
+}
