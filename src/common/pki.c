@@ -433,10 +433,17 @@ static int ca_load(const char *cert_path, const char *key_path, sk_ca *ca, sk_er
         return export_crt_pem(ca->crt, &ca->cert_pem, err);
 }
 
+static char *path_join(const char *dir, const char *name)
+{
+        char *p = NULL;
+        return asprintf(&p, "%s/%s", dir, name) < 0 ? NULL : p;
+}
+
 int sk_ca_open(const char *dir, sk_ca **out, sk_error **err)
 {
-        _cleanup_free_ char *cert_path = NULL, *key_path = NULL;
-        if (asprintf(&cert_path, "%s/ca.pem", dir) < 0 || asprintf(&key_path, "%s/ca.key", dir) < 0)
+        _cleanup_free_ char *cert_path = path_join(dir, "ca.pem");
+        _cleanup_free_ char *key_path = path_join(dir, "ca.key");
+        if (!cert_path || !key_path)
                 return sk_error_set(err, ENOMEM, "out of memory");
         if (mkdir(dir, 0700) < 0 && errno != EEXIST)
                 return sk_error_set(err, errno, "%s: %s", dir, strerror(errno));
