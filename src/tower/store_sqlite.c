@@ -463,8 +463,9 @@ static int sq_resource_put(sk_store *store, const char *tenant, const char *kind
         return result;
 }
 
-/* Calls fn for each row of a SELECT RESOURCE_COLS; returns the number of rows seen, or
- * what fn returned when it stopped (always negative or via *stopped). */
+/* Calls fn for each row of a SELECT RESOURCE_COLS. Returns the number of rows seen (a
+ * non-zero return of fn stops the walk and lands in *stopped), or negative on a store
+ * error. */
 static int each_resource(stmt *q, sk_resource_fn fn, void *user, int *stopped, sk_error **err,
                          const char *what)
 {
