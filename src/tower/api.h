@@ -1,0 +1,78 @@
+/* The tower's HTTP API as pure functions: a request struct in, a status and a JSON body
+ * out. No sockets here (http.c adapts libmicrohttpd to this), so the router, the
+ * authentication check and every handler are unit-tested against a real store.
+ *
+ * All calls are made from one thread (the HTTP server's request thread). */
+#ifndef SK_TOWER_API_H
+#define SK_TOWER_API_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "common/pki.h"
+#include "tower/store.h"
+
+#define SK_TOWER_BODY_MAX   (1024 * 1024)
+#define SK_TOWER_ROOT       "default" /* the provider tenant whose admins manage all */
+#define SK_TOWER_WAIT_MAX_S 60
+
+typedef struct sk_tower_api sk_tower_api;
+
+typedef struct sk_tower_request {
+        const char *method;
+        const char *path;          /* without the query string */
+        const json_t *query;       /* object of string values; NULL when none */
+        const char *authorization; /* the Authorization header, or NULL */
+        const char *body;
+        size_t body_len;
+        /* The TLS layer: whether the client presented a certificate, and a verifier that
+         * chains it to the CA and returns its URI SAN (sk_pki_verify_peer). */
+        bool has_peer_cert;
+        int (*verify_peer)(void *ctx, char **uri, sk_error **err);
+        void *peer_ctx;
+} sk_tower_request;
+
+typedef struct sk_tower_response {
+        int status;
+        json_t *body;      /* owned; NULL: no body */
+        char *text;        /* owned; a text/plain body instead (metrics) */
+        const char *route; /* the route pattern (static), for metrics */
+        /* A long-poll with nothing new: hold the request until site wait_site's document
+         * changes or wait_ms pass, then handle it again (204 once the wait is over). */
+        int64_t wait_site;
+        int64_t wait_ms;
+} sk_tower_response;
+
+/* Wakes the long-polls of a site whose desired document changed. */
+typedef void (*sk_tower_notify_fn)(void *ctx, int64_t site_id);
+/* The number of long-polls held now, for /metrics. */
+typedef long (*sk_tower_waiting_fn)(void *ctx);
+
+/* store and ca are borrowed and must outlive the api. */
+int sk_tower_api_new(sk_store *store, sk_ca *ca, sk_tower_api **out, sk_error **err);
+void sk_tower_api_free(sk_tower_api *api);
+void sk_tower_api_set_hooks(sk_tower_api *api, sk_tower_notify_fn notify,
+                            sk_tower_waiting_fn waiting, void *ctx);
+/* Tests move time; NULL restores the real clock (unix milliseconds). */
+void sk_tower_api_set_clock(sk_tower_api *api, int64_t (*now_ms)(void));
+
+/* Ensures tenant `default` and user `admin` exist; when admin_token is non-NULL, also
+ * makes a never-expiring admin API token and returns it there (caller frees). */
+int sk_tower_bootstrap(sk_tower_api *api, char **admin_token, sk_error **err);
+
+/* Routes, authenticates and answers one request. Always fills resp. */
+void sk_tower_api_handle(sk_tower_api *api, const sk_tower_request *req, sk_tower_response *resp);
+void sk_tower_response_clear(sk_tower_response *resp);
+
+/* Recomputes every site's desired document when the store revision moved since the last
+ * time (force: regardless), bumping generations and notifying where content changed. */
+int sk_tower_sync_refresh(sk_tower_api *api, bool force, sk_error **err);
+/* The desired document of a site without its generation (what is hashed). */
+int sk_tower_sync_desired(sk_tower_api *api, int64_t site_id, json_t **doc, sk_error **err);
+
+/* Counts one answered request for /metrics. */
+void sk_tower_api_count(sk_tower_api *api, const char *route, int status);
+
+#endif

@@ -1,0 +1,98 @@
+/* Internals shared by the tower's API files (api.c: router and auth, resources.c: the
+ * resource handlers, sync.c: join and site sync). Not for use outside src/tower. */
+#ifndef SK_TOWER_API_INT_H
+#define SK_TOWER_API_INT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "tower/api.h"
+
+typedef struct sk_tower_metric {
+        const char *route;
+        int status;
+        uint64_t count;
+} sk_tower_metric;
+
+struct sk_tower_api {
+        sk_store *store;
+        sk_ca *ca;
+        sk_tower_notify_fn notify;
+        sk_tower_waiting_fn waiting;
+        void *hook_ctx;
+        int64_t (*now)(void);
+        int64_t sync_rev; /* store revision at the last refresh; -1 before the first */
+        sk_tower_metric *metrics;
+        size_t n_metrics, cap_metrics;
+};
+
+typedef enum sk_tower_auth { SK_AUTH_NONE, SK_AUTH_USER, SK_AUTH_HOST } sk_tower_auth;
+
+/* One request in flight: who asked, the path parameters and where the answer goes. */
+typedef struct sk_tower_ctx {
+        sk_tower_api *api;
+        const sk_tower_request *req;
+        sk_tower_response *resp;
+        const char *kind; /* the {kind} path segment (plural), or NULL */
+        const char *name; /* the {name} path segment, or NULL */
+        /* user routes */
+        char *tenant, *user, *role;
+        char *scope; /* the tenant the request works in: ?tenant= for root admins */
+        /* host routes */
+        int64_t site_id, host_id;
+} sk_tower_ctx;
+
+/* Handlers return 0 after filling c->resp, or a negative errno with err set; the router
+ * turns -EINVAL into 400 invalid, -EBADMSG 400 bad-json, -EACCES 401, -EPERM 403,
+ * -ENOENT 404, -EEXIST/-EBUSY 409, -EFBIG 413, anything else 500. */
+typedef int (*sk_tower_handler)(sk_tower_ctx *c, sk_error **err);
+
+int64_t sk_tower_now(const sk_tower_api *api);
+void sk_tower_reply(sk_tower_ctx *c, int status, json_t *body);
+const char *sk_tower_query(const sk_tower_ctx *c, const char *key);
+/* Parses the body as a JSON object. */
+int sk_tower_body(const sk_tower_ctx *c, json_t **out, sk_error **err);
+/* "2026-11-27T23:41:44Z" from unix milliseconds; caller frees. */
+char *sk_tower_rfc3339(int64_t ms);
+/* 32 random bytes, base64url without padding, and its SHA-256 hex; caller frees both. */
+int sk_tower_new_secret(char **secret, char **hash);
+void sk_tower_hash_hex(const char *secret, char out[65]);
+/* Role checks: -EPERM with a message when the caller's role is below what is needed. */
+int sk_tower_require_write(const sk_tower_ctx *c, const char *kind, sk_error **err);
+bool sk_tower_is_root_admin(const sk_tower_ctx *c);
+
+/* A site by name in a tenant (tenant NULL: any tenant, first match): its row id and the
+ * stored document (owned by the caller). -ENOENT with a message when there is none. */
+int sk_tower_site_find(sk_tower_api *api, const char *tenant, const char *name, int64_t *id,
+                       json_t **doc, sk_error **err);
+/* A site's labels with the built-ins system/name and system/tenant added. */
+json_t *sk_tower_site_labels(const json_t *site_doc, const char *tenant);
+/* The newest stored version of an application; caller frees. -ENOENT when none. */
+int sk_tower_app_newest(sk_tower_api *api, const char *tenant, const char *app, char **version,
+                        sk_error **err);
+
+/* Handlers (resources.c) */
+int sk_tower_h_list(sk_tower_ctx *c, sk_error **err);
+int sk_tower_h_get(sk_tower_ctx *c, sk_error **err);
+int sk_tower_h_put(sk_tower_ctx *c, sk_error **err);
+int sk_tower_h_delete(sk_tower_ctx *c, sk_error **err);
+int sk_tower_h_site_token(sk_tower_ctx *c, sk_error **err);
+int sk_tower_h_login(sk_tower_ctx *c, sk_error **err);
+int sk_tower_h_password(sk_tower_ctx *c, sk_error **err);
+int sk_tower_h_whoami(sk_tower_ctx *c, sk_error **err);
+int sk_tower_h_hosts(sk_tower_ctx *c, sk_error **err);
+int sk_tower_h_instances(sk_tower_ctx *c, sk_error **err);
+/* Handlers (sync.c) */
+int sk_tower_h_join(sk_tower_ctx *c, sk_error **err);
+int sk_tower_h_sync_desired(sk_tower_ctx *c, sk_error **err);
+int sk_tower_h_sync_status(sk_tower_ctx *c, sk_error **err);
+/* Handlers (metrics.c) */
+int sk_tower_h_metrics(sk_tower_ctx *c, sk_error **err);
+
+/* The deployment status block of GET /v1/deployments/NAME (sync.c). */
+int sk_tower_deployment_status(sk_tower_api *api, const char *tenant, const json_t *dep,
+                               json_t **status, sk_error **err);
+
+#endif

@@ -1,0 +1,416 @@
+/* libmicrohttpd glue: one request thread (the store is used from it alone), TLS with
+ * optional client certificates, a 1 MiB body limit, and long-polls held as suspended
+ * connections in per-site waiter lists, resumed on change or by a small timer thread. */
+#include <gnutls/gnutls.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/pki.h"
+#include "tower/http.h"
+
+#define N_BUCKETS 1024
+#define TICK_MS   200
+
+typedef struct conn conn;
+struct conn {
+        struct MHD_Connection *mc;
+        char *body;
+        size_t len;
+        bool too_large;
+        int64_t deadline; /* monotonic ms; 0 until the first hold */
+        /* waiter list membership, under sk_tower_http.lock */
+        bool held;
+        int64_t site;
+        conn *prev, *next;
+};
+
+struct sk_tower_http {
+        struct MHD_Daemon *daemon;
+        sk_tower_api *api;
+        char *ca_pem;
+        pthread_mutex_t lock;
+        pthread_cond_t tick;
+        pthread_t timer;
+        bool timer_started, stopping;
+        long n_held;
+        conn *buckets[N_BUCKETS];
+};
+
+static int64_t mono_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static conn **bucket(sk_tower_http *h, int64_t site)
+{
+        return &h->buckets[(uint64_t)site % N_BUCKETS];
+}
+
+/* Under lock. */
+static void unhold(sk_tower_http *h, conn *c)
+{
+        if (!c->held)
+                return;
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                *bucket(h, c->site) = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        c->prev = c->next = NULL;
+        c->held = false;
+        h->n_held--;
+}
+
+/* Under lock: the connection comes back to the access handler, which asks again. */
+static void wake(sk_tower_http *h, conn *c)
+{
+        unhold(h, c);
+        MHD_resume_connection(c->mc);
+}
+
+static void on_site_changed(void *ctx, int64_t site_id)
+{
+        sk_tower_http *h = ctx;
+        pthread_mutex_lock(&h->lock);
+        conn *c = *bucket(h, site_id);
+        while (c) {
+                conn *next = c->next;
+                if (c->site == site_id)
+                        wake(h, c);
+                c = next;
+        }
+        pthread_mutex_unlock(&h->lock);
+}
+
+static long held_count(void *ctx)
+{
+        sk_tower_http *h = ctx;
+        pthread_mutex_lock(&h->lock);
+        long n = h->n_held;
+        pthread_mutex_unlock(&h->lock);
+        return n;
+}
+
+static void *timer_main(void *arg)
+{
+        sk_tower_http *h = arg;
+        pthread_mutex_lock(&h->lock);
+        while (!h->stopping) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += TICK_MS * 1000000L;
+                if (ts.tv_nsec >= 1000000000L) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&h->tick, &h->lock, &ts);
+                int64_t now = mono_ms();
+                for (size_t i = 0; i < N_BUCKETS; i++) {
+                        conn *c = h->buckets[i];
+                        while (c) {
+                                conn *next = c->next;
+                                if (h->stopping || c->deadline <= now)
+                                        wake(h, c);
+                                c = next;
+                        }
+                }
+        }
+        pthread_mutex_unlock(&h->lock);
+        return NULL;
+}
+
+static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value)
+{
+        json_object_set_new(cls, key, json_string(value ? value : ""));
+        return MHD_YES;
+}
+
+static gnutls_session_t tls_session(struct MHD_Connection *mc)
+{
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        return ci ? (gnutls_session_t)ci->tls_session : NULL;
+}
+
+typedef struct peer {
+        sk_tower_http *h;
+        struct MHD_Connection *mc;
+} peer;
+
+static int verify_peer(void *ctx, char **uri, sk_error **err)
+{
+        peer *p = ctx;
+        gnutls_session_t s = tls_session(p->mc);
+        if (!s)
+                return sk_error_set(err, EACCES, "no TLS session");
+        return sk_pki_verify_peer(s, p->h->ca_pem, uri, err);
+}
+
+static bool has_peer_cert(struct MHD_Connection *mc)
+{
+        gnutls_session_t s = tls_session(mc);
+        unsigned n = 0;
+        return s && gnutls_certificate_get_peers(s, &n) && n > 0;
+}
+
+static enum MHD_Result send_response(struct MHD_Connection *mc, sk_tower_response *resp)
+{
+        char *text = NULL;
+        const char *type = "application/json";
+        if (resp->text) {
+                text = take_ptr(&resp->text);
+                type = "text/plain; version=0.0.4";
+        } else if (resp->body) {
+                text = json_dumps(resp->body, JSON_COMPACT | JSON_REAL_PRECISION(15));
+        }
+        struct MHD_Response *r =
+            MHD_create_response_from_buffer(text ? strlen(text) : 0, text ? text : (char *)"",
+                                            text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+        if (!r) {
+                free(text);
+                return MHD_NO;
+        }
+        if (text)
+                MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+        enum MHD_Result ret = MHD_queue_response(mc, (unsigned)resp->status, r);
+        MHD_destroy_response(r);
+        return ret;
+}
+
+static enum MHD_Result too_large(sk_tower_http *h, struct MHD_Connection *mc)
+{
+        sk_tower_response resp = {.status = 413, .route = "body-limit"};
+        resp.body = json_pack("{s:{s:s, s:s}}", "error", "code", "too-large", "message",
+                              "the request body is over 1 MiB");
+        sk_tower_api_count(h->api, resp.route, 413);
+        enum MHD_Result r = send_response(mc, &resp);
+        sk_tower_response_clear(&resp);
+        return r;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+        sk_tower_http *h = cls;
+        conn *c = *con_cls;
+        if (!c) {
+                c = calloc(1, sizeof(*c));
+                if (!c)
+                        return MHD_NO;
+                c->mc = mc;
+                *con_cls = c;
+                const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Length");
+                if (cl && strtoull(cl, NULL, 10) > SK_TOWER_BODY_MAX) {
+                        /* refuse before reading any of it */
+                        c->too_large = true;
+                        return too_large(h, mc);
+                }
+                return MHD_YES;
+        }
+        if (*upload_data_size) {
+                /* a chunked body over the limit is read and dropped, never kept */
+                if (!c->too_large && c->len + *upload_data_size > SK_TOWER_BODY_MAX) {
+                        c->too_large = true;
+                        free(take_ptr(&c->body));
+                        c->len = 0;
+                }
+                if (!c->too_large) {
+                        char *b = realloc(c->body, c->len + *upload_data_size + 1);
+                        if (!b)
+                                return MHD_NO;
+                        memcpy(b + c->len, upload_data, *upload_data_size);
+                        c->len += *upload_data_size;
+                        b[c->len] = '\0';
+                        c->body = b;
+                }
+                *upload_data_size = 0;
+                return MHD_YES;
+        }
+        if (c->too_large)
+                return too_large(h, mc);
+
+        _cleanup_json_ json_t *query = json_object();
+        MHD_get_connection_values(mc, MHD_GET_ARGUMENT_KIND, add_arg, query);
+        peer p = {h, mc};
+        sk_tower_request req = {
+            .method = method,
+            .path = url,
+            .query = query,
+            .authorization = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Authorization"),
+            .body = c->body,
+            .body_len = c->len,
+            .has_peer_cert = has_peer_cert(mc),
+            .verify_peer = verify_peer,
+            .peer_ctx = &p,
+        };
+        sk_tower_response resp;
+        sk_tower_api_handle(h->api, &req, &resp);
+        if (resp.wait_site) {
+                int64_t now = mono_ms();
+                if (!c->deadline)
+                        c->deadline = now + resp.wait_ms;
+                pthread_mutex_lock(&h->lock);
+                bool hold = now < c->deadline && !h->stopping;
+                if (hold) {
+                        conn **b = bucket(h, resp.wait_site);
+                        c->site = resp.wait_site;
+                        c->prev = NULL;
+                        c->next = *b;
+                        if (*b)
+                                (*b)->prev = c;
+                        *b = c;
+                        c->held = true;
+                        h->n_held++;
+                        MHD_suspend_connection(mc);
+                }
+                pthread_mutex_unlock(&h->lock);
+                if (hold) {
+                        sk_tower_response_clear(&resp);
+                        return MHD_YES;
+                }
+                json_decref(resp.body);
+                resp.body = NULL;
+                resp.status = 204;
+        }
+        sk_tower_api_count(h->api, resp.route, resp.status);
+        enum MHD_Result r = send_response(mc, &resp);
+        sk_tower_response_clear(&resp);
+        return r;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+        sk_tower_http *h = cls;
+        conn *c = *con_cls;
+        if (!c)
+                return;
+        if (c->held) {
+                pthread_mutex_lock(&h->lock);
+                unhold(h, c);
+                pthread_mutex_unlock(&h->lock);
+        }
+        free(c->body);
+        free(c);
+        *con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+        _cleanup_free_ char *msg = NULL;
+        if (vasprintf(&msg, fmt, ap) < 0)
+                return;
+        size_t n = strlen(msg);
+        while (n && msg[n - 1] == '\n')
+                msg[--n] = '\0';
+        sk_debug("http: %s", msg);
+}
+
+int sk_tower_split_listen(const char *listen, char **host, char **port, sk_error **err)
+{
+        const char *colon = strrchr(listen, ':');
+        if (!colon || !colon[1])
+                return sk_error_set(err, EINVAL, "--listen must be ADDR:PORT, not '%s'", listen);
+        const char *h = listen;
+        size_t hl = (size_t)(colon - listen);
+        if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']')
+                h++, hl -= 2;
+        char *end;
+        long pn = strtol(colon + 1, &end, 10);
+        if (*end || pn < 0 || pn > 65535)
+                return sk_error_set(err, EINVAL, "--listen: '%s' is not a port", colon + 1);
+        *host = strndup(h, hl);
+        *port = strdup(colon + 1);
+        if (!*host || !*port) {
+                free(*host);
+                free(*port);
+                return sk_error_set(err, ENOMEM, "out of memory");
+        }
+        return 0;
+}
+
+int sk_tower_http_start(sk_tower_api *api, const sk_tower_http_opts *opts, sk_tower_http **out,
+                        uint16_t *port, sk_error **err)
+{
+        _cleanup_free_ char *host = NULL, *portstr = NULL;
+        int r = sk_tower_split_listen(opts->listen, &host, &portstr, err);
+        if (r < 0)
+                return r;
+        struct addrinfo hints = {
+            .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+        struct addrinfo *ai = NULL;
+        int gr = getaddrinfo(*host ? host : NULL, portstr, &hints, &ai);
+        if (gr != 0)
+                return sk_error_set(err, EINVAL, "--listen %s: %s", opts->listen, gai_strerror(gr));
+        sk_tower_http *h = calloc(1, sizeof(*h));
+        if (!h || !(h->ca_pem = strdup(opts->ca_pem))) {
+                freeaddrinfo(ai);
+                free(h);
+                return sk_error_set(err, ENOMEM, "out of memory");
+        }
+        h->api = api;
+        pthread_mutex_init(&h->lock, NULL);
+        pthread_cond_init(&h->tick, NULL);
+        unsigned flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                         MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+        if (ai->ai_family == AF_INET6)
+                flags |= MHD_USE_IPv6;
+        sk_tower_api_set_hooks(api, on_site_changed, held_count, h);
+        h->daemon = MHD_start_daemon(
+            flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+            MHD_OPTION_HTTPS_MEM_KEY, opts->key_pem, MHD_OPTION_HTTPS_MEM_CERT, opts->cert_pem,
+            MHD_OPTION_HTTPS_MEM_TRUST, opts->ca_pem, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(SK_TOWER_WAIT_MAX_S + 30),
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+            h, MHD_OPTION_END);
+        freeaddrinfo(ai);
+        if (!h->daemon) {
+                sk_tower_api_set_hooks(api, NULL, NULL, NULL);
+                sk_tower_http_stop(h);
+                return sk_error_set(err, EADDRINUSE, "cannot listen on %s", opts->listen);
+        }
+        const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+        *port = di ? di->port : 0;
+        if (pthread_create(&h->timer, NULL, timer_main, h) != 0) {
+                sk_tower_http_stop(h);
+                return sk_error_set(err, EAGAIN, "cannot start the long-poll timer");
+        }
+        h->timer_started = true;
+        *out = h;
+        return 0;
+}
+
+void sk_tower_http_stop(sk_tower_http *h)
+{
+        if (!h)
+                return;
+        pthread_mutex_lock(&h->lock);
+        h->stopping = true;
+        for (size_t i = 0; i < N_BUCKETS; i++)
+                while (h->buckets[i])
+                        wake(h, h->buckets[i]);
+        pthread_cond_signal(&h->tick);
+        pthread_mutex_unlock(&h->lock);
+        if (h->timer_started)
+                pthread_join(h->timer, NULL);
+        if (h->daemon)
+                MHD_stop_daemon(h->daemon);
+        sk_tower_api_set_hooks(h->api, NULL, NULL, NULL);
+        pthread_cond_destroy(&h->tick);
+        pthread_mutex_destroy(&h->lock);
+        free(h->ca_pem);
+        free(h);
+}

@@ -1,0 +1,29 @@
+/* The tower's HTTPS server: libmicrohttpd with GnuTLS adapted to the pure API of api.h,
+ * with suspended long-polls that cost no thread. */
+#ifndef SK_TOWER_HTTP_H
+#define SK_TOWER_HTTP_H
+
+#include <stdint.h>
+
+#include "common/error.h"
+#include "tower/api.h"
+
+typedef struct sk_tower_http sk_tower_http;
+
+typedef struct sk_tower_http_opts {
+        const char *listen;   /* "ADDR:PORT", "[::1]:PORT"; port 0 picks a free one */
+        const char *cert_pem; /* server certificate and key */
+        const char *key_pem;
+        const char *ca_pem; /* trusted for client certificates */
+} sk_tower_http_opts;
+
+/* Starts serving api (borrowed) on its own request thread; *port gets the bound port. */
+int sk_tower_http_start(sk_tower_api *api, const sk_tower_http_opts *opts, sk_tower_http **out,
+                        uint16_t *port, sk_error **err);
+/* Answers held long-polls, stops the server and frees it. */
+void sk_tower_http_stop(sk_tower_http *h);
+
+/* Splits "ADDR:PORT" / "[V6]:PORT" into its parts; caller frees host. */
+int sk_tower_split_listen(const char *listen, char **host, char **port, sk_error **err);
+
+#endif

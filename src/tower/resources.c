@@ -1,0 +1,727 @@
+/* The resource handlers: tenants, users, sites, applications, deployments, plus site join
+ * tokens, login, passwords, whoami, hosts and instances. */
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "model/labelexpr.h"
+#include "model/spec.h"
+#include "tower/api_int.h"
+
+#define LOGIN_TTL_MS    (24LL * 3600 * 1000)
+#define JOIN_TTL_MS     (3600LL * 1000)
+#define JOIN_TTL_MAX_MS (7LL * 24 * 3600 * 1000)
+#define DUMP_FLAGS      (JSON_COMPACT | JSON_SORT_KEYS)
+
+/* Rows collected from the store as RESOURCE objects, with their row ids alongside. */
+typedef struct rows {
+        json_t *items;
+        int64_t *ids;
+        size_t n;
+        int failed;
+} rows;
+
+static void rows_free(rows *r)
+{
+        json_decref(r->items);
+        free(r->ids);
+}
+#define _cleanup_rows_ __attribute__((cleanup(rows_free)))
+
+static json_t *to_resource(const sk_resource_row *row)
+{
+        json_t *doc = json_loads(row->json, 0, NULL);
+        if (!json_is_object(doc)) {
+                json_decref(doc);
+                return NULL;
+        }
+        _cleanup_free_ char *created = sk_tower_rfc3339(row->created);
+        _cleanup_free_ char *updated = sk_tower_rfc3339(row->updated);
+        json_object_set_new(doc, "tenant", json_string(row->tenant));
+        json_object_set_new(doc, "created", json_string(created ? created : ""));
+        json_object_set_new(doc, "updated", json_string(updated ? updated : ""));
+        return doc;
+}
+
+static int collect(const sk_resource_row *row, void *user)
+{
+        rows *r = user;
+        json_t *doc = to_resource(row);
+        int64_t *ids = realloc(r->ids, (r->n + 1) * sizeof(*ids));
+        if (!doc || !ids) {
+                json_decref(doc);
+                r->failed = -ENOMEM;
+                if (ids)
+                        r->ids = ids;
+                return 0;
+        }
+        r->ids = ids;
+        r->ids[r->n++] = row->id;
+        json_array_append_new(r->items, doc);
+        return 0;
+}
+
+static int rows_init(rows *r)
+{
+        memset(r, 0, sizeof(*r));
+        r->items = json_array();
+        return r->items ? 0 : -ENOMEM;
+}
+
+static int list_rows(sk_tower_api *api, const char *tenant, const char *kind, rows *out,
+                     sk_error **err)
+{
+        if (rows_init(out) < 0)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        int r = api->store->ops->resource_list(api->store, tenant, kind, collect, out, err);
+        if (r < 0)
+                return r;
+        return out->failed ? sk_error_set(err, EIO, "a stored %s is not valid JSON", kind) : 0;
+}
+
+static int get_rows(sk_tower_api *api, const char *tenant, const char *kind, const char *name,
+                    const char *version, rows *out, sk_error **err)
+{
+        if (rows_init(out) < 0)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        int r = api->store->ops->resource_get(api->store, tenant, kind, name, version, collect, out,
+                                              NULL);
+        if (r == -ENOENT || (r >= 0 && out->n == 0))
+                return sk_error_set(err, ENOENT, "no %s named %s%s%s in tenant %s", kind, name,
+                                    version && *version ? " version " : "",
+                                    version && *version ? version : "", tenant);
+        if (r < 0)
+                return sk_error_set(err, -r, "reading %s %s failed", kind, name);
+        return out->failed ? sk_error_set(err, EIO, "a stored %s is not valid JSON", kind) : 0;
+}
+
+static const char *singular(const char *plural)
+{
+        const sk_kind_info *k = sk_kind_lookup(plural);
+        return k ? k->name : plural;
+}
+
+/* Where a kind's rows live: tenants under the root tenant, the rest in the scope. */
+static const char *home(const sk_tower_ctx *c, const char *kind)
+{
+        return strcmp(kind, "tenant") == 0 ? SK_TOWER_ROOT : c->scope;
+}
+
+int sk_tower_site_find(sk_tower_api *api, const char *tenant, const char *name, int64_t *id,
+                       json_t **doc, sk_error **err)
+{
+        _cleanup_rows_ rows rs = {0};
+        int r;
+        if (tenant) {
+                r = get_rows(api, tenant, "site", name, "", &rs, err);
+                if (r < 0)
+                        return r;
+        } else {
+                r = list_rows(api, NULL, "site", &rs, err);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < rs.n; i++) {
+                json_t *it = json_array_get(rs.items, i);
+                if (strcmp(json_string_value(json_object_get(it, "name")), name) != 0)
+                        continue;
+                *id = rs.ids[i];
+                if (doc)
+                        *doc = json_incref(it);
+                return 0;
+        }
+        return sk_error_set(err, ENOENT, "no site named %s", name);
+}
+
+json_t *sk_tower_site_labels(const json_t *site_doc, const char *tenant)
+{
+        json_t *labels = json_object_get(site_doc, "labels");
+        json_t *out = json_is_object(labels) ? json_deep_copy(labels) : json_object();
+        if (!out)
+                return NULL;
+        json_object_set_new(out, "system/name",
+                            json_string(json_string_value(json_object_get(site_doc, "name"))));
+        json_object_set_new(out, "system/tenant", json_string(tenant));
+        return out;
+}
+
+/* Versions of an application, ascending, and the index of the newest. */
+static json_t *versions_of(const json_t *items, size_t *newest)
+{
+        size_t n = json_array_size(items);
+        const char **v = calloc(n ? n : 1, sizeof(*v));
+        json_t *out = json_array();
+        if (!v || !out) {
+                free(v);
+                json_decref(out);
+                return NULL;
+        }
+        for (size_t i = 0; i < n; i++)
+                v[i] =
+                    json_string_value(json_object_get(json_array_get(items, i), "version")) ?: "";
+        /* insertion sort: a handful of versions */
+        for (size_t i = 1; i < n; i++)
+                for (size_t j = i; j > 0 && sk_version_compare(v[j - 1], v[j]) > 0; j--) {
+                        const char *t = v[j];
+                        v[j] = v[j - 1];
+                        v[j - 1] = t;
+                }
+        for (size_t i = 0; i < n; i++)
+                json_array_append_new(out, json_string(v[i]));
+        for (size_t i = 0; newest && i < n; i++) {
+                const char *vi =
+                    json_string_value(json_object_get(json_array_get(items, i), "version"));
+                if (vi && strcmp(vi, v[n - 1]) == 0)
+                        *newest = i;
+        }
+        free(v);
+        return out;
+}
+
+int sk_tower_app_newest(sk_tower_api *api, const char *tenant, const char *app, char **version,
+                        sk_error **err)
+{
+        _cleanup_rows_ rows rs = {0};
+        int r = get_rows(api, tenant, "application", app, NULL, &rs, err);
+        if (r < 0)
+                return r;
+        size_t newest = 0;
+        _cleanup_json_ json_t *vs = versions_of(rs.items, &newest);
+        if (!vs)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        *version = strdup(json_string_value(json_array_get(vs, json_array_size(vs) - 1)));
+        return *version ? 0 : sk_error_set(err, ENOMEM, "out of memory");
+}
+
+/* The newest version of an application, with "versions" added. */
+static json_t *app_view(const json_t *items)
+{
+        size_t newest = 0;
+        json_t *vs = versions_of(items, &newest);
+        if (!vs)
+                return NULL;
+        json_t *doc = json_deep_copy(json_array_get(items, newest));
+        if (doc)
+                json_object_set_new(doc, "versions", vs);
+        else
+                json_decref(vs);
+        return doc;
+}
+
+static int match_sites(sk_tower_ctx *c, const char *expr_text, rows *rs, sk_error **err)
+{
+        _cleanup_expr_ sk_expr *e = NULL;
+        int r = sk_expr_parse(expr_text, &e, err);
+        if (r < 0) {
+                if (err && *err && !(*err)->path)
+                        (*err)->path = strdup("match");
+                return sk_error_set(err, EINVAL, "bad expression");
+        }
+        json_t *kept = json_array();
+        size_t j = 0;
+        for (size_t i = 0; i < rs->n; i++) {
+                json_t *it = json_array_get(rs->items, i);
+                _cleanup_json_ json_t *labels =
+                    sk_tower_site_labels(it, json_string_value(json_object_get(it, "tenant")));
+                if (labels && sk_expr_match(e, labels)) {
+                        json_array_append(kept, it);
+                        rs->ids[j++] = rs->ids[i];
+                }
+        }
+        json_decref(rs->items);
+        rs->items = kept;
+        rs->n = j;
+        return 0;
+}
+
+int sk_tower_h_list(sk_tower_ctx *c, sk_error **err)
+{
+        const char *kind = singular(c->kind);
+        _cleanup_rows_ rows rs = {0};
+        int r = list_rows(c->api, home(c, kind), kind, &rs, err);
+        if (r < 0)
+                return r;
+        json_t *items = rs.items;
+        _cleanup_json_ json_t *out = json_array();
+        if (strcmp(kind, "tenant") == 0 && !sk_tower_is_root_admin(c)) {
+                /* others see their own tenant only */
+                size_t i;
+                json_t *it;
+                json_array_foreach(items, i, it)
+                {
+                        if (strcmp(json_string_value(json_object_get(it, "name")), c->scope) == 0)
+                                json_array_append(out, it);
+                }
+        } else if (strcmp(kind, "application") == 0) {
+                /* one entry per name: its newest version */
+                size_t i = 0;
+                while (i < rs.n) {
+                        const char *name =
+                            json_string_value(json_object_get(json_array_get(items, i), "name"));
+                        _cleanup_json_ json_t *group = json_array();
+                        while (i < rs.n && strcmp(json_string_value(json_object_get(
+                                                      json_array_get(items, i), "name")),
+                                                  name) == 0)
+                                json_array_append(group, json_array_get(items, i++));
+                        json_t *v = app_view(group);
+                        if (!v)
+                                return sk_error_set(err, ENOMEM, "out of memory");
+                        json_array_append_new(out, v);
+                }
+        } else if (strcmp(kind, "site") == 0 && sk_tower_query(c, "match")) {
+                r = match_sites(c, sk_tower_query(c, "match"), &rs, err);
+                if (r < 0)
+                        return r;
+                json_array_extend(out, rs.items);
+        } else {
+                json_array_extend(out, items);
+        }
+        sk_tower_reply(c, 200, json_pack("{s:O}", "items", out));
+        return 0;
+}
+
+int sk_tower_h_get(sk_tower_ctx *c, sk_error **err)
+{
+        const char *kind = singular(c->kind);
+        const char *version = sk_tower_query(c, "version");
+        bool versioned = strcmp(kind, "application") == 0;
+        if (strcmp(kind, "tenant") == 0 && !sk_tower_is_root_admin(c) &&
+            strcmp(c->name, c->scope) != 0)
+                return sk_error_set(err, ENOENT, "no tenant named %s", c->name);
+        _cleanup_rows_ rows rs = {0};
+        int r = get_rows(c->api, home(c, kind), kind, c->name, versioned ? version : "", &rs, err);
+        if (r < 0)
+                return r;
+        json_t *doc;
+        if (versioned && !version) {
+                doc = app_view(rs.items);
+        } else if (versioned) {
+                doc = json_incref(json_array_get(rs.items, 0));
+                /* the list of versions helps there too */
+                _cleanup_rows_ rows all = {0};
+                if (get_rows(c->api, c->scope, kind, c->name, NULL, &all, NULL) == 0)
+                        json_object_set_new(doc, "versions", versions_of(all.items, NULL));
+        } else {
+                doc = json_incref(json_array_get(rs.items, 0));
+        }
+        if (!doc)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        if (strcmp(kind, "deployment") == 0) {
+                json_t *status = NULL;
+                r = sk_tower_deployment_status(c->api, c->scope, doc, &status, err);
+                if (r < 0) {
+                        json_decref(doc);
+                        return r;
+                }
+                json_object_set_new(doc, "status", status);
+        }
+        sk_tower_reply(c, 200, doc);
+        return 0;
+}
+
+static bool tenant_exists(sk_tower_api *api, const char *name)
+{
+        _cleanup_rows_ rows rs = {0};
+        return get_rows(api, SK_TOWER_ROOT, "tenant", name, "", &rs, NULL) == 0;
+}
+
+/* Checks a user document's tenant: the scope unless a root admin names another. */
+static int user_home(sk_tower_ctx *c, json_t *norm, const char **tenant, sk_error **err)
+{
+        const char *t = json_string_value(json_object_get(norm, "tenant"));
+        if (!t) {
+                json_object_set_new(norm, "tenant", json_string(c->scope));
+                t = c->scope;
+        }
+        if (strcmp(t, c->scope) != 0 && !sk_tower_is_root_admin(c))
+                return sk_error_set_path(err, EPERM, "tenant",
+                                         "only admins of tenant %s may add users to tenant %s",
+                                         SK_TOWER_ROOT, t);
+        if (!tenant_exists(c->api, t))
+                return sk_error_set_path(err, EINVAL, "tenant", "no tenant named %s", t);
+        *tenant = t;
+        return 0;
+}
+
+static int check_deployment(sk_tower_ctx *c, const json_t *norm, sk_error **err)
+{
+        const char *app = json_string_value(json_object_get(norm, "application"));
+        const char *version = json_string_value(json_object_get(norm, "version"));
+        const char *sites = json_string_value(json_object_get(norm, "sites"));
+        if (!app)
+                return sk_error_set_path(err, EINVAL, "application", "is required");
+        _cleanup_rows_ rows rs = {0};
+        if (get_rows(c->api, c->scope, "application", app, NULL, &rs, NULL) < 0)
+                return sk_error_set_path(err, EINVAL, "application",
+                                         "no application named %s in tenant %s", app, c->scope);
+        if (version && strcmp(version, "*") != 0) {
+                bool found = false;
+                size_t i;
+                json_t *it;
+                json_array_foreach(rs.items, i, it)
+                {
+                        if (strcmp(json_string_value(json_object_get(it, "version")), version) == 0)
+                                found = true;
+                }
+                if (!found)
+                        return sk_error_set_path(err, EINVAL, "version",
+                                                 "application %s has no version %s", app, version);
+        }
+        if (sites) {
+                _cleanup_expr_ sk_expr *e = NULL;
+                _cleanup_error_ sk_error *pe = NULL;
+                if (sk_expr_parse(sites, &e, &pe) < 0) {
+                        int r =
+                            sk_error_set_path(err, EINVAL, "sites", "%s", sk_error_msg(pe, EINVAL));
+                        if (err && *err && pe)
+                                (*err)->column = pe->column;
+                        return r;
+                }
+        }
+        return 0;
+}
+
+/* Versions are immutable: the same version again must carry the same document. */
+static int check_app_version(sk_tower_ctx *c, const json_t *norm, sk_error **err)
+{
+        const char *version = json_string_value(json_object_get(norm, "version"));
+        if (!version)
+                return sk_error_set_path(err, EINVAL, "version", "is required");
+        _cleanup_rows_ rows rs = {0};
+        if (get_rows(c->api, c->scope, "application", c->name, version, &rs, NULL) < 0)
+                return 0;
+        json_t *old = json_deep_copy(json_array_get(rs.items, 0));
+        json_object_del(old, "tenant");
+        json_object_del(old, "created");
+        json_object_del(old, "updated");
+        bool same = json_equal(old, (json_t *)norm);
+        json_decref(old);
+        if (!same)
+                return sk_error_set_path(err, EEXIST, "version",
+                                         "application %s version %s is already stored with "
+                                         "other content; versions are immutable",
+                                         c->name, version);
+        return 0;
+}
+
+int sk_tower_h_put(sk_tower_ctx *c, sk_error **err)
+{
+        const char *kind = singular(c->kind);
+        _cleanup_json_ json_t *body = NULL;
+        _cleanup_json_ json_t *norm = NULL;
+        int r = sk_tower_body(c, &body, err);
+        if (r < 0)
+                return r;
+        if (!json_object_get(body, "kind"))
+                json_object_set_new(body, "kind", json_string(kind));
+        r = sk_spec_validate(body, &norm, err);
+        if (r < 0)
+                return r == -ENOMEM ? r : sk_error_set(err, EINVAL, "invalid %s", kind);
+        const char *nkind = json_string_value(json_object_get(norm, "kind"));
+        if (!nkind || strcmp(nkind, kind) != 0)
+                return sk_error_set_path(err, EINVAL, "kind", "must be %s on /v1/%s", kind,
+                                         c->kind);
+        const char *name = json_string_value(json_object_get(norm, "name"));
+        if (!name || strcmp(name, c->name) != 0)
+                return sk_error_set_path(err, EINVAL, "name", "must match the path (%s)", c->name);
+        r = sk_tower_require_write(c, kind, err);
+        if (r < 0)
+                return r;
+        const char *tenant = home(c, kind);
+        const char *version = "";
+        if (strcmp(kind, "user") == 0)
+                r = user_home(c, norm, &tenant, err);
+        else if (strcmp(kind, "application") == 0) {
+                r = check_app_version(c, norm, err);
+                version = json_string_value(json_object_get(norm, "version"));
+        } else if (strcmp(kind, "deployment") == 0)
+                r = check_deployment(c, norm, err);
+        else if (strcmp(kind, "tenant") == 0 && strcmp(c->name, SK_TOWER_ROOT) == 0 &&
+                 strcmp(json_string_value(json_object_get(norm, "type")) ?: "", "provider") != 0)
+                r = sk_error_set_path(err, EINVAL, "type", "tenant %s must stay a provider",
+                                      SK_TOWER_ROOT);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *text = json_dumps(norm, DUMP_FLAGS);
+        if (!text)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        sk_store *s = c->api->store;
+        r = s->ops->resource_put(s, tenant, kind, c->name, version, text, NULL, err);
+        if (r < 0)
+                return r;
+        static const char *const results[] = {"unchanged", "created", "updated"};
+        const char *result = r <= SK_PUT_UPDATED ? results[r] : "updated";
+        _cleanup_rows_ rows rs = {0};
+        r = get_rows(c->api, tenant, kind, c->name, version, &rs, err);
+        if (r < 0)
+                return r;
+        sk_tower_reply(
+            c, 200, json_pack("{s:s, s:O}", "result", result, "item", json_array_get(rs.items, 0)));
+        return 0;
+}
+
+/* Whether a deployment of the tenant holds the application (at version, NULL: any). */
+static int app_in_use(sk_tower_ctx *c, const char *version, sk_error **err)
+{
+        _cleanup_rows_ rows deps = {0};
+        int r = list_rows(c->api, c->scope, "deployment", &deps, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *newest = NULL;
+        sk_tower_app_newest(c->api, c->scope, c->name, &newest, NULL);
+        size_t i;
+        json_t *d;
+        json_array_foreach(deps.items, i, d)
+        {
+                const char *app = json_string_value(json_object_get(d, "application"));
+                const char *v = json_string_value(json_object_get(d, "version")) ?: "*";
+                if (!app || strcmp(app, c->name) != 0)
+                        continue;
+                if (!version || strcmp(v, version) == 0 ||
+                    (strcmp(v, "*") == 0 && newest && strcmp(newest, version) == 0))
+                        return sk_error_set(err, EBUSY, "deployment %s uses application %s%s%s",
+                                            json_string_value(json_object_get(d, "name")), c->name,
+                                            version ? " version " : "", version ? version : "");
+        }
+        return 0;
+}
+
+int sk_tower_h_delete(sk_tower_ctx *c, sk_error **err)
+{
+        const char *kind = singular(c->kind);
+        int r = sk_tower_require_write(c, kind, err);
+        if (r < 0)
+                return r;
+        const char *version = "";
+        int64_t site_id = 0;
+        if (strcmp(kind, "tenant") == 0 && strcmp(c->name, SK_TOWER_ROOT) == 0)
+                return sk_error_set(err, EBUSY, "tenant %s cannot be deleted", SK_TOWER_ROOT);
+        if (strcmp(kind, "user") == 0 && strcmp(c->scope, SK_TOWER_ROOT) == 0 &&
+            strcmp(c->name, "admin") == 0)
+                return sk_error_set(err, EBUSY, "the built-in admin cannot be deleted");
+        if (strcmp(kind, "application") == 0) {
+                version = sk_tower_query(c, "version");
+                r = app_in_use(c, version, err);
+                if (r < 0)
+                        return r;
+        }
+        if (strcmp(kind, "site") == 0) {
+                r = sk_tower_site_find(c->api, c->scope, c->name, &site_id, NULL, err);
+                if (r < 0)
+                        return r;
+        }
+        sk_store *s = c->api->store;
+        r = s->ops->begin(s, err);
+        if (r < 0)
+                return r;
+        r = s->ops->resource_delete(s, home(c, kind), kind, c->name, version, NULL);
+        if (r == 0 || r == -ENOENT) {
+                s->ops->rollback(s);
+                return sk_error_set(err, ENOENT, "no %s named %s%s%s", kind, c->name,
+                                    version && *version ? " version " : "",
+                                    version && *version ? version : "");
+        }
+        if (r >= 0 && site_id)
+                r = s->ops->instances_delete_site(s, site_id, err);
+        if (r >= 0)
+                r = s->ops->commit(s, err);
+        if (r < 0) {
+                s->ops->rollback(s);
+                return r;
+        }
+        sk_tower_reply(c, 200, json_pack("{s:s}", "result", "deleted"));
+        return 0;
+}
+
+int sk_tower_h_site_token(sk_tower_ctx *c, sk_error **err)
+{
+        int r = sk_tower_require_write(c, "site", err);
+        if (r < 0)
+                return r;
+        int64_t ttl = JOIN_TTL_MS;
+        if (c->req->body_len) {
+                _cleanup_json_ json_t *body = NULL;
+                r = sk_tower_body(c, &body, err);
+                if (r < 0)
+                        return r;
+                json_t *t = json_object_get(body, "ttl");
+                if (t && (!json_is_string(t) || sk_duration_ms(json_string_value(t), &ttl) < 0 ||
+                          ttl <= 0 || ttl > JOIN_TTL_MAX_MS))
+                        return sk_error_set_path(err, EINVAL, "ttl",
+                                                 "must be a duration from 1s to 7 days (168h)");
+        }
+        int64_t site_id;
+        r = sk_tower_site_find(c->api, c->scope, c->name, &site_id, NULL, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *tok = NULL, *hash = NULL;
+        if (sk_tower_new_secret(&tok, &hash) < 0)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        int64_t expires = sk_tower_now(c->api) + ttl;
+        r = c->api->store->ops->join_token_add(c->api->store, hash, site_id, expires, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *exp = sk_tower_rfc3339(expires);
+        sk_tower_reply(
+            c, 200,
+            json_pack("{s:s, s:s, s:s}", "token", tok, "site", c->name, "expires", exp ? exp : ""));
+        return 0;
+}
+
+/* Argon2id runs in the request thread: about 0.1 s per login with the interactive limits. */
+int sk_tower_h_login(sk_tower_ctx *c, sk_error **err)
+{
+        _cleanup_json_ json_t *body = NULL;
+        int r = sk_tower_body(c, &body, err);
+        if (r < 0)
+                return r;
+        const char *fields[] = {"tenant", "user", "password"};
+        const char *v[3];
+        for (size_t i = 0; i < 3; i++) {
+                v[i] = json_string_value(json_object_get(body, fields[i]));
+                if (!v[i] || !*v[i])
+                        return sk_error_set_path(err, EINVAL, fields[i], "must be a string");
+        }
+        _cleanup_free_ char *hash = NULL;
+        sk_store *s = c->api->store;
+        r = s->ops->password_get(s, v[0], v[1], &hash, NULL);
+        if (r < 0 || !hash || crypto_pwhash_str_verify(hash, v[2], strlen(v[2])) != 0)
+                return sk_error_set(err, EACCES, "wrong tenant, user or password");
+        _cleanup_rows_ rows user = {0};
+        r = get_rows(c->api, v[0], "user", v[1], "", &user, NULL);
+        if (r < 0)
+                return sk_error_set(err, EACCES, "wrong tenant, user or password");
+        const char *role =
+            json_string_value(json_object_get(json_array_get(user.items, 0), "role"));
+        _cleanup_free_ char *tok = NULL, *th = NULL;
+        if (sk_tower_new_secret(&tok, &th) < 0)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        int64_t expires = sk_tower_now(c->api) + LOGIN_TTL_MS;
+        r = s->ops->token_add(s, th, v[0], v[1], role ? role : "viewer", expires, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *exp = sk_tower_rfc3339(expires);
+        sk_tower_reply(c, 200, json_pack("{s:s, s:s}", "token", tok, "expires", exp ? exp : ""));
+        return 0;
+}
+
+int sk_tower_h_password(sk_tower_ctx *c, sk_error **err)
+{
+        bool self = strcmp(c->scope, c->tenant) == 0 && strcmp(c->name, c->user) == 0;
+        if (!self) {
+                int r = sk_tower_require_write(c, "user", err);
+                if (r < 0)
+                        return r;
+        }
+        _cleanup_json_ json_t *body = NULL;
+        int r = sk_tower_body(c, &body, err);
+        if (r < 0)
+                return r;
+        const char *pw = json_string_value(json_object_get(body, "password"));
+        if (!pw || strlen(pw) < 8)
+                return sk_error_set_path(err, EINVAL, "password",
+                                         "must be a string of at least 8 characters");
+        _cleanup_rows_ rows user = {0};
+        r = get_rows(c->api, c->scope, "user", c->name, "", &user, err);
+        if (r < 0)
+                return r;
+        char hash[crypto_pwhash_STRBYTES];
+        if (crypto_pwhash_str(hash, pw, strlen(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                              crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+                return sk_error_set(err, ENOMEM, "hashing the password failed");
+        r = c->api->store->ops->password_set(c->api->store, c->scope, c->name, hash, err);
+        if (r < 0)
+                return r;
+        sk_tower_reply(c, 200, json_pack("{s:s}", "result", "updated"));
+        return 0;
+}
+
+int sk_tower_h_whoami(sk_tower_ctx *c, sk_error **err)
+{
+        sk_tower_reply(
+            c, 200,
+            json_pack("{s:s, s:s, s:s}", "tenant", c->tenant, "user", c->user, "role", c->role));
+        return 0;
+}
+
+typedef struct host_acc {
+        json_t *items;
+        const char *site;
+} host_acc;
+
+static int host_to_json(const sk_host_row *row, void *user)
+{
+        host_acc *a = user;
+        _cleanup_free_ char *joined = sk_tower_rfc3339(row->joined);
+        _cleanup_free_ char *seen = row->last_seen ? sk_tower_rfc3339(row->last_seen) : NULL;
+        json_t *labels = json_loads(row->labels_json ? row->labels_json : "{}", 0, NULL);
+        json_t *status = json_loads(row->status_json ? row->status_json : "{}", 0, NULL);
+        json_t *h =
+            json_pack("{s:s, s:s, s:I, s:o, s:s, s:o}", "name", row->name, "site", a->site, "id",
+                      (json_int_t)row->id, "labels", labels ? labels : json_object(), "joined",
+                      joined ? joined : "", "status", status ? status : json_object());
+        if (h && seen)
+                json_object_set_new(h, "last-seen", json_string(seen));
+        json_array_append_new(a->items, h);
+        return 0;
+}
+
+int sk_tower_h_hosts(sk_tower_ctx *c, sk_error **err)
+{
+        const char *site = sk_tower_query(c, "site");
+        if (!site)
+                return sk_error_set_path(err, EINVAL, "site", "the query parameter is required");
+        int64_t site_id;
+        int r = sk_tower_site_find(c->api, c->scope, site, &site_id, NULL, err);
+        if (r < 0)
+                return r;
+        _cleanup_json_ json_t *items = json_array();
+        host_acc a = {items, site};
+        r = c->api->store->ops->host_list(c->api->store, site_id, host_to_json, &a, err);
+        if (r < 0)
+                return r;
+        sk_tower_reply(c, 200, json_pack("{s:O}", "items", items));
+        return 0;
+}
+
+static int instance_to_json(const sk_instance_row *row, void *user)
+{
+        json_t *doc = json_loads(row->json, 0, NULL);
+        if (doc)
+                json_array_append_new(user, doc);
+        return 0;
+}
+
+int sk_tower_h_instances(sk_tower_ctx *c, sk_error **err)
+{
+        const char *site = sk_tower_query(c, "site");
+        _cleanup_rows_ rows sites = {0};
+        int r;
+        if (site) {
+                int64_t id;
+                r = sk_tower_site_find(c->api, c->scope, site, &id, NULL, err);
+                if (r < 0)
+                        return r;
+                r = rows_init(&sites);
+                if (r < 0 || !(sites.ids = malloc(sizeof(int64_t))))
+                        return sk_error_set(err, ENOMEM, "out of memory");
+                sites.ids[0] = id;
+                sites.n = 1;
+        } else {
+                r = list_rows(c->api, c->scope, "site", &sites, err);
+                if (r < 0)
+                        return r;
+        }
+        _cleanup_json_ json_t *items = json_array();
+        for (size_t i = 0; i < sites.n; i++) {
+                r = c->api->store->ops->instances_list(c->api->store, sites.ids[i], NULL,
+                                                       instance_to_json, items, err);
+                if (r < 0)
+                        return r;
+        }
+        sk_tower_reply(c, 200, json_pack("{s:O}", "items", items));
+        return 0;
+}

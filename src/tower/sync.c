@@ -1,0 +1,627 @@
+/* Joining hosts and site sync: each site's desired document (its spec plus every
+ * deployment that selects it, with the concrete application version), versioned by a
+ * generation that moves only when the document's content does. */
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "model/labelexpr.h"
+#include "model/spec.h"
+#include "tower/api_int.h"
+
+#define HOST_CERT_DAYS 365
+#define DUMP_FLAGS     (JSON_COMPACT | JSON_SORT_KEYS)
+#define WAIT_DEFAULT_S 30
+
+/* One deployment, resolved once per refresh. */
+typedef struct plan {
+        json_t *dep; /* the stored document */
+        const char *tenant;
+        sk_expr *expr; /* NULL: the expression does not parse; selects nothing */
+        char *version; /* concrete */
+        json_t *spec;  /* the application version; NULL when missing */
+} plan;
+
+typedef struct world {
+        plan *plans;
+        size_t n;
+} world;
+
+static void world_free(world *w)
+{
+        for (size_t i = 0; i < w->n; i++) {
+                json_decref(w->plans[i].dep);
+                sk_expr_free(w->plans[i].expr);
+                free(w->plans[i].version);
+                json_decref(w->plans[i].spec);
+        }
+        free(w->plans);
+        memset(w, 0, sizeof(*w));
+}
+#define _cleanup_world_ __attribute__((cleanup(world_free)))
+
+typedef struct owned_row {
+        char *tenant, *kind, *name, *version;
+        json_t *doc;
+        int64_t id;
+} owned_row;
+
+static void owned_row_free(owned_row *r)
+{
+        free(r->tenant);
+        free(r->kind);
+        free(r->name);
+        free(r->version);
+        json_decref(r->doc);
+        memset(r, 0, sizeof(*r));
+}
+#define _cleanup_owned_row_ __attribute__((cleanup(owned_row_free)))
+
+static int copy_row(const sk_resource_row *row, void *user)
+{
+        owned_row *o = user;
+        owned_row_free(o);
+        o->tenant = strdup(row->tenant);
+        o->kind = strdup(row->kind);
+        o->name = strdup(row->name);
+        o->version = strdup(row->version ? row->version : "");
+        o->doc = json_loads(row->json, 0, NULL);
+        o->id = row->id;
+        return 0;
+}
+
+static int add_plan(const sk_resource_row *row, void *user)
+{
+        world *w = user;
+        plan *p = realloc(w->plans, (w->n + 1) * sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        w->plans = p;
+        p = &w->plans[w->n];
+        memset(p, 0, sizeof(*p));
+        p->dep = json_loads(row->json, 0, NULL);
+        if (!p->dep)
+                return 0; /* unreadable rows select nothing */
+        json_object_set_new(p->dep, "tenant", json_string(row->tenant));
+        p->tenant = json_string_value(json_object_get(p->dep, "tenant"));
+        w->n++;
+        return 0;
+}
+
+static int load_world(sk_tower_api *api, world *w, sk_error **err)
+{
+        sk_store *s = api->store;
+        int r = s->ops->resource_list(s, NULL, "deployment", add_plan, w, err);
+        if (r < 0)
+                return r == -ENOMEM ? sk_error_set(err, ENOMEM, "out of memory") : r;
+        for (size_t i = 0; i < w->n; i++) {
+                plan *p = &w->plans[i];
+                const char *sites = json_string_value(json_object_get(p->dep, "sites"));
+                if (sites && sk_expr_parse(sites, &p->expr, NULL) < 0)
+                        p->expr = NULL;
+                const char *app = json_string_value(json_object_get(p->dep, "application"));
+                const char *v = json_string_value(json_object_get(p->dep, "version")) ?: "*";
+                if (!app)
+                        continue;
+                if (strcmp(v, "*") == 0) {
+                        if (sk_tower_app_newest(api, p->tenant, app, &p->version, NULL) < 0)
+                                continue;
+                } else if (!(p->version = strdup(v))) {
+                        return sk_error_set(err, ENOMEM, "out of memory");
+                }
+                _cleanup_owned_row_ owned_row row = {0};
+                if (s->ops->resource_get(s, p->tenant, "application", app, p->version, copy_row,
+                                         &row, NULL) == 0)
+                        p->spec = take_ptr(&row.doc);
+        }
+        return 0;
+}
+
+static bool plan_selects(const plan *p, const json_t *labels)
+{
+        return p->expr && p->spec && sk_expr_match(p->expr, labels);
+}
+
+static int site_row(sk_tower_api *api, int64_t site_id, owned_row *row, sk_error **err)
+{
+        int r = api->store->ops->resource_get_by_id(api->store, site_id, copy_row, row, NULL);
+        if (r < 0 || !row->kind || strcmp(row->kind, "site") != 0 || !row->doc)
+                return sk_error_set(err, ENOENT, "no site with id %lld", (long long)site_id);
+        return 0;
+}
+
+static json_t *desired_doc(const world *w, const owned_row *site)
+{
+        _cleanup_json_ json_t *labels = sk_tower_site_labels(site->doc, site->tenant);
+        json_t *s = json_deep_copy(site->doc);
+        json_t *deps = json_array();
+        json_t *doc = json_pack("{s:o, s:o}", "site", s, "deployments", deps);
+        if (!labels || !doc)
+                return json_decref(doc), NULL;
+        json_object_del(s, "kind");
+        json_object_set_new(s, "tenant", json_string(site->tenant));
+        if (!json_object_get(s, "labels"))
+                json_object_set_new(s, "labels", json_object());
+        for (size_t i = 0; i < w->n; i++) {
+                const plan *p = &w->plans[i];
+                if (!plan_selects(p, labels))
+                        continue;
+                json_array_append_new(
+                    deps, json_pack("{s:s, s:O, s:O, s:s, s:O}", "tenant", p->tenant, "name",
+                                    json_object_get(p->dep, "name"), "application",
+                                    json_object_get(p->dep, "application"), "version", p->version,
+                                    "spec", p->spec));
+        }
+        return doc;
+}
+
+int sk_tower_sync_desired(sk_tower_api *api, int64_t site_id, json_t **doc, sk_error **err)
+{
+        _cleanup_world_ world w = {0};
+        _cleanup_owned_row_ owned_row site = {0};
+        int r = site_row(api, site_id, &site, err);
+        if (r < 0)
+                return r;
+        r = load_world(api, &w, err);
+        if (r < 0)
+                return r;
+        *doc = desired_doc(&w, &site);
+        return *doc ? 0 : sk_error_set(err, ENOMEM, "out of memory");
+}
+
+static int hash_doc(const json_t *doc, char hex[65])
+{
+        _cleanup_free_ char *text = json_dumps(doc, DUMP_FLAGS);
+        if (!text)
+                return -ENOMEM;
+        unsigned char h[32];
+        crypto_generichash(h, sizeof(h), (const unsigned char *)text, strlen(text), NULL, 0);
+        sodium_bin2hex(hex, 65, h, sizeof(h));
+        return 0;
+}
+
+typedef struct site_list {
+        owned_row *rows;
+        size_t n;
+} site_list;
+
+static int add_site(const sk_resource_row *row, void *user)
+{
+        site_list *l = user;
+        owned_row *rs = realloc(l->rows, (l->n + 1) * sizeof(*rs));
+        if (!rs)
+                return -ENOMEM;
+        l->rows = rs;
+        memset(&rs[l->n], 0, sizeof(*rs));
+        copy_row(row, &rs[l->n]);
+        if (rs[l->n].doc)
+                l->n++;
+        else
+                owned_row_free(&rs[l->n]);
+        return 0;
+}
+
+static void site_list_free(site_list *l)
+{
+        for (size_t i = 0; i < l->n; i++)
+                owned_row_free(&l->rows[i]);
+        free(l->rows);
+}
+
+/* Sets each changed site's new generation; collects the ids to notify after commit. */
+static int refresh_sites(sk_tower_api *api, const world *w, const site_list *sites,
+                         int64_t *changed, size_t *n_changed, sk_error **err)
+{
+        sk_store *s = api->store;
+        for (size_t i = 0; i < sites->n; i++) {
+                _cleanup_json_ json_t *doc = desired_doc(w, &sites->rows[i]);
+                char hex[65];
+                if (!doc || hash_doc(doc, hex) < 0)
+                        return sk_error_set(err, ENOMEM, "out of memory");
+                int64_t gen = 0;
+                _cleanup_free_ char *old = NULL;
+                int r = s->ops->site_sync_get(s, sites->rows[i].id, &gen, &old, NULL);
+                if (r < 0 && r != -ENOENT)
+                        return sk_error_set(err, -r, "reading the sync state of site %s failed",
+                                            sites->rows[i].name);
+                if (r == 0 && old && strcmp(old, hex) == 0)
+                        continue;
+                r = s->ops->site_sync_set(s, sites->rows[i].id, r == 0 ? gen + 1 : 1, hex, err);
+                if (r < 0)
+                        return r;
+                changed[(*n_changed)++] = sites->rows[i].id;
+        }
+        return 0;
+}
+
+int sk_tower_sync_refresh(sk_tower_api *api, bool force, sk_error **err)
+{
+        sk_store *s = api->store;
+        int64_t rev = 0;
+        int r = s->ops->revision(s, &rev, err);
+        if (r < 0)
+                return r;
+        if (!force && rev == api->sync_rev)
+                return 0;
+        _cleanup_world_ world w = {0};
+        r = load_world(api, &w, err);
+        if (r < 0)
+                return r;
+        site_list sites = {0};
+        r = s->ops->resource_list(s, NULL, "site", add_site, &sites, err);
+        _cleanup_free_ int64_t *changed = calloc(sites.n + 1, sizeof(int64_t));
+        size_t n_changed = 0;
+        if (r >= 0 && !changed)
+                r = sk_error_set(err, ENOMEM, "out of memory");
+        if (r >= 0)
+                r = s->ops->begin(s, err);
+        if (r >= 0) {
+                r = refresh_sites(api, &w, &sites, changed, &n_changed, err);
+                if (r >= 0)
+                        r = s->ops->commit(s, err);
+                if (r < 0)
+                        s->ops->rollback(s);
+        }
+        site_list_free(&sites);
+        if (r < 0)
+                return r;
+        api->sync_rev = rev;
+        for (size_t i = 0; i < n_changed && api->notify; i++)
+                api->notify(api->hook_ctx, changed[i]);
+        return 0;
+}
+
+static int parse_int_query(sk_tower_ctx *c, const char *key, int64_t min, int64_t max, int64_t dflt,
+                           int64_t *out, sk_error **err)
+{
+        const char *v = sk_tower_query(c, key);
+        if (!v) {
+                *out = dflt;
+                return 0;
+        }
+        char *end;
+        errno = 0;
+        long long n = strtoll(v, &end, 10);
+        if (errno || end == v || *end || n < min || n > max)
+                return sk_error_set_path(err, EINVAL, key, "must be an integer from %lld to %lld",
+                                         (long long)min, (long long)max);
+        *out = n;
+        return 0;
+}
+
+int sk_tower_h_sync_desired(sk_tower_ctx *c, sk_error **err)
+{
+        int64_t want, wait;
+        int r = parse_int_query(c, "generation", 0, INT64_MAX, -1, &want, err);
+        if (r >= 0)
+                r = parse_int_query(c, "wait", 0, SK_TOWER_WAIT_MAX_S, WAIT_DEFAULT_S, &wait, err);
+        if (r < 0)
+                return r;
+        sk_store *s = c->api->store;
+        int64_t gen = 0;
+        _cleanup_free_ char *hash = NULL;
+        r = s->ops->site_sync_get(s, c->site_id, &gen, &hash, NULL);
+        if (r == -ENOENT) {
+                r = sk_tower_sync_refresh(c->api, true, err);
+                if (r >= 0)
+                        r = s->ops->site_sync_get(s, c->site_id, &gen, &hash, err);
+        }
+        if (r < 0)
+                return r;
+        if (gen == want) {
+                c->resp->status = 204;
+                c->resp->wait_site = c->site_id;
+                c->resp->wait_ms = wait * 1000;
+                return 0;
+        }
+        json_t *doc = NULL;
+        r = sk_tower_sync_desired(c->api, c->site_id, &doc, err);
+        if (r < 0)
+                return r;
+        json_object_set_new(doc, "generation", json_integer(gen));
+        sk_tower_reply(c, 200, doc);
+        return 0;
+}
+
+static int host_name(const sk_host_row *row, void *user)
+{
+        *(char **)user = strdup(row->name);
+        return 0;
+}
+
+typedef struct inst_rows {
+        sk_instance_row *rows;
+        char **texts;
+        size_t n;
+} inst_rows;
+
+static void inst_rows_free(inst_rows *ir)
+{
+        for (size_t i = 0; i < ir->n; i++)
+                free(ir->texts[i]);
+        free(ir->texts);
+        free(ir->rows);
+}
+
+static int build_instances(sk_tower_ctx *c, json_t *list, const char *site, const char *host,
+                           inst_rows *ir, sk_error **err)
+{
+        size_t n = json_array_size(list);
+        int64_t now = sk_tower_now(c->api);
+        _cleanup_free_ char *stamp = sk_tower_rfc3339(now);
+        ir->rows = calloc(n + 1, sizeof(*ir->rows));
+        ir->texts = calloc(n + 1, sizeof(*ir->texts));
+        if (!ir->rows || !ir->texts || !stamp)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+                json_t *it = json_array_get(list, i);
+                const char *id = json_string_value(json_object_get(it, "instance"));
+                if (!json_is_object(it) || !id || !*id) {
+                        char path[48];
+                        snprintf(path, sizeof(path), "instances[%zu].instance", i);
+                        return sk_error_set_path(err, EINVAL, path, "must be a string");
+                }
+                /* the tower knows where it runs better than the report does */
+                json_object_set_new(it, "site", json_string(site));
+                json_object_set_new(it, "host", json_string(host));
+                if (!json_is_string(json_object_get(it, "updated")))
+                        json_object_set_new(it, "updated", json_string(stamp));
+                ir->texts[i] = json_dumps(it, DUMP_FLAGS);
+                ir->n = i + 1;
+                if (!ir->texts[i])
+                        return sk_error_set(err, ENOMEM, "out of memory");
+                ir->rows[i] = (sk_instance_row){c->site_id, c->host_id,
+                                                json_string_value(json_object_get(it, "instance")),
+                                                ir->texts[i], now};
+        }
+        return 0;
+}
+
+int sk_tower_h_sync_status(sk_tower_ctx *c, sk_error **err)
+{
+        _cleanup_json_ json_t *body = NULL;
+        int r = sk_tower_body(c, &body, err);
+        if (r < 0)
+                return r;
+        sk_store *s = c->api->store;
+        _cleanup_free_ char *name = NULL;
+        r = s->ops->host_get(s, c->host_id, host_name, &name, err);
+        if (r < 0)
+                return r;
+        _cleanup_owned_row_ owned_row site = {0};
+        r = site_row(c->api, c->site_id, &site, err);
+        if (r < 0)
+                return r;
+        const char *claimed = json_string_value(json_object_get(body, "host"));
+        if (json_object_get(body, "host") && (!claimed || !name || strcmp(claimed, name) != 0))
+                return sk_error_set_path(err, EINVAL, "host",
+                                         "must be this certificate's host (%s)", name);
+        json_t *list = json_object_get(body, "instances");
+        if (list && !json_is_array(list))
+                return sk_error_set_path(err, EINVAL, "instances", "must be a list");
+        inst_rows ir = {0};
+        r = build_instances(c, list, site.name, name, &ir, err);
+        if (r >= 0) {
+                json_object_del(body, "instances");
+                _cleanup_free_ char *status = json_dumps(body, DUMP_FLAGS);
+                r = s->ops->begin(s, err);
+                if (r >= 0) {
+                        r = s->ops->instances_replace(s, c->site_id, c->host_id, ir.rows, ir.n,
+                                                      err);
+                        if (r >= 0)
+                                r = s->ops->host_seen(s, c->host_id, sk_tower_now(c->api),
+                                                      status ? status : "{}", err);
+                        if (r >= 0)
+                                r = s->ops->commit(s, err);
+                        if (r < 0)
+                                s->ops->rollback(s);
+                }
+        }
+        inst_rows_free(&ir);
+        if (r < 0)
+                return r;
+        sk_tower_reply(c, 200, json_pack("{s:s}", "result", "ok"));
+        return 0;
+}
+
+static int check_labels(const json_t *labels, sk_error **err)
+{
+        if (!labels)
+                return 0;
+        if (!json_is_object(labels))
+                return sk_error_set_path(err, EINVAL, "labels", "must be an object of strings");
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)labels, k, v)
+        {
+                if (!json_is_string(v)) {
+                        _cleanup_free_ char *path = NULL;
+                        if (asprintf(&path, "labels.%s", k) < 0)
+                                return -ENOMEM;
+                        return sk_error_set_path(err, EINVAL, path, "must be a string");
+                }
+        }
+        return 0;
+}
+
+/* Token checks, host row, certificate and token use: all or nothing. */
+static int join_tx(sk_tower_ctx *c, const char *hash, int64_t site_id, const char *name,
+                   const char *labels, const char *csr, int64_t *host_id, char **cert,
+                   sk_error **err)
+{
+        sk_store *s = c->api->store;
+        int r = s->ops->join_token_use(s, hash, sk_tower_now(c->api), NULL);
+        if (r == -EALREADY)
+                return sk_error_set(err, EACCES, "join token already used");
+        if (r < 0)
+                return sk_error_set(err, -r, "join token could not be marked used");
+        r = s->ops->host_add(s, site_id, name, labels, sk_tower_now(c->api), host_id, NULL);
+        if (r == -EEXIST)
+                return sk_error_set_path(err, EEXIST, "name",
+                                         "the site already has a host named %s", name);
+        if (r < 0)
+                return sk_error_set(err, -r, "adding the host failed");
+        _cleanup_free_ char *uri = NULL;
+        if (asprintf(&uri, "skerry://site/%lld/host/%lld", (long long)site_id,
+                     (long long)*host_id) < 0)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        _cleanup_error_ sk_error *pe = NULL;
+        r = sk_ca_sign_client(c->api->ca, csr, name, uri, HOST_CERT_DAYS, cert, &pe);
+        if (r < 0)
+                return sk_error_set_path(err, EINVAL, "csr", "%s", sk_error_msg(pe, r));
+        return 0;
+}
+
+int sk_tower_h_join(sk_tower_ctx *c, sk_error **err)
+{
+        _cleanup_json_ json_t *body = NULL;
+        int r = sk_tower_body(c, &body, err);
+        if (r < 0)
+                return r;
+        const char *token = json_string_value(json_object_get(body, "token"));
+        const char *csr = json_string_value(json_object_get(body, "csr"));
+        const char *name = json_string_value(json_object_get(body, "name"));
+        json_t *labels = json_object_get(body, "labels");
+        if (!token || !*token)
+                return sk_error_set_path(err, EINVAL, "token", "must be a string");
+        char hash[65];
+        sk_tower_hash_hex(token, hash);
+        sk_store *s = c->api->store;
+        sk_join_token jt;
+        r = s->ops->join_token_get(s, hash, &jt, NULL);
+        if (r == -ENOENT)
+                return sk_error_set(err, EACCES, "unknown join token");
+        if (r < 0)
+                return sk_error_set(err, -r, "join token lookup failed");
+        if (jt.used)
+                return sk_error_set(err, EACCES, "join token already used");
+        if (jt.expires <= sk_tower_now(c->api))
+                return sk_error_set(err, EACCES, "join token expired");
+        if (!name || !sk_spec_valid_name(name))
+                return sk_error_set_path(err, EINVAL, "name",
+                                         "must be a DNS label ([a-z0-9-], 1..63)");
+        if (!csr || !*csr)
+                return sk_error_set_path(err, EINVAL, "csr", "must be a PEM certificate request");
+        r = check_labels(labels, err);
+        if (r < 0)
+                return r;
+        if (!c->api->ca)
+                return sk_error_set(err, EIO, "the tower has no CA");
+        _cleanup_owned_row_ owned_row site = {0};
+        if (site_row(c->api, jt.site_id, &site, NULL) < 0)
+                return sk_error_set(err, EACCES, "the join token's site no longer exists");
+        _cleanup_free_ char *labels_text = json_dumps(labels ? labels : json_object(), DUMP_FLAGS);
+        _cleanup_free_ char *cert = NULL;
+        int64_t host_id = 0;
+        r = s->ops->begin(s, err);
+        if (r < 0)
+                return r;
+        r = join_tx(c, hash, jt.site_id, name, labels_text ? labels_text : "{}", csr, &host_id,
+                    &cert, err);
+        if (r >= 0)
+                r = s->ops->commit(s, err);
+        if (r < 0) {
+                s->ops->rollback(s);
+                return r;
+        }
+        sk_info("host %s joined site %s/%s (site-id %lld, host-id %lld)", name, site.tenant,
+                site.name, (long long)jt.site_id, (long long)host_id);
+        sk_tower_reply(c, 200,
+                       json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s}", "site", site.name, "tenant",
+                                 site.tenant, "host", name, "site-id", (json_int_t)jt.site_id,
+                                 "host-id", (json_int_t)host_id, "certificate", cert, "ca",
+                                 sk_ca_cert_pem(c->api->ca)));
+        return 0;
+}
+
+static int count_host(const sk_host_row *row, void *user)
+{
+        (*(int64_t *)user)++;
+        return 0;
+}
+
+static int add_instance(const sk_instance_row *row, void *user)
+{
+        json_t *doc = json_loads(row->json, 0, NULL);
+        if (doc)
+                json_array_append_new(user, doc);
+        return 0;
+}
+
+/* How many instances a site should run: replicas, or one per host. */
+static int64_t desired_count(sk_tower_api *api, const json_t *spec, int64_t site_id)
+{
+        int64_t n = 0, hosts = -1;
+        size_t i;
+        json_t *svc;
+        json_array_foreach(json_object_get(spec, "services"), i, svc)
+        {
+                const char *mode = json_string_value(json_object_get(svc, "mode"));
+                if (mode && strcmp(mode, "one-per-host") == 0) {
+                        if (hosts < 0) {
+                                hosts = 0;
+                                api->store->ops->host_list(api->store, site_id, count_host, &hosts,
+                                                           NULL);
+                        }
+                        n += hosts;
+                } else {
+                        json_t *rep = json_object_get(svc, "replicas");
+                        n += rep ? json_integer_value(rep) : 1;
+                }
+        }
+        return n;
+}
+
+int sk_tower_deployment_status(sk_tower_api *api, const char *tenant, const json_t *dep,
+                               json_t **status, sk_error **err)
+{
+        /* resolve the deployment exactly as site sync does */
+        _cleanup_world_ world all = {0};
+        int r = load_world(api, &all, err);
+        if (r < 0)
+                return r;
+        const plan *p = NULL;
+        for (size_t i = 0; i < all.n; i++)
+                if (strcmp(all.plans[i].tenant, tenant) == 0 &&
+                    json_equal(json_object_get(all.plans[i].dep, "name"),
+                               json_object_get(dep, "name")))
+                        p = &all.plans[i];
+        site_list sites = {0};
+        r = api->store->ops->resource_list(api->store, NULL, "site", add_site, &sites, err);
+        _cleanup_json_ json_t *list = json_array();
+        int64_t desired = 0, running = 0;
+        _cleanup_free_ char *prefix = NULL;
+        if (r >= 0 && asprintf(&prefix, "%s/%s/", tenant,
+                               json_string_value(json_object_get(dep, "name"))) < 0)
+                r = sk_error_set(err, ENOMEM, "out of memory");
+        for (size_t i = 0; r >= 0 && p && i < sites.n; i++) {
+                _cleanup_json_ json_t *labels =
+                    sk_tower_site_labels(sites.rows[i].doc, sites.rows[i].tenant);
+                if (!labels || !plan_selects(p, labels))
+                        continue;
+                json_t *insts = json_array();
+                r = api->store->ops->instances_list(api->store, sites.rows[i].id, prefix,
+                                                    add_instance, insts, err);
+                size_t k;
+                json_t *it;
+                json_array_foreach(insts, k, it)
+                {
+                        const char *st = json_string_value(json_object_get(it, "state"));
+                        const char *v = json_string_value(json_object_get(it, "version"));
+                        if (st && strcmp(st, "running") == 0 && v && strcmp(v, p->version) == 0)
+                                running++;
+                }
+                desired += desired_count(api, p->spec, sites.rows[i].id);
+                json_array_append_new(list, json_pack("{s:s, s:s, s:o}", "site", sites.rows[i].name,
+                                                      "version", p->version, "instances", insts));
+        }
+        site_list_free(&sites);
+        if (r < 0)
+                return r;
+        *status = json_pack("{s:O, s:I, s:I}", "sites", list, "desired", (json_int_t)desired,
+                            "running", (json_int_t)running);
+        return *status ? 0 : sk_error_set(err, ENOMEM, "out of memory");
+}

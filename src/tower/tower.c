@@ -1,0 +1,183 @@
+/* `skerry tower`: opens the data folder (store, CA, admin token), issues the server
+ * certificate and serves the API until SIGTERM or SIGINT. */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/pki.h"
+#include "tower/api.h"
+#include "tower/http.h"
+#include "tower/store.h"
+#include "tower/tower.h"
+
+#define DEFAULT_LISTEN   "127.0.0.1:7443"
+#define SERVER_CERT_DAYS 365
+
+static void usage(FILE *f)
+{
+        fputs("usage: skerry tower --data DIR [--listen ADDR:PORT]\n"
+              "  --data DIR          store, CA and keys (env SKERRY_DATA)\n"
+              "  --listen ADDR:PORT  HTTPS address (env SKERRY_LISTEN, default " DEFAULT_LISTEN
+              ")\n",
+              f);
+}
+
+static void store_closep(sk_store **s)
+{
+        if (*s)
+                (*s)->ops->close(*s);
+}
+
+static void api_freep(sk_tower_api **a)
+{
+        sk_tower_api_free(*a);
+}
+
+/* The names the server certificate is good for: the listen address and this machine. */
+static size_t server_names(const char *host, char hostname[256], const char *names[6])
+{
+        size_t n = 0;
+        const char *fixed[] = {"localhost", "127.0.0.1", "::1"};
+        if (*host && strcmp(host, "0.0.0.0") != 0 && strcmp(host, "::") != 0)
+                names[n++] = host;
+        if (gethostname(hostname, 255) == 0 && hostname[0]) {
+                hostname[255] = '\0';
+                names[n++] = hostname;
+        }
+        for (size_t i = 0; i < SK_ARRAY_SIZE(fixed); i++) {
+                bool dup = false;
+                for (size_t j = 0; j < n; j++)
+                        dup |= strcmp(names[j], fixed[i]) == 0;
+                if (!dup)
+                        names[n++] = fixed[i];
+        }
+        return n;
+}
+
+static int ensure_admin_token(sk_tower_api *api, const char *dir, sk_error **err)
+{
+        _cleanup_free_ char *path = NULL;
+        if (asprintf(&path, "%s/admin.token", dir) < 0)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        bool first = access(path, F_OK) != 0;
+        _cleanup_free_ char *token = NULL;
+        int r = sk_tower_bootstrap(api, first ? &token : NULL, err);
+        if (r < 0 || !first)
+                return r;
+        _cleanup_free_ char *line = NULL;
+        if (asprintf(&line, "%s\n", token) < 0)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        r = sk_file_write(path, line, strlen(line), 0600, err);
+        if (r >= 0)
+                sk_info("wrote the admin token to %s", path);
+        return r;
+}
+
+static int run(const char *dir, const char *listen, sk_error **err)
+{
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return sk_error_set(err, errno, "cannot create %s: %m", dir);
+        _cleanup_free_ char *db = NULL;
+        if (asprintf(&db, "%s/tower.db", dir) < 0)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        __attribute__((cleanup(store_closep))) sk_store *store = NULL;
+        int r = sk_store_sqlite_open(db, &store, err);
+        if (r < 0)
+                return r;
+        _cleanup_ca_ sk_ca *ca = NULL;
+        r = sk_ca_open(dir, &ca, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *host = NULL, *port = NULL;
+        r = sk_tower_split_listen(listen, &host, &port, err);
+        if (r < 0)
+                return r;
+        char hostname[256] = "";
+        const char *names[6];
+        size_t n = server_names(host, hostname, names);
+        _cleanup_free_ char *cert = NULL, *key = NULL;
+        r = sk_ca_issue_server(ca, names, n, SERVER_CERT_DAYS, &cert, &key, err);
+        if (r < 0)
+                return r;
+        __attribute__((cleanup(api_freep))) sk_tower_api *api = NULL;
+        r = sk_tower_api_new(store, ca, &api, err);
+        if (r >= 0)
+                r = ensure_admin_token(api, dir, err);
+        if (r < 0)
+                return r;
+
+        /* Signals go to sigwait below, not to the server's threads. */
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+        sk_tower_http *http = NULL;
+        uint16_t bound = 0;
+        sk_tower_http_opts o = {listen, cert, key, sk_ca_cert_pem(ca)};
+        r = sk_tower_http_start(api, &o, &http, &bound, err);
+        explicit_bzero(key, strlen(key));
+        if (r < 0)
+                return r;
+        bool v6 = strchr(host, ':') != NULL;
+        sk_info("listening on https://%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "",
+                (unsigned)bound);
+        int sig = 0;
+        sigwait(&set, &sig);
+        sk_info("stopping (%s)", strsignal(sig));
+        sk_tower_http_stop(http);
+        return 0;
+}
+
+int sk_tower_main(int argc, char **argv)
+{
+        sk_log_init("tower");
+        const char *dir = getenv("SKERRY_DATA");
+        const char *listen = getenv("SKERRY_LISTEN");
+        static const struct option longopts[] = {{"data", required_argument, NULL, 'd'},
+                                                 {"listen", required_argument, NULL, 'l'},
+                                                 {"help", no_argument, NULL, 'h'},
+                                                 {NULL, 0, NULL, 0}};
+        optind = 1;
+        int ch;
+        while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+                switch (ch) {
+                case 'd':
+                        dir = optarg;
+                        break;
+                case 'l':
+                        listen = optarg;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return 2;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "skerry tower: unexpected argument '%s'\n", argv[optind]);
+                usage(stderr);
+                return 2;
+        }
+        if (!dir || !*dir) {
+                fprintf(stderr, "skerry tower: --data DIR is required\n");
+                usage(stderr);
+                return 2;
+        }
+        _cleanup_error_ sk_error *err = NULL;
+        int r = run(dir, listen && *listen ? listen : DEFAULT_LISTEN, &err);
+        if (r < 0) {
+                sk_errorf("%s", sk_error_msg(err, r));
+                return 1;
+        }
+        return 0;
+}
