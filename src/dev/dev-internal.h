@@ -38,6 +38,9 @@ char *sk_dev_host_name(int i, int n, int j);
  * `skerry dev` dies. */
 int sk_dev_spawn(const char *const *argv, const char *const *extra_env, const char *log_path,
                  pid_t *pid, sk_error **err);
+/* Runs argv (searched on PATH) to completion, output discarded; returns its wait status or
+ * -1 when it could not run. */
+int sk_dev_run(const char *const *argv);
 /* SIGTERM, then SIGKILL after grace_ms; reaps. Returns the wait status, or -1. */
 int sk_dev_stop_pid(pid_t pid, int grace_ms);
 /* True (and *status set) when the child pid has exited; reaps it. */
@@ -56,9 +59,10 @@ int sk_dev_write_file(const char *path, const char *data, size_t len, int mode, 
 /* Writes a ustar archive of a minimal busybox root file system (bin/busybox plus applet
  * links) built from the static busybox at busybox_path. */
 int sk_dev_busybox_tar(const char *busybox_path, const char *tar_path, sk_error **err);
-/* Text of a containers.conf for the private service: runc when crun cannot run (cgroup v1 or
- * hybrid, or crun missing), bounded ulimits, cgroupfs, file events. Caller frees. */
-char *sk_dev_containers_conf(bool use_runc);
+/* Text of a containers.conf for the private service whose state is under dir: runc when
+ * crun cannot run (cgroup v1 or hybrid, or crun missing), bounded ulimits, cgroupfs, file
+ * events. Caller frees. */
+char *sk_dev_containers_conf(const char *dir, bool use_runc);
 /* True when crun is installed and the unified cgroup v2 hierarchy is mounted. */
 bool sk_dev_crun_usable(void);
 
@@ -72,8 +76,8 @@ typedef struct sk_dev_podman {
  * localhost/busybox:latest, and waits until the API answers. */
 int sk_dev_podman_start(const char *dir, const char *log_path, sk_dev_podman *p, sk_error **err);
 void sk_dev_podman_stop(sk_dev_podman *p);
-/* Force-removes the containers whose label skerry.site is one of sites (NULL-terminated).
- * Returns how many were removed. */
+/* Force-removes the containers whose label skerry.site is one of sites (NULL-terminated),
+ * or every container when sites is NULL. Returns how many were removed. */
 int sk_dev_remove_containers(const char *socket, const char *const *sites, sk_error **err);
 /* Waits up to timeout_ms for GET /_ping on the socket to answer 200; gives up early when
  * the process watch (0: none) exits. */

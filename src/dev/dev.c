@@ -2,7 +2,6 @@
  * machine, in the foreground until Ctrl-C (DESIGN.md section 2). Every child runs in its own
  * process group so that Ctrl-C reaches only us and we can stop things in order: agents first
  * (so nothing restarts containers), then their containers, the runtime and the tower. */
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -97,7 +96,9 @@ static int start_child(dev *d, child *c, const char *what, const char *log_name,
             asprintf(&c->log, "%s/logs/%s.log", d->o.data_dir, log_name) < 0)
                 return sk_error_set(err, ENOMEM, "out of memory");
         int r = sk_dev_spawn(argv, NULL, c->log, &c->pid, err);
-        return r < 0 ? sk_error_prefix(err, "starting the %s", what) : 0;
+        if (r < 0)
+                sk_error_prefix(err, "starting the %s", what);
+        return r < 0 ? r : 0;
 }
 
 static int start_tower(dev *d, sk_error **err)
@@ -123,7 +124,9 @@ static int start_tower(dev *d, sk_error **err)
         r = sk_dev_tower_wait(d->base_url, d->ca, token_file, 60000, d->tower.pid, &d->token, err);
         if (r == -ECHILD)
                 d->tower.pid = 0; /* reaped by the wait */
-        return r < 0 ? sk_error_prefix(err, "tower (log: %s)", d->tower.log) : 0;
+        if (r < 0)
+                sk_error_prefix(err, "tower (log: %s)", d->tower.log);
+        return r < 0 ? r : 0;
 }
 
 static int start_runtime(dev *d, sk_error **err)
@@ -148,18 +151,6 @@ static int start_runtime(dev *d, sk_error **err)
         return 0;
 }
 
-static bool dir_is_empty(const char *path)
-{
-        DIR *dir = opendir(path);
-        if (!dir)
-                return true;
-        bool empty = true;
-        for (struct dirent *e; empty && (e = readdir(dir));)
-                empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
-        closedir(dir);
-        return empty;
-}
-
 static int start_agent(dev *d, int site, int host, sk_error **err)
 {
         const char *site_name = d->sites[site];
@@ -176,8 +167,11 @@ static int start_agent(dev *d, int site, int host, sk_error **err)
             asprintf(&listen, "127.0.0.1:%d", port) < 0 ||
             asprintf(&what, "agent %s of site %s", name, site_name) < 0)
                 return sk_error_set(err, ENOMEM, "out of memory");
-        /* --join is for the first start only; a data folder with content has joined. */
-        if (dir_is_empty(data)) {
+        /* --join is for the first start only: a joined agent keeps identity.json. */
+        _cleanup_free_ char *identity = NULL;
+        if (asprintf(&identity, "%s/identity.json", data) < 0)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        if (access(identity, F_OK) != 0) {
                 int r = sk_dev_join_token(d->base_url, d->ca, d->token, site_name, &join, err);
                 if (r < 0)
                         return r;

@@ -44,7 +44,7 @@ int sk_dev_tower_wait(const char *base_url, const char *ca_file, const char *tok
         for (int waited = 0;; waited += 100) {
                 if (!tok)
                         tok = read_token(token_file);
-                if (tok && access(ca_file, R_OK) == 0) {
+                if (tok && (!ca_file || access(ca_file, R_OK) == 0)) {
                         _cleanup_httpc_ sk_httpc *c = NULL;
                         _cleanup_response_ sk_http_response resp = {0};
                         if (client(base_url, ca_file, tok, &c, NULL) == 0 &&
@@ -89,7 +89,7 @@ int sk_dev_put_site(const char *base_url, const char *ca_file, const char *token
         _cleanup_response_ sk_http_response resp = {0};
         r = sk_httpc_request(c, "PUT", path, body, strlen(body), NULL, 30000, &resp, err);
         if (r < 0)
-                return sk_error_prefix(err, "creating site %s", site);
+                return sk_error_prefix(err, "creating site %s", site), r;
         if (resp.status != 200 && resp.status != 201) {
                 _cleanup_json_ json_t *parsed = NULL;
                 return sk_error_set(err, EIO, "creating site %s: HTTP %ld: %s", site, resp.status,
@@ -112,7 +112,7 @@ int sk_dev_join_token(const char *base_url, const char *ca_file, const char *tok
         _cleanup_response_ sk_http_response resp = {0};
         r = sk_httpc_request(c, "POST", path, "{}", 2, NULL, 30000, &resp, err);
         if (r < 0)
-                return sk_error_prefix(err, "join token for site %s", site);
+                return sk_error_prefix(err, "join token for site %s", site), r;
         _cleanup_json_ json_t *parsed = NULL;
         const char *msg = api_message(&resp, &parsed);
         const char *t = json_string_value(json_object_get(parsed, "token"));

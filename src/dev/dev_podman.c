@@ -1,12 +1,14 @@
 /* The private Podman API service of `skerry dev`: a store under DIR/podman that touches
  * nothing of the machine's own containers, with localhost/busybox:latest imported from the
  * static busybox so that the first example runs offline (see ../shared/MACHINE-NOTES.md). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/un.h>
@@ -24,13 +26,16 @@
 
 #define API "/v1.41"
 
-/* Applets linked in the image; enough for shells, sleep loops and a web server. */
-static const char *const applets[] = {
+/* Applets linked in the image when `busybox --list` cannot tell. */
+static const char *const default_applets[] = {
     "sh",    "ash",  "cat",  "echo",  "env",   "false", "grep",   "hostname", "httpd",
     "id",    "kill", "ls",   "mkdir", "nc",    "ps",    "printf", "rm",       "sed",
     "sleep", "tail", "test", "top",   "touch", "true",  "wget",   "date",     "uname",
 };
 
+static const char passwd[] = "root:x:0:0:root:/root:/bin/sh\n"
+                             "nobody:x:65534:65534:nobody:/:/bin/false\n";
+static const char group[] = "root:x:0:\nnogroup:x:65534:\n";
 static const char index_html[] = "<h1>hello from skerry</h1>\n";
 
 /* One ustar header block. */
@@ -71,6 +76,38 @@ static int tar_data(FILE *f, const void *data, size_t len)
         return 0;
 }
 
+static int tar_link(FILE *f, const char *applet)
+{
+        char name[100];
+        if (!*applet || strchr(applet, '/') || !strcmp(applet, "busybox"))
+                return 0;
+        snprintf(name, sizeof(name), "bin/%s", applet);
+        return tar_header(f, name, '2', 0777, 0, "busybox");
+}
+
+/* One bin/ link per applet the binary has; a fixed list when it cannot say. */
+static int tar_applets(FILE *f, const char *busybox_path)
+{
+        _cleanup_free_ char *cmd = NULL;
+        if (asprintf(&cmd, "'%s' --list 2>/dev/null", busybox_path) < 0)
+                return -ENOMEM;
+        FILE *p = strchr(busybox_path, '\'') ? NULL : popen(cmd, "re");
+        int r = 0, n = 0;
+        if (p) {
+                char line[128];
+                while (r == 0 && fgets(line, sizeof(line), p)) {
+                        line[strcspn(line, "\n")] = '\0';
+                        r = tar_link(f, line);
+                        n++;
+                }
+                if (pclose(p) != 0)
+                        n = 0;
+        }
+        for (size_t i = 0; r == 0 && n == 0 && i < SK_ARRAY_SIZE(default_applets); i++)
+                r = tar_link(f, default_applets[i]);
+        return r;
+}
+
 static int read_all(const char *path, char **data, size_t *len, sk_error **err)
 {
         _cleanup_fclose_ FILE *f = fopen(path, "rbe");
@@ -93,7 +130,7 @@ int sk_dev_busybox_tar(const char *busybox_path, const char *tar_path, sk_error 
         size_t bin_len = 0;
         int r = read_all(busybox_path, &bin, &bin_len, err);
         if (r < 0)
-                return sk_error_prefix(err, "the busybox image needs busybox-static");
+                return sk_error_prefix(err, "the busybox image needs busybox-static"), r;
         if (bin_len < 4 || memcmp(bin, "\177ELF", 4) != 0)
                 return sk_error_set(err, EINVAL, "%s is not an executable", busybox_path);
         _cleanup_fclose_ FILE *f = fopen(tar_path, "wbe");
@@ -102,11 +139,14 @@ int sk_dev_busybox_tar(const char *busybox_path, const char *tar_path, sk_error 
         r = tar_header(f, "bin/", '5', 0755, 0, NULL);
         r = r ?: tar_header(f, "bin/busybox", '0', 0755, bin_len, NULL);
         r = r ?: tar_data(f, bin, bin_len);
-        for (size_t i = 0; r == 0 && i < SK_ARRAY_SIZE(applets); i++) {
-                char name[64];
-                snprintf(name, sizeof(name), "bin/%s", applets[i]);
-                r = tar_header(f, name, '2', 0777, 0, "busybox");
-        }
+        r = r ?: tar_applets(f, busybox_path);
+        const char *dirs[] = {"dev/", "proc/", "sys/", "etc/", "root/"};
+        for (size_t i = 0; r == 0 && i < SK_ARRAY_SIZE(dirs); i++)
+                r = tar_header(f, dirs[i], '5', 0755, 0, NULL);
+        r = r ?: tar_header(f, "etc/passwd", '0', 0644, strlen(passwd), NULL);
+        r = r ?: tar_data(f, passwd, strlen(passwd));
+        r = r ?: tar_header(f, "etc/group", '0', 0644, strlen(group), NULL);
+        r = r ?: tar_data(f, group, strlen(group));
         r = r ?: tar_header(f, "tmp/", '5', 01777, 0, NULL);
         r = r ?: tar_header(f, "www/", '5', 0755, 0, NULL);
         r = r ?: tar_header(f, "www/index.html", '0', 0644, strlen(index_html), NULL);
@@ -131,7 +171,7 @@ bool sk_dev_crun_usable(void)
         return access("/usr/bin/crun", X_OK) == 0 || access("/usr/local/bin/crun", X_OK) == 0;
 }
 
-char *sk_dev_containers_conf(bool use_runc)
+char *sk_dev_containers_conf(const char *dir, bool use_runc)
 {
         char *s = NULL;
         /* Hard nofile/nproc limits here are 20000: the runtime's defaults exceed them and
@@ -139,12 +179,19 @@ char *sk_dev_containers_conf(bool use_runc)
         int r = asprintf(&s,
                          "[containers]\n"
                          "default_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n"
+                         "log_driver = \"k8s-file\"\n"
                          "\n"
                          "[engine]\n"
+                         "%s"
                          "cgroup_manager = \"cgroupfs\"\n"
                          "events_logger = \"file\"\n"
-                         "%s",
-                         use_runc ? "runtime = \"runc\"\n" : "");
+                         "events_logfile_path = \"%s/tmp/events.log\"\n"
+                         "tmp_dir = \"%s/tmp\"\n"
+                         "volume_path = \"%s/volumes\"\n"
+                         "\n"
+                         "[network]\n"
+                         "network_config_dir = \"%s/networks\"\n",
+                         use_runc ? "runtime = \"runc\"\n" : "", dir, dir, dir, dir);
         return r < 0 ? NULL : s;
 }
 
@@ -207,7 +254,8 @@ static int import_busybox(const char *socket, const char *dir, sk_error **err)
                 return r;
         _cleanup_response_ sk_http_response resp = {0};
         r = sk_httpc_request(c, "POST",
-                             "/v4.0.0/libpod/images/import?reference=localhost%2Fbusybox%3Alatest",
+                             "/v4.0.0/libpod/images/import?reference=localhost%2Fbusybox%3Alatest"
+                             "&changes=CMD%20%5B%22%2Fbin%2Fsh%22%5D",
                              data, len, "application/x-tar", 120000, &resp, err);
         if (r < 0)
                 return r;
@@ -222,13 +270,16 @@ int sk_dev_podman_start(const char *dir, const char *log_path, sk_dev_podman *p,
         *p = (sk_dev_podman){0};
         _cleanup_free_ char *root = NULL, *runroot = NULL, *netdir = NULL, *tmpdir = NULL,
                             *volumes = NULL, *conf_path = NULL, *conf = NULL, *conf_env = NULL,
-                            *sock_url = NULL;
+                            *sock_url = NULL, *storage = NULL, *storage_path = NULL,
+                            *storage_env = NULL;
         if (asprintf(&p->dir, "%s", dir) < 0 || asprintf(&p->socket, "%s/podman.sock", dir) < 0 ||
             asprintf(&root, "%s/root", dir) < 0 || asprintf(&runroot, "%s/runroot", dir) < 0 ||
             asprintf(&netdir, "%s/networks", dir) < 0 || asprintf(&tmpdir, "%s/tmp", dir) < 0 ||
             asprintf(&volumes, "%s/volumes", dir) < 0 ||
             asprintf(&conf_path, "%s/containers.conf", dir) < 0 ||
             asprintf(&conf_env, "CONTAINERS_CONF=%s", conf_path) < 0 ||
+            asprintf(&storage_path, "%s/storage.conf", dir) < 0 ||
+            asprintf(&storage_env, "CONTAINERS_STORAGE_CONF=%s", storage_path) < 0 ||
             asprintf(&sock_url, "unix://%s", p->socket) < 0)
                 return sk_error_set(err, ENOMEM, "out of memory");
         if (strlen(p->socket) >= sizeof(((struct sockaddr_un *)0)->sun_path))
@@ -242,9 +293,14 @@ int sk_dev_podman_start(const char *dir, const char *log_path, sk_dev_podman *p,
                 r = sk_dev_mkdirs(dirs[i], err);
         if (r < 0)
                 return r;
-        if (!(conf = sk_dev_containers_conf(!sk_dev_crun_usable())))
+        if (!(conf = sk_dev_containers_conf(dir, !sk_dev_crun_usable())) ||
+            asprintf(&storage,
+                     "[storage]\ndriver = \"overlay\"\ngraphroot = \"%s\"\n"
+                     "runroot = \"%s\"\n",
+                     root, runroot) < 0)
                 return sk_error_set(err, ENOMEM, "out of memory");
         r = sk_dev_write_file(conf_path, conf, strlen(conf), 0644, err);
+        r = r ?: sk_dev_write_file(storage_path, storage, strlen(storage), 0644, err);
         if (r < 0)
                 return r;
         unlink(p->socket);
@@ -256,33 +312,97 @@ int sk_dev_podman_start(const char *dir, const char *log_path, sk_dev_podman *p,
                               volumes,   "system",
                               "service", "--time=0",
                               sock_url,  NULL};
-        const char *env[] = {conf_env, NULL};
+        const char *env[] = {conf_env, storage_env, NULL};
         r = sk_dev_spawn(argv, env, log_path, &p->pid, err);
         if (r < 0)
-                return sk_error_prefix(err, "starting podman");
+                return sk_error_prefix(err, "starting podman"), r;
         r = sk_dev_runtime_wait(p->socket, 30000, p->pid, err);
         if (r < 0) {
                 if (r == -ECHILD) /* already reaped */
                         p->pid = 0;
-                return sk_error_prefix(err, "podman (log: %s)", log_path);
+                return sk_error_prefix(err, "podman (log: %s)", log_path), r;
         }
         r = import_busybox(p->socket, dir, err);
         if (r < 0)
-                return sk_error_prefix(err, "podman (log: %s)", log_path);
+                return sk_error_prefix(err, "podman (log: %s)", log_path), r;
         return 0;
+}
+
+/* runc keeps the state of every store's containers in /run/runc: delete the ones whose
+ * bundle is in our store, in case the service died before it removed them. */
+static void reap_runc(const char *root)
+{
+        DIR *d = opendir("/run/runc");
+        if (!d)
+                return;
+        for (struct dirent *e; (e = readdir(d));) {
+                _cleanup_free_ char *bundle = NULL;
+                if (e->d_name[0] == '.' ||
+                    asprintf(&bundle, "%s/overlay-containers/%s", root, e->d_name) < 0 ||
+                    access(bundle, F_OK) != 0)
+                        continue;
+                const char *kill_argv[] = {"runc", "kill", e->d_name, "KILL", NULL};
+                const char *del_argv[] = {"runc", "delete", "--force", e->d_name, NULL};
+                sk_dev_run(kill_argv);
+                sk_dev_run(del_argv);
+        }
+        closedir(d);
+}
+
+/* Overlay and shm mounts the store leaves behind, deepest first, so DIR can be deleted. */
+static void unmount_under(const char *dir)
+{
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+        if (!f)
+                return;
+        char **mounts = NULL;
+        size_t n = 0;
+        char line[4096], point[4096];
+        size_t dlen = strlen(dir);
+        while (fgets(line, sizeof(line), f)) {
+                /* id parent major:minor root mountpoint ... */
+                if (sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1 ||
+                    strncmp(point, dir, dlen) != 0 || point[dlen] != '/')
+                        continue;
+                char **grown = realloc(mounts, (n + 1) * sizeof(*mounts));
+                if (!grown)
+                        break;
+                mounts = grown;
+                if ((mounts[n] = strdup(point)))
+                        n++;
+        }
+        for (size_t i = n; i-- > 0;) {
+                if (umount2(mounts[i], 0) < 0)
+                        umount2(mounts[i], MNT_DETACH);
+                free(mounts[i]);
+        }
+        free(mounts);
 }
 
 void sk_dev_podman_stop(sk_dev_podman *p)
 {
+        if (p->pid > 0 && p->socket) {
+                /* Our private store: nothing in it outlives `skerry dev`. */
+                _cleanup_error_ sk_error *err = NULL;
+                int r = sk_dev_remove_containers(p->socket, NULL, &err);
+                if (r < 0)
+                        sk_warn("removing the containers of %s: %s", p->dir, sk_error_msg(err, r));
+        }
         if (p->pid > 0)
                 sk_dev_stop_pid(p->pid, 10000);
         p->pid = 0;
         if (p->dir) {
                 /* conmon double-forks away from the service; it lives on only when a container
                  * outlived the removal above. Its command line names our store. */
-                _cleanup_free_ char *root = NULL;
-                if (asprintf(&root, "%s/root", p->dir) >= 0 && sk_dev_kill_mentioning(root) > 0)
-                        sk_warn("killed conmon processes left under %s", root);
+                _cleanup_free_ char *root = NULL, *mine = NULL;
+                if (asprintf(&root, "%s/root", p->dir) >= 0 &&
+                    asprintf(&mine, "%s/", p->dir) >= 0) {
+                        if (sk_dev_kill_mentioning(mine) > 0)
+                                sk_warn("killed processes left under %s", p->dir);
+                        reap_runc(root);
+                        unmount_under(p->dir);
+                }
+                unlink(p->socket);
         }
         free(p->dir);
         free(p->socket);

@@ -96,6 +96,7 @@ int sk_dev_spawn(const char *const *argv, const char *const *extra_env, const ch
                 dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
                 _exit(127);
         }
+        setpgid(p, p); /* also here, so that the group exists when we return */
         *pid = p;
         return 0;
 }
@@ -122,6 +123,28 @@ static int wait_for(pid_t pid, long ms)
                         return -1;
                 usleep(20000);
         }
+}
+
+int sk_dev_run(const char *const *argv)
+{
+        pid_t p = fork();
+        if (p < 0)
+                return -1;
+        if (p == 0) {
+                int devnull = open("/dev/null", O_RDWR);
+                if (devnull >= 0) {
+                        dup2(devnull, 0);
+                        dup2(devnull, 1);
+                        dup2(devnull, 2);
+                }
+                execvp(argv[0], (char *const *)argv);
+                _exit(127);
+        }
+        int st;
+        while (waitpid(p, &st, 0) < 0)
+                if (errno != EINTR)
+                        return -1;
+        return st;
 }
 
 bool sk_dev_child_exited(pid_t pid, int *status)
