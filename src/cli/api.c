@@ -6,7 +6,8 @@
 
 #include "common/cleanup.h"
 
-char *sk_cli_resource_path(const char *plural, const char *name, const char *const *query)
+char *sk_cli_resource_path(const char *plural, const char *name, const char *sub,
+                           const char *const *query)
 {
         char *buf = NULL;
         size_t len = 0;
@@ -17,6 +18,8 @@ char *sk_cli_resource_path(const char *plural, const char *name, const char *con
         if (name) {
                 _cleanup_free_ char *e = sk_url_escape(name);
                 fprintf(f, "/%s", e ? e : "");
+                if (sub)
+                        fprintf(f, "/%s", sub);
         }
         char sep = '?';
         for (; query && query[0]; query += 2) {

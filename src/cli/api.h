@@ -9,9 +9,11 @@
 #include "common/error.h"
 #include "common/httpc.h"
 
-/* "/v1/KINDS[/NAME][?k=v&...]": name and values percent-encoded; query is a NULL-terminated
- * list of key, value pairs whose NULL or empty values are left out. name may be NULL. */
-char *sk_cli_resource_path(const char *plural, const char *name, const char *const *query);
+/* "/v1/KINDS[/NAME[/SUB]][?k=v&...]": name and values percent-encoded; query is a
+ * NULL-terminated list of key, value pairs whose NULL or empty values are left out. name,
+ * sub and query may be NULL. */
+char *sk_cli_resource_path(const char *plural, const char *name, const char *sub,
+                           const char *const *query);
 
 typedef struct sk_cli_api_err {
         long status;

@@ -605,3 +605,79 @@ char *sk_cli_format_caret(const char *text, int column)
         }
         return buf;
 }
+
+char *sk_cli_format_rollout(const json_t *dep, bool *done)
+{
+        const json_t *st = json_object_get(dep, "status");
+        const json_t *run = json_object_get(st, "running"), *des = json_object_get(st, "desired");
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        if (!f)
+                return NULL;
+        _cleanup_free_ char *name = sk_cli_format_cell(json_object_get(dep, "name"));
+        _cleanup_free_ char *app = sk_cli_format_cell(json_object_get(dep, "application"));
+        _cleanup_free_ char *ver = sk_cli_format_cell(json_object_get(dep, "version"));
+        _cleanup_free_ char *head = NULL;
+        if (asprintf(&head, "deployment %s (application %s %s)", name, app, ver) < 0)
+                head = NULL;
+        _cleanup_free_ char *head_c = sanitize(head);
+        *done = true;
+        if (!json_is_integer(run) || !json_is_integer(des)) {
+                fprintf(f, "%s: no status reported\n", head_c ? head_c : "");
+        } else {
+                *done = json_integer_value(run) == json_integer_value(des);
+                fprintf(f,
+                        "%s: %" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT
+                        " instances running\n",
+                        head_c ? head_c : "", json_integer_value(run), json_integer_value(des));
+        }
+        static const char *const hdr[] = {"SITE", "VERSION", "RUNNING", "NOT RUNNING"};
+        _cleanup_table_ sk_table *t = sk_table_new(SK_ARRAY_SIZE(hdr), hdr);
+        size_t i;
+        json_t *s;
+        json_array_foreach(json_object_get(st, "sites"), i, s)
+        {
+                const json_t *insts = json_object_get(s, "instances");
+                size_t n = json_array_size(insts), up = 0, j;
+                json_t *in;
+                char *bad = NULL;
+                size_t bad_len = 0;
+                FILE *b = open_memstream(&bad, &bad_len);
+                json_array_foreach(insts, j, in)
+                {
+                        const char *state = json_string_value(json_object_get(in, "state"));
+                        if (state && strcmp(state, "running") == 0) {
+                                up++;
+                                continue;
+                        }
+                        const char *inst = json_string_value(json_object_get(in, "instance"));
+                        const char *why = json_string_value(json_object_get(in, "reason"));
+                        if (b)
+                                fprintf(b, "%s%s %s%s%s", ftell(b) > 0 ? ", " : "",
+                                        inst ? inst : "?", state ? state : "?",
+                                        why && *why ? ": " : "", why && *why ? why : "");
+                }
+                if (b)
+                        fclose(b);
+                _cleanup_free_ char *site = sk_cli_format_cell(json_object_get(s, "site"));
+                _cleanup_free_ char *sver = sk_cli_format_cell(json_object_get(s, "version"));
+                _cleanup_free_ char *count = NULL;
+                if (asprintf(&count, "%zu/%zu", up, n) < 0)
+                        count = NULL;
+                const char *cells[] = {site, sver, count, bad && *bad ? bad : "-"};
+                if (t)
+                        sk_table_add(t, cells);
+                free(bad);
+        }
+        if (t && t->nrows > 0) {
+                _cleanup_free_ char *text = sk_table_render(t);
+                for (char *line = text, *nl; line && (nl = strchr(line, '\n')); line = nl + 1)
+                        fprintf(f, "  %.*s\n", (int)(nl - line), line);
+        }
+        if (fclose(f) != 0) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}

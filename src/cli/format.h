@@ -7,6 +7,7 @@
 #define SK_CLI_FORMAT_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -28,6 +29,10 @@ char *sk_cli_format_table(sk_kind kind, const json_t *items, time_t now);
 
 /* The `describe` view of one resource; for deployments also the per-site instance status. */
 char *sk_cli_format_describe(sk_kind kind, const json_t *item, time_t now);
+
+/* `rollout status`: a deployment's running/desired counts overall and per site. *done is
+ * set when every desired instance runs. */
+char *sk_cli_format_rollout(const json_t *deployment, bool *done);
 
 /* "5s", "3m", "2h", "4d" since an RFC 3339 time; the text itself when it does not parse. */
 char *sk_cli_format_age(const char *rfc3339, time_t now);

@@ -1,0 +1,395 @@
+/* `skerry <verb> ...`: argument parsing, help and dispatch. The verbs live in verbs.c,
+ * apply_cmd.c and login.c; the pure parts in config.c, format.c, api.c and apply.c. */
+#include "cli/cli.h"
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/internal.h"
+#include "common/cleanup.h"
+
+#ifndef SKERRY_VERSION
+#define SKERRY_VERSION "0.1.0"
+#endif
+
+struct sk_cli_verb {
+        const char *name;
+        const char *sub; /* second word ("site token"), or NULL */
+        int (*fn)(sk_cli_ctx *c);
+        unsigned opts;
+        size_t min_args, max_args;
+        const char *usage;
+        const char *help;
+};
+
+static int cmd_version(sk_cli_ctx *c)
+{
+        printf("skerry %s\n", SKERRY_VERSION);
+        return SK_EXIT_OK;
+}
+
+static int cmd_help(sk_cli_ctx *c);
+
+#define MANY ((size_t)-1)
+
+static const sk_cli_verb verbs[] = {
+    {"apply", NULL, sk_cli_cmd_apply, SK_OPT_FILE, 0, 0, "apply -f FILE [-f FILE...]",
+     "Creates or updates the resources in FILE (YAML or JSON, several documents; - reads\n"
+     "stdin). Every document is validated first; when any is invalid nothing is sent.\n"
+     "Documents are sent in dependency order: tenants, users, sites, vaults, secrets,\n"
+     "applications, deployments."},
+    {"get", NULL, sk_cli_cmd_get, SK_OPT_OUTPUT | SK_OPT_SITE | SK_OPT_VERSION, 1, 2,
+     "get KIND [NAME] [-o table|json|yaml] [--site S] [--version V]",
+     "Lists resources of KIND (singular, plural or alias: app), or shows one. -o json\n"
+     "prints what the API answers. hosts and instances take --site; applications take\n"
+     "--version."},
+    {"describe", NULL, sk_cli_cmd_describe, SK_OPT_SITE | SK_OPT_VERSION, 2, 2,
+     "describe KIND NAME [--site S] [--version V]",
+     "Shows every field of one resource; for a deployment also the status of its\n"
+     "instances on each site."},
+    {"delete", NULL, sk_cli_cmd_delete, SK_OPT_VERSION, 2, 2, "delete KIND NAME [--version V]",
+     "Deletes a resource; for an application --version removes only that version."},
+    {"match", NULL, sk_cli_cmd_match, 0, 1, MANY, "match 'EXPR'",
+     "Prints the names of the sites whose labels the expression selects, e.g.\n"
+     "  skerry match 'chain = acme and region in (north, west)'"},
+    {"rollout", "status", sk_cli_cmd_rollout_status, SK_OPT_WATCH, 1, 1,
+     "rollout status DEPLOYMENT [--watch]",
+     "Shows how many instances of a deployment run on each site; --watch repeats until\n"
+     "every desired instance runs."},
+    {"site", "token", sk_cli_cmd_site_token, SK_OPT_TTL, 1, 1, "site token SITE [--ttl 1h]",
+     "Creates a one-time join token for one host of SITE and prints it alone on stdout\n"
+     "(default lifetime 1h, at most 7 days)."},
+    {"login", NULL, sk_cli_cmd_login, SK_OPT_PRINT, 1, 1, "login TENANT/USER [--print]",
+     "Asks for the password (or reads it from stdin when that is not a terminal), logs in\n"
+     "and keeps the address, CA and token in ~/.config/skerry/config.json (mode 0600).\n"
+     "--print also prints the token."},
+    {"user", "password", sk_cli_cmd_user_password, 0, 1, 1, "user password TENANT/USER",
+     "Sets a user's password, read like login reads it."},
+    {"whoami", NULL, sk_cli_cmd_whoami, 0, 0, 0, "whoami",
+     "Prints the tenant, user and role the token belongs to."},
+    {"version", NULL, cmd_version, 0, 0, 0, "version", "Prints skerry's version."},
+    {"help", NULL, cmd_help, 0, 0, 2, "help [VERB]", "Shows help for a verb."},
+};
+
+static const char global_help[] =
+    "Global flags (also SKERRY_ADDR, SKERRY_TOKEN, SKERRY_CA, then the config file that\n"
+    "`skerry login` writes; flags win):\n"
+    "  --addr URL      the tower, e.g. 127.0.0.1:7443 (https:// is implied)\n"
+    "  --token TOKEN   bearer token\n"
+    "  --ca FILE       the tower's CA certificate (its DATA/ca.pem)\n"
+    "  --tenant NAME   act in another tenant (admins of the root tenant)\n"
+    "Kinds: tenant, user, site, host, application (app), deployment, vault, secret,\n"
+    "instance, alert (singular or plural).\n"
+    "Exit codes: 0 ok, 1 error, 2 usage error.\n";
+
+static void print_usage(FILE *f)
+{
+        fputs("usage: skerry VERB [ARGS] [FLAGS]\n\nVerbs:\n", f);
+        for (size_t i = 0; i < SK_ARRAY_SIZE(verbs); i++)
+                fprintf(f, "  skerry %s\n", verbs[i].usage);
+        fputs("  skerry tower | agent | dev ...   (the server roles; see their --help)\n\n", f);
+        fputs(global_help, f);
+}
+
+static void print_verb_help(FILE *f, const sk_cli_verb *v)
+{
+        fprintf(f, "usage: skerry %s\n\n%s\n\n%s", v->usage, v->help, global_help);
+}
+
+static const sk_cli_verb *find_verb(const char *name, const char *sub, bool *needs_sub)
+{
+        *needs_sub = false;
+        for (size_t i = 0; i < SK_ARRAY_SIZE(verbs); i++) {
+                if (strcmp(verbs[i].name, name) != 0)
+                        continue;
+                if (!verbs[i].sub)
+                        return &verbs[i];
+                *needs_sub = true;
+                if (sub && strcmp(verbs[i].sub, sub) == 0)
+                        return &verbs[i];
+        }
+        return NULL;
+}
+
+static int cmd_help(sk_cli_ctx *c)
+{
+        if (c->nargs == 0) {
+                print_usage(stdout);
+                return SK_EXIT_OK;
+        }
+        bool needs_sub;
+        const sk_cli_verb *v = find_verb(c->args[0], c->nargs > 1 ? c->args[1] : NULL, &needs_sub);
+        if (!v && needs_sub) {
+                /* "help site": show every verb that starts with that word. */
+                for (size_t i = 0; i < SK_ARRAY_SIZE(verbs); i++)
+                        if (strcmp(verbs[i].name, c->args[0]) == 0)
+                                print_verb_help(stdout, &verbs[i]);
+                return SK_EXIT_OK;
+        }
+        if (!v) {
+                fprintf(stderr, "skerry: no such verb '%s'\n", c->args[0]);
+                print_usage(stderr);
+                return SK_EXIT_USAGE;
+        }
+        print_verb_help(stdout, v);
+        return SK_EXIT_OK;
+}
+
+int sk_cli_fail(const sk_error *err, int r)
+{
+        fprintf(stderr, "skerry: %s\n", sk_error_msg(err, r));
+        return SK_EXIT_ERROR;
+}
+
+int sk_cli_api_fail(const sk_cli_api_err *e)
+{
+        if (e->path)
+                fprintf(stderr, "skerry: %s: %s\n", e->path, e->message);
+        else
+                fprintf(stderr, "skerry: %s\n", e->message);
+        if (e->status == 401)
+                fputs("skerry: log in with `skerry login TENANT/USER`, or give --token or "
+                      "SKERRY_TOKEN\n",
+                      stderr);
+        return SK_EXIT_ERROR;
+}
+
+int sk_cli_usage_error(const sk_cli_ctx *c, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        fputs("skerry: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+        if (c && c->verb)
+                fprintf(stderr, "usage: skerry %s\n", c->verb->usage);
+        else
+                fputs("Run 'skerry --help' for usage.\n", stderr);
+        return SK_EXIT_USAGE;
+}
+
+int sk_cli_connect(sk_cli_ctx *c, bool with_token)
+{
+        _cleanup_error_ sk_error *err = NULL;
+        _cleanup_free_ char *path = NULL;
+        _cleanup_cli_config_ sk_cli_config file = {0};
+        /* No HOME and no XDG_CONFIG_HOME: flags and environment must do. */
+        if (sk_cli_config_path(getenv("XDG_CONFIG_HOME"), getenv("HOME"), &path, NULL) == 0) {
+                int r = sk_cli_config_load(path, &file, &err);
+                if (r < 0)
+                        return sk_cli_fail(err, r);
+        }
+        sk_cli_config flags = {(char *)c->addr, (char *)c->token, (char *)c->ca};
+        sk_cli_config env = {getenv("SKERRY_ADDR"), getenv("SKERRY_TOKEN"), getenv("SKERRY_CA")};
+        int r = sk_cli_config_resolve(&flags, &env, &file, path, &c->cfg, &err);
+        if (r < 0)
+                return sk_cli_fail(err, r);
+        sk_cli_config use = c->cfg;
+        if (!with_token)
+                use.token = NULL;
+        r = sk_cli_client_open(&use, &c->client, &err);
+        if (r < 0)
+                return sk_cli_fail(err, r);
+        return SK_EXIT_OK;
+}
+
+int sk_cli_request(sk_cli_ctx *c, const char *method, const char *path, const json_t *body,
+                   json_t **out, char **raw)
+{
+        _cleanup_error_ sk_error *err = NULL;
+        sk_cli_api_err api = {0};
+        int r = sk_cli_call_raw(&c->client, method, path, body, out, raw, &api, &err);
+        if (r == -EPROTO && api.message) {
+                sk_cli_api_fail(&api);
+                sk_cli_api_err_clear(&api);
+                return SK_EXIT_ERROR;
+        }
+        if (r < 0)
+                return sk_cli_fail(err, r);
+        return SK_EXIT_OK;
+}
+
+const sk_kind_info *sk_cli_kind_arg(const sk_cli_ctx *c, const char *word)
+{
+        const sk_kind_info *k = sk_kind_lookup(word);
+        if (!k)
+                sk_cli_usage_error(c,
+                                   "unknown kind '%s' (one of tenant, user, site, host, "
+                                   "application, deployment, vault, secret, instance, alert)",
+                                   word);
+        return k;
+}
+
+enum {
+        LONG_ADDR = 256,
+        LONG_TOKEN,
+        LONG_CA,
+        LONG_TENANT,
+        LONG_SITE,
+        LONG_VERSION,
+        LONG_TTL,
+        LONG_PRINT,
+        LONG_WATCH,
+};
+
+static const struct option long_opts[] = {
+    {"addr", required_argument, NULL, LONG_ADDR},
+    {"token", required_argument, NULL, LONG_TOKEN},
+    {"ca", required_argument, NULL, LONG_CA},
+    {"tenant", required_argument, NULL, LONG_TENANT},
+    {"output", required_argument, NULL, 'o'},
+    {"filename", required_argument, NULL, 'f'},
+    {"site", required_argument, NULL, LONG_SITE},
+    {"version", required_argument, NULL, LONG_VERSION},
+    {"ttl", required_argument, NULL, LONG_TTL},
+    {"print", no_argument, NULL, LONG_PRINT},
+    {"watch", no_argument, NULL, LONG_WATCH},
+    {"help", no_argument, NULL, 'h'},
+    {0},
+};
+
+static const char *opt_name(unsigned bit)
+{
+        switch (bit) {
+        case SK_OPT_OUTPUT:
+                return "-o";
+        case SK_OPT_SITE:
+                return "--site";
+        case SK_OPT_VERSION:
+                return "--version";
+        case SK_OPT_TTL:
+                return "--ttl";
+        case SK_OPT_PRINT:
+                return "--print";
+        case SK_OPT_WATCH:
+                return "--watch";
+        default:
+                return "-f";
+        }
+}
+
+static int cleanup_ctx(sk_cli_ctx *c, int rc)
+{
+        free(c->files);
+        sk_cli_client_close(&c->client);
+        sk_cli_config_clear(&c->cfg);
+        return rc;
+}
+
+int sk_cli_main(int argc, char **argv)
+{
+        sk_cli_ctx c = {0};
+        unsigned seen = 0;
+        bool help = false;
+        c.files = calloc((size_t)argc + 1, sizeof(*c.files));
+        if (!c.files)
+                return SK_EXIT_ERROR;
+        /* `skerry --version` alone means the version verb, as most tools do. */
+        if (argc == 2 && strcmp(argv[1], "--version") == 0)
+                return cleanup_ctx(&c, cmd_version(&c));
+
+        opterr = 0;
+        optind = 0; /* 0: full re-initialisation in glibc, so this can run twice */
+        int ch;
+        /* GNU getopt permutes, so flags may come before or after the verb and its
+         * arguments; the positionals end up in argv[optind..]. */
+        while ((ch = getopt_long(argc, argv, ":o:f:h", long_opts, NULL)) != -1) {
+                switch (ch) {
+                case LONG_ADDR:
+                        c.addr = optarg;
+                        break;
+                case LONG_TOKEN:
+                        c.token = optarg;
+                        break;
+                case LONG_CA:
+                        c.ca = optarg;
+                        break;
+                case LONG_TENANT:
+                        c.tenant = optarg;
+                        break;
+                case 'o':
+                        c.output = optarg, seen |= SK_OPT_OUTPUT;
+                        break;
+                case 'f':
+                        c.files[c.nfiles++] = optarg, seen |= SK_OPT_FILE;
+                        break;
+                case LONG_SITE:
+                        c.site = optarg, seen |= SK_OPT_SITE;
+                        break;
+                case LONG_VERSION:
+                        c.version = optarg, seen |= SK_OPT_VERSION;
+                        break;
+                case LONG_TTL:
+                        c.ttl = optarg, seen |= SK_OPT_TTL;
+                        break;
+                case LONG_PRINT:
+                        c.print = true, seen |= SK_OPT_PRINT;
+                        break;
+                case LONG_WATCH:
+                        c.watch = true, seen |= SK_OPT_WATCH;
+                        break;
+                case 'h':
+                        help = true;
+                        break;
+                case ':':
+                        return cleanup_ctx(&c, sk_cli_usage_error(NULL, "flag '%s' needs a value",
+                                                                  argv[optind - 1]));
+                default:
+                        if (optopt > 0 && optopt < 256)
+                                return cleanup_ctx(
+                                    &c, sk_cli_usage_error(NULL, "unknown flag '-%c'", optopt));
+                        return cleanup_ctx(
+                            &c, sk_cli_usage_error(NULL, "unknown flag '%s'", argv[optind - 1]));
+                }
+        }
+        char **pos = argv + optind;
+        size_t npos = (size_t)(argc - optind);
+        if (npos == 0) {
+                if (help) {
+                        print_usage(stdout);
+                        return cleanup_ctx(&c, SK_EXIT_OK);
+                }
+                print_usage(stderr);
+                return cleanup_ctx(&c, SK_EXIT_USAGE);
+        }
+        bool needs_sub;
+        const sk_cli_verb *v = find_verb(pos[0], npos > 1 ? pos[1] : NULL, &needs_sub);
+        if (!v && needs_sub) {
+                fprintf(stderr, "skerry: '%s' needs one of:", pos[0]);
+                for (size_t i = 0; i < SK_ARRAY_SIZE(verbs); i++)
+                        if (strcmp(verbs[i].name, pos[0]) == 0)
+                                fprintf(stderr, " %s", verbs[i].sub);
+                fputc('\n', stderr);
+                for (size_t i = 0; i < SK_ARRAY_SIZE(verbs); i++)
+                        if (strcmp(verbs[i].name, pos[0]) == 0)
+                                fprintf(stderr, "usage: skerry %s\n", verbs[i].usage);
+                return cleanup_ctx(&c, SK_EXIT_USAGE);
+        }
+        if (!v)
+                return cleanup_ctx(&c, sk_cli_usage_error(NULL, "unknown verb '%s'", pos[0]));
+        c.verb = v;
+        if (help) {
+                print_verb_help(stdout, v);
+                return cleanup_ctx(&c, SK_EXIT_OK);
+        }
+        size_t words = v->sub ? 2 : 1;
+        c.args = pos + words;
+        c.nargs = npos - words;
+        unsigned extra = seen & ~v->opts;
+        if (extra) {
+                unsigned bit = extra & -extra;
+                return cleanup_ctx(&c, sk_cli_usage_error(&c, "'%s%s%s' does not take %s", v->name,
+                                                          v->sub ? " " : "", v->sub ? v->sub : "",
+                                                          opt_name(bit)));
+        }
+        if (c.nargs < v->min_args)
+                return cleanup_ctx(&c, sk_cli_usage_error(&c, "missing argument"));
+        if (c.nargs > v->max_args)
+                return cleanup_ctx(
+                    &c, sk_cli_usage_error(&c, "unexpected argument '%s'", c.args[v->max_args]));
+        return cleanup_ctx(&c, v->fn(&c));
+}
