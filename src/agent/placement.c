@@ -59,7 +59,7 @@ static int place_deployment(const json_t *dep, size_t di, json_t *out, sk_error 
                 const char *sname = str_field(svc, "name");
                 if (!sname)
                         return sk_error_set_path(err, EINVAL, spath, "a service needs a name");
-                json_int_t n;
+                json_int_t n = 0;
                 int r = replica_count(svc, spath, &n, err);
                 if (r < 0)
                         return r;
