@@ -42,6 +42,15 @@ const sk_kind_info *sk_kind_get(sk_kind kind);
 
 /* Validates any appliable document by its `kind:` field. */
 int sk_spec_validate(const json_t *doc, json_t **normalized, sk_error **err);
+/* The same for a document that must be of the given kind (the tower's PUT /v1/KINDS/NAME):
+ * a `kind:` naming another kind is an error with path "kind". For a label expression
+ * that does not parse, (*err)->column is the column inside the expression (line 0). */
+int sk_spec_validate_kind(sk_kind kind, const json_t *doc, json_t **normalized, sk_error **err);
+
+/* A label key: NAME or PREFIX/NAME, NAME 1..63 of [A-Za-z0-9._-] starting and ending
+ * alphanumeric, PREFIX a lowercase DNS name (dot-separated DNS labels, at most 253).
+ * Reserved prefixes (system/) are not refused here: sk_spec_validate does that. */
+bool sk_spec_valid_label_key(const char *key);
 
 /* A DNS label: [a-z0-9-], 1..63, not starting or ending with '-'. */
 bool sk_spec_valid_name(const char *name);
