@@ -1,0 +1,137 @@
+#!/bin/bash
+# Shared by the benchmarks: a throw-away installation (private Podman store, a tower, one
+# site with one agent) under a temporary folder, and its cleanup. Source it; call
+# bench_setup, then bench_cleanup (bench_setup installs it as the EXIT trap).
+set -euo pipefail
+
+BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SKERRY=${SKERRY_BIN:-$BENCH_ROOT/build/skerry}
+PODMAN_SERVICE=$BENCH_ROOT/tests/lib/podman-service.sh
+PY=/usr/bin/python3
+IMAGE=localhost/busybox:latest
+SITE=bench-site
+HOST=bench-host
+
+die() {
+	echo "$(basename "$0"): $*" >&2
+	exit 1
+}
+
+now_ms() {
+	echo $(($(date +%s%N) / 1000000))
+}
+
+free_port() {
+	$PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_for SECONDS WHAT CMD...: runs CMD until it succeeds.
+wait_for() {
+	local secs=$1 what=$2 deadline
+	shift 2
+	deadline=$(($(now_ms) + secs * 1000))
+	until "$@" >/dev/null 2>&1; do
+		[ "$(now_ms)" -lt "$deadline" ] || die "timed out after ${secs}s waiting for $what"
+		sleep 0.1
+	done
+}
+
+sk() {
+	HOME=$BENCH_DIR SKERRY_ADDR=$TOWER_ADDR SKERRY_CA=$BENCH_DIR/tower/ca.pem \
+		SKERRY_TOKEN=$(cat "$BENCH_DIR/tower/admin.token") "$SKERRY" "$@"
+}
+
+# The Docker Engine API of the private Podman service.
+runtime() {
+	curl -sf --max-time 10 --unix-socket "$SOCK" "http://d/v1.41$1"
+}
+
+# running_count LABEL=VALUE: containers with that label in state running.
+running_count() {
+	local f
+	f=$($PY -c 'import json, sys, urllib.parse as u
+print(u.quote(json.dumps({"label": [sys.argv[1]], "status": ["running"]})))' "$1")
+	runtime "/containers/json?filters=$f" | $PY -c 'import json, sys; print(len(json.load(sys.stdin)))'
+}
+
+# Runs podman on the private store, as the service does (same containers.conf).
+podman_store() {
+	local d=$BENCH_DIR/podman
+	CONTAINERS_CONF=$d/containers.conf CONTAINERS_STORAGE_CONF=$d/storage.conf \
+		podman --root "$d/root" --runroot "$d/runroot" --network-config-dir "$d/net" \
+		--tmpdir "$d/tmp" --volumepath "$d/volumes" --cgroup-manager cgroupfs \
+		--events-backend file "$@"
+}
+
+tower_ready() {
+	[ -s "$BENCH_DIR/tower/admin.token" ] && sk get sites -o json
+}
+
+host_connected() {
+	sk get hosts --site "$SITE" -o json | $PY -c 'import json, sys
+items = json.load(sys.stdin)["items"]
+sys.exit(0 if any(h.get("name") == sys.argv[1] or h.get("host") == sys.argv[1] for h in items) else 1)' "$HOST"
+}
+
+bench_setup() {
+	[ -x "$SKERRY" ] || die "$SKERRY is not built (make build/skerry, or set SKERRY_BIN)"
+	BENCH_DIR=$(mktemp -d /tmp/skerry-bench-XXXXXX)
+	TOWER_PID=""
+	AGENT_PID=""
+	trap bench_cleanup EXIT
+	trap 'exit 130' INT TERM
+	SOCK=$("$PODMAN_SERVICE" start "$BENCH_DIR/podman")
+	local port
+	port=$(free_port)
+	TOWER_ADDR=https://127.0.0.1:$port
+	mkdir -p "$BENCH_DIR/logs"
+	"$SKERRY" tower --data "$BENCH_DIR/tower" --listen "127.0.0.1:$port" \
+		>"$BENCH_DIR/logs/tower.log" 2>&1 &
+	TOWER_PID=$!
+	wait_for 30 "the tower" tower_ready
+	printf 'kind: site\nname: %s\nlabels: {role: bench}\n' "$SITE" | sk apply -f - >/dev/null
+	local token
+	token=$(sk site token "$SITE")
+	"$SKERRY" agent --data "$BENCH_DIR/agent" --tower "$TOWER_ADDR" \
+		--ca "$BENCH_DIR/tower/ca.pem" --join "$token" --runtime "unix://$SOCK" \
+		--name "$HOST" --listen "127.0.0.1:$(free_port)" >"$BENCH_DIR/logs/agent.log" 2>&1 &
+	AGENT_PID=$!
+	wait_for 30 "the agent to connect" host_connected
+}
+
+stop_pid() {
+	local pid=$1 i
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for i in $(seq 1 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+bench_cleanup() {
+	local rc=$?
+	trap - EXIT
+	if [ "$rc" -ne 0 ] && [ -n "${BENCH_DIR:-}" ]; then
+		for f in "$BENCH_DIR"/logs/*.log; do
+			[ -f "$f" ] || continue
+			echo "--- last lines of $(basename "$f")" >&2
+			tail -20 "$f" >&2
+		done
+	fi
+	stop_pid "${AGENT_PID:-}"
+	if [ -n "${BENCH_DIR:-}" ]; then
+		"$PODMAN_SERVICE" stop "$BENCH_DIR/podman" || true
+	fi
+	stop_pid "${TOWER_PID:-}"
+	[ -n "${BENCH_DIR:-}" ] && rm -rf "$BENCH_DIR"
+	exit "$rc"
+}
+
+# median of the numbers on stdin (one a line).
+median() {
+	sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) exit 1; if (NR % 2) print v[(NR + 1) / 2];
+		else printf "%d\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}

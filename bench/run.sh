@@ -1,0 +1,74 @@
+#!/bin/bash
+# Runs every benchmark and rewrites docs/benchmarks.md with the machine, the commands and
+# the figures. Needs build/skerry (or SKERRY_BIN) and root for Podman.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=docs/benchmarks.md
+tmp=$(mktemp -d /tmp/skerry-bench-run-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+
+echo "== bench/apply-to-running.sh" >&2
+bench/apply-to-running.sh | tee "$tmp/apply.txt"
+echo "== bench/agent-rss.sh" >&2
+bench/agent-rss.sh | tee "$tmp/rss.txt"
+
+val() { # val FILE KEY
+	sed -n "s/^RESULT $2=//p" "$1" | tail -1
+}
+
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+cores=$(nproc)
+mem=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+kernel=$(uname -r)
+os=$(. /etc/os-release && echo "$PRETTY_NAME")
+podman_v=$(podman --version | awk '{ print $3 }')
+cgroup=$(stat -fc %T /sys/fs/cgroup)
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+skerry_bin=${SKERRY_BIN:-build/skerry}
+
+cat >"$out" <<MD
+# Benchmarks
+
+Written by \`bench/run.sh\` on $(date -u +%Y-%m-%d) (commit $commit); run it again to refresh.
+Every benchmark starts its own private Podman store, tower and agent in a temporary
+folder (\`bench/lib.sh\`, \`tests/lib/podman-service.sh\`) and removes them at the end.
+
+## Machine
+
+| | |
+| --- | --- |
+| CPU | $cpu |
+| cores | $cores |
+| memory | $mem |
+| kernel | $kernel ($os, cgroup fs: $cgroup) |
+| Podman | $podman_v |
+| binary | \`$skerry_bin\` (\`make\`: -O2 -g) |
+
+## Apply to running
+
+\`bench/apply-to-running.sh\` (RUNS=$(val "$tmp/apply.txt" apply_runs)): the time from starting
+\`skerry apply -f -\` with a new one-container busybox application and a deployment that
+selects the one site, until the runtime API lists that container as running (polled every
+20 ms); then the deployment is deleted. Against it, in the same go and on the same
+private Podman store: \`podman run -d\` of the same image and command, until it returns.
+
+| | each run (ms) | median (ms) |
+| --- | --- | --- |
+| \`skerry apply\` to running | $(val "$tmp/apply.txt" apply_ms) | **$(val "$tmp/apply.txt" apply_median_ms)** |
+| \`podman run -d\` | $(val "$tmp/apply.txt" podman_ms) | **$(val "$tmp/apply.txt" podman_median_ms)** |
+
+Ratio skerry / podman: **$(val "$tmp/apply.txt" ratio)**.
+
+## Agent memory
+
+\`bench/agent-rss.sh\`: the agent's VmRSS (\`/proc/PID/status\`) with
+$(val "$tmp/rss.txt" rss_containers) running containers (one deployment, 10 replicas, on one host),
+after the containers run and the agent has been idle for 10 s; median of 5 samples a second apart.
+
+| | KiB |
+| --- | --- |
+| VmRSS, idle, 10 containers | **$(val "$tmp/rss.txt" rss_kb)** |
+| VmHWM (peak) | $(val "$tmp/rss.txt" rss_hwm_kb) |
+| VmRSS just after joining, no containers | $(val "$tmp/rss.txt" rss_join_kb) |
+MD
+echo "wrote $out" >&2
