@@ -101,7 +101,7 @@ int sk_cli_normalize_addr(const char *addr, char **out, sk_error **err)
         size_t hp_len = slash ? (size_t)(slash - rest) : rest_len;
         if (hp_len == 0)
                 return sk_error_set(err, EINVAL, "no host name in '%s'", addr);
-        bool has_port;
+        bool has_port = false;
         int r = check_hostport(rest, hp_len, &has_port, err);
         if (r < 0)
                 return r;
