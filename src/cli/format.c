@@ -589,6 +589,10 @@ char *sk_cli_format_caret(const char *text, int column)
         if (!f)
                 return NULL;
         _cleanup_free_ char *clean = sanitize(text);
+        /* Tabs stay, so that the caret line below matches the text's layout. */
+        for (size_t i = 0; clean && text[i]; i++)
+                if (text[i] == '\t')
+                        clean[i] = '\t';
         fprintf(f, "%s\n", clean ? clean : "");
         /* Walk characters, not bytes, and keep tabs so the caret lines up in a terminal. */
         int col = 1;
