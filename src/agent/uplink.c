@@ -1,0 +1,406 @@
+#include "agent/uplink.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/identity.h"
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/pki.h"
+
+struct sk_uplink {
+        char *dir, *tower, *host;
+        char *ca, *cert, *key, *desired_path;
+        sk_supervisor *sup;
+        int64_t generation;
+
+        pthread_mutex_t lock;
+        pthread_cond_t cond; /* CLOCK_MONOTONIC */
+        bool stop, status_dirty;
+        pthread_t sync_thread, status_thread;
+        bool sync_started, status_started;
+};
+
+static void timespec_at(struct timespec *ts, int64_t ms)
+{
+        ts->tv_sec = ms / 1000;
+        ts->tv_nsec = (ms % 1000) * 1000000;
+}
+
+static bool stopping(sk_uplink *u)
+{
+        pthread_mutex_lock(&u->lock);
+        bool s = u->stop;
+        pthread_mutex_unlock(&u->lock);
+        return s;
+}
+
+/* Sleeps until ms (monotonic) or stop; returns whether stopping. */
+static bool sleep_until(sk_uplink *u, int64_t ms)
+{
+        struct timespec ts;
+        timespec_at(&ts, ms);
+        pthread_mutex_lock(&u->lock);
+        while (!u->stop && pthread_cond_timedwait(&u->cond, &u->lock, &ts) == 0)
+                ;
+        bool s = u->stop;
+        pthread_mutex_unlock(&u->lock);
+        return s;
+}
+
+int sk_desired_load(const char *dir, json_t **doc, sk_error **err)
+{
+        _cleanup_free_ char *path = sk_identity_path(dir, "desired.json");
+        if (!path)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        if (access(path, F_OK) < 0)
+                return -ENOENT;
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r = sk_file_read(path, &text, &len, err);
+        if (r < 0)
+                return r;
+        json_error_t je;
+        json_t *o = json_loadb(text, len, 0, &je);
+        if (!json_is_object(o) || !json_is_integer(json_object_get(o, "generation"))) {
+                json_decref(o);
+                return sk_error_set_pos(err, EINVAL, je.line, je.column,
+                                        "%s: not a desired document%s%s", path, o ? "" : ": ",
+                                        o ? "" : je.text);
+        }
+        *doc = o;
+        return 0;
+}
+
+/* ---- one request to the tower: libcurl directly, so that stopping aborts it ---- */
+
+struct buf {
+        char *data;
+        size_t len;
+};
+
+static size_t collect(char *p, size_t size, size_t n, void *user)
+{
+        struct buf *b = user;
+        size_t add = size * n;
+        if (b->len + add > (64u << 20))
+                return 0; /* a desired document is far smaller */
+        char *d = realloc(b->data, b->len + add + 1);
+        if (!d)
+                return 0;
+        memcpy(d + b->len, p, add);
+        b->len += add;
+        d[b->len] = '\0';
+        b->data = d;
+        return add;
+}
+
+static int abort_on_stop(void *user, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+        return stopping(user) ? 1 : 0;
+}
+
+static void curl_freep(CURL **h)
+{
+        if (*h)
+                curl_easy_cleanup(*h);
+}
+
+static CURL *tower_handle(sk_uplink *u)
+{
+        CURL *h = curl_easy_init();
+        if (!h)
+                return NULL;
+        curl_easy_setopt(h, CURLOPT_CAINFO, u->ca);
+        curl_easy_setopt(h, CURLOPT_SSLCERT, u->cert);
+        curl_easy_setopt(h, CURLOPT_SSLKEY, u->key);
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+        /* libcurl calls this about once a second even while idle: a stop takes effect. */
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, abort_on_stop);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, u);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+        return h;
+}
+
+/* 0 with *status and *body (caller frees) when any answer came, negative otherwise. */
+static int tower_call(sk_uplink *u, CURL *h, const char *method, const char *path, const char *body,
+                      long timeout_ms, long *status, char **out, sk_error **err)
+{
+        _cleanup_free_ char *url = NULL;
+        if (asprintf(&url, "%s%s", u->tower, path) < 0)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        struct buf b = {0};
+        struct curl_slist *hdr = curl_slist_append(NULL, "Expect:");
+        if (body)
+                hdr = curl_slist_append(hdr, "Content-Type: application/json");
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+        if (body) {
+                curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+                curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+        } else {
+                curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+        }
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+        CURLcode rc = curl_easy_perform(h);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+        curl_slist_free_all(hdr);
+        if (rc != CURLE_OK) {
+                free(b.data);
+                if (rc == CURLE_ABORTED_BY_CALLBACK)
+                        return -ECANCELED;
+                return sk_error_set(err, rc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : ECONNREFUSED,
+                                    "%s %s: %s", method, url, curl_easy_strerror(rc));
+        }
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+        *out = b.data ? b.data : strdup("");
+        return 0;
+}
+
+/* An error from a non-2xx answer, with the tower's message. */
+static int answer_error(long status, const char *body, const char *what, sk_error **err)
+{
+        _cleanup_json_ json_t *o = json_loads(body ? body : "", 0, NULL);
+        const char *m = json_string_value(json_object_get(json_object_get(o, "error"), "message"));
+        return sk_error_set(err, status == 401 || status == 403 ? EACCES : EPROTO,
+                            "%s: HTTP %ld: %s", what, status, m ? m : "(no message)");
+}
+
+/* Logs reachability only when it changes. */
+typedef struct reach {
+        const char *what;
+        int state; /* 0 unknown, 1 up, -1 down */
+} reach;
+
+static void reach_up(reach *r)
+{
+        if (r->state != 1)
+                sk_info("%s: connected to the tower", r->what);
+        r->state = 1;
+}
+
+static void reach_down(reach *r, const sk_error *err, int code)
+{
+        if (r->state != -1)
+                sk_warn("%s: %s (retrying with backoff)", r->what, sk_error_msg(err, code));
+        r->state = -1;
+}
+
+static int64_t backoff_next(int64_t d)
+{
+        if (d <= 0)
+                return SK_UPLINK_BACKOFF_MIN;
+        return d * 2 > SK_UPLINK_BACKOFF_MAX ? SK_UPLINK_BACKOFF_MAX : d * 2;
+}
+
+/* A new desired document: persist it first, so a restart runs exactly what was seen. */
+static int take_desired(sk_uplink *u, const char *body, sk_error **err)
+{
+        json_error_t je;
+        _cleanup_json_ json_t *doc = json_loads(body, 0, &je);
+        if (!json_is_object(doc) || !json_is_integer(json_object_get(doc, "generation")))
+                return sk_error_set_pos(err, EPROTO, je.line, je.column, "desired document: %s",
+                                        doc ? "no integer generation" : je.text);
+        _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
+        if (!text)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        int r = sk_file_write(u->desired_path, text, strlen(text), 0600, err);
+        if (r < 0)
+                return r;
+        u->generation = json_integer_value(json_object_get(doc, "generation"));
+        sk_info("desired state generation %lld", (long long)u->generation);
+        sk_supervisor_set_desired(u->sup, doc);
+        return 0;
+}
+
+static void *sync_loop(void *arg)
+{
+        sk_uplink *u = arg;
+        __attribute__((cleanup(curl_freep))) CURL *h = tower_handle(u);
+        reach rs = {"sync", 0};
+        int64_t delay = 0;
+        while (h && !stopping(u)) {
+                _cleanup_error_ sk_error *err = NULL;
+                _cleanup_free_ char *path = NULL, *body = NULL;
+                long status = 0;
+                if (asprintf(&path, "/v1/sync/desired?generation=%lld&wait=%d",
+                             (long long)u->generation, SK_UPLINK_WAIT_S) < 0)
+                        break;
+                int r = tower_call(u, h, "GET", path, NULL, (SK_UPLINK_WAIT_S + 15) * 1000L,
+                                   &status, &body, &err);
+                if (r == -ECANCELED)
+                        break;
+                if (r == 0 && status == 200)
+                        r = take_desired(u, body, &err);
+                else if (r == 0 && status != 204)
+                        r = answer_error(status, body, "sync", &err);
+                if (r == 0) {
+                        reach_up(&rs);
+                        delay = 0;
+                        continue;
+                }
+                reach_down(&rs, err, r);
+                delay = backoff_next(delay);
+                if (sleep_until(u, sk_monotonic_ms() + delay))
+                        break;
+        }
+        return NULL;
+}
+
+static json_t *capacity(void)
+{
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN), pages = sysconf(_SC_PHYS_PAGES),
+             page = sysconf(_SC_PAGESIZE);
+        return json_pack("{s:I, s:I}", "cpu", (json_int_t)(cpus > 0 ? cpus : 1) * 1000, "memory",
+                         (json_int_t)pages * (json_int_t)page);
+}
+
+static int post_status(sk_uplink *u, CURL *h, sk_error **err)
+{
+        _cleanup_json_ json_t *body =
+            json_pack("{s:s, s:o, s:o}", "host", u->host, "instances", sk_supervisor_status(u->sup),
+                      "capacity", capacity());
+        _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        if (!text)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        _cleanup_free_ char *answer = NULL;
+        long status = 0;
+        int r = tower_call(u, h, "POST", "/v1/sync/status", text, 15000, &status, &answer, err);
+        if (r < 0)
+                return r;
+        if (status < 200 || status > 299)
+                return answer_error(status, answer, "status", err);
+        return 0;
+}
+
+static void *status_loop(void *arg)
+{
+        sk_uplink *u = arg;
+        __attribute__((cleanup(curl_freep))) CURL *h = tower_handle(u);
+        reach rs = {"status", 0};
+        int64_t delay = 0, due = 0;
+        while (h) {
+                pthread_mutex_lock(&u->lock);
+                struct timespec ts;
+                timespec_at(&ts, due);
+                while (!u->stop && !u->status_dirty &&
+                       pthread_cond_timedwait(&u->cond, &u->lock, &ts) == 0)
+                        ;
+                bool stop = u->stop;
+                u->status_dirty = false;
+                pthread_mutex_unlock(&u->lock);
+                if (stop)
+                        break;
+                _cleanup_error_ sk_error *err = NULL;
+                int r = post_status(u, h, &err);
+                if (r == -ECANCELED)
+                        break;
+                if (r == 0) {
+                        reach_up(&rs);
+                        delay = 0;
+                        due = sk_monotonic_ms() + SK_UPLINK_HEARTBEAT_MS;
+                } else {
+                        reach_down(&rs, err, r);
+                        delay = backoff_next(delay);
+                        /* A failed post is retried after the backoff, changes or not. */
+                        if (sleep_until(u, sk_monotonic_ms() + delay))
+                                break;
+                        pthread_mutex_lock(&u->lock);
+                        u->status_dirty = true;
+                        pthread_mutex_unlock(&u->lock);
+                }
+        }
+        return NULL;
+}
+
+void sk_uplink_notify(sk_uplink *u)
+{
+        pthread_mutex_lock(&u->lock);
+        u->status_dirty = true;
+        pthread_cond_broadcast(&u->cond);
+        pthread_mutex_unlock(&u->lock);
+}
+
+int sk_uplink_new(const sk_uplink_config *cfg, sk_uplink **out, sk_error **err)
+{
+        sk_uplink *u = calloc(1, sizeof(*u));
+        if (!u)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        pthread_mutex_init(&u->lock, NULL);
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&u->cond, &ca);
+        pthread_condattr_destroy(&ca);
+        u->dir = strdup(cfg->data_dir);
+        u->tower = strdup(cfg->tower);
+        u->host = strdup(cfg->host);
+        u->ca = sk_identity_path(cfg->data_dir, "ca.pem");
+        u->cert = sk_identity_path(cfg->data_dir, "cert.pem");
+        u->key = sk_identity_path(cfg->data_dir, "key.pem");
+        u->desired_path = sk_identity_path(cfg->data_dir, "desired.json");
+        u->sup = cfg->sup;
+        u->generation = cfg->generation;
+        u->status_dirty = true;
+        if (!u->dir || !u->tower || !u->host || !u->ca || !u->cert || !u->key || !u->desired_path) {
+                sk_uplink_free(u);
+                return sk_error_set(err, ENOMEM, "out of memory");
+        }
+        /* Without a trailing slash, paths append cleanly. */
+        size_t n = strlen(u->tower);
+        while (n > 0 && u->tower[n - 1] == '/')
+                u->tower[--n] = '\0';
+        *out = u;
+        return 0;
+}
+
+int sk_uplink_start(sk_uplink *u, sk_error **err)
+{
+        if (pthread_create(&u->sync_thread, NULL, sync_loop, u) != 0)
+                return sk_error_set(err, EAGAIN, "cannot start the sync thread");
+        u->sync_started = true;
+        if (pthread_create(&u->status_thread, NULL, status_loop, u) != 0)
+                return sk_error_set(err, EAGAIN, "cannot start the status thread");
+        u->status_started = true;
+        return 0;
+}
+
+void sk_uplink_stop(sk_uplink *u)
+{
+        pthread_mutex_lock(&u->lock);
+        u->stop = true;
+        pthread_cond_broadcast(&u->cond);
+        pthread_mutex_unlock(&u->lock);
+        if (u->sync_started)
+                pthread_join(u->sync_thread, NULL);
+        if (u->status_started)
+                pthread_join(u->status_thread, NULL);
+        u->sync_started = u->status_started = false;
+}
+
+void sk_uplink_free(sk_uplink *u)
+{
+        if (!u)
+                return;
+        sk_uplink_stop(u);
+        free(u->dir);
+        free(u->tower);
+        free(u->host);
+        free(u->ca);
+        free(u->cert);
+        free(u->key);
+        free(u->desired_path);
+        pthread_mutex_destroy(&u->lock);
+        pthread_cond_destroy(&u->cond);
+        free(u);
+}

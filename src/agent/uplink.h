@@ -1,0 +1,44 @@
+/* The uplink to the tower, over mutual TLS with the join's certificate (DIR/cert.pem,
+ * DIR/key.pem, verified against DIR/ca.pem).
+ *
+ * A sync thread long-polls GET /v1/sync/desired; a new document is written atomically to
+ * DIR/desired.json (so a restart with the tower down runs everything from it) and handed
+ * to the supervisor. A status thread POSTs /v1/sync/status with every instance's state
+ * whenever it changes and at least every 5 s (the heartbeat). Both reconnect with capped
+ * exponential backoff (0.5 s .. 15 s) and log once per change of reachability. Both stop
+ * within about a second of sk_uplink_stop, even mid-request. */
+#ifndef SK_AGENT_UPLINK_H
+#define SK_AGENT_UPLINK_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "agent/supervisor.h"
+#include "common/error.h"
+
+#define SK_UPLINK_WAIT_S       30
+#define SK_UPLINK_HEARTBEAT_MS 5000
+#define SK_UPLINK_BACKOFF_MIN  500
+#define SK_UPLINK_BACKOFF_MAX  15000
+
+typedef struct sk_uplink sk_uplink;
+
+typedef struct sk_uplink_config {
+        const char *data_dir;
+        const char *tower; /* URL */
+        const char *host;
+        sk_supervisor *sup;
+        int64_t generation; /* of the desired document already held, 0: none */
+} sk_uplink_config;
+
+int sk_uplink_new(const sk_uplink_config *cfg, sk_uplink **out, sk_error **err);
+int sk_uplink_start(sk_uplink *u, sk_error **err);
+/* The status changed: post it now. Any thread. */
+void sk_uplink_notify(sk_uplink *u);
+void sk_uplink_stop(sk_uplink *u);
+void sk_uplink_free(sk_uplink *u);
+
+/* DIR/desired.json as the last sync left it; -ENOENT when there is none. */
+int sk_desired_load(const char *dir, json_t **doc, sk_error **err);
+
+#endif
