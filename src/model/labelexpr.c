@@ -453,7 +453,8 @@ static int parse_or(struct parser *p, sk_expr **out);
 
 static int parse_unary(struct parser *p, sk_expr **out)
 {
-        if (++p->depth > MAX_DEPTH)
+        bool nests = tok_is(&p->tok, "not") || p->tok.type == T_LP;
+        if (nests && ++p->depth > MAX_DEPTH)
                 return fail(p, p->tok.start, "expression nested deeper than %d levels", MAX_DEPTH);
         int r;
         if (tok_is(&p->tok, "not")) {
@@ -500,7 +501,8 @@ static int parse_unary(struct parser *p, sk_expr **out)
                 if (r < 0)
                         return r;
         }
-        p->depth--;
+        if (nests)
+                p->depth--;
         return 0;
 }
 

@@ -1,0 +1,203 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/cleanup.h"
+#include "model/labelexpr.h"
+
+static json_t *labels;
+
+static int setup(void **state)
+{
+        labels = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "chain", "acme", "region",
+                           "north", "floor-size", "medium", "system/name", "store-001",
+                           "device/camera", "", "count", 3, "note", "a b\"c");
+        return labels ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+        json_decref(labels);
+        return 0;
+}
+
+static bool matches(const char *text)
+{
+        _cleanup_expr_ sk_expr *e = NULL;
+        _cleanup_error_ sk_error *err = NULL;
+        if (sk_expr_parse(text, &e, &err) < 0)
+                fail_msg("\"%s\" does not parse: %s", text, err->msg);
+        return sk_expr_match(e, labels);
+}
+
+static void expect_format(const char *text, const char *want)
+{
+        _cleanup_expr_ sk_expr *e = NULL;
+        _cleanup_expr_ sk_expr *again = NULL;
+        _cleanup_error_ sk_error *err = NULL;
+        if (sk_expr_parse(text, &e, &err) < 0)
+                fail_msg("\"%s\" does not parse: %s", text, err->msg);
+        _cleanup_free_ char *got = sk_expr_format(e);
+        assert_string_equal(got, want);
+        assert_int_equal(sk_expr_parse(got, &again, &err), 0);
+        _cleanup_free_ char *twice = sk_expr_format(again);
+        assert_string_equal(twice, got);
+}
+
+static void expect_error(const char *text, int column, const char *needle)
+{
+        _cleanup_expr_ sk_expr *e = NULL;
+        _cleanup_error_ sk_error *err = NULL;
+        assert_int_equal(sk_expr_parse(text, &e, &err), -EINVAL);
+        assert_null(e);
+        assert_non_null(err);
+        if (!strstr(err->msg, needle))
+                fail_msg("\"%s\": message \"%s\" lacks \"%s\"", text, err->msg, needle);
+        if (err->column != column)
+                fail_msg("\"%s\": column %d, want %d (%s)", text, err->column, column, err->msg);
+}
+
+static void test_operators(void **state)
+{
+        assert_true(matches("chain = acme"));
+        assert_false(matches("chain = acm"));
+        assert_false(matches("chain = ACME")); /* case-sensitive */
+        assert_true(matches("chain != other"));
+        assert_false(matches("chain != acme"));
+        assert_true(matches("missing != x")); /* absent is "not equal" */
+        assert_true(matches("region in (south, north)"));
+        assert_false(matches("region in (south, west)"));
+        assert_false(matches("missing in (x)"));
+        assert_true(matches("region notin (south, west)"));
+        assert_false(matches("region notin (north)"));
+        assert_true(matches("missing notin (x)"));
+        assert_true(matches("chain"));
+        assert_true(matches("device/camera"));
+        assert_false(matches("missing"));
+        assert_false(matches("count")); /* non-string values are ignored */
+        assert_true(matches("system/name ~ store-0[0-9]+"));
+        assert_true(matches("system/name ~ \"store-.*\""));
+        assert_false(matches("system/name ~ store")); /* anchored to the whole value */
+        assert_false(matches("system/name ~ 001"));
+        assert_true(matches("system/name ~ (shop|store)-001"));
+        assert_false(matches("missing ~ .*"));
+        assert_true(matches("not missing"));
+        assert_false(matches("not chain"));
+        assert_true(matches("not not chain"));
+}
+
+static void test_precedence(void **state)
+{
+        /* and binds tighter than or; not tighter than and */
+        assert_true(matches("missing and chain or region = north"));
+        assert_false(matches("missing and (chain or region = north)"));
+        assert_true(matches("chain = acme or missing and nothing"));
+        assert_false(matches("(chain = acme or missing) and nothing"));
+        assert_true(matches("not missing and chain"));
+        assert_false(matches("not (missing or chain)"));
+        assert_true(matches("chain = acme and region in (north, west) and floor-size = medium"));
+        assert_true(matches("((chain))"));
+}
+
+static void test_quoting(void **state)
+{
+        assert_true(matches("note = \"a b\\\"c\""));
+        assert_true(matches("note = 'a b\"c'"));
+        assert_true(matches("chain = 'acme'"));
+        assert_true(matches("chain in ('x y', \"acme\")"));
+        assert_true(matches("device/camera = \"\""));
+        assert_true(matches("region = \"north\" and chain=acme"));
+        /* a quoted keyword is a value */
+        assert_false(matches("chain = \"and\""));
+}
+
+static void test_format(void **state)
+{
+        expect_format("chain=acme", "chain = acme");
+        expect_format("  a   !=b", "a != b");
+        expect_format("a in (x,'y z')", "a in (x, \"y z\")");
+        expect_format("a notin ( x )", "a notin (x)");
+        expect_format("a ~ b.*", "a ~ \"b.*\"");
+        expect_format("a ~ store-01", "a ~ store-01");
+        expect_format("a ~ (x|y)[0-9]+", "a ~ \"(x|y)[0-9]+\"");
+        expect_format("a or b and c", "a or b and c");
+        expect_format("(a or b) and c", "(a or b) and c");
+        expect_format("a and (b and c)", "a and b and c");
+        expect_format("not (a and b)", "not (a and b)");
+        expect_format("not (a = b)", "not a = b");
+        expect_format("((a))", "a");
+        expect_format("a = 'and'", "a = \"and\"");
+        expect_format("a = ''", "a = \"\"");
+        expect_format("a = 'q\"\\\\'", "a = \"q\\\"\\\\\"");
+        expect_format("a ~ 'x\\.y'", "a ~ \"x\\.y\"");
+}
+
+static void test_errors(void **state)
+{
+        expect_error("", 1, "empty");
+        expect_error("   ", 4, "empty");
+        expect_error("a =", 4, "expected a value after '='");
+        expect_error("a = (b)", 5, "expected a value after '='");
+        expect_error("(a = b", 1, "unclosed '('");
+        expect_error("x and (a = b or (c", 17, "unclosed '('");
+        expect_error("a in (x, y", 6, "unclosed '('");
+        expect_error("a in ()", 7, "empty list");
+        expect_error("a in x", 6, "expected '(' after 'in'");
+        expect_error("a in (x y)", 9, "expected ',' or ')'");
+        expect_error("a = b )", 7, "unexpected ')'");
+        expect_error("a b", 3, "expected 'and', 'or' or the end");
+        expect_error("a = b and", 10, "expected a label key");
+        expect_error("and", 1, "expected a label key");
+        expect_error("not", 4, "expected a label key");
+        expect_error("a = \"x", 5, "unterminated quoted string");
+        expect_error("a # b", 3, "unexpected character '#'");
+        expect_error("a ! b", 3, "unexpected '!'");
+        expect_error("a:b = c", 2, "label key");
+        expect_error("a ~ \"(\"", 5, "invalid regex");
+        expect_error("a ~ \"x[\"", 5, "invalid regex");
+        expect_error("a ~ \"(x)\\1\"", 5, "back-references");
+        expect_error("a ~ x{100}{100}", 5, "repetition too large");
+        expect_error("a ~", 4, "expected a value after '~'");
+}
+
+static void test_limits(void **state)
+{
+        char deep[200] = "";
+        for (int i = 0; i < 33; i++)
+                strcat(deep, "(");
+        strcat(deep, "a");
+        for (int i = 0; i < 33; i++)
+                strcat(deep, ")");
+        expect_error(deep, 33, "nested deeper than 32");
+        memmove(deep, deep + 1, strlen(deep)); /* 32 levels are fine */
+        deep[strlen(deep) - 1] = '\0';
+        assert_true(matches(deep) == false);
+        _cleanup_expr_ sk_expr *e = NULL;
+        _cleanup_error_ sk_error *err = NULL;
+        assert_int_equal(sk_expr_parse(deep, &e, &err), 0);
+
+        char nots[200] = "";
+        for (int i = 0; i < 40; i++)
+                strcat(nots, "not ");
+        strcat(nots, "a");
+        expect_error(nots, 129, "nested deeper");
+
+        char big[5000];
+        memset(big, 'a', sizeof(big) - 1);
+        big[sizeof(big) - 1] = '\0';
+        expect_error(big, 4097, "longer than 4096");
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_operators), cmocka_unit_test(test_precedence),
+            cmocka_unit_test(test_quoting),   cmocka_unit_test(test_format),
+            cmocka_unit_test(test_errors),    cmocka_unit_test(test_limits),
+        };
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
