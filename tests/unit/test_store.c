@@ -718,7 +718,7 @@ static int sqlite_setup(void **state)
 
 static void remove_db(const char *path)
 {
-        char p[160];
+        char p[256];
         unlink(path);
         snprintf(p, sizeof(p), "%s-wal", path);
         unlink(p);
