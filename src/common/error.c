@@ -4,8 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int set_va(sk_error **err, int code, const char *path, int line, int column,
-                  const char *fmt, va_list ap)
+__attribute__((format(printf, 6, 0))) static int set_va(sk_error **err, int code, const char *path,
+                                                        int line, int column, const char *fmt,
+                                                        va_list ap)
 {
         if (code < 0)
                 code = -code;
