@@ -9,6 +9,7 @@
 #define SK_TOWER_STORE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/error.h"
