@@ -1,0 +1,558 @@
+/* `skerry <verb>` end to end against a fake tower: a plain-HTTP server on a loopback port
+ * in a thread that records every request and answers from a small route table. Checks exit
+ * codes, what is sent (and that nothing is sent when input is invalid), and what is
+ * printed. */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cli/cli.h"
+#include "common/cleanup.h"
+
+#define MAX_REQ 32
+
+typedef struct route {
+        const char *method, *path; /* path matched exactly, with its query */
+        int status;
+        const char *body;
+} route;
+
+typedef struct request {
+        char method[16];
+        char path[512];
+        char auth[256];
+        char *body;
+} request;
+
+static struct fake {
+        int fd;
+        int port;
+        pthread_t thread;
+        volatile bool stop;
+        pthread_mutex_t lock;
+        const route *routes;
+        request reqs[MAX_REQ];
+        size_t nreq;
+        char dir[64];
+        char addr[64];
+} srv;
+
+static void handle(int fd)
+{
+        char buf[65536];
+        size_t len = 0;
+        char *end = NULL;
+        while (!end && len < sizeof(buf) - 1) {
+                ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+                if (n <= 0)
+                        return;
+                len += (size_t)n;
+                buf[len] = '\0';
+                end = strstr(buf, "\r\n\r\n");
+        }
+        if (!end)
+                return;
+        size_t clen = 0;
+        char *cl = strcasestr(buf, "\r\nContent-Length:");
+        if (cl && cl < end)
+                clen = strtoul(cl + 17, NULL, 10);
+        size_t head = (size_t)(end + 4 - buf);
+        while (len < head + clen && len < sizeof(buf) - 1) {
+                ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+                if (n <= 0)
+                        break;
+                len += (size_t)n;
+        }
+        buf[len] = '\0';
+        request r = {0};
+        sscanf(buf, "%15s %511s", r.method, r.path);
+        char *auth = strcasestr(buf, "\r\nAuthorization: Bearer ");
+        if (auth && auth < end)
+                sscanf(auth + 24, "%255s", r.auth);
+        r.body = strndup(buf + head, clen);
+        const route *hit = NULL;
+        for (const route *rt = srv.routes; rt && rt->method; rt++)
+                if (strcmp(rt->method, r.method) == 0 && strcmp(rt->path, r.path) == 0) {
+                        hit = rt;
+                        break;
+                }
+        pthread_mutex_lock(&srv.lock);
+        if (srv.nreq < MAX_REQ)
+                srv.reqs[srv.nreq++] = r;
+        else
+                free(r.body);
+        pthread_mutex_unlock(&srv.lock);
+        const char *body =
+            hit ? hit->body : "{\"error\": {\"code\": \"not-found\", \"message\": \"no route\"}}";
+        char resp[70000];
+        int n = snprintf(resp, sizeof(resp),
+                         "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: "
+                         "%zu\r\nConnection: close\r\n\r\n%s",
+                         hit ? hit->status : 404, strlen(body), body);
+        if (write(fd, resp, (size_t)n) < 0)
+                return;
+}
+
+static void *serve(void *arg)
+{
+        while (!srv.stop) {
+                struct pollfd p = {srv.fd, POLLIN, 0};
+                if (poll(&p, 1, 50) <= 0)
+                        continue;
+                int c = accept(srv.fd, NULL, NULL);
+                if (c < 0)
+                        continue;
+                handle(c);
+                close(c);
+        }
+        return NULL;
+}
+
+static void reset_requests(void)
+{
+        pthread_mutex_lock(&srv.lock);
+        for (size_t i = 0; i < srv.nreq; i++)
+                free(srv.reqs[i].body);
+        srv.nreq = 0;
+        pthread_mutex_unlock(&srv.lock);
+}
+
+static int setup(void **state)
+{
+        srv.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t alen = sizeof(a);
+        if (srv.fd < 0 || bind(srv.fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+            listen(srv.fd, 16) < 0 || getsockname(srv.fd, (struct sockaddr *)&a, &alen) < 0)
+                return -1;
+        srv.port = ntohs(a.sin_port);
+        snprintf(srv.addr, sizeof(srv.addr), "http://127.0.0.1:%d", srv.port);
+        pthread_mutex_init(&srv.lock, NULL);
+        strcpy(srv.dir, "/tmp/sk-cli-main-XXXXXX");
+        if (!mkdtemp(srv.dir))
+                return -1;
+        /* No config file, token or address from the person running the tests. */
+        setenv("HOME", srv.dir, 1);
+        unsetenv("XDG_CONFIG_HOME");
+        unsetenv("SKERRY_ADDR");
+        unsetenv("SKERRY_TOKEN");
+        unsetenv("SKERRY_CA");
+        return pthread_create(&srv.thread, NULL, serve, NULL) == 0 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+        srv.stop = true;
+        pthread_join(srv.thread, NULL);
+        close(srv.fd);
+        reset_requests();
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", srv.dir);
+        return system(cmd) == 0 ? 0 : -1;
+}
+
+static char *slurp(const char *path)
+{
+        FILE *f = fopen(path, "r");
+        if (!f)
+                return strdup("");
+        char *text = NULL;
+        size_t cap = 0;
+        if (getdelim(&text, &cap, '\0', f) < 0) {
+                free(text);
+                text = strdup("");
+        }
+        fclose(f);
+        return text;
+}
+
+typedef struct run {
+        int rc;
+        char *out, *err;
+} run;
+
+static void run_free(run *r)
+{
+        free(r->out);
+        free(r->err);
+}
+#define _cleanup_run_ __attribute__((cleanup(run_free)))
+
+/* Runs sk_cli_main with stdout and stderr captured and stdin from `input` (or /dev/null). */
+static run cli(const char *input, const char *const *args)
+{
+        char *argv[32] = {"skerry"};
+        int argc = 1;
+        for (; args[argc - 1]; argc++)
+                argv[argc] = strdup(args[argc - 1]);
+        char out_path[128], err_path[128], in_path[128];
+        snprintf(out_path, sizeof(out_path), "%s/stdout", srv.dir);
+        snprintf(err_path, sizeof(err_path), "%s/stderr", srv.dir);
+        snprintf(in_path, sizeof(in_path), "%s/stdin", srv.dir);
+        FILE *in = fopen(in_path, "w");
+        fputs(input ? input : "", in);
+        fclose(in);
+        fflush(stdout);
+        fflush(stderr);
+        int saved[3] = {dup(0), dup(1), dup(2)};
+        int fin = open(in_path, O_RDONLY);
+        int fout = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int ferr = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(fin, 0), dup2(fout, 1), dup2(ferr, 2);
+        close(fin), close(fout), close(ferr);
+        clearerr(stdin);
+        run r;
+        r.rc = sk_cli_main(argc, argv);
+        fflush(stdout);
+        fflush(stderr);
+        dup2(saved[0], 0), dup2(saved[1], 1), dup2(saved[2], 2);
+        close(saved[0]), close(saved[1]), close(saved[2]);
+        clearerr(stdin);
+        for (int i = 1; i < argc; i++)
+                free(argv[i]);
+        r.out = slurp(out_path);
+        r.err = slurp(err_path);
+        return r;
+}
+
+#define CLI(...) cli(NULL, (const char *const[]){__VA_ARGS__, NULL})
+
+static void expect_contains(const char *text, const char *part)
+{
+        if (!strstr(text, part))
+                fail_msg("'%s' does not contain '%s'", text, part);
+}
+
+static char *write_file(const char *name, const char *text)
+{
+        char *path = NULL;
+        assert_true(asprintf(&path, "%s/%s", srv.dir, name) > 0);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(text, f);
+        fclose(f);
+        return path;
+}
+
+static void test_usage_errors(void **state)
+{
+        struct {
+                const char *args[6];
+                const char *msg;
+        } cases[] = {
+            {{NULL}, "usage: skerry"},
+            {{"bogus"}, "unknown verb 'bogus'"},
+            {{"get"}, "missing argument"},
+            {{"get", "gizmos"}, "unknown kind 'gizmos'"},
+            {{"get", "sites", "--ttl", "1h"}, "does not take --ttl"},
+            {{"get", "sites", "-o", "xml"}, "-o must be table, json or yaml"},
+            {{"get", "hosts"}, "add --site"},
+            {{"get", "apps", "--site", "s1"}, "--site is for hosts and instances"},
+            {{"get", "a", "b", "c"}, "unexpected argument 'c'"},
+            {{"apply"}, "apply needs -f FILE"},
+            {{"apply", "-f", "-", "-f", "-"}, "only once"},
+            {{"--nope"}, "unknown flag '--nope'"},
+            {{"get", "sites", "-o"}, "needs a value"},
+            {{"site"}, "'site' needs one of: token"},
+            {{"site", "token", "s1", "--ttl", "soon"}, "--ttl"},
+            {{"login", "alice"}, "is not TENANT/USER"},
+            {{"delete", "site"}, "missing argument"},
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                _cleanup_run_ run r = cli(NULL, cases[i].args);
+                if (r.rc != 2)
+                        fail_msg("case %zu: exit %d, stderr %s", i, r.rc, r.err);
+                expect_contains(r.err, cases[i].msg);
+                assert_string_equal(r.out, "");
+        }
+        assert_int_equal(srv.nreq, 0);
+}
+
+static void test_help_and_version(void **state)
+{
+        _cleanup_run_ run v = CLI("version");
+        assert_int_equal(v.rc, 0);
+        assert_true(strncmp(v.out, "skerry ", 7) == 0);
+        _cleanup_run_ run h = CLI("--help");
+        assert_int_equal(h.rc, 0);
+        expect_contains(h.out, "skerry apply -f FILE");
+        _cleanup_run_ run hg = CLI("help", "get");
+        assert_int_equal(hg.rc, 0);
+        expect_contains(hg.out, "usage: skerry get KIND");
+        _cleanup_run_ run hv = CLI("delete", "--help");
+        assert_int_equal(hv.rc, 0);
+        expect_contains(hv.out, "usage: skerry delete KIND NAME");
+        _cleanup_run_ run hb = CLI("help", "nope");
+        assert_int_equal(hb.rc, 2);
+}
+
+static const char app_bad[] = "kind: site\n"
+                              "name: store-001\n"
+                              "---\n"
+                              "kind: application\n"
+                              "name: pos\n"
+                              "version: \"2.1.0\"\n"
+                              "services:\n"
+                              "  - name: api\n"
+                              "    replicas: many\n"
+                              "    containers:\n"
+                              "      - {name: api, image: pos/api:2.1}\n";
+
+static const char docs_ok[] = "kind: deployment\n"
+                              "name: pos-stores\n"
+                              "application: pos\n"
+                              "version: \"*\"\n"
+                              "sites: chain = acme\n"
+                              "---\n"
+                              "kind: application\n"
+                              "name: pos\n"
+                              "version: \"2.1.0\"\n"
+                              "services:\n"
+                              "  - name: api\n"
+                              "    replicas: 2\n"
+                              "    containers:\n"
+                              "      - {name: api, image: pos/api:2.1}\n"
+                              "---\n"
+                              "kind: site\n"
+                              "name: store-001\n"
+                              "labels: {chain: acme}\n"
+                              "---\n"
+                              "kind: tenant\n"
+                              "name: acme\n"
+                              "type: application\n";
+
+static void test_apply_invalid_sends_nothing(void **state)
+{
+        reset_requests();
+        _cleanup_free_ char *bad = write_file("bad.yaml", app_bad);
+        _cleanup_free_ char *good = write_file("good.yaml", docs_ok);
+        _cleanup_run_ run r = CLI("apply", "--addr", srv.addr, "-f", good, "-f", bad);
+        assert_int_equal(r.rc, 1);
+        _cleanup_free_ char *want = NULL;
+        assert_true(asprintf(&want, "%s:9:15: services[0].replicas: ", bad) > 0);
+        expect_contains(r.err, want);
+        expect_contains(r.err, "nothing applied: 1 error");
+        assert_int_equal(srv.nreq, 0);
+
+        /* A YAML syntax error names the file, line and column too. */
+        _cleanup_free_ char *broken = write_file("broken.yaml", "kind: site\nname: [a\n");
+        _cleanup_run_ run b = CLI("apply", "--addr", srv.addr, "-f", broken);
+        assert_int_equal(b.rc, 1);
+        _cleanup_free_ char *prefix = NULL;
+        assert_true(asprintf(&prefix, "%s:3:", broken) > 0);
+        expect_contains(b.err, prefix);
+        assert_int_equal(srv.nreq, 0);
+
+        _cleanup_run_ run m = CLI("apply", "--addr", srv.addr, "-f", "/nonexistent/x.yaml");
+        assert_int_equal(m.rc, 1);
+        expect_contains(m.err, "/nonexistent/x.yaml: No such file or directory");
+}
+
+static const route apply_routes[] = {
+    {"PUT", "/v1/tenants/acme", 200, "{\"result\": \"created\", \"item\": {}}"},
+    {"PUT", "/v1/sites/store-001", 200, "{\"result\": \"unchanged\", \"item\": {}}"},
+    {"PUT", "/v1/applications/pos", 200, "{\"result\": \"created\", \"item\": {}}"},
+    {"PUT", "/v1/deployments/pos-stores", 400,
+     "{\"error\": {\"code\": \"invalid\", \"message\": \"no such version\", \"path\": "
+     "\"version\"}}"},
+    {NULL},
+};
+
+static void test_apply_order_and_server_error(void **state)
+{
+        reset_requests();
+        srv.routes = apply_routes;
+        /* From stdin, with the token from the environment. */
+        setenv("SKERRY_TOKEN", "env-token", 1);
+        _cleanup_run_ run r =
+            cli(docs_ok, (const char *const[]){"apply", "--addr", srv.addr, "-f", "-", NULL});
+        unsetenv("SKERRY_TOKEN");
+        assert_int_equal(r.rc, 1);
+        assert_string_equal(r.out, "tenant/acme created\n"
+                                   "site/store-001 unchanged\n"
+                                   "application/pos 2.1.0 created\n");
+        expect_contains(r.err, "<stdin>:4:10: version: no such version\n");
+        expect_contains(r.err, "stopped after 3 of 4 documents");
+        assert_int_equal(srv.nreq, 4);
+        const char *order[] = {"/v1/tenants/acme", "/v1/sites/store-001", "/v1/applications/pos",
+                               "/v1/deployments/pos-stores"};
+        for (size_t i = 0; i < 4; i++) {
+                assert_string_equal(srv.reqs[i].method, "PUT");
+                assert_string_equal(srv.reqs[i].path, order[i]);
+                assert_string_equal(srv.reqs[i].auth, "env-token");
+        }
+        /* The document goes as written (JSON), not the normalised copy. */
+        _cleanup_json_ json_t *body = json_loads(srv.reqs[2].body, 0, NULL);
+        assert_non_null(body);
+        assert_string_equal(json_string_value(json_object_get(body, "version")), "2.1.0");
+        assert_int_equal(json_integer_value(json_object_get(
+                             json_array_get(json_object_get(body, "services"), 0), "replicas")),
+                         2);
+}
+
+static const route get_routes[] = {
+    {"GET", "/v1/sites", 200,
+     "{\"items\": [{\"name\": \"store-001\", \"labels\": {\"chain\": \"acme\"}}, "
+     "{\"name\": \"store-0002\", \"labels\": {}}]}"},
+    {"GET", "/v1/sites?match=chain%20%3D%20acme", 200,
+     "{\"items\": [{\"name\": \"store-001\", \"labels\": {\"chain\": \"acme\"}}]}"},
+    {"GET", "/v1/sites?match=chain%20~%20%28", 400,
+     "{\"error\": {\"code\": \"invalid\", \"message\": \"bad regex\", \"path\": \"match\", "
+     "\"column\": 9}}"},
+    {"GET", "/v1/hosts?site=store-001", 200,
+     "{\"items\": [{\"name\": \"h1\", \"site\": \"store-001\"}, {\"name\": \"h2\", \"site\": "
+     "\"store-001\"}]}"},
+    {"DELETE", "/v1/applications/pos?version=1.0.0", 200, "{\"result\": \"deleted\"}"},
+    {"GET", "/v1/tenants", 401,
+     "{\"error\": {\"code\": \"unauthenticated\", \"message\": \"token expired\"}}"},
+    {"POST", "/v1/sites/store-001/tokens", 200,
+     "{\"token\": \"join-abc\", \"site\": \"store-001\", \"expires\": \"x\"}"},
+    {"POST", "/v1/login", 200, "{\"token\": \"tok-123\", \"expires\": \"x\"}"},
+    {NULL},
+};
+
+static void test_get_outputs(void **state)
+{
+        reset_requests();
+        srv.routes = get_routes;
+        _cleanup_run_ run t = CLI("get", "site", "--addr", srv.addr, "--token", "flag-token");
+        assert_int_equal(t.rc, 0);
+        assert_string_equal(t.out, "NAME         LABELS\n"
+                                   "store-001    chain=acme\n"
+                                   "store-0002   -\n");
+        assert_string_equal(srv.reqs[0].auth, "flag-token");
+
+        _cleanup_run_ run j = CLI("get", "sites", "-o", "json", "--addr", srv.addr);
+        assert_int_equal(j.rc, 0);
+        _cleanup_json_ json_t *got = json_loads(j.out, 0, NULL);
+        _cleanup_json_ json_t *want = json_loads(get_routes[0].body, 0, NULL);
+        assert_true(json_equal(got, want));
+
+        _cleanup_run_ run y = CLI("get", "sites", "-o", "yaml", "--addr", srv.addr);
+        assert_int_equal(y.rc, 0);
+        expect_contains(y.out, "store-0002");
+
+        _cleanup_run_ run h =
+            CLI("describe", "host", "h2", "--site", "store-001", "--addr", srv.addr);
+        assert_int_equal(h.rc, 0);
+        expect_contains(h.out, "host h2\n");
+        _cleanup_run_ run h3 = CLI("get", "host", "h3", "--site", "store-001", "--addr", srv.addr);
+        assert_int_equal(h3.rc, 1);
+        expect_contains(h3.err, "no host 'h3' on site store-001");
+
+        _cleanup_run_ run d = CLI("delete", "app", "pos", "--version", "1.0.0", "--addr", srv.addr);
+        assert_int_equal(d.rc, 0);
+        assert_string_equal(d.out, "application/pos 1.0.0 deleted\n");
+
+        _cleanup_run_ run u = CLI("get", "tenants", "--addr", srv.addr);
+        assert_int_equal(u.rc, 1);
+        expect_contains(u.err, "skerry: token expired\n");
+        expect_contains(u.err, "skerry login");
+
+        _cleanup_run_ run n = CLI("get", "users", "--addr", srv.addr);
+        assert_int_equal(n.rc, 1);
+        expect_contains(n.err, "no route");
+}
+
+static void test_match(void **state)
+{
+        reset_requests();
+        srv.routes = get_routes;
+        _cleanup_run_ run bad = CLI("match", "chain = = acme", "--addr", srv.addr);
+        assert_int_equal(bad.rc, 1);
+        expect_contains(bad.err, "bad expression");
+        expect_contains(bad.err, "chain = = acme\n");
+        expect_contains(bad.err, "^\n");
+        assert_int_equal(srv.nreq, 0); /* parsed locally first */
+
+        _cleanup_run_ run ok = CLI("match", "chain", "=", "acme", "--addr", srv.addr);
+        assert_int_equal(ok.rc, 0);
+        assert_string_equal(ok.out, "store-001\n");
+        assert_int_equal(srv.nreq, 1);
+}
+
+static void test_unreachable(void **state)
+{
+        _cleanup_run_ run r = CLI("get", "sites", "--addr", "http://127.0.0.1:1");
+        assert_int_equal(r.rc, 1);
+        expect_contains(r.err, "cannot reach the tower at http://127.0.0.1:1");
+        _cleanup_run_ run n = CLI("get", "sites");
+        assert_int_equal(n.rc, 1);
+        expect_contains(n.err, "no tower address");
+}
+
+static void test_login_and_token(void **state)
+{
+        reset_requests();
+        srv.routes = get_routes;
+        _cleanup_run_ run r =
+            cli("s3cret\n", (const char *const[]){"login", "acme/alice", "--print", "--addr",
+                                                  srv.addr, "--token", "old", NULL});
+        if (r.rc != 0)
+                fail_msg("login: %s", r.err);
+        assert_string_equal(r.out, "tok-123\n");
+        assert_string_equal(srv.reqs[0].auth, ""); /* no stale token on login */
+        _cleanup_json_ json_t *body = json_loads(srv.reqs[0].body, 0, NULL);
+        assert_string_equal(json_string_value(json_object_get(body, "tenant")), "acme");
+        assert_string_equal(json_string_value(json_object_get(body, "user")), "alice");
+        assert_string_equal(json_string_value(json_object_get(body, "password")), "s3cret");
+
+        _cleanup_free_ char *cfg = NULL;
+        assert_true(asprintf(&cfg, "%s/.config/skerry/config.json", srv.dir) > 0);
+        struct stat st;
+        assert_int_equal(stat(cfg, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+
+        /* Later commands find address and token in the file. */
+        _cleanup_run_ run t = CLI("site", "token", "store-001", "--ttl", "2h");
+        if (t.rc != 0)
+                fail_msg("site token: %s", t.err);
+        assert_string_equal(t.out, "join-abc\n");
+        assert_string_equal(srv.reqs[1].auth, "tok-123");
+        assert_string_equal(srv.reqs[1].body, "{\"ttl\":\"2h\"}");
+
+        /* The environment wins over the file, a flag over both. */
+        setenv("SKERRY_TOKEN", "env-token", 1);
+        _cleanup_run_ run e = CLI("get", "sites");
+        _cleanup_run_ run f = CLI("get", "sites", "--token", "flag-token");
+        unsetenv("SKERRY_TOKEN");
+        assert_int_equal(e.rc, 0);
+        assert_int_equal(f.rc, 0);
+        assert_string_equal(srv.reqs[2].auth, "env-token");
+        assert_string_equal(srv.reqs[3].auth, "flag-token");
+
+        _cleanup_run_ run empty = cli("", (const char *const[]){"login", "acme/alice", NULL});
+        assert_int_equal(empty.rc, 1);
+        expect_contains(empty.err, "no password given");
+        assert_int_equal(unlink(cfg), 0);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_usage_errors),
+            cmocka_unit_test(test_help_and_version),
+            cmocka_unit_test(test_apply_invalid_sends_nothing),
+            cmocka_unit_test(test_apply_order_and_server_error),
+            cmocka_unit_test(test_get_outputs),
+            cmocka_unit_test(test_match),
+            cmocka_unit_test(test_unreachable),
+            cmocka_unit_test(test_login_and_token),
+        };
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
