@@ -405,8 +405,10 @@ int sk_tower_h_sync_status(sk_tower_ctx *c, sk_error **err)
         inst_rows ir = {0};
         r = build_instances(c, list, site.name, name, &ir, err);
         if (r >= 0) {
-                json_object_del(body, "instances");
-                _cleanup_free_ char *status = json_dumps(body, DUMP_FLAGS);
+                /* a shallow copy: the rows still point into the instances */
+                _cleanup_json_ json_t *rest = json_copy(body);
+                json_object_del(rest, "instances");
+                _cleanup_free_ char *status = json_dumps(rest, DUMP_FLAGS);
                 r = s->ops->begin(s, err);
                 if (r >= 0) {
                         r = s->ops->instances_replace(s, c->site_id, c->host_id, ir.rows, ir.n,

@@ -1,0 +1,594 @@
+/* The tower's API without sockets: router, authentication, resources, join and site sync
+ * against a real SQLite store and a real CA in a temporary folder. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "common/cleanup.h"
+#include "common/pki.h"
+#include "tower/api.h"
+#include "tower/store.h"
+
+typedef struct fx {
+        char dir[64];
+        sk_store *store;
+        sk_ca *ca;
+        sk_tower_api *api;
+        char *admin;
+        int64_t notified[64];
+        size_t n_notified;
+        char *peer_uri; /* what the fake TLS layer reports as the client's URI */
+} fx;
+
+static int64_t fake_now;
+static int64_t clock_now(void)
+{
+        return fake_now;
+}
+
+static void on_notify(void *ctx, int64_t site)
+{
+        fx *f = ctx;
+        if (f->n_notified < 64)
+                f->notified[f->n_notified++] = site;
+}
+
+static long no_waiting(void *ctx)
+{
+        return 3;
+}
+
+/* Stands in for the TLS layer, which hands over the URI that sk_pki_verify_peer read. */
+static int fake_peer(void *ctx, char **uri, sk_error **err)
+{
+        fx *f = ctx;
+        if (!f->peer_uri)
+                return sk_error_set(err, EACCES, "certificate does not chain to the CA");
+        *uri = strdup(f->peer_uri);
+        return 0;
+}
+
+static int setup(void **state)
+{
+        fx *f = calloc(1, sizeof(*f));
+        strcpy(f->dir, "/tmp/sk-tower-api-XXXXXX");
+        assert_non_null(mkdtemp(f->dir));
+        char db[128];
+        snprintf(db, sizeof(db), "%s/tower.db", f->dir);
+        assert_int_equal(sk_store_sqlite_open(db, &f->store, NULL), 0);
+        assert_int_equal(sk_ca_open(f->dir, &f->ca, NULL), 0);
+        assert_int_equal(sk_tower_api_new(f->store, f->ca, &f->api, NULL), 0);
+        sk_tower_api_set_hooks(f->api, on_notify, no_waiting, f);
+        sk_error *err = NULL;
+        int r = sk_tower_bootstrap(f->api, &f->admin, &err);
+        if (r < 0)
+                fail_msg("bootstrap: %s", sk_error_msg(err, r));
+        fake_now = (int64_t)time(NULL) * 1000;
+        sk_tower_api_set_clock(f->api, clock_now);
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        fx *f = *state;
+        sk_tower_api_free(f->api);
+        sk_ca_free(f->ca);
+        f->store->ops->close(f->store);
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+        assert_int_equal(system(cmd), 0);
+        free(f->admin);
+        free(f->peer_uri);
+        free(f);
+        return 0;
+}
+
+typedef struct call_opts {
+        const char *token;    /* bearer token, or NULL */
+        const char *query[6]; /* key, value, key, value... */
+        bool peer;            /* present a client certificate */
+} call_opts;
+
+/* Makes one request; returns the status and leaves the body in *out (caller decrefs). */
+static int call(fx *f, const char *method, const char *path, const char *body, const call_opts *o,
+                json_t **out)
+{
+        _cleanup_json_ json_t *q = json_object();
+        char auth[256] = "";
+        if (o && o->token)
+                snprintf(auth, sizeof(auth), "Bearer %s", o->token);
+        for (size_t i = 0; o && i + 1 < 6 && o->query[i]; i += 2)
+                json_object_set_new(q, o->query[i], json_string(o->query[i + 1]));
+        sk_tower_request req = {.method = method,
+                                .path = path,
+                                .query = q,
+                                .authorization = auth[0] ? auth : NULL,
+                                .body = body,
+                                .body_len = body ? strlen(body) : 0,
+                                .has_peer_cert = o && o->peer,
+                                .verify_peer = fake_peer,
+                                .peer_ctx = f};
+        sk_tower_response resp;
+        sk_tower_api_handle(f->api, &req, &resp);
+        int status = resp.status;
+        if (out)
+                *out = resp.text ? json_string(resp.text) : json_incref(resp.body);
+        sk_tower_response_clear(&resp);
+        return status;
+}
+
+static int admin_call(fx *f, const char *method, const char *path, const char *body, json_t **out)
+{
+        call_opts o = {.token = f->admin};
+        return call(f, method, path, body, &o, out);
+}
+
+static const char *err_code(const json_t *j)
+{
+        return json_string_value(json_object_get(json_object_get(j, "error"), "code"));
+}
+static const char *err_path(const json_t *j)
+{
+        return json_string_value(json_object_get(json_object_get(j, "error"), "path"));
+}
+static const char *err_msg(const json_t *j)
+{
+        return json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+}
+
+#define SITE_BODY(name, labels) "{\"kind\":\"site\",\"name\":\"" name "\",\"labels\":" labels "}"
+#define APP_BODY(version, replicas)                                                                \
+        "{\"kind\":\"application\",\"name\":\"pos\",\"version\":\"" version "\","                  \
+        "\"services\":[{\"name\":\"api\",\"replicas\":" #replicas ",\"containers\":"               \
+        "[{\"name\":\"api\",\"image\":\"localhost/pos:" version "\"}]}]}"
+#define DEP_BODY(version, sites)                                                                   \
+        "{\"kind\":\"deployment\",\"name\":\"pos-stores\",\"application\":\"pos\","                \
+        "\"version\":\"" version "\",\"sites\":\"" sites "\"}"
+
+static void put_ok(fx *f, const char *path, const char *body, const char *result)
+{
+        json_t *j = NULL;
+        int st = admin_call(f, "PUT", path, body, &j);
+        if (st != 200)
+                fail_msg("PUT %s: %d %s", path, st, json_dumps(j, 0));
+        assert_string_equal(json_string_value(json_object_get(j, "result")), result);
+        json_decref(j);
+}
+
+static void test_auth_and_routing(void **state)
+{
+        fx *f = *state;
+        json_t *j = NULL;
+        assert_int_equal(admin_call(f, "GET", "/v1/whoami", NULL, &j), 200);
+        assert_string_equal(json_string_value(json_object_get(j, "tenant")), "default");
+        assert_string_equal(json_string_value(json_object_get(j, "user")), "admin");
+        assert_string_equal(json_string_value(json_object_get(j, "role")), "admin");
+        json_decref(j);
+
+        assert_int_equal(call(f, "GET", "/v1/whoami", NULL, NULL, &j), 401);
+        assert_string_equal(err_code(j), "unauthenticated");
+        json_decref(j);
+        call_opts bad = {.token = "not-a-token"};
+        assert_int_equal(call(f, "GET", "/v1/sites", NULL, &bad, &j), 401);
+        assert_string_equal(err_msg(j), "unknown token");
+        json_decref(j);
+        /* a host certificate is no user credential */
+        call_opts host = {.peer = true};
+        assert_int_equal(call(f, "GET", "/v1/sites", NULL, &host, &j), 401);
+        assert_non_null(strstr(err_msg(j), "host certificates are not accepted"));
+        json_decref(j);
+
+        assert_int_equal(admin_call(f, "GET", "/v1/nothing", NULL, &j), 404);
+        assert_string_equal(err_code(j), "not-found");
+        json_decref(j);
+        assert_int_equal(admin_call(f, "PATCH", "/v1/sites/x", NULL, &j), 405);
+        assert_string_equal(err_code(j), "method-not-allowed");
+        json_decref(j);
+        assert_int_equal(admin_call(f, "GET", "/v1/sites/Bad_Name", NULL, &j), 400);
+        assert_string_equal(err_path(j), "name");
+        json_decref(j);
+        assert_int_equal(admin_call(f, "PUT", "/v1/sites/s1", "{not json", &j), 400);
+        assert_string_equal(err_code(j), "bad-json");
+        json_decref(j);
+}
+
+static void test_login_password_roles(void **state)
+{
+        fx *f = *state;
+        json_t *j = NULL;
+        assert_int_equal(
+            admin_call(f, "PUT", "/v1/users/admin/password", "{\"password\":\"short\"}", &j), 400);
+        assert_string_equal(err_path(j), "password");
+        json_decref(j);
+        assert_int_equal(admin_call(f, "PUT", "/v1/users/admin/password",
+                                    "{\"password\":\"correct horse\"}", &j),
+                         200);
+        json_decref(j);
+        assert_int_equal(
+            call(f, "POST", "/v1/login",
+                 "{\"tenant\":\"default\",\"user\":\"admin\",\"password\":\"wrong one\"}", NULL,
+                 &j),
+            401);
+        json_decref(j);
+        assert_int_equal(call(f, "POST", "/v1/login",
+                              "{\"tenant\":\"default\",\"user\":\"admin\",\"password\":\"correct "
+                              "horse\"}",
+                              NULL, &j),
+                         200);
+        char *tok = strdup(json_string_value(json_object_get(j, "token")));
+        assert_non_null(json_string_value(json_object_get(j, "expires")));
+        json_decref(j);
+        call_opts o = {.token = tok};
+        assert_int_equal(call(f, "GET", "/v1/whoami", NULL, &o, &j), 200);
+        json_decref(j);
+        /* a day later the login token has expired; the admin token never does */
+        fake_now += 25LL * 3600 * 1000;
+        assert_int_equal(call(f, "GET", "/v1/whoami", NULL, &o, &j), 401);
+        assert_string_equal(err_msg(j), "token expired");
+        json_decref(j);
+        assert_int_equal(admin_call(f, "GET", "/v1/whoami", NULL, &j), 200);
+        json_decref(j);
+        free(tok);
+
+        /* a viewer reads but does not write */
+        put_ok(f, "/v1/users/vera", "{\"kind\":\"user\",\"name\":\"vera\",\"role\":\"viewer\"}",
+               "created");
+        assert_int_equal(
+            admin_call(f, "PUT", "/v1/users/vera/password", "{\"password\":\"vera's secret\"}", &j),
+            200);
+        json_decref(j);
+        assert_int_equal(call(f, "POST", "/v1/login",
+                              "{\"tenant\":\"default\",\"user\":\"vera\",\"password\":\"vera's "
+                              "secret\"}",
+                              NULL, &j),
+                         200);
+        tok = strdup(json_string_value(json_object_get(j, "token")));
+        json_decref(j);
+        o.token = tok;
+        assert_int_equal(call(f, "GET", "/v1/sites", NULL, &o, &j), 200);
+        json_decref(j);
+        assert_int_equal(call(f, "PUT", "/v1/sites/s1", SITE_BODY("s1", "{}"), &o, &j), 403);
+        assert_string_equal(err_code(j), "forbidden");
+        json_decref(j);
+        call_opts other = {.token = tok, .query = {"tenant", "default"}};
+        assert_int_equal(call(f, "GET", "/v1/whoami", NULL, &other, &j), 200);
+        json_decref(j);
+        other.query[1] = "acme";
+        assert_int_equal(call(f, "GET", "/v1/sites", NULL, &other, &j), 403);
+        json_decref(j);
+        free(tok);
+}
+
+static void test_sites_and_match(void **state)
+{
+        fx *f = *state;
+        json_t *j = NULL;
+        put_ok(f, "/v1/sites/store-001",
+               SITE_BODY("store-001", "{\"chain\":\"acme\",\"region\":\"north\"}"), "created");
+        put_ok(f, "/v1/sites/store-001",
+               SITE_BODY("store-001", "{\"chain\":\"acme\",\"region\":\"north\"}"), "unchanged");
+        put_ok(f, "/v1/sites/store-002", SITE_BODY("store-002", "{\"chain\":\"bolt\"}"), "created");
+        put_ok(f, "/v1/sites/store-002", SITE_BODY("store-002", "{\"chain\":\"bolt\",\"x\":\"y\"}"),
+               "updated");
+        assert_int_equal(
+            admin_call(f, "PUT", "/v1/sites/store-003", SITE_BODY("store-004", "{}"), &j), 400);
+        assert_string_equal(err_path(j), "name");
+        json_decref(j);
+
+        assert_int_equal(admin_call(f, "GET", "/v1/sites/store-001", NULL, &j), 200);
+        assert_string_equal(json_string_value(json_object_get(j, "tenant")), "default");
+        assert_non_null(json_string_value(json_object_get(j, "created")));
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(j, "labels"), "chain")), "acme");
+        json_decref(j);
+
+        call_opts m = {.token = f->admin,
+                       .query = {"match", "chain = acme or system/name = store-002"}};
+        assert_int_equal(call(f, "GET", "/v1/sites", NULL, &m, &j), 200);
+        assert_int_equal(json_array_size(json_object_get(j, "items")), 2);
+        json_decref(j);
+        m.query[1] = "system/tenant = default and region = north";
+        assert_int_equal(call(f, "GET", "/v1/sites", NULL, &m, &j), 200);
+        assert_int_equal(json_array_size(json_object_get(j, "items")), 1);
+        json_decref(j);
+        m.query[1] = "chain = = acme";
+        assert_int_equal(call(f, "GET", "/v1/sites", NULL, &m, &j), 400);
+        assert_string_equal(err_code(j), "invalid");
+        assert_true(json_integer_value(json_object_get(json_object_get(j, "error"), "column")) > 0);
+        json_decref(j);
+
+        assert_int_equal(admin_call(f, "DELETE", "/v1/sites/store-002", NULL, &j), 200);
+        json_decref(j);
+        assert_int_equal(admin_call(f, "GET", "/v1/sites/store-002", NULL, &j), 404);
+        json_decref(j);
+        assert_int_equal(admin_call(f, "DELETE", "/v1/sites/store-002", NULL, &j), 404);
+        json_decref(j);
+}
+
+static void test_applications_and_deployments(void **state)
+{
+        fx *f = *state;
+        json_t *j = NULL;
+        put_ok(f, "/v1/applications/pos", APP_BODY("2.1.0", 2), "created");
+        put_ok(f, "/v1/applications/pos", APP_BODY("10.0.0", 1), "created");
+        put_ok(f, "/v1/applications/pos", APP_BODY("2.1.0", 2), "unchanged");
+        assert_int_equal(admin_call(f, "PUT", "/v1/applications/pos", APP_BODY("2.1.0", 3), &j),
+                         409);
+        assert_string_equal(err_code(j), "conflict");
+        json_decref(j);
+
+        assert_int_equal(admin_call(f, "GET", "/v1/applications/pos", NULL, &j), 200);
+        assert_string_equal(json_string_value(json_object_get(j, "version")), "10.0.0");
+        json_t *vs = json_object_get(j, "versions");
+        assert_int_equal(json_array_size(vs), 2);
+        assert_string_equal(json_string_value(json_array_get(vs, 0)), "2.1.0");
+        assert_string_equal(json_string_value(json_array_get(vs, 1)), "10.0.0");
+        json_decref(j);
+        call_opts v = {.token = f->admin, .query = {"version", "2.1.0"}};
+        assert_int_equal(call(f, "GET", "/v1/applications/pos", NULL, &v, &j), 200);
+        assert_string_equal(json_string_value(json_object_get(j, "version")), "2.1.0");
+        json_decref(j);
+
+        assert_int_equal(admin_call(f, "PUT", "/v1/deployments/pos-stores",
+                                    "{\"kind\":\"deployment\",\"name\":\"pos-stores\","
+                                    "\"application\":\"nope\",\"version\":\"*\",\"sites\":\"a\"}",
+                                    &j),
+                         400);
+        assert_string_equal(err_path(j), "application");
+        json_decref(j);
+        assert_int_equal(admin_call(f, "PUT", "/v1/deployments/pos-stores",
+                                    DEP_BODY("3.0.0", "chain = acme"), &j),
+                         400);
+        assert_string_equal(err_path(j), "version");
+        json_decref(j);
+        put_ok(f, "/v1/deployments/pos-stores", DEP_BODY("2.1.0", "chain = acme"), "created");
+        put_ok(f, "/v1/sites/store-001", SITE_BODY("store-001", "{\"chain\":\"acme\"}"), "created");
+        put_ok(f, "/v1/sites/store-002", SITE_BODY("store-002", "{\"chain\":\"bolt\"}"), "created");
+
+        assert_int_equal(admin_call(f, "GET", "/v1/deployments/pos-stores", NULL, &j), 200);
+        json_t *st = json_object_get(j, "status");
+        assert_int_equal(json_array_size(json_object_get(st, "sites")), 1);
+        assert_string_equal(json_string_value(json_object_get(
+                                json_array_get(json_object_get(st, "sites"), 0), "site")),
+                            "store-001");
+        assert_int_equal(json_integer_value(json_object_get(st, "desired")), 2);
+        assert_int_equal(json_integer_value(json_object_get(st, "running")), 0);
+        json_decref(j);
+
+        /* versions in use stay */
+        call_opts del = {.token = f->admin, .query = {"version", "2.1.0"}};
+        assert_int_equal(call(f, "DELETE", "/v1/applications/pos", NULL, &del, &j), 409);
+        json_decref(j);
+        del.query[1] = "10.0.0";
+        assert_int_equal(call(f, "DELETE", "/v1/applications/pos", NULL, &del, &j), 200);
+        json_decref(j);
+        assert_int_equal(admin_call(f, "DELETE", "/v1/applications/pos", NULL, &j), 409);
+        json_decref(j);
+        assert_int_equal(admin_call(f, "DELETE", "/v1/deployments/pos-stores", NULL, &j), 200);
+        json_decref(j);
+        assert_int_equal(admin_call(f, "DELETE", "/v1/applications/pos", NULL, &j), 200);
+        json_decref(j);
+        assert_int_equal(admin_call(f, "GET", "/v1/applications", NULL, &j), 200);
+        assert_int_equal(json_array_size(json_object_get(j, "items")), 0);
+        json_decref(j);
+}
+
+static char *new_join_token(fx *f, const char *site)
+{
+        char path[128];
+        snprintf(path, sizeof(path), "/v1/sites/%s/tokens", site);
+        json_t *j = NULL;
+        assert_int_equal(admin_call(f, "POST", path, NULL, &j), 200);
+        char *tok = strdup(json_string_value(json_object_get(j, "token")));
+        json_decref(j);
+        return tok;
+}
+
+static char *join_body(const char *token, const char *name)
+{
+        char *key = NULL, *csr = NULL;
+        assert_int_equal(sk_pki_make_key_and_csr(name, &key, &csr, NULL), 0);
+        json_t *b = json_pack("{s:s, s:s, s:s, s:{s:s}}", "token", token, "csr", csr, "name", name,
+                              "labels", "role", "till");
+        char *text = json_dumps(b, 0);
+        json_decref(b);
+        free(key);
+        free(csr);
+        return text;
+}
+
+/* Joins host name to site; returns the host's URI. */
+static char *join(fx *f, const char *site, const char *name)
+{
+        _cleanup_free_ char *tok = new_join_token(f, site);
+        _cleanup_free_ char *body = join_body(tok, name);
+        json_t *j = NULL;
+        int st = call(f, "POST", "/v1/join", body, NULL, &j);
+        if (st != 200)
+                fail_msg("join: %d %s", st, json_dumps(j, 0));
+        char *uri = NULL;
+        assert_true(asprintf(&uri, "skerry://site/%lld/host/%lld",
+                             (long long)json_integer_value(json_object_get(j, "site-id")),
+                             (long long)json_integer_value(json_object_get(j, "host-id"))) > 0);
+        assert_non_null(
+            strstr(json_string_value(json_object_get(j, "certificate")), "BEGIN CERTIFICATE"));
+        json_decref(j);
+        return uri;
+}
+
+static void test_join(void **state)
+{
+        fx *f = *state;
+        json_t *j = NULL;
+        put_ok(f, "/v1/sites/store-001", SITE_BODY("store-001", "{}"), "created");
+        _cleanup_free_ char *tok = new_join_token(f, "store-001");
+        _cleanup_free_ char *body = join_body(tok, "h1");
+        assert_int_equal(call(f, "POST", "/v1/join", body, NULL, &j), 200);
+        assert_string_equal(json_string_value(json_object_get(j, "site")), "store-001");
+        assert_string_equal(json_string_value(json_object_get(j, "host")), "h1");
+        assert_non_null(strstr(json_string_value(json_object_get(j, "ca")), "BEGIN CERTIFICATE"));
+        json_decref(j);
+        assert_int_equal(call(f, "POST", "/v1/join", body, NULL, &j), 401);
+        assert_string_equal(err_msg(j), "join token already used");
+        json_decref(j);
+        _cleanup_free_ char *unknown = join_body("no-such-token", "h2");
+        assert_int_equal(call(f, "POST", "/v1/join", unknown, NULL, &j), 401);
+        assert_string_equal(err_msg(j), "unknown join token");
+        json_decref(j);
+
+        _cleanup_free_ char *tok2 = new_join_token(f, "store-001");
+        _cleanup_free_ char *dup = join_body(tok2, "h1");
+        assert_int_equal(call(f, "POST", "/v1/join", dup, NULL, &j), 409);
+        json_decref(j);
+        /* the failed join did not use up the token */
+        _cleanup_free_ char *again = join_body(tok2, "h2");
+        assert_int_equal(call(f, "POST", "/v1/join", again, NULL, &j), 200);
+        json_decref(j);
+
+        _cleanup_free_ char *tok3 = new_join_token(f, "store-001");
+        fake_now += 3601LL * 1000;
+        _cleanup_free_ char *late = join_body(tok3, "h3");
+        assert_int_equal(call(f, "POST", "/v1/join", late, NULL, &j), 401);
+        assert_string_equal(err_msg(j), "join token expired");
+        json_decref(j);
+
+        assert_int_equal(
+            admin_call(f, "POST", "/v1/sites/store-001/tokens", "{\"ttl\":\"9000h\"}", &j), 400);
+        assert_string_equal(err_path(j), "ttl");
+        json_decref(j);
+
+        call_opts q = {.token = f->admin, .query = {"site", "store-001"}};
+        assert_int_equal(call(f, "GET", "/v1/hosts", NULL, &q, &j), 200);
+        assert_int_equal(json_array_size(json_object_get(j, "items")), 2);
+        assert_string_equal(
+            json_string_value(json_object_get(
+                json_object_get(json_array_get(json_object_get(j, "items"), 0), "labels"), "role")),
+            "till");
+        json_decref(j);
+}
+
+static void test_sync(void **state)
+{
+        fx *f = *state;
+        json_t *j = NULL;
+        put_ok(f, "/v1/sites/store-001", SITE_BODY("store-001", "{\"chain\":\"acme\"}"), "created");
+        f->peer_uri = join(f, "store-001", "h1");
+        call_opts host = {.peer = true, .query = {"wait", "5"}};
+        assert_int_equal(call(f, "GET", "/v1/sync/desired", NULL, &host, &j), 200);
+        int64_t gen = json_integer_value(json_object_get(j, "generation"));
+        assert_true(gen >= 1);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(j, "site"), "name")),
+                            "store-001");
+        assert_int_equal(json_array_size(json_object_get(j, "deployments")), 0);
+        json_decref(j);
+
+        /* nothing new: the request is to be held */
+        char g[32];
+        snprintf(g, sizeof(g), "%lld", (long long)gen);
+        call_opts same = {.peer = true, .query = {"generation", g, "wait", "5"}};
+        assert_int_equal(call(f, "GET", "/v1/sync/desired", NULL, &same, &j), 204);
+        assert_null(j);
+
+        /* user tokens are refused on host routes; unknown certificates too */
+        call_opts user = {.token = f->admin, .peer = true};
+        assert_int_equal(call(f, "GET", "/v1/sync/desired", NULL, &user, &j), 401);
+        json_decref(j);
+        call_opts nocert = {0};
+        assert_int_equal(call(f, "GET", "/v1/sync/desired", NULL, &nocert, &j), 401);
+        assert_string_equal(err_msg(j), "no client certificate");
+        json_decref(j);
+
+        /* a deployment that selects the site reaches it with a new generation */
+        f->n_notified = 0;
+        put_ok(f, "/v1/applications/pos", APP_BODY("1.0.0", 1), "created");
+        assert_int_equal(f->n_notified, 0); /* an application alone changes no site */
+        put_ok(f, "/v1/deployments/pos-stores", DEP_BODY("*", "chain = acme"), "created");
+        assert_int_equal(f->n_notified, 1);
+        assert_int_equal(call(f, "GET", "/v1/sync/desired", NULL, &same, &j), 200);
+        assert_int_equal(json_integer_value(json_object_get(j, "generation")), gen + 1);
+        json_t *d = json_array_get(json_object_get(j, "deployments"), 0);
+        assert_string_equal(json_string_value(json_object_get(d, "version")), "1.0.0");
+        assert_string_equal(json_string_value(json_object_get(json_object_get(d, "spec"), "name")),
+                            "pos");
+        json_decref(j);
+
+        /* "*" follows a newer version; relabelling the site away drops the deployment */
+        f->n_notified = 0;
+        put_ok(f, "/v1/applications/pos", APP_BODY("1.1.0", 1), "created");
+        assert_int_equal(f->n_notified, 1);
+        put_ok(f, "/v1/sites/store-001", SITE_BODY("store-001", "{\"chain\":\"bolt\"}"), "updated");
+        assert_int_equal(f->n_notified, 2);
+        snprintf(g, sizeof(g), "%lld", (long long)gen + 1);
+        assert_int_equal(call(f, "GET", "/v1/sync/desired", NULL, &same, &j), 200);
+        assert_int_equal(json_integer_value(json_object_get(j, "generation")), gen + 3);
+        assert_int_equal(json_array_size(json_object_get(j, "deployments")), 0);
+        json_decref(j);
+
+        /* status reports become instances and deployment status */
+        put_ok(f, "/v1/sites/store-001", SITE_BODY("store-001", "{\"chain\":\"acme\"}"), "updated");
+        assert_int_equal(call(f, "POST", "/v1/sync/status",
+                              "{\"host\":\"h1\",\"capacity\":{\"cpu\":2000},\"instances\":["
+                              "{\"instance\":\"default/pos-stores/api/0\",\"deployment\":"
+                              "\"pos-stores\",\"version\":\"1.1.0\",\"state\":\"running\"}]}",
+                              &host, &j),
+                         200);
+        json_decref(j);
+        assert_int_equal(
+            call(f, "POST", "/v1/sync/status", "{\"host\":\"h9\",\"instances\":[]}", &host, &j),
+            400);
+        assert_string_equal(err_path(j), "host");
+        json_decref(j);
+        call_opts q = {.token = f->admin, .query = {"site", "store-001"}};
+        assert_int_equal(call(f, "GET", "/v1/instances", NULL, &q, &j), 200);
+        json_t *it = json_array_get(json_object_get(j, "items"), 0);
+        assert_string_equal(json_string_value(json_object_get(it, "host")), "h1");
+        assert_string_equal(json_string_value(json_object_get(it, "site")), "store-001");
+        json_decref(j);
+        assert_int_equal(admin_call(f, "GET", "/v1/deployments/pos-stores", NULL, &j), 200);
+        assert_int_equal(
+            json_integer_value(json_object_get(json_object_get(j, "status"), "running")), 1);
+        json_decref(j);
+
+        /* a deleted site forgets its hosts: their certificates stop working */
+        assert_int_equal(admin_call(f, "DELETE", "/v1/sites/store-001", NULL, &j), 200);
+        json_decref(j);
+        assert_int_equal(call(f, "GET", "/v1/sync/desired", NULL, &host, &j), 401);
+        json_decref(j);
+}
+
+static void test_metrics(void **state)
+{
+        fx *f = *state;
+        json_t *j = NULL;
+        sk_tower_api_count(f->api, "/v1/whoami", 200);
+        assert_int_equal(call(f, "GET", "/metrics", NULL, NULL, &j), 200);
+        const char *text = json_string_value(j);
+        assert_non_null(
+            strstr(text, "skerry_tower_requests_total{route=\"/v1/whoami\",status=\"200\"} 1"));
+        assert_non_null(strstr(text, "skerry_tower_longpolls_waiting 3"));
+        assert_non_null(strstr(text, "skerry_tower_sites 0"));
+        json_decref(j);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test_setup_teardown(test_auth_and_routing, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_login_password_roles, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_sites_and_match, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_applications_and_deployments, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_join, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_sync, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
