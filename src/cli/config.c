@@ -78,9 +78,6 @@ int sk_cli_normalize_addr(const char *addr, char **out, sk_error **err)
                                             "'%s' contains a space or control "
                                             "character",
                                             addr);
-        size_t len = strlen(addr);
-        while (len > 1 && addr[len - 1] == '/')
-                len--;
         const char *sep = strstr(addr, "://");
         const char *scheme = "https";
         const char *rest = addr;
@@ -96,7 +93,9 @@ int sk_cli_normalize_addr(const char *addr, char **out, sk_error **err)
                                             addr);
                 rest = sep + 3;
         }
-        size_t rest_len = len - (size_t)(rest - addr);
+        size_t rest_len = strlen(rest);
+        while (rest_len > 0 && rest[rest_len - 1] == '/')
+                rest_len--;
         const char *slash = memchr(rest, '/', rest_len);
         size_t hp_len = slash ? (size_t)(slash - rest) : rest_len;
         if (hp_len == 0)
