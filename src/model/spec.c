@@ -199,8 +199,10 @@ static int check_fields(const json_t *obj, const char *path, const struct field 
                 json_t *val = NULL;
                 if (in) {
                         int r = fd->check(in, p, ctx, &val, err);
-                        if (r < 0)
+                        if (r < 0) {
+                                json_decref(val); /* a check may fail after its output */
                                 return r;
+                        }
                 } else if (fd->required) {
                         return bad(err, p, "is required");
                 } else if (fd->def) {
@@ -220,7 +222,8 @@ static int check_fields(const json_t *obj, const char *path, const struct field 
 #define CHECK_FIELDS(obj, path, table, ctx, out, err)                                              \
         check_fields(obj, path, table, SK_ARRAY_SIZE(table), ctx, out, err)
 
-/* A list whose items all pass item(); each item's path is path[i]. */
+/* A list whose items all pass item(); each item's path is path[i]. Like every check, it
+ * may leave *out set when it fails: the caller releases it. */
 static int check_list(const json_t *v, const char *path, check_fn item, void *ctx, size_t min,
                       size_t max, const char *what, json_t **out, sk_error **err)
 {
@@ -243,8 +246,10 @@ static int check_list(const json_t *v, const char *path, check_fn item, void *ct
                         return oom(err);
                 json_t *val = NULL;
                 int r = item(it, p, ctx, &val, err);
-                if (r < 0)
+                if (r < 0) {
+                        json_decref(val);
                         return r;
+                }
                 if (json_array_append_new(o, val) < 0)
                         return oom(err);
         }
