@@ -1,5 +1,6 @@
 #include "cli/api.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,9 +130,13 @@ int sk_cli_call_raw(sk_cli_client *c, const char *method, const char *path, cons
                                  &resp, &terr);
         if (text) /* may hold a password */
                 explicit_bzero(text, strlen(text));
-        if (r < 0)
-                return sk_error_set(err, r, "cannot reach the tower at %s: %s", c->addr,
-                                    sk_error_msg(terr, r));
+        if (r < 0) {
+                const char *why = sk_error_msg(terr, r);
+                /* libcurl's TLS message is generic; say what usually causes it. */
+                bool tls = strstr(why, "SSL") || strstr(why, "certificate");
+                return sk_error_set(err, r, "cannot reach the tower at %s: %s%s", c->addr, why,
+                                    tls ? " (is --ca or SKERRY_CA the tower's ca.pem?)" : "");
+        }
         if (resp.status < 200 || resp.status > 299) {
                 if (sk_cli_api_err_parse(resp.status, resp.body, api_err) < 0)
                         return sk_error_set(err, ENOMEM, "out of memory");

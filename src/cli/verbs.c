@@ -171,7 +171,9 @@ static void print_expr_error(const char *expr, const char *msg, int column)
         fprintf(stderr, "skerry: bad expression: %s", msg);
         if (column > 0) {
                 _cleanup_free_ char *caret = sk_cli_format_caret(expr, column);
-                fprintf(stderr, " (column %d)\n%s", column, caret ? caret : "");
+                if (!strstr(msg, "column"))
+                        fprintf(stderr, " (column %d)", column);
+                fprintf(stderr, "\n%s", caret ? caret : "");
         } else {
                 fputc('\n', stderr);
         }
