@@ -243,6 +243,7 @@ static void test_rollout(void **state)
         json_object_set_new(json_object_get(d, "status"), "running", json_integer(3));
         _cleanup_free_ char *again = sk_cli_format_rollout(d, &done);
         assert_true(done);
+        assert_non_null(strstr(again, "3 of 3 instances running"));
         _cleanup_json_ json_t *bare = parse("{\"name\": \"x\"}");
         done = false;
         _cleanup_free_ char *b = sk_cli_format_rollout(bare, &done);

@@ -370,7 +370,7 @@ static const route apply_routes[] = {
     {"PUT", "/v1/deployments/pos-stores", 400,
      "{\"error\": {\"code\": \"invalid\", \"message\": \"no such version\", \"path\": "
      "\"version\"}}"},
-    {NULL},
+    {NULL, NULL, 0, NULL},
 };
 
 static void test_apply_order_and_server_error(void **state)
@@ -423,7 +423,7 @@ static const route get_routes[] = {
     {"POST", "/v1/sites/store-001/tokens", 200,
      "{\"token\": \"join-abc\", \"site\": \"store-001\", \"expires\": \"x\"}"},
     {"POST", "/v1/login", 200, "{\"token\": \"tok-123\", \"expires\": \"x\"}"},
-    {NULL},
+    {NULL, NULL, 0, NULL},
 };
 
 static void test_get_outputs(void **state)
