@@ -11,6 +11,7 @@ struct sk_httpc {
         CURL *curl;
         char *base_url;
         char *auth_header;
+        char errbuf[CURL_ERROR_SIZE]; /* libcurl's detailed reason for the last failure */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -46,6 +47,7 @@ int sk_httpc_new(const sk_httpc_opts *opts, sk_httpc **out, sk_error **err)
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
                          opts->connect_timeout_ms ? opts->connect_timeout_ms : 10000L);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
         curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
         *out = c;
         return 0;
@@ -60,6 +62,11 @@ void sk_httpc_free(sk_httpc *c)
         free(c->base_url);
         free(c->auth_header);
         free(c);
+}
+
+static const char *failure_reason(const sk_httpc *c, CURLcode rc)
+{
+        return c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
 }
 
 struct growbuf {
@@ -91,6 +98,7 @@ static struct curl_slist *prepare(sk_httpc *c, const char *method, const char *p
                                   const char *body, size_t body_len, const char *content_type)
 {
         CURL *h = c->curl;
+        c->errbuf[0] = '\0';
         _cleanup_free_ char *url = NULL;
         if (asprintf(&url, "%s%s", c->base_url, path) < 0)
                 return NULL;
@@ -113,8 +121,8 @@ static struct curl_slist *prepare(sk_httpc *c, const char *method, const char *p
                 headers = curl_slist_append(headers, c->auth_header);
         if (body) {
                 _cleanup_free_ char *ct = NULL;
-                if (asprintf(&ct, "Content-Type: %s", content_type ? content_type
-                                                                   : "application/json") >= 0)
+                if (asprintf(&ct, "Content-Type: %s",
+                             content_type ? content_type : "application/json") >= 0)
                         headers = curl_slist_append(headers, ct);
         }
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
@@ -140,7 +148,7 @@ int sk_httpc_request(sk_httpc *c, const char *method, const char *path, const ch
                 free(b.data);
                 int code = rc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : ECONNREFUSED;
                 return sk_error_set(err, code, "%s %s%s: %s", method, c->base_url, path,
-                                    curl_easy_strerror(rc));
+                                    failure_reason(c, rc));
         }
         curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &resp->status);
         resp->body = b.data ? b.data : strdup("");
@@ -177,7 +185,7 @@ int sk_httpc_stream(sk_httpc *c, const char *method, const char *path, sk_httpc_
                 curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
         if (rc != CURLE_OK && rc != CURLE_WRITE_ERROR)
                 return sk_error_set(err, ECONNRESET, "%s %s%s: %s", method, c->base_url, path,
-                                    curl_easy_strerror(rc));
+                                    failure_reason(c, rc));
         return 0;
 }
 
