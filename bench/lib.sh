@@ -8,7 +8,7 @@ BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SKERRY=${SKERRY_BIN:-$BENCH_ROOT/build/skerry}
 PODMAN_SERVICE=$BENCH_ROOT/tests/lib/podman-service.sh
 PY=/usr/bin/python3
-IMAGE=localhost/busybox:latest
+export IMAGE=localhost/busybox:latest
 SITE=bench-site
 HOST=bench-host
 
@@ -100,10 +100,10 @@ bench_setup() {
 }
 
 stop_pid() {
-	local pid=$1 i
+	local pid=$1 _
 	[ -n "$pid" ] || return 0
 	kill -TERM "$pid" 2>/dev/null || return 0
-	for i in $(seq 1 100); do
+	for _ in $(seq 1 100); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done

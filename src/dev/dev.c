@@ -341,6 +341,8 @@ int sk_dev_main(int argc, char **argv)
         if (r < 0) {
                 if (!sk_dev_interrupted)
                         fprintf(stderr, "skerry dev: %s\n", sk_error_msg(err, r));
+                if (r == -ECHILD && d.tower.log && d.tower.pid == 0)
+                        print_log_tail(d.tower.log, 10);
                 code = sk_dev_interrupted ? 0 : 1;
         } else {
                 code = supervise(&d);

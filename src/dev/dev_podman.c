@@ -416,9 +416,10 @@ int sk_dev_remove_containers(const char *socket, const char *const *sites, sk_er
         if (r < 0)
                 return r;
         int removed = 0;
-        for (const char *const *site = sites; *site; site++) {
+        static const char *const all[] = {"", NULL};
+        for (const char *const *site = sites ? sites : all; *site; site++) {
                 _cleanup_json_ json_t *filter =
-                    json_pack("{s:[s+]}", "label", "skerry.site=", *site);
+                    sites ? json_pack("{s:[s+]}", "label", "skerry.site=", *site) : json_object();
                 _cleanup_free_ char *ftext = filter ? json_dumps(filter, JSON_COMPACT) : NULL;
                 _cleanup_free_ char *fesc = ftext ? sk_url_escape(ftext) : NULL;
                 _cleanup_free_ char *path = NULL;

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -468,6 +469,83 @@ static void test_tower_calls(void **state)
         assert_non_null(strstr(e4->msg, "exited with status 4"));
 }
 
+/* A fake Docker Engine API on a unix socket: two containers, records filters and deletes. */
+struct fake_rt {
+        pthread_mutex_t lock;
+        char filters[8][256];
+        int n_filters;
+        char deleted[8][64];
+        int n_deleted;
+};
+
+static enum MHD_Result rt_answer(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload,
+                                 size_t *upload_size, void **con_cls)
+{
+        struct fake_rt *f = cls;
+        const char *reply = "{\"message\":\"no such path\"}";
+        unsigned status = 404;
+        pthread_mutex_lock(&f->lock);
+        if (!strcmp(method, "GET") && !strcmp(url, "/_ping")) {
+                status = 200;
+                reply = "OK";
+        } else if (!strcmp(method, "GET") && !strcmp(url, "/v1.41/containers/json")) {
+                const char *fl =
+                    MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "filters");
+                const char *all = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "all");
+                if (f->n_filters < 8)
+                        snprintf(f->filters[f->n_filters++], 256, "%s all=%s", fl ? fl : "-",
+                                 all ? all : "-");
+                status = 200;
+                reply = "[{\"Id\":\"aaa\"},{\"Id\":\"bbb\"}]";
+        } else if (!strcmp(method, "DELETE") && !strncmp(url, "/v1.41/containers/", 18)) {
+                const char *force =
+                    MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "force");
+                if (f->n_deleted < 8 && force && !strcmp(force, "true"))
+                        snprintf(f->deleted[f->n_deleted++], 64, "%s", url + 18);
+                status = 204;
+                reply = "";
+        }
+        pthread_mutex_unlock(&f->lock);
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(strlen(reply), (void *)reply, MHD_RESPMEM_MUST_COPY);
+        enum MHD_Result r = MHD_queue_response(conn, status, resp);
+        MHD_destroy_response(resp);
+        return r;
+}
+
+static void test_remove_containers(void **state)
+{
+        struct fake_rt f = {.lock = PTHREAD_MUTEX_INITIALIZER};
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        snprintf(a.sun_path, sizeof(a.sun_path), "%s/rt.sock", tmpdir);
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        assert_int_equal(listen(fd, 16), 0);
+        struct MHD_Daemon *d =
+            MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, rt_answer, &f,
+                             MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_END);
+        assert_non_null(d);
+        _cleanup_error_ sk_error *err = NULL;
+        assert_int_equal(sk_dev_runtime_wait(a.sun_path, 2000, 0, &err), 0);
+
+        const char *sites[] = {"dev-site-1", "dev-site-2", NULL};
+        assert_int_equal(sk_dev_remove_containers(a.sun_path, sites, &err), 4);
+        assert_int_equal(f.n_filters, 2);
+        assert_string_equal(f.filters[0], "{\"label\":[\"skerry.site=dev-site-1\"]} all=true");
+        assert_string_equal(f.filters[1], "{\"label\":[\"skerry.site=dev-site-2\"]} all=true");
+        assert_int_equal(f.n_deleted, 4);
+        assert_string_equal(f.deleted[0], "aaa");
+        assert_string_equal(f.deleted[1], "bbb");
+
+        /* NULL: every container of the (private) store, no filter. */
+        assert_int_equal(sk_dev_remove_containers(a.sun_path, NULL, &err), 2);
+        assert_int_equal(f.n_filters, 3);
+        assert_string_equal(f.filters[2], "{} all=true");
+        MHD_stop_daemon(d);
+        close(fd);
+}
+
 static void test_runtime_wait_timeout(void **state)
 {
         _cleanup_free_ char *sock = NULL;
@@ -480,12 +558,13 @@ static void test_runtime_wait_timeout(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_args_defaults),  cmocka_unit_test(test_args_values),
-            cmocka_unit_test(test_args_errors),    cmocka_unit_test(test_names),
-            cmocka_unit_test(test_busybox_tar),    cmocka_unit_test(test_containers_conf),
-            cmocka_unit_test(test_spawn_and_stop), cmocka_unit_test(test_kill_mentioning),
-            cmocka_unit_test(test_files_and_port), cmocka_unit_test(test_example_yaml),
-            cmocka_unit_test(test_tower_calls),    cmocka_unit_test(test_runtime_wait_timeout),
+            cmocka_unit_test(test_args_defaults),     cmocka_unit_test(test_args_values),
+            cmocka_unit_test(test_args_errors),       cmocka_unit_test(test_names),
+            cmocka_unit_test(test_busybox_tar),       cmocka_unit_test(test_containers_conf),
+            cmocka_unit_test(test_spawn_and_stop),    cmocka_unit_test(test_kill_mentioning),
+            cmocka_unit_test(test_files_and_port),    cmocka_unit_test(test_example_yaml),
+            cmocka_unit_test(test_tower_calls),       cmocka_unit_test(test_runtime_wait_timeout),
+            cmocka_unit_test(test_remove_containers),
         };
         return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
 }
