@@ -208,6 +208,15 @@ static int copy_token(const sk_token_row *row, void *user)
         return 0;
 }
 
+static int user_role(const sk_resource_row *row, void *user)
+{
+        json_t *doc = json_loads(row->json, 0, NULL);
+        const char *role = json_string_value(json_object_get(doc, "role"));
+        *(char **)user = strdup(role ? role : "viewer");
+        json_decref(doc);
+        return 0;
+}
+
 static int auth_user(sk_tower_ctx *c, sk_error **err)
 {
         const char *h = c->req->authorization;
@@ -237,6 +246,15 @@ static int auth_user(sk_tower_ctx *c, sk_error **err)
                 return sk_error_set(err, EACCES, "token revoked");
         if (t.expires && t.expires <= sk_tower_now(c->api))
                 return sk_error_set(err, EACCES, "token expired");
+        /* The user as stored now: a deleted user's tokens stop, a new role applies at once. */
+        _cleanup_free_ char *role = NULL;
+        r = c->api->store->ops->resource_get(c->api->store, c->tenant, "user", c->user, "",
+                                             user_role, &role, NULL);
+        if (r < 0 || !role)
+                return sk_error_set(err, EACCES, "the token's user %s/%s no longer exists",
+                                    c->tenant, c->user);
+        free(c->role);
+        c->role = take_ptr(&role);
         const char *want = sk_tower_query(c, "tenant");
         if (want && strcmp(want, c->tenant) != 0) {
                 if (!sk_tower_is_root_admin(c))
@@ -412,7 +430,7 @@ void sk_tower_api_handle(sk_tower_api *api, const sk_tower_request *req, sk_towe
         if (r >= 0) {
                 r = rt->fn(&c, &e);
                 /* Writes move the store revision; let the sync engine see them now. */
-                if (r >= 0 && strcmp(req->method, "GET") != 0) {
+                if (r >= 0 && !resp->job && strcmp(req->method, "GET") != 0) {
                         _cleanup_error_ sk_error *se = NULL;
                         if (sk_tower_sync_refresh(api, false, &se) < 0)
                                 sk_errorf("site sync refresh failed: %s", sk_error_msg(se, EIO));

@@ -20,6 +20,15 @@
 
 typedef struct sk_tower_api sk_tower_api;
 
+/* Slow work (Argon2id password hashing) that must not hold up the request thread: the
+ * server runs it on a worker thread and then hands the request to the API again with the
+ * finished job in sk_tower_request.job. run() touches nothing but the job itself. */
+typedef struct sk_tower_job sk_tower_job;
+struct sk_tower_job {
+        void (*run)(sk_tower_job *job);
+        void (*free)(sk_tower_job *job);
+};
+
 typedef struct sk_tower_request {
         const char *method;
         const char *path;          /* without the query string */
@@ -32,6 +41,7 @@ typedef struct sk_tower_request {
         bool has_peer_cert;
         int (*verify_peer)(void *ctx, char **uri, sk_error **err);
         void *peer_ctx;
+        sk_tower_job *job; /* the finished job of the previous round, or NULL */
 } sk_tower_request;
 
 typedef struct sk_tower_response {
@@ -43,6 +53,9 @@ typedef struct sk_tower_response {
          * changes or wait_ms pass, then handle it again (204 once the wait is over). */
         int64_t wait_site;
         int64_t wait_ms;
+        /* Run this job off the request thread, then handle the same request again with it
+         * (the server owns it from here and frees it when the request ends). */
+        sk_tower_job *job;
 } sk_tower_response;
 
 /* Wakes the long-polls of a site whose desired document changed. */

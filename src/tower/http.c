@@ -30,6 +30,9 @@ struct conn {
         bool held;
         int64_t site;
         conn *prev, *next;
+        /* a slow job: queued for the worker, then handed back to the API */
+        sk_tower_job *job;
+        conn *job_next;
 };
 
 struct sk_tower_http {
@@ -38,8 +41,10 @@ struct sk_tower_http {
         char *ca_pem;
         pthread_mutex_t lock;
         pthread_cond_t tick;
-        pthread_t timer;
-        bool timer_started, stopping;
+        pthread_t timer, worker;
+        bool timer_started, worker_started, stopping;
+        pthread_cond_t work;
+        conn *jobs, *jobs_tail;
         long n_held;
         conn *buckets[N_BUCKETS];
 };
@@ -128,6 +133,43 @@ static void *timer_main(void *arg)
         }
         pthread_mutex_unlock(&h->lock);
         return NULL;
+}
+
+/* Runs queued jobs one at a time (Argon2id is memory-hard: one at a time bounds memory),
+ * then resumes their connections. Drains the queue before it stops. */
+static void *worker_main(void *arg)
+{
+        sk_tower_http *h = arg;
+        pthread_mutex_lock(&h->lock);
+        for (;;) {
+                while (!h->jobs && !h->stopping)
+                        pthread_cond_wait(&h->work, &h->lock);
+                conn *c = h->jobs;
+                if (!c)
+                        break;
+                h->jobs = c->job_next;
+                if (!h->jobs)
+                        h->jobs_tail = NULL;
+                c->job_next = NULL;
+                pthread_mutex_unlock(&h->lock);
+                c->job->run(c->job);
+                pthread_mutex_lock(&h->lock);
+                MHD_resume_connection(c->mc);
+        }
+        pthread_mutex_unlock(&h->lock);
+        return NULL;
+}
+
+/* Under lock: suspends the connection until the worker has run its job. */
+static void queue_job(sk_tower_http *h, conn *c)
+{
+        MHD_suspend_connection(c->mc);
+        if (h->jobs_tail)
+                h->jobs_tail->job_next = c;
+        else
+                h->jobs = c;
+        h->jobs_tail = c;
+        pthread_cond_signal(&h->work);
 }
 
 static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -255,9 +297,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
             .has_peer_cert = has_peer_cert(mc),
             .verify_peer = verify_peer,
             .peer_ctx = &p,
+            .job = c->job,
         };
         sk_tower_response resp;
         sk_tower_api_handle(h->api, &req, &resp);
+        if (resp.job) {
+                if (c->job)
+                        c->job->free(c->job);
+                c->job = take_ptr(&resp.job);
+                sk_tower_response_clear(&resp);
+                pthread_mutex_lock(&h->lock);
+                queue_job(h, c);
+                pthread_mutex_unlock(&h->lock);
+                return MHD_YES;
+        }
         if (resp.wait_site) {
                 int64_t now = mono_ms();
                 if (!c->deadline)
@@ -303,6 +356,8 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
                 unhold(h, c);
                 pthread_mutex_unlock(&h->lock);
         }
+        if (c->job)
+                c->job->free(c->job);
         free(c->body);
         free(c);
         *con_cls = NULL;
@@ -364,6 +419,7 @@ int sk_tower_http_start(sk_tower_api *api, const sk_tower_http_opts *opts, sk_to
         h->api = api;
         pthread_mutex_init(&h->lock, NULL);
         pthread_cond_init(&h->tick, NULL);
+        pthread_cond_init(&h->work, NULL);
         unsigned flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
                          MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
         if (ai->ai_family == AF_INET6)
@@ -389,6 +445,11 @@ int sk_tower_http_start(sk_tower_api *api, const sk_tower_http_opts *opts, sk_to
                 return sk_error_set(err, EAGAIN, "cannot start the long-poll timer");
         }
         h->timer_started = true;
+        if (pthread_create(&h->worker, NULL, worker_main, h) != 0) {
+                sk_tower_http_stop(h);
+                return sk_error_set(err, EAGAIN, "cannot start the job worker");
+        }
+        h->worker_started = true;
         *out = h;
         return 0;
 }
@@ -403,13 +464,17 @@ void sk_tower_http_stop(sk_tower_http *h)
                 while (h->buckets[i])
                         wake(h, h->buckets[i]);
         pthread_cond_signal(&h->tick);
+        pthread_cond_signal(&h->work);
         pthread_mutex_unlock(&h->lock);
         if (h->timer_started)
                 pthread_join(h->timer, NULL);
+        if (h->worker_started)
+                pthread_join(h->worker, NULL);
         if (h->daemon)
                 MHD_stop_daemon(h->daemon);
         sk_tower_api_set_hooks(h->api, NULL, NULL, NULL);
         pthread_cond_destroy(&h->tick);
+        pthread_cond_destroy(&h->work);
         pthread_mutex_destroy(&h->lock);
         free(h->ca_pem);
         free(h);

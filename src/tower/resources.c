@@ -489,6 +489,27 @@ static int app_in_use(sk_tower_ctx *c, const char *version, sk_error **err)
         return 0;
 }
 
+static int any_row(const sk_resource_row *row, void *user)
+{
+        return 1;
+}
+
+/* A tenant goes only once it holds nothing, so no resource is left without an owner. */
+static int tenant_in_use(sk_tower_ctx *c, const char *tenant, sk_error **err)
+{
+        static const char *const kinds[] = {"user", "site", "application", "deployment"};
+        for (size_t i = 0; i < SK_ARRAY_SIZE(kinds); i++) {
+                int r = c->api->store->ops->resource_list(c->api->store, tenant, kinds[i], any_row,
+                                                          NULL, err);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        return sk_error_set(err, EBUSY, "tenant %s still has %ss", tenant,
+                                            kinds[i]);
+        }
+        return 0;
+}
+
 int sk_tower_h_delete(sk_tower_ctx *c, sk_error **err)
 {
         const char *kind = singular(c->kind);
@@ -502,6 +523,11 @@ int sk_tower_h_delete(sk_tower_ctx *c, sk_error **err)
         if (strcmp(kind, "user") == 0 && strcmp(c->scope, SK_TOWER_ROOT) == 0 &&
             strcmp(c->name, "admin") == 0)
                 return sk_error_set(err, EBUSY, "the built-in admin cannot be deleted");
+        if (strcmp(kind, "tenant") == 0) {
+                r = tenant_in_use(c, c->name, err);
+                if (r < 0)
+                        return r;
+        }
         if (strcmp(kind, "application") == 0) {
                 version = sk_tower_query(c, "version");
                 r = app_in_use(c, version, err);
@@ -571,7 +597,59 @@ int sk_tower_h_site_token(sk_tower_ctx *c, sk_error **err)
         return 0;
 }
 
-/* Argon2id runs in the request thread: about 0.1 s per login with the interactive limits. */
+/* Argon2id (about 0.1 s and 64 MiB a time) runs as a job off the request thread. */
+typedef struct pw_job {
+        sk_tower_job base;
+        bool verify; /* verify password against hash; else hash password into hash */
+        char *password;
+        char hash[crypto_pwhash_STRBYTES];
+        bool ok;
+} pw_job;
+
+static void pw_run(sk_tower_job *job)
+{
+        pw_job *j = (pw_job *)job;
+        if (j->verify)
+                j->ok = crypto_pwhash_str_verify(j->hash, j->password, strlen(j->password)) == 0;
+        else
+                j->ok = crypto_pwhash_str(j->hash, j->password, strlen(j->password),
+                                          crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                                          crypto_pwhash_MEMLIMIT_INTERACTIVE) == 0;
+}
+
+static void pw_free(sk_tower_job *job)
+{
+        pw_job *j = (pw_job *)job;
+        if (j->password) {
+                sodium_memzero(j->password, strlen(j->password));
+                free(j->password);
+        }
+        free(j);
+}
+
+static int pw_start(sk_tower_ctx *c, bool verify, const char *hash, const char *password,
+                    sk_error **err)
+{
+        pw_job *j = calloc(1, sizeof(*j));
+        if (!j || !(j->password = strdup(password))) {
+                free(j);
+                return sk_error_set(err, ENOMEM, "out of memory");
+        }
+        j->base = (sk_tower_job){pw_run, pw_free};
+        j->verify = verify;
+        if (hash)
+                snprintf(j->hash, sizeof(j->hash), "%s", hash);
+        c->resp->job = &j->base;
+        return 0;
+}
+
+/* The finished job of this request, or NULL in the first round. */
+static const pw_job *pw_done(const sk_tower_ctx *c)
+{
+        const sk_tower_job *job = c->req->job;
+        return job && job->run == pw_run ? (const pw_job *)job : NULL;
+}
+
 int sk_tower_h_login(sk_tower_ctx *c, sk_error **err)
 {
         _cleanup_json_ json_t *body = NULL;
@@ -585,10 +663,16 @@ int sk_tower_h_login(sk_tower_ctx *c, sk_error **err)
                 if (!v[i] || !*v[i])
                         return sk_error_set_path(err, EINVAL, fields[i], "must be a string");
         }
-        _cleanup_free_ char *hash = NULL;
         sk_store *s = c->api->store;
-        r = s->ops->password_get(s, v[0], v[1], &hash, NULL);
-        if (r < 0 || !hash || crypto_pwhash_str_verify(hash, v[2], strlen(v[2])) != 0)
+        const pw_job *done = pw_done(c);
+        if (!done) {
+                _cleanup_free_ char *hash = NULL;
+                r = s->ops->password_get(s, v[0], v[1], &hash, NULL);
+                if (r < 0 || !hash)
+                        return sk_error_set(err, EACCES, "wrong tenant, user or password");
+                return pw_start(c, true, hash, v[2], err);
+        }
+        if (!done->ok)
                 return sk_error_set(err, EACCES, "wrong tenant, user or password");
         _cleanup_rows_ rows user = {0};
         r = get_rows(c->api, v[0], "user", v[1], "", &user, NULL);
@@ -628,11 +712,12 @@ int sk_tower_h_password(sk_tower_ctx *c, sk_error **err)
         r = get_rows(c->api, c->scope, "user", c->name, "", &user, err);
         if (r < 0)
                 return r;
-        char hash[crypto_pwhash_STRBYTES];
-        if (crypto_pwhash_str(hash, pw, strlen(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                              crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+        const pw_job *done = pw_done(c);
+        if (!done)
+                return pw_start(c, false, NULL, pw, err);
+        if (!done->ok)
                 return sk_error_set(err, ENOMEM, "hashing the password failed");
-        r = c->api->store->ops->password_set(c->api->store, c->scope, c->name, hash, err);
+        r = c->api->store->ops->password_set(c->api->store, c->scope, c->name, done->hash, err);
         if (r < 0)
                 return r;
         sk_tower_reply(c, 200, json_pack("{s:s}", "result", "updated"));
