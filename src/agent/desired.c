@@ -254,6 +254,7 @@ static int build_container(sk_desired_instance *inst, const json_t *svc, const j
         c->container = strdup(cname);
         c->image = strdup(image);
         c->instance = inst->id;
+        c->replica = replica;
         if (asprintf(&c->name, "sk-%s-%s-%s-%s-%lld-%s", host, tenant, dep, sname,
                      (long long)replica, cname) < 0)
                 c->name = NULL;

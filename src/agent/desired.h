@@ -21,6 +21,7 @@ typedef struct sk_desired_container {
         char *name;      /* runtime name sk-<host>-<tenant>-<deployment>-<service>-<replica>-<c> */
         char *instance;  /* borrowed from the instance: "tenant/deployment/service/replica" */
         char *container; /* the container's name in the service */
+        int64_t replica;
         char *image;
         char **cmd; /* NULL-terminated, or NULL for the image's default */
         char **env; /* NULL-terminated "K=V" */

@@ -63,11 +63,6 @@ void sk_tracker_note_started(sk_tracker *t, const char *name, bool restart)
         tr->create_delay_ms = 0;
 }
 
-void sk_tracker_note_created(sk_tracker *t, const char *name)
-{
-        sk_tracker_note_started(t, name, false);
-}
-
 static int64_t next_delay(int64_t prev)
 {
         if (prev <= 0)
@@ -100,24 +95,34 @@ enum cstate { CS_RUNNING, CS_EXITED, CS_STARTING, CS_PENDING, CS_BACKOFF, CS_FAI
 static const char *const cstate_names[] = {"running", "exited",  "starting",
                                            "pending", "backoff", "failed"};
 
-typedef struct planner {
-        sk_action *actions;
+typedef struct actlist {
+        sk_action *items;
         size_t n, cap;
+} actlist;
+
+typedef struct planner {
+        actlist removes; /* executed first (stops run concurrently) */
+        actlist work;    /* creates and starts, after the removals */
         int64_t next_ms;
 } planner;
 
-static int add_action(planner *p, sk_action a)
+static int add_to(actlist *l, sk_action a)
 {
-        if (p->n == p->cap) {
-                size_t cap = p->cap ? p->cap * 2 : 16;
-                sk_action *n = realloc(p->actions, cap * sizeof(*n));
+        if (l->n == l->cap) {
+                size_t cap = l->cap ? l->cap * 2 : 16;
+                sk_action *n = realloc(l->items, cap * sizeof(*n));
                 if (!n)
                         return -ENOMEM;
-                p->actions = n;
-                p->cap = cap;
+                l->items = n;
+                l->cap = cap;
         }
-        p->actions[p->n++] = a;
+        l->items[l->n++] = a;
         return 0;
+}
+
+static int add_action(planner *p, sk_action a)
+{
+        return add_to(a.kind == SK_ACTION_REMOVE ? &p->removes : &p->work, a);
 }
 
 static void wake_at(planner *p, int64_t t)
@@ -185,7 +190,9 @@ static enum cstate plan_exited(planner *p, const sk_container_info *c,
                 tr->backoff_until_ms = now + tr->delay_ms;
         }
         if (now >= tr->backoff_until_ms) {
-                if (add_action(p, (sk_action){SK_ACTION_START, c->id, w, true}) < 0)
+                /* A restart is a fresh container from the spec, as on first start. */
+                if (add_action(p, (sk_action){SK_ACTION_REMOVE, c->id, NULL, false}) < 0 ||
+                    add_action(p, (sk_action){SK_ACTION_CREATE, NULL, w, true}) < 0)
                         return CS_FAILED;
                 return CS_STARTING;
         }
@@ -315,33 +322,45 @@ static void tracker_sweep(sk_tracker *t, const sk_desired_set *want)
         t->n = keep;
 }
 
+/* Breadth first across services: replica 0 of every service before any replica 1, so
+ * after a mass replacement every service has one instance up as early as possible. */
+static int by_replica(const void *a, const void *b)
+{
+        const sk_action *x = a, *y = b;
+        if (x->want->replica != y->want->replica)
+                return x->want->replica < y->want->replica ? -1 : 1;
+        return x < y ? -1 : x > y; /* keeps plan order: qsort is not stable */
+}
+
 int sk_reconcile_plan(const sk_desired_set *want, const sk_container_list *seen, const char *site,
                       const char *host, sk_tracker *tracker, int64_t now_ms, sk_plan *out,
                       sk_error **err)
 {
         memset(out, 0, sizeof(*out));
-        planner work = {0}, removals = {0};
+        planner p = {0};
         _cleanup_free_ bool *used = calloc(seen->n ? seen->n : 1, sizeof(*used));
         _cleanup_json_ json_t *status = json_array();
         int r = used && status ? 0 : -ENOMEM;
         tracker_sweep(tracker, want);
         for (size_t i = 0; i < want->n && r == 0; i++)
-                r = plan_instance(&work, &want->items[i], seen, used, site, host, tracker, now_ms,
+                r = plan_instance(&p, &want->items[i], seen, used, site, host, tracker, now_ms,
                                   status);
         for (size_t i = 0; i < seen->n && r == 0; i++)
                 if (!used[i])
-                        r = add_action(&removals, (sk_action){SK_ACTION_REMOVE, seen->items[i].id,
-                                                              NULL, false});
-        for (size_t i = 0; i < work.n && r == 0; i++)
-                r = add_action(&removals, work.actions[i]);
-        free(work.actions);
+                        r = add_action(
+                            &p, (sk_action){SK_ACTION_REMOVE, seen->items[i].id, NULL, false});
+        if (p.work.n > 1)
+                qsort(p.work.items, p.work.n, sizeof(sk_action), by_replica);
+        for (size_t i = 0; i < p.work.n && r == 0; i++)
+                r = add_to(&p.removes, p.work.items[i]);
+        free(p.work.items);
         if (r < 0) {
-                free(removals.actions);
+                free(p.removes.items);
                 return sk_error_set(err, ENOMEM, "out of memory");
         }
-        out->actions = removals.actions;
-        out->n = removals.n;
-        out->next_ms = work.next_ms;
+        out->actions = p.removes.items;
+        out->n = p.removes.n;
+        out->next_ms = p.next_ms;
         out->status = take_ptr(&status);
         return 0;
 }

@@ -7,7 +7,8 @@
  * adopted and never recreated; anything else carrying this host's label is removed
  * (undesired, outdated spec hash, duplicate); missing ones are created and started.
  * An exited container is restarted per its policy (always; on-failure when the exit code
- * is not 0; never) after a backoff of 1 s doubling to 60 s, reset once it ran 60 s. */
+ * is not 0; never) after a backoff of 1 s doubling to 60 s, reset once it ran 60 s; a
+ * restart replaces it with a fresh container from the spec (REMOVE + CREATE). */
 #ifndef SK_AGENT_RECONCILE_H
 #define SK_AGENT_RECONCILE_H
 
@@ -46,23 +47,24 @@ sk_track *sk_tracker_get(sk_tracker *t, const char *name); /* creates; NULL on E
 void sk_tracker_note_started(sk_tracker *t, const char *name, bool restart);
 void sk_tracker_note_create_failed(sk_tracker *t, const char *name, const char *reason,
                                    int64_t now_ms);
-void sk_tracker_note_created(sk_tracker *t, const char *name);
 
 typedef enum sk_action_kind {
         SK_ACTION_REMOVE, /* stop (10 s grace) and remove id */
         SK_ACTION_CREATE, /* pull, create and start want */
-        SK_ACTION_START,  /* start id again (a restart, or a created-but-never-started one) */
+        SK_ACTION_START,  /* start id: created, never started (an agent stopped in between) */
 } sk_action_kind;
 
 typedef struct sk_action {
         sk_action_kind kind;
         const char *id;                   /* REMOVE, START: the container id */
         const sk_desired_container *want; /* CREATE, START */
-        bool restart;                     /* START: counts as a restart */
+        bool restart;                     /* CREATE: replaces an exited one, a restart */
 } sk_action;
 
 typedef struct sk_plan {
-        sk_action *actions; /* removals first */
+        sk_action *actions; /* removals first (independent of each other, so they may run
+                               concurrently), then creates and starts breadth first:
+                               replica 0 of every service before any replica 1 */
         size_t n;
         json_t *status;  /* array of INSTANCE (docs/api.md) without "updated" */
         int64_t next_ms; /* when a timer (backoff, retry) needs the next pass; 0: none */

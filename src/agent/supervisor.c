@@ -186,7 +186,7 @@ static void do_remove(sk_supervisor *s, const char *id)
                 sk_warn("removing container %.12s: %s", id, sk_error_msg(err, r));
 }
 
-static void do_create(sk_supervisor *s, const sk_desired_container *w, int64_t now)
+static void do_create(sk_supervisor *s, const sk_desired_container *w, bool restart, int64_t now)
 {
         _cleanup_error_ sk_error *err = NULL;
         _cleanup_free_ char *id = NULL, *reason = NULL;
@@ -204,7 +204,8 @@ static void do_create(sk_supervisor *s, const sk_desired_container *w, int64_t n
                     .cpu_millicores = w->cpu_millicores,
                     .memory_bytes = w->memory_bytes,
                 };
-                sk_info("creating container %s (%s)", w->name, w->image);
+                sk_info("%s container %s (%s)", restart ? "restarting" : "creating", w->name,
+                        w->image);
                 r = s->rt->ops->create(s->rt, &spec, &id, &err);
                 if (r >= 0)
                         r = s->rt->ops->start(s->rt, id, &err);
@@ -216,15 +217,13 @@ static void do_create(sk_supervisor *s, const sk_desired_container *w, int64_t n
                 sk_warn("%s", reason ? reason : "cannot create a container");
                 sk_tracker_note_create_failed(&s->tracker, w->name, reason, now);
         } else {
-                sk_tracker_note_created(&s->tracker, w->name);
+                sk_tracker_note_started(&s->tracker, w->name, restart);
         }
 }
 
 static void do_start(sk_supervisor *s, const sk_action *a, int64_t now)
 {
         _cleanup_error_ sk_error *err = NULL;
-        if (a->restart)
-                sk_info("restarting container %s", a->want->name);
         int r = s->rt->ops->start(s->rt, a->id, &err);
         if (r < 0) {
                 _cleanup_free_ char *reason = NULL;
@@ -234,24 +233,56 @@ static void do_start(sk_supervisor *s, const sk_action *a, int64_t now)
                 sk_tracker_note_create_failed(&s->tracker, a->want->name, reason, now);
                 return;
         }
-        sk_tracker_note_started(&s->tracker, a->want->name, a->restart);
+        sk_tracker_note_started(&s->tracker, a->want->name, false);
+}
+
+#define MAX_PARALLEL_REMOVES 16
+
+struct removal {
+        sk_supervisor *s;
+        const char *id;
+        pthread_t thread;
+        bool started;
+};
+
+static void *removal_thread(void *arg)
+{
+        struct removal *rm = arg;
+        do_remove(rm->s, rm->id);
+        return NULL;
+}
+
+/* Stops run concurrently: each may wait its 10 s grace, and they are independent. */
+static void remove_all(sk_supervisor *s, const sk_action *acts, size_t n)
+{
+        struct removal rm[MAX_PARALLEL_REMOVES];
+        for (size_t base = 0; base < n; base += MAX_PARALLEL_REMOVES) {
+                size_t batch = n - base < MAX_PARALLEL_REMOVES ? n - base : MAX_PARALLEL_REMOVES;
+                for (size_t i = 0; i < batch; i++) {
+                        rm[i] = (struct removal){s, acts[base + i].id, 0, false};
+                        rm[i].started =
+                            pthread_create(&rm[i].thread, NULL, removal_thread, &rm[i]) == 0;
+                        if (!rm[i].started)
+                                do_remove(s, rm[i].id);
+                }
+                for (size_t i = 0; i < batch; i++)
+                        if (rm[i].started)
+                                pthread_join(rm[i].thread, NULL);
+        }
 }
 
 static void execute(sk_supervisor *s, const sk_plan *plan, int64_t now)
 {
-        for (size_t i = 0; i < plan->n; i++) {
+        size_t n_remove = 0;
+        while (n_remove < plan->n && plan->actions[n_remove].kind == SK_ACTION_REMOVE)
+                n_remove++;
+        remove_all(s, plan->actions, n_remove);
+        for (size_t i = n_remove; i < plan->n; i++) {
                 const sk_action *a = &plan->actions[i];
-                switch (a->kind) {
-                case SK_ACTION_REMOVE:
-                        do_remove(s, a->id);
-                        break;
-                case SK_ACTION_CREATE:
-                        do_create(s, a->want, now);
-                        break;
-                case SK_ACTION_START:
+                if (a->kind == SK_ACTION_CREATE)
+                        do_create(s, a->want, a->restart, now);
+                else if (a->kind == SK_ACTION_START)
                         do_start(s, a, now);
-                        break;
-                }
         }
 }
 

@@ -1,6 +1,7 @@
 /* The supervisor's decisions (reconcile.h) and one reconcile pass (supervisor.h) against a
  * fake runtime that keeps containers in memory. The fake serves only this test; the real
  * Docker Engine API driver is tested against Podman by its own tests. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -55,7 +56,8 @@ static fake_ctr *fake_by_name(fake_rt *f, const char *name)
         return NULL;
 }
 
-static int fake_create(sk_runtime *rt, const sk_container_spec *spec, char **id, sk_error **err)
+static int fake_create_unlocked(sk_runtime *rt, const sk_container_spec *spec, char **id,
+                                sk_error **err)
 {
         fake_rt *f = (fake_rt *)rt;
         if (fake_by_name(f, spec->name))
@@ -83,7 +85,7 @@ static int fake_create(sk_runtime *rt, const sk_container_spec *spec, char **id,
         return 0;
 }
 
-static int fake_start(sk_runtime *rt, const char *id, sk_error **err)
+static int fake_start_unlocked(sk_runtime *rt, const char *id, sk_error **err)
 {
         fake_rt *f = (fake_rt *)rt;
         fake_ctr *c = fake_find(f, id);
@@ -95,7 +97,7 @@ static int fake_start(sk_runtime *rt, const char *id, sk_error **err)
         return 0;
 }
 
-static int fake_stop(sk_runtime *rt, const char *id, int grace, sk_error **err)
+static int fake_stop_unlocked(sk_runtime *rt, const char *id, int grace, sk_error **err)
 {
         fake_rt *f = (fake_rt *)rt;
         fake_ctr *c = fake_find(f, id);
@@ -120,7 +122,7 @@ static void fake_ctr_free(fake_ctr *c)
         memset(c, 0, sizeof(*c));
 }
 
-static int fake_remove(sk_runtime *rt, const char *id, bool force, sk_error **err)
+static int fake_remove_unlocked(sk_runtime *rt, const char *id, bool force, sk_error **err)
 {
         fake_rt *f = (fake_rt *)rt;
         fake_ctr *c = fake_find(f, id);
@@ -155,7 +157,8 @@ static void info_fill(const fake_ctr *c, sk_container_info *o, bool full)
         o->labels = json_deep_copy(c->labels);
 }
 
-static int fake_list(sk_runtime *rt, const json_t *filter, sk_container_list *out, sk_error **err)
+static int fake_list_unlocked(sk_runtime *rt, const json_t *filter, sk_container_list *out,
+                              sk_error **err)
 {
         fake_rt *f = (fake_rt *)rt;
         out->items = calloc(f->n + 1, sizeof(*out->items));
@@ -166,7 +169,8 @@ static int fake_list(sk_runtime *rt, const json_t *filter, sk_container_list *ou
         return 0;
 }
 
-static int fake_inspect(sk_runtime *rt, const char *id, sk_container_info *out, sk_error **err)
+static int fake_inspect_unlocked(sk_runtime *rt, const char *id, sk_container_info *out,
+                                 sk_error **err)
 {
         fake_rt *f = (fake_rt *)rt;
         fake_ctr *c = fake_find(f, id);
@@ -176,13 +180,65 @@ static int fake_inspect(sk_runtime *rt, const char *id, sk_container_info *out, 
         return 0;
 }
 
-static int fake_pull(sk_runtime *rt, const char *image, sk_error **err)
+static int fake_pull_unlocked(sk_runtime *rt, const char *image, sk_error **err)
 {
         fake_rt *f = (fake_rt *)rt;
         f->pulls++;
         if (f->missing_image && strcmp(image, f->missing_image) == 0)
                 return sk_error_set(err, ENOENT, "image %s not found", image);
         return 0;
+}
+
+/* The supervisor removes containers from several threads at once. */
+static pthread_mutex_t fake_lock = PTHREAD_MUTEX_INITIALIZER;
+static int fake_create(sk_runtime *rt, const sk_container_spec *spec, char **id, sk_error **err)
+{
+        pthread_mutex_lock(&fake_lock);
+        int r = fake_create_unlocked(rt, spec, id, err);
+        pthread_mutex_unlock(&fake_lock);
+        return r;
+}
+static int fake_start(sk_runtime *rt, const char *id, sk_error **err)
+{
+        pthread_mutex_lock(&fake_lock);
+        int r = fake_start_unlocked(rt, id, err);
+        pthread_mutex_unlock(&fake_lock);
+        return r;
+}
+static int fake_stop(sk_runtime *rt, const char *id, int grace, sk_error **err)
+{
+        pthread_mutex_lock(&fake_lock);
+        int r = fake_stop_unlocked(rt, id, grace, err);
+        pthread_mutex_unlock(&fake_lock);
+        return r;
+}
+static int fake_remove(sk_runtime *rt, const char *id, bool force, sk_error **err)
+{
+        pthread_mutex_lock(&fake_lock);
+        int r = fake_remove_unlocked(rt, id, force, err);
+        pthread_mutex_unlock(&fake_lock);
+        return r;
+}
+static int fake_list(sk_runtime *rt, const json_t *filter, sk_container_list *out, sk_error **err)
+{
+        pthread_mutex_lock(&fake_lock);
+        int r = fake_list_unlocked(rt, filter, out, err);
+        pthread_mutex_unlock(&fake_lock);
+        return r;
+}
+static int fake_inspect(sk_runtime *rt, const char *id, sk_container_info *out, sk_error **err)
+{
+        pthread_mutex_lock(&fake_lock);
+        int r = fake_inspect_unlocked(rt, id, out, err);
+        pthread_mutex_unlock(&fake_lock);
+        return r;
+}
+static int fake_pull(sk_runtime *rt, const char *image, sk_error **err)
+{
+        pthread_mutex_lock(&fake_lock);
+        int r = fake_pull_unlocked(rt, image, err);
+        pthread_mutex_unlock(&fake_lock);
+        return r;
 }
 
 static void fake_free(sk_runtime *rt)
@@ -466,8 +522,9 @@ static void test_plan_backoff_doubles_caps_and_resets(void **state)
                 now += expected[i];
                 assert_string_equal(plan_one("always", SK_CONTAINER_EXITED, 1, &tr, now, &n, &k),
                                     "starting");
-                assert_int_equal(n, 1);
-                assert_int_equal(k, SK_ACTION_START);
+                /* a restart is a fresh container: remove the exited one, create anew */
+                assert_int_equal(n, 2);
+                assert_int_equal(k, SK_ACTION_REMOVE);
                 sk_tracker_note_started(&tr, name, true);
                 /* it runs briefly, then crashes again */
                 assert_string_equal(plan_one("always", SK_CONTAINER_RUNNING, 0, &tr, now, &n, &k),
@@ -481,6 +538,27 @@ static void test_plan_backoff_doubles_caps_and_resets(void **state)
                             "backoff");
         assert_int_equal(sk_tracker_get(&tr, name)->delay_ms, 1000);
         sk_tracker_clear(&tr);
+}
+
+static void test_plan_creates_breadth_first(void **state)
+{
+        _cleanup_json_ json_t *doc = doc_with(
+            "[{\"name\": \"web\", \"replicas\": 2, \"containers\": [{\"name\": \"h\","
+            " \"image\": \"i\"}]},"
+            " {\"name\": \"worker\", \"containers\": [{\"name\": \"w\", \"image\": \"i\"}]}]");
+        sk_desired_set set;
+        build_set(doc, &set);
+        sk_tracker tr = {0};
+        sk_container_list seen = {NULL, 0};
+        sk_plan plan;
+        assert_int_equal(sk_reconcile_plan(&set, &seen, "store-001", "h1", &tr, 0, &plan, NULL), 0);
+        assert_int_equal(plan.n, 3);
+        assert_string_equal(plan.actions[0].want->instance, "default/pos-stores/web/0");
+        assert_string_equal(plan.actions[1].want->instance, "default/pos-stores/worker/0");
+        assert_string_equal(plan.actions[2].want->instance, "default/pos-stores/web/1");
+        sk_plan_clear(&plan);
+        sk_tracker_clear(&tr);
+        sk_desired_set_clear(&set);
 }
 
 /* ---- the supervisor against the fake runtime ---- */
@@ -630,6 +708,9 @@ static void test_supervisor_crash_restarts_with_backoff(void **state)
         assert_int_equal(f.starts, 1);
         pass(s, 3000);
         assert_int_equal(f.starts, 2);
+        assert_int_equal(f.removes, 1);
+        c = fake_by_name(&f, "sk-h1-default-pos-stores-api-0-api");
+        assert_string_equal(c->id, "id0002");
         assert_int_equal(c->state, SK_CONTAINER_RUNNING);
         assert_string_equal(inst_state(s, 0), "running");
         _cleanup_json_ json_t *st2 = sk_supervisor_status(s);
@@ -687,6 +768,7 @@ int main(void)
             cmocka_unit_test(test_plan_create_adopt_remove),
             cmocka_unit_test(test_plan_restart_policies),
             cmocka_unit_test(test_plan_backoff_doubles_caps_and_resets),
+            cmocka_unit_test(test_plan_creates_breadth_first),
             cmocka_unit_test(test_supervisor_no_desired_touches_nothing),
             cmocka_unit_test(test_supervisor_creates_adopts_and_replaces),
             cmocka_unit_test(test_supervisor_crash_restarts_with_backoff),
