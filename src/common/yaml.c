@@ -567,6 +567,8 @@ static bool needs_quotes(const char *s)
                 return true;
         if (strstr(s, ": ") || strstr(s, " #") || strlen(s) > 250)
                 return true;
+        if (!strncmp(s, "---", 3) || !strncmp(s, "...", 3)) /* document markers */
+                return true;
         for (const unsigned char *p = (const unsigned char *)s; *p;) {
                 uint32_t c;
                 p += utf8_next(p, &c);

@@ -322,8 +322,10 @@ static int expect_value(struct parser *p, sk_expr *e, const char *after)
         return add_val(p, e);
 }
 
-/* Refuses back-references and nested bounds that would make regcomp build a huge
- * automaton (a{255}{255}{255}). */
+/* Refuses back-references, and repetitions that would make regcomp build a huge
+ * automaton: glibc copies the operand of '+' (x+ is xx*) and of {n,m} (m copies), so
+ * a{255}{255} or x++++++++ grow exponentially. The product of all such factors ('+'
+ * counting 2) is held to MAX_REPETITION. */
 static int check_regex(struct parser *p, const char *re, size_t at)
 {
         long product = 1;
@@ -334,6 +336,12 @@ static int check_regex(struct parser *p, const char *re, size_t at)
                         s++;
                         continue;
                 }
+                if (*s == '+') {
+                        if ((product *= 2) > MAX_REPETITION)
+                                return fail(p, at, "regex repetition too large (at most %d in all)",
+                                            MAX_REPETITION);
+                        continue;
+                }
                 if (*s != '{' || !isdigit((unsigned char)s[1]))
                         continue;
                 char *end;
@@ -341,7 +349,7 @@ static int check_regex(struct parser *p, const char *re, size_t at)
                 if (*end == ',' && isdigit((unsigned char)end[1]))
                         hi = strtol(end + 1, &end, 10);
                 else if (*end == ',')
-                        hi = lo + 1;
+                        hi = lo < MAX_REPETITION ? lo + 1 : lo; /* strtol saturates */
                 if (hi < 1)
                         hi = 1;
                 if (hi > MAX_REPETITION || (product *= hi) > MAX_REPETITION)
