@@ -102,7 +102,12 @@ static char *append(char *s, const char *fmt, ...)
 
 char *sk_sched_spec_hash(const json_t *service)
 {
-        return sk_desired_hash(service);
+        /* scaling is not a change of the instances that already run */
+        _cleanup_json_ json_t *shape = json_copy((json_t *)service);
+        if (!shape)
+                return NULL;
+        json_object_del(shape, "replicas");
+        return sk_desired_hash(shape);
 }
 
 void sk_sched_host_clear(sk_sched_host *h)
@@ -663,7 +668,8 @@ static int prepare_hosts(struct run *run, sk_error **err)
                     json_object_set_new(x->labels, "system/name", json_string(h->name)) < 0)
                         return oom(err);
         }
-        qsort(run->hosts, run->n_hosts, sizeof(*run->hosts), cmp_host);
+        if (run->n_hosts > 1)
+                qsort(run->hosts, run->n_hosts, sizeof(*run->hosts), cmp_host);
         for (size_t i = 1; i < run->n_hosts; i++)
                 if (!strcmp(run->hosts[i].h->name, run->hosts[i - 1].h->name))
                         return sk_error_set_path(err, EINVAL, "hosts",
@@ -1079,8 +1085,10 @@ static int cmp_unplaced(const void *a, const void *b)
 
 static int make_result(struct run *run, sk_sched_result *out)
 {
-        qsort(run->placed, run->n_placed, sizeof(*run->placed), cmp_placed);
-        qsort(run->unplaced, run->n_unplaced, sizeof(*run->unplaced), cmp_unplaced);
+        if (run->n_placed > 1)
+                qsort(run->placed, run->n_placed, sizeof(*run->placed), cmp_placed);
+        if (run->n_unplaced > 1)
+                qsort(run->unplaced, run->n_unplaced, sizeof(*run->unplaced), cmp_unplaced);
         _cleanup_sched_result_ sk_sched_result res = {0};
         if (run->n_placed && !(res.placements = calloc(run->n_placed, sizeof(*res.placements))))
                 return -ENOMEM;

@@ -89,7 +89,8 @@ typedef struct sk_sched_result {
 int sk_sched_run(const json_t *deployments, const sk_sched_state *state, sk_sched_result *out,
                  sk_error **err);
 
-/* The hash that decides whether an instance's spec changed: over the service object. */
+/* The hash that decides whether an instance's spec changed: over the service object
+ * without `replicas` (scaling does not change the instances that run). */
 char *sk_sched_spec_hash(const json_t *service);
 
 /* JSON forms (see above). from_json: path prefixes error messages ("hosts[2]"); on error

@@ -1,0 +1,787 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "agent/scheduler.h"
+#include "common/cleanup.h"
+
+#define MI (1024LL * 1024)
+#define GI (1024LL * MI)
+
+/* ---- fixtures ---- */
+
+/* A deployments array with one deployment of tenant/name whose services are given as JSON. */
+static json_t *deployments(const char *tenant, const char *name, const char *services)
+{
+        json_error_t e;
+        json_t *svcs = json_loads(services, 0, &e);
+        if (!svcs)
+                fail_msg("bad services JSON: %s: %s", e.text, services);
+        json_t *d =
+            json_pack("[{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:o}}]", "tenant", tenant, "name",
+                      name, "application", "app", "version", "1.0.0", "spec", "kind", "application",
+                      "name", "app", "version", "1.0.0", "services", svcs);
+        assert_non_null(d);
+        return d;
+}
+
+/* Appends the deployments of `more` to `to` (consumes more). */
+static void add_deployments(json_t *to, json_t *more)
+{
+        assert_int_equal(json_array_extend(to, more), 0);
+        json_decref(more);
+}
+
+static void add_host(sk_sched_state *s, const char *name, const char *labels, int64_t cpu,
+                     int64_t mem, bool alive)
+{
+        s->hosts = reallocarray(s->hosts, s->n_hosts + 1, sizeof(*s->hosts));
+        assert_non_null(s->hosts);
+        json_error_t e;
+        json_t *l = json_loads(labels ? labels : "{}", 0, &e);
+        assert_non_null(l);
+        s->hosts[s->n_hosts++] = (sk_sched_host){.name = strdup(name),
+                                                 .labels = l,
+                                                 .cpu_millicores = cpu,
+                                                 .memory_bytes = mem,
+                                                 .alive = alive};
+}
+
+static sk_sched_host *host(sk_sched_state *s, const char *name)
+{
+        for (size_t i = 0; i < s->n_hosts; i++)
+                if (!strcmp(s->hosts[i].name, name))
+                        return &s->hosts[i];
+        fail_msg("no host %s", name);
+        return NULL;
+}
+
+static void add_quota(sk_sched_state *s, const char *tenant, int64_t cpu, int64_t mem,
+                      int64_t instances)
+{
+        s->quotas = reallocarray(s->quotas, s->n_quotas + 1, sizeof(*s->quotas));
+        assert_non_null(s->quotas);
+        s->quotas[s->n_quotas++] = (sk_sched_quota){.tenant = strdup(tenant),
+                                                    .cpu_millicores = cpu,
+                                                    .memory_bytes = mem,
+                                                    .instances = instances};
+}
+
+/* The result's placements become the state's current map (what raft would commit). */
+static void commit(sk_sched_state *s, sk_sched_result *r)
+{
+        for (size_t i = 0; i < s->n_placements; i++)
+                sk_sched_placement_clear(&s->placements[i]);
+        free(s->placements);
+        s->placements = r->placements;
+        s->n_placements = r->n_placements;
+        r->placements = NULL;
+        r->n_placements = 0;
+}
+
+static void run_ok(const json_t *deps, const sk_sched_state *s, sk_sched_result *r)
+{
+        _cleanup_error_ sk_error *err = NULL;
+        sk_sched_result_clear(r);
+        if (sk_sched_run(deps, s, r, &err) < 0)
+                fail_msg("scheduler failed: %s", sk_error_msg(err, -EINVAL));
+}
+
+static const char *host_of(const sk_sched_result *r, const char *instance)
+{
+        const char *found = NULL;
+        for (size_t i = 0; i < r->n_placements; i++)
+                if (!strcmp(r->placements[i].instance, instance)) {
+                        if (found)
+                                fail_msg("%s is placed twice", instance);
+                        found = r->placements[i].host;
+                }
+        return found;
+}
+
+static size_t count_on(const sk_sched_result *r, const char *hostname)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < r->n_placements; i++)
+                n += !strcmp(r->placements[i].host, hostname);
+        return n;
+}
+
+static const sk_sched_unplaced *unplaced(const sk_sched_result *r, const char *instance)
+{
+        for (size_t i = 0; i < r->n_unplaced; i++)
+                if (!strcmp(r->unplaced[i].instance, instance))
+                        return &r->unplaced[i];
+        fail_msg("%s is not among the unplaced", instance);
+        return NULL;
+}
+
+static void assert_reason(const sk_sched_result *r, const char *instance, const char *want)
+{
+        assert_string_equal(unplaced(r, instance)->reason, want);
+}
+
+/* ---- filters ---- */
+
+static void test_filter_labels(void **unused)
+{
+        _cleanup_sched_state_ sk_sched_state s = {0};
+        _cleanup_sched_result_ sk_sched_result r = {0};
+        add_host(&s, "h1", "{\"role\": \"till\"}", 4000, 4 * GI, true);
+        add_host(&s, "h2", "{\"role\": \"office\"}", 4000, 8 * GI, true);
+        add_host(&s, "h3", NULL, 4000, 8 * GI, true);
+        _cleanup_json_ json_t *d = deployments(
+            "t", "d",
+            "[{\"name\": \"api\", \"replicas\": 2, \"placement\": {\"match-host-labels\": "
+            "\"role = till\"}, \"containers\": []},"
+            " {\"name\": \"byname\", \"replicas\": 1, \"placement\": {\"match-host-labels\": "
+            "\"system/name = h3\"}, \"containers\": []},"
+            " {\"name\": \"nowhere\", \"replicas\": 1, \"placement\": {\"match-host-labels\": "
+            "\"role = kiosk\"}, \"containers\": []}]");
+        run_ok(d, &s, &r);
+        assert_string_equal(host_of(&r, "t/d/api/0"), "h1");
+        assert_string_equal(host_of(&r, "t/d/api/1"), "h1");
+        /* system/name is there even when the host's labels do not say it */
+        assert_string_equal(host_of(&r, "t/d/byname/0"), "h3");
+        assert_null(host_of(&r, "t/d/nowhere/0"));
+        assert_int_equal(r.n_unplaced, 1);
+        assert_reason(&r, "t/d/nowhere/0",
+                      "no host fits: h1, h2, h3 do not match \"role = kiosk\"");
+        const sk_sched_unplaced *u = unplaced(&r, "t/d/nowhere/0");
+        assert_string_equal(u->tenant, "t");
+        assert_string_equal(u->deployment, "d");
+        assert_string_equal(u->service, "nowhere");
+        assert_int_equal(u->replica, 0);
+        assert_null(u->host);
+}
+
+static void test_filter_devices(void **unused)
+{
+        _cleanup_sched_state_ sk_sched_state s = {0};
+        _cleanup_sched_result_ sk_sched_result r = {0};
+        add_host(&s, "h1", "{\"device/camera\": \"2\"}", 4000, 4 * GI, true);
+        add_host(&s, "h2", "{\"device/gpu\": \"1\"}", 4000, 8 * GI, true);
+        add_host(&s, "h3", "{\"device/camera\": \"0\", \"device/gpu\": \"1\"}", 4000, 8 * GI, true);
+        _cleanup_json_ json_t *d = deployments(
+            "t", "d",
+            "[{\"name\": \"cam\", \"replicas\": 2, \"placement\": {\"devices\": [\"camera\"]}, "
+            "\"containers\": []},"
+            " {\"name\": \"both\", \"replicas\": 1, \"placement\": {\"devices\": [\"camera\", "
+            "\"gpu\"]}, \"containers\": []}]");
+        run_ok(d, &s, &r);
+        assert_string_equal(host_of(&r, "t/d/cam/0"), "h1");
+        assert_string_equal(host_of(&r, "t/d/cam/1"), "h1");
+        /* a device label whose count is 0 is no device */
+        assert_reason(&r, "t/d/both/0",
+                      "no host fits: h1 lacks device/gpu; h2, h3 lack device/camera");
+}
+
+static void test_filter_resources(void **unused)
+{
+        _cleanup_sched_state_ sk_sched_state s = {0};
+        _cleanup_sched_result_ sk_sched_result r = {0};
+        add_host(&s, "h1", NULL, 1000, 1 * GI, true);
+        _cleanup_json_ json_t *d = deployments(
+            "t", "d",
+            "[{\"name\": \"a\", \"replicas\": 3, \"resources\": {\"cpu\": \"400m\", \"memory\": "
+            "\"256Mi\"}, \"containers\": []},"
+            " {\"name\": \"m\", \"replicas\": 1, \"resources\": {\"memory\": \"1Gi\"}, "
+            "\"containers\": []},"
+            " {\"name\": \"b\", \"replicas\": 1, \"resources\": {\"cpu\": 2, \"memory\": "
+            "\"2Gi\"}, \"containers\": []}]");
+        run_ok(d, &s, &r);
+        /* requests add up: two of 400m fit in 1000m, the third does not */
+        assert_string_equal(host_of(&r, "t/d/a/0"), "h1");
+        assert_string_equal(host_of(&r, "t/d/a/1"), "h1");
+        assert_reason(&r, "t/d/a/2", "no host fits: h1 has 200m cpu free, needs 400m");
+        assert_reason(&r, "t/d/m/0", "no host fits: h1 has 512Mi memory free, needs 1Gi");
+        assert_reason(&r, "t/d/b/0",
+                      "no host fits: h1 has 200m cpu and 512Mi memory free, needs 2000m and 2Gi");
+        assert_int_equal(r.n_placements, 2);
+        assert_int_equal(r.n_unplaced, 3);
+        /* unplaced entries follow the desired document */
+        assert_string_equal(r.unplaced[0].instance, "t/d/a/2");
+        assert_string_equal(r.unplaced[1].instance, "t/d/m/0");
+        assert_string_equal(r.unplaced[2].instance, "t/d/b/0");
+}
+
+/* The example of the brief: every filter in one reason, hosts grouped by it. */
+static void test_unplaceable_reason(void **unused)
+{
+        _cleanup_sched_state_ sk_sched_state s = {0};
+        _cleanup_sched_result_ sk_sched_result r = {0};
+        add_host(&s, "h4", "{\"device/camera\": \"1\"}", 4000, 4 * GI, false);
+        add_host(&s, "h2", NULL, 4000, 4 * GI, true);
+        add_host(&s, "h1", NULL, 4000, 4 * GI, true);
+        add_host(&s, "h3", "{\"device/camera\": \"1\"}", 200, 4 * GI, true);
+        add_host(&s, "h5", "{\"device/camera\": \"1\", \"zone\": \"cold\"}", 4000, 4 * GI, true);
+        _cleanup_json_ json_t *d =
+            deployments("t", "d",
+                        "[{\"name\": \"cam\", \"replicas\": 1, \"placement\": {\"devices\": "
+                        "[\"camera\"], \"match-host-labels\": \"zone != cold\"}, \"resources\": "
+                        "{\"cpu\": 0.5}, \"containers\": []}]");
+        run_ok(d, &s, &r);
+        assert_int_equal(r.n_placements, 0);
+        assert_reason(&r, "t/d/cam/0",
+                      "no host fits: h1, h2 lack device/camera; h3 has 200m cpu free, needs "
+                      "500m; h4 is lost; h5 does not match \"zone != cold\"");
+
+        /* no hosts at all */
+        _cleanup_sched_state_ sk_sched_state empty = {0};
+        run_ok(d, &empty, &r);
+        assert_reason(&r, "t/d/cam/0", "no host fits: the site has no hosts");
+}
+
+/* ---- preferences ---- */
+
+static void test_spread_replicas(void **unused)
+{
+        _cleanup_sched_state_ sk_sched_state s = {0};
+        _cleanup_sched_result_ sk_sched_result r = {0};
+        add_host(&s, "h1", NULL, 8000, 16 * GI, true); /* most memory: would win otherwise */
+        add_host(&s, "h2", NULL, 8000, 4 * GI, true);
+        add_host(&s, "h3", NULL, 8000, 2 * GI, true);
+        _cleanup_json_ json_t *d = deployments(
+            "t", "d",
+            "[{\"name\": \"api\", \"replicas\": 6, \"resources\": {\"memory\": \"100Mi\"}, "
+            "\"containers\": []}]");
+        run_ok(d, &s, &r);
+        assert_int_equal(r.n_placements, 6);
+        assert_int_equal(count_on(&r, "h1"), 2);
+        assert_int_equal(count_on(&r, "h2"), 2);
+        assert_int_equal(count_on(&r, "h3"), 2);
+        /* among equals, the most free memory goes first */
+        assert_string_equal(host_of(&r, "t/d/api/0"), "h1");
+        assert_string_equal(host_of(&r, "t/d/api/1"), "h2");
+        assert_string_equal(host_of(&r, "t/d/api/2"), "h3");
+}
+
+static void test_prefer_fewest_of_same_service(void **unused)
+{
+        _cleanup_sched_state_ sk_sched_state s = {0};
+        _cleanup_sched_result_ sk_sched_result r = {0};
+        add_host(&s, "h1", NULL, 8000, 8 * GI, true);
+        add_host(&s, "h2", NULL, 8000, 8 * GI, true);
+        /* "other" is on h1; it is not of the same service, so "api" is spread by its own
+         * count first and then by free memory (h2 has more, so it goes first). */
+        _cleanup_json_ json_t *d = deployments(
+            "t", "d",
+            "[{\"name\": \"other\", \"replicas\": 1, \"placement\": {\"match-host-labels\": "
+            "\"system/name = h1\"}, \"resources\": {\"memory\": \"1Gi\"}, \"containers\": []},"
+            " {\"name\": \"api\", \"replicas\": 2, \"containers\": []}]");
+        run_ok(d, &s, &r);
+        assert_string_equal(host_of(&r, "t/d/other/0"), "h1");
+        assert_string_equal(host_of(&r, "t/d/api/0"), "h2");
+        assert_string_equal(host_of(&r, "t/d/api/1"), "h1");
+}
+
+static void test_prefer_free_memory_then_name(void **unused)
+{
+        _cleanup_sched_state_ sk_sched_state s = {0};
+        _cleanup_sched_result_ sk_sched_result r = {0};
+        add_host(&s, "hb", NULL, 1000, 2 * GI, true);
+        add_host(&s, "hc", NULL, 9000, 1 * GI, true);
+        add_host(&s, "ha", NULL, 1000, 2 * GI, true);
+        _cleanup_json_ json_t *d =
+            deployments("t", "d", "[{\"name\": \"one\", \"replicas\": 1, \"containers\": []}]");
+        run_ok(d, &s, &r);
+        /* ha and hb tie on memory; the name decides, whatever the input order */
+        assert_string_equal(host_of(&r, "t/d/one/0"), "ha");
+
+        host(&s, "hb")->memory_bytes = 3 * GI;
+        run_ok(d, &s, &r);
+        assert_string_equal(host_of(&r, "t/d/one/0"), "hb");
+
+        /* free memory counts, not capacity: "big" already holds 2.5Gi of 3Gi */
+        _cleanup_json_ json_t *d2 = deployments(
+            "t", "e",
+            "[{\"name\": \"big\", \"replicas\": 1, \"placement\": {\"match-host-labels\": "
+            "\"system/name = hb\"}, \"resources\": {\"memory\": \"2560Mi\"}, \"containers\": []},"
+            " {\"name\": \"one\", \"replicas\": 1, \"containers\": []}]");
+        run_ok(d2, &s, &r);
+        assert_string_equal(host_of(&r, "t/e/big/0"), "hb");
+        assert_string_equal(host_of(&r, "t/e/one/0"), "ha");
+}
+
+/* ---- one-per-host ---- */
+
+static void test_one_per_host(void **unused)
+{
+        _cleanup_sched_state_ sk_sched_state s = {0};
+        _cleanup_sched_result_ sk_sched_result r = {0};
+        add_host(&s, "h1", "{\"role\": \"till\"}", 1000, 1 * GI, true);
+        add_host(&s, "h2", "{\"role\": \"till\"}", 100, 1 * GI, true);
+        add_host(&s, "h3", "{\"role\": \"office\"}", 1000, 1 * GI, true);
+        add_host(&s, "h4", "{\"role\": \"till\"}", 1000, 1 * GI, false);
+        add_host(&s, "h5", "{\"role\": \"till\"}", 1000, 1 * GI, true);
+        _cleanup_json_ json_t *d = deployments(
+            "t", "d",
+            "[{\"name\": \"agent\", \"mode\": \"one-per-host\", \"placement\": "
+            "{\"match-host-labels\": \"role = till\"}, \"resources\": {\"cpu\": \"200m\"}, "
+            "\"containers\": []},"
+            " {\"name\": \"gpu\", \"mode\": \"one-per-host\", \"placement\": {\"devices\": "
+            "[\"gpu\"]}, \"containers\": []}]");
+        run_ok(d, &s, &r);
+        /* h1 and h5 run one each; h3 does not match, h4 is lost, h2 lacks cpu */
+        assert_int_equal(r.n_placements, 2);
+        assert_string_equal(host_of(&r, "t/d/agent/0"), "h1");
+        assert_string_equal(host_of(&r, "t/d/agent/1"), "h5");
+        const sk_sched_unplaced *u = unplaced(&r, "t/d/agent");
+        assert_string_equal(u->host, "h2");
+        assert_int_equal(u->replica, -1);
+        assert_string_equal(u->reason, "h2 has 100m cpu free, needs 200m");
+        /* nowhere to run at all: one entry that says why */
+        u = unplaced(&r, "t/d/gpu");
+        assert_null(u->host);
+        assert_string_equal(u->reason, "no host fits: h1, h2, h3, h5 lack device/gpu; h4 is lost");
+        assert_int_equal(r.n_unplaced, 2);
+
+        /* h4 comes back and h2 gets cpu: each gets one, the others keep theirs */
+        commit(&s, &r);
+        host(&s, "h4")->alive = true;
+        host(&s, "h2")->cpu_millicores = 1000;
+        run_ok(d, &s, &r);
+        assert_int_equal(r.n_placements, 4);
+        assert_string_equal(host_of(&r, "t/d/agent/0"), "h1");
+        assert_string_equal(host_of(&r, "t/d/agent/1"), "h5");
+        assert_string_equal(host_of(&r, "t/d/agent/2"), "h2");
+        assert_string_equal(host_of(&r, "t/d/agent/3"), "h4");
+        assert_int_equal(count_on(&r, "h4"), 1);
+
+        /* a lost host's instance is not moved: every other host has one already */
+        commit(&s, &r);
+        host(&s, "h5")->alive = false;
+        run_ok(d, &s, &r);
+        assert_int_equal(r.n_placements, 3);
+        assert_null(host_of(&r, "t/d/agent/1"));
+        assert_int_equal(count_on(&r, "h5"), 0);
+        /* and when it returns it gets one again, with the lowest free number (1 again) */
+        commit(&s, &r);
+        host(&s, "h5")->alive = true;
+        run_ok(d, &s, &r);
+        assert_int_equal(r.n_placements, 4);
+        assert_string_equal(host_of(&r, "t/d/agent/1"), "h5");
+}
+
+/* ---- stickiness, lost hosts, changes ---- */
+
+static void test_sticky(void **unused)
+{
+        _cleanup_sched_state_ sk_sched_state s = {0};
+        _cleanup_sched_result_ sk_sched_result r = {0};
+        add_host(&s, "h1", NULL, 4000, 4 * GI, true);
+        _cleanup_json_ json_t *d =
+            deployments("t", "d",
+                        "[{\"name\": \"api\", \"replicas\": 2, \"resources\": {\"cpu\": \"100m\"}, "
+                        "\"containers\": []}]");
+        run_ok(d, &s, &r);
+        assert_int_equal(count_on(&r, "h1"), 2);
+        commit(&s, &r);
+        /* a bigger, emptier host joins: nothing moves to it */
+        add_host(&s, "h2", NULL, 8000, 32 * GI, true);
+        run_ok(d, &s, &r);
+        assert_string_equal(host_of(&r, "t/d/api/0"), "h1");
+        assert_string_equal(host_of(&r, "t/d/api/1"), "h1");
+        /* scaling up places only the new replica, on the new host */
+        json_object_set_new(
+            json_array_get(
+                json_object_get(json_object_get(json_array_get(d, 0), "spec"), "services"), 0),
+            "replicas", json_integer(3));
+        run_ok(d, &s, &r);
+        assert_string_equal(host_of(&r, "t/d/api/0"), "h1");
+        assert_string_equal(host_of(&r, "t/d/api/1"), "h1");
+        assert_string_equal(host_of(&r, "t/d/api/2"), "h2");
+        assert_int_equal(r.n_unplaced, 0);
+}
+
+static void test_sticky_over_capacity(void **unused)
+{
+        /* A host that shrank (or labels that changed) does not evict running instances
+         * whose spec is unchanged: they stay, and new work sees no room there. */
+        _cleanup_sched_state_ sk_sched_state s = {0};
+        _cleanup_sched_result_ sk_sched_result r = {0};
+        add_host(&s, "h1", "{\"role\": \"till\"}", 2000, 4 * GI, true);
+        _cleanup_json_ json_t *d = deployments(
+            "t", "d",
+            "[{\"name\": \"api\", \"replicas\": 2, \"placement\": {\"match-host-labels\": "
+            "\"role = till\"}, \"resources\": {\"cpu\": 1}, \"containers\": []}]");
+        run_ok(d, &s, &r);
+        assert_int_equal(count_on(&r, "h1"), 2);
+        commit(&s, &r);
+        host(&s, "h1")->cpu_millicores = 1000;
+        json_object_set_new(host(&s, "h1")->labels, "role", json_string("office"));
+        add_deployments(d, deployments("t", "e",
+                                       "[{\"name\": \"w\", \"replicas\": 1, \"resources\": "
+                                       "{\"cpu\": \"10m\"}, \"containers\": []}]"));
+        run_ok(d, &s, &r);
+        assert_string_equal(host_of(&r, "t/d/api/0"), "h1");
+        assert_string_equal(host_of(&r, "t/d/api/1"), "h1");
+        assert_reason(&r, "t/e/w/0", "no host fits: h1 has 0m cpu free, needs 10m");
+}
+
+static void test_lost_host(void **unused)
+{
+        _cleanup_sched_state_ sk_sched_state s = {0};
+        _cleanup_sched_result_ sk_sched_result r = {0};
+        add_host(&s, "h1", NULL, 4000, 4 * GI, true);
+        add_host(&s, "h2", NULL, 4000, 4 * GI, true);
+        add_host(&s, "h3", NULL, 4000, 4 * GI, true);
+        _cleanup_json_ json_t *d =
+            deployments("t", "d", "[{\"name\": \"api\", \"replicas\": 3, \"containers\": []}]");
+        run_ok(d, &s, &r);
+        assert_string_equal(host_of(&r, "t/d/api/0"), "h1");
+        assert_string_equal(host_of(&r, "t/d/api/1"), "h2");
+        assert_string_equal(host_of(&r, "t/d/api/2"), "h3");
+        commit(&s, &r);
+
+        host(&s, "h2")->alive = false;
+        run_ok(d, &s, &r);
+        assert_string_equal(host_of(&r, "t/d/api/0"), "h1");
+        assert_string_equal(host_of(&r, "t/d/api/2"), "h3");
+        const char *moved = host_of(&r, "t/d/api/1");
+        assert_non_null(moved);
+        assert_string_not_equal(moved, "h2");
+        assert_int_equal(count_on(&r, "h2"), 0);
+        commit(&s, &r);
+
+        /* h2 returns: the map is the truth, nothing runs twice and nothing moves back */
+        host(&s, "h2")->alive = true;
+        run_ok(d, &s, &r);
+        assert_int_equal(r.n_placements, 3);
+        assert_string_equal(host_of(&r, "t/d/api/1"), moved);
+        assert_int_equal(count_on(&r, "h2"), 0);
+
+        /* a current placement on a host the site no longer has is placed again */
+        commit(&s, &r);
+        free(s.placements[0].host);
+        s.placements[0].host = strdup("gone");
+        run_ok(d, &s, &r);
+        assert_int_equal(r.n_placements, 3);
+        assert_int_equal(count_on(&r, "gone"), 0);
+        assert_non_null(host_of(&r, "t/d/api/0"));
+}
+
+static void test_spec_change(void **unused)
+{
+        _cleanup_sched_state_ sk_sched_state s = {0};
+        _cleanup_sched_result_ sk_sched_result r = {0};
+        add_host(&s, "h1", "{\"zone\": \"a\"}", 4000, 4 * GI, true);
+        add_host(&s, "h2", "{\"zone\": \"b\"}", 4000, 8 * GI, true);
+        _cleanup_json_ json_t *d = deployments(
+            "t", "d",
+            "[{\"name\": \"api\", \"replicas\": 1, \"placement\": {\"match-host-labels\": "
+            "\"zone = a\"}, \"containers\": []}]");
+        run_ok(d, &s, &r);
+        assert_string_equal(host_of(&r, "t/d/api/0"), "h1");
+        char *hash1 = strdup(r.placements[0].spec_hash);
+        commit(&s, &r);
+
+        /* the spec changes but the host still fits: it stays (its volumes live there), even
+         * though h2 has more free memory */
+        json_t *svc = json_array_get(
+            json_object_get(json_object_get(json_array_get(d, 0), "spec"), "services"), 0);
+        json_object_set_new(json_object_get(svc, "placement"), "match-host-labels",
+                            json_string("zone"));
+        run_ok(d, &s, &r);
+        assert_string_equal(host_of(&r, "t/d/api/0"), "h1");
+        assert_string_not_equal(r.placements[0].spec_hash, hash1);
+        free(hash1);
+        commit(&s, &r);
+
+        /* the spec changes so that the host no longer fits: it moves */
+        json_object_set_new(json_object_get(svc, "placement"), "match-host-labels",
+                            json_string("zone = b"));
+        run_ok(d, &s, &r);
+        assert_string_equal(host_of(&r, "t/d/api/0"), "h2");
+}
+
+static void test_dropped(void **unused)
+{
+        _cleanup_sched_state_ sk_sched_state s = {0};
+        _cleanup_sched_result_ sk_sched_result r = {0};
+        add_host(&s, "h1", NULL, 4000, 4 * GI, true);
+        _cleanup_json_ json_t *d =
+            deployments("t", "d", "[{\"name\": \"api\", \"replicas\": 3, \"containers\": []}]");
+        add_deployments(
+            d, deployments("t", "old", "[{\"name\": \"x\", \"replicas\": 1, \"containers\": []}]"));
+        run_ok(d, &s, &r);
+        assert_int_equal(r.n_placements, 4);
+        commit(&s, &r);
+
+        /* scale down to 1 and remove the deployment "old" */
+        assert_int_equal(json_array_remove(d, 1), 0);
+        json_object_set_new(
+            json_array_get(
+                json_object_get(json_object_get(json_array_get(d, 0), "spec"), "services"), 0),
+            "replicas", json_integer(1));
+        run_ok(d, &s, &r);
+        assert_int_equal(r.n_placements, 1);
+        assert_string_equal(r.placements[0].instance, "t/d/api/0");
+        assert_int_equal(r.n_unplaced, 0);
+
+        /* duplicates in a current map (one instance twice): the first entry wins */
+        commit(&s, &r);
+        s.placements = reallocarray(s.placements, 2, sizeof(*s.placements));
+        s.placements[1] = (sk_sched_placement){.instance = strdup("t/d/api/0"),
+                                               .host = strdup("h1"),
+                                               .spec_hash = strdup(s.placements[0].spec_hash)};
+        s.n_placements = 2;
+        run_ok(d, &s, &r);
+        assert_int_equal(r.n_placements, 1);
+}
+
+/* ---- quotas ---- */
+
+static void test_quota(void **unused)
+{
+        _cleanup_sched_state_ sk_sched_state s = {0};
+        _cleanup_sched_result_ sk_sched_result r = {0};
+        add_host(&s, "h1", NULL, 16000, 16 * GI, true);
+        add_quota(&s, "acme", SK_SCHED_UNLIMITED, SK_SCHED_UNLIMITED, 2);
+        add_quota(&s, "beta", 1500, 1 * GI, SK_SCHED_UNLIMITED);
+        _cleanup_json_ json_t *d =
+            deployments("acme", "d", "[{\"name\": \"api\", \"replicas\": 3, \"containers\": []}]");
+        add_deployments(d, deployments("beta", "d",
+                                       "[{\"name\": \"api\", \"replicas\": 3, \"resources\": "
+                                       "{\"cpu\": \"500m\", \"memory\": \"400Mi\"}, "
+                                       "\"containers\": []}]"));
+        add_deployments(
+            d,
+            deployments("free", "d", "[{\"name\": \"api\", \"replicas\": 5, \"containers\": []}]"));
+        run_ok(d, &s, &r);
+        assert_non_null(host_of(&r, "acme/d/api/0"));
+        assert_non_null(host_of(&r, "acme/d/api/1"));
+        assert_reason(&r, "acme/d/api/2", "quota of tenant acme exceeded: instances 2 of 2 used");
+        assert_non_null(host_of(&r, "beta/d/api/0"));
+        assert_non_null(host_of(&r, "beta/d/api/1"));
+        assert_reason(&r, "beta/d/api/2",
+                      "quota of tenant beta exceeded: memory 800Mi of 1Gi used, needs 400Mi");
+        /* a tenant without a quota has no limit */
+        assert_non_null(host_of(&r, "free/d/api/4"));
+        assert_int_equal(r.n_unplaced, 2);
+
+        /* cpu, and all limits at once */
+        s.quotas[1].memory_bytes = SK_SCHED_UNLIMITED;
+        s.quotas[1].cpu_millicores = 1000;
+        run_ok(d, &s, &r);
+        assert_reason(&r, "beta/d/api/2",
+                      "quota of tenant beta exceeded: cpu 1000m of 1000m used, needs 500m");
+        s.quotas[1].memory_bytes = 800 * MI;
+        s.quotas[1].instances = 2;
+        run_ok(d, &s, &r);
+        assert_reason(&r, "beta/d/api/2",
+                      "quota of tenant beta exceeded: instances 2 of 2 used, cpu 1000m of 1000m "
+                      "used, needs 500m, memory 800Mi of 800Mi used, needs 400Mi");
+
+        /* instances already placed count against the quota and are not evicted */
+        commit(&s, &r);
+        s.quotas[0].instances = 1;
+        run_ok(d, &s, &r);
+        assert_non_null(host_of(&r, "acme/d/api/0"));
+        assert_non_null(host_of(&r, "acme/d/api/1"));
+        assert_reason(&r, "acme/d/api/2", "quota of tenant acme exceeded: instances 2 of 1 used");
+}
+
+static void test_quota_from_spec(void **unused)
+{
+        _cleanup_error_ sk_error *err = NULL;
+        sk_sched_quota q;
+        _cleanup_json_ json_t *spec =
+            json_pack("{s:i, s:s, s:i}", "cpu", 4, "memory", "8Gi", "instances", 20);
+        assert_int_equal(sk_sched_quota_from_spec("acme", spec, &q, &err), 0);
+        assert_string_equal(q.tenant, "acme");
+        assert_int_equal(q.cpu_millicores, 4000);
+        assert_int_equal(q.memory_bytes, 8 * GI);
+        assert_int_equal(q.instances, 20);
+        sk_sched_quota_clear(&q);
+
+        assert_int_equal(sk_sched_quota_from_spec("acme", NULL, &q, &err), 0);
+        assert_int_equal(q.cpu_millicores, SK_SCHED_UNLIMITED);
+        assert_int_equal(q.memory_bytes, SK_SCHED_UNLIMITED);
+        assert_int_equal(q.instances, SK_SCHED_UNLIMITED);
+        sk_sched_quota_clear(&q);
+
+        _cleanup_json_ json_t *bad = json_pack("{s:s}", "memory", "lots");
+        assert_int_equal(sk_sched_quota_from_spec("acme", bad, &q, &err), -EINVAL);
+        assert_string_equal(err->path, "quota-per-site.memory");
+        assert_null(q.tenant);
+}
+
+/* ---- JSON forms, input errors, determinism ---- */
+
+static void test_json_round_trip(void **unused)
+{
+        _cleanup_sched_state_ sk_sched_state s = {0};
+        _cleanup_sched_state_ sk_sched_state back = {0};
+        _cleanup_sched_result_ sk_sched_result r = {0};
+        _cleanup_error_ sk_error *err = NULL;
+        add_host(&s, "h1", "{\"role\": \"till\", \"device/camera\": \"1\"}", 4000, 4 * GI, true);
+        add_host(&s, "h2", NULL, 2000, 1 * GI, false);
+        add_quota(&s, "t", 3000, SK_SCHED_UNLIMITED, 9);
+        _cleanup_json_ json_t *d = deployments(
+            "t", "d",
+            "[{\"name\": \"api\", \"replicas\": 2, \"containers\": []},"
+            " {\"name\": \"x\", \"replicas\": 1, \"placement\": {\"devices\": [\"gpu\"]}, "
+            "\"containers\": []}]");
+        run_ok(d, &s, &r);
+        commit(&s, &r);
+        _cleanup_json_ json_t *j = sk_sched_state_to_json(&s);
+        assert_non_null(j);
+        /* the units are those of the agent's status report */
+        assert_int_equal(
+            json_integer_value(json_object_get(
+                json_object_get(json_array_get(json_object_get(j, "hosts"), 0), "capacity"),
+                "memory")),
+            4 * GI);
+        assert_null(json_object_get(json_array_get(json_object_get(j, "quotas"), 0), "memory"));
+        _cleanup_free_ char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+        _cleanup_json_ json_t *parsed = json_loads(text, 0, NULL);
+        assert_int_equal(sk_sched_state_from_json(parsed, &back, &err), 0);
+        _cleanup_json_ json_t *again = sk_sched_state_to_json(&back);
+        assert_true(json_equal(j, again));
+        assert_false(back.hosts[1].alive);
+        assert_int_equal(back.quotas[0].memory_bytes, SK_SCHED_UNLIMITED);
+
+        /* the result, too */
+        run_ok(d, &back, &r);
+        _cleanup_json_ json_t *rj = sk_sched_result_to_json(&r);
+        _cleanup_json_ json_t *want =
+            json_pack("{s:[{s:s, s:s, s:s}, {s:s, s:s, s:s}], s:[{s:s, s:s, s:s, s:s, s:I, s:s}]}",
+                      "placements", "instance", "t/d/api/0", "host", "h1", "spec-hash",
+                      r.placements[0].spec_hash, "instance", "t/d/api/1", "host", "h1", "spec-hash",
+                      r.placements[1].spec_hash, "unplaced", "instance", "t/d/x/0", "tenant", "t",
+                      "deployment", "d", "service", "x", "replica", (json_int_t)0, "reason",
+                      "no host fits: h1 lacks device/gpu; h2 is lost");
+        assert_true(json_equal(rj, want));
+}
+
+static void expect_state_error(const char *text, const char *path)
+{
+        _cleanup_error_ sk_error *err = NULL;
+        _cleanup_sched_state_ sk_sched_state s = {0};
+        _cleanup_json_ json_t *j = json_loads(text, 0, NULL);
+        assert_non_null(j);
+        assert_int_equal(sk_sched_state_from_json(j, &s, &err), -EINVAL);
+        assert_non_null(err);
+        assert_string_equal(err->path, path);
+        if (!strstr(err->msg, path))
+                fail_msg("message \"%s\" does not name %s", err->msg, path);
+        assert_int_equal(s.n_hosts, 0);
+}
+
+static void test_bad_state(void **unused)
+{
+        expect_state_error("{\"hosts\": {}}", "hosts");
+        expect_state_error("{\"hosts\": [{\"name\": \"h1\"}]}", "hosts[0].capacity");
+        expect_state_error("{\"hosts\": [{\"name\": \"h1\", \"capacity\": {\"cpu\": 1, "
+                           "\"memory\": 1}}, {\"capacity\": {}}]}",
+                           "hosts[1].name");
+        expect_state_error("{\"hosts\": [{\"name\": \"h1\", \"capacity\": {\"cpu\": -1, "
+                           "\"memory\": 1}}]}",
+                           "hosts[0].capacity.cpu");
+        expect_state_error("{\"hosts\": [{\"name\": \"h1\", \"capacity\": {\"cpu\": 1, "
+                           "\"memory\": 1}, \"alive\": \"yes\"}]}",
+                           "hosts[0].alive");
+        expect_state_error("{\"placements\": [{\"instance\": \"t/d/s/0\"}]}", "placements[0].host");
+        expect_state_error("{\"quotas\": [{\"tenant\": \"t\", \"instances\": \"many\"}]}",
+                           "quotas[0].instances");
+}
+
+static void expect_run_error(const char *services, const char *path, int column)
+{
+        _cleanup_error_ sk_error *err = NULL;
+        _cleanup_sched_state_ sk_sched_state s = {0};
+        sk_sched_result r = {0};
+        add_host(&s, "h1", NULL, 1000, GI, true);
+        _cleanup_json_ json_t *d = deployments("t", "d", services);
+        assert_int_equal(sk_sched_run(d, &s, &r, &err), -EINVAL);
+        assert_int_equal(r.n_placements, 0);
+        assert_string_equal(err->path, path);
+        if (!strstr(err->msg, path))
+                fail_msg("message \"%s\" does not name %s", err->msg, path);
+        assert_int_equal(err->column, column);
+}
+
+static void test_bad_desired(void **unused)
+{
+        expect_run_error("[{\"name\": \"a\", \"placement\": {\"match-host-labels\": \"role = "
+                         "(\"}, \"containers\": []}]",
+                         "deployments[0].spec.services[0].placement.match-host-labels", 8);
+        expect_run_error("[{\"name\": \"a\", \"replicas\": -1, \"containers\": []}]",
+                         "deployments[0].spec.services[0].replicas", 0);
+        expect_run_error("[{\"name\": \"a\", \"mode\": \"everywhere\", \"containers\": []}]",
+                         "deployments[0].spec.services[0].mode", 0);
+        expect_run_error("[{\"name\": \"a\", \"resources\": {\"cpu\": \"fast\"}}]",
+                         "deployments[0].spec.services[0].resources.cpu", 0);
+        expect_run_error("[{\"name\": \"a\", \"placement\": {\"devices\": \"camera\"}}]",
+                         "deployments[0].spec.services[0].placement.devices", 0);
+        expect_run_error("[{\"name\": \"a\"}, {\"name\": \"a\"}]",
+                         "deployments[0].spec.services[1]", 0);
+
+        _cleanup_error_ sk_error *err = NULL;
+        _cleanup_sched_state_ sk_sched_state s = {0};
+        sk_sched_result r = {0};
+        add_host(&s, "h1", NULL, 1000, GI, true);
+        add_host(&s, "h1", NULL, 1000, GI, true);
+        _cleanup_json_ json_t *d = deployments("t", "d", "[]");
+        assert_int_equal(sk_sched_run(d, &s, &r, &err), -EINVAL);
+        assert_string_equal(err->msg, "hosts: \"h1\" is listed twice");
+}
+
+static void test_deterministic(void **unused)
+{
+        _cleanup_sched_state_ sk_sched_state a = {0};
+        _cleanup_sched_state_ sk_sched_state b = {0};
+        _cleanup_sched_result_ sk_sched_result ra = {0};
+        _cleanup_sched_result_ sk_sched_result rb = {0};
+        const char *names[] = {"h1", "h2", "h3", "h4"};
+        for (size_t i = 0; i < 4; i++) {
+                add_host(&a, names[i], NULL, 2000, 2 * GI, true);
+                add_host(&b, names[3 - i], NULL, 2000, 2 * GI, true);
+        }
+        _cleanup_json_ json_t *d = deployments(
+            "t", "d",
+            "[{\"name\": \"api\", \"replicas\": 7, \"resources\": {\"cpu\": \"300m\", \"memory\": "
+            "\"100Mi\"}, \"containers\": []},"
+            " {\"name\": \"agent\", \"mode\": \"one-per-host\", \"containers\": []}]");
+        run_ok(d, &a, &ra);
+        run_ok(d, &b, &rb);
+        _cleanup_json_ json_t *ja = sk_sched_result_to_json(&ra);
+        _cleanup_json_ json_t *jb = sk_sched_result_to_json(&rb);
+        assert_true(json_equal(ja, jb));
+        /* sorted by instance, replicas in numeric order */
+        for (size_t i = 0; i + 1 < ra.n_placements; i++)
+                assert_true(strcmp(ra.placements[i].instance, ra.placements[i + 1].instance) < 0);
+        assert_int_equal(ra.n_placements, 11);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_filter_labels),
+            cmocka_unit_test(test_filter_devices),
+            cmocka_unit_test(test_filter_resources),
+            cmocka_unit_test(test_unplaceable_reason),
+            cmocka_unit_test(test_spread_replicas),
+            cmocka_unit_test(test_prefer_fewest_of_same_service),
+            cmocka_unit_test(test_prefer_free_memory_then_name),
+            cmocka_unit_test(test_one_per_host),
+            cmocka_unit_test(test_sticky),
+            cmocka_unit_test(test_sticky_over_capacity),
+            cmocka_unit_test(test_lost_host),
+            cmocka_unit_test(test_spec_change),
+            cmocka_unit_test(test_dropped),
+            cmocka_unit_test(test_quota),
+            cmocka_unit_test(test_quota_from_spec),
+            cmocka_unit_test(test_json_round_trip),
+            cmocka_unit_test(test_bad_state),
+            cmocka_unit_test(test_bad_desired),
+            cmocka_unit_test(test_deterministic),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
