@@ -161,6 +161,9 @@ static void test_errors(void **state)
         expect_error("a ~ \"x[\"", 5, "invalid regex");
         expect_error("a ~ \"(x)\\1\"", 5, "back-references");
         expect_error("a ~ x{100}{100}", 5, "repetition too large");
+        expect_error("a ~ x++++++++++", 5, "repetition too large"); /* found by fuzzing */
+        expect_error("a ~ x{99999999999999999999,}", 5, "repetition too large");
+        assert_true(matches("system/name ~ [a-z]+-[0-9]+"));
         expect_error("a ~", 4, "expected a value after '~'");
 }
 

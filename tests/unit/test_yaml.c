@@ -233,6 +233,11 @@ static void test_dump_round_trip(void **state)
 
         _cleanup_json_ json_t *scalar = json_string("just text");
         round_trip(scalar);
+        /* document markers as whole documents (found by fuzzing) */
+        _cleanup_json_ json_t *dots = json_string("...");
+        round_trip(dots);
+        _cleanup_json_ json_t *dashes = json_string("--- x");
+        round_trip(dashes);
 }
 
 static void test_dump_readable(void **state)
