@@ -2,6 +2,7 @@
  * and a few hundred instances, so plain arrays and linear scans keep this easy to check. */
 #include "agent/scheduler.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,13 @@ static int grow(void *arr, size_t *cap, size_t n, size_t size)
         *(void **)arr = p;
         *cap = ncap;
         return 0;
+}
+
+/* Sums of requests: kept instances may exceed any capacity, so do not wrap. */
+static int64_t sat_add(int64_t a, int64_t b)
+{
+        int64_t r;
+        return __builtin_add_overflow(a, b, &r) ? INT64_MAX : r;
 }
 
 static const char *str_field(const json_t *o, const char *key)
@@ -710,7 +718,7 @@ static struct svc *parse_instance(struct run *run, const char *id, int64_t *repl
         char *end = NULL;
         errno = 0;
         long long n = strtoll(slash + 1, &end, 10);
-        if (errno || *end || n < 0 || (slash[1] == '0' && slash[2]) || slash[1] == '+')
+        if (errno || *end || !isdigit((unsigned char)slash[1]) || (slash[1] == '0' && slash[2]))
                 return NULL;
         size_t klen = (size_t)(slash - id);
         for (size_t i = 0; i < run->n_svcs; i++)
@@ -743,10 +751,10 @@ static int place(struct run *run, struct svc *s, int64_t replica, struct host *h
         if (!u || grow(&run->placed, &run->cap_placed, run->n_placed, sizeof(*run->placed)) < 0)
                 return -ENOMEM;
         run->placed[run->n_placed++] = (struct placed){.svc = s, .replica = replica, .host = h};
-        h->cpu_used += s->cpu;
-        h->mem_used += s->mem;
-        u->cpu += s->cpu;
-        u->mem += s->mem;
+        h->cpu_used = sat_add(h->cpu_used, s->cpu);
+        h->mem_used = sat_add(h->mem_used, s->mem);
+        u->cpu = sat_add(u->cpu, s->cpu);
+        u->mem = sat_add(u->mem, s->mem);
         u->n++;
         return 0;
 }
@@ -841,7 +849,7 @@ static char *quota_reason(struct run *run, const struct svc *s, int *r)
                 sep = ", ";
                 over = true;
         }
-        if (q->cpu_millicores >= 0 && u->cpu + s->cpu > q->cpu_millicores) {
+        if (q->cpu_millicores >= 0 && sat_add(u->cpu, s->cpu) > q->cpu_millicores) {
                 char used[32], lim[32], need[32];
                 fmt_cpu(used, sizeof(used), u->cpu);
                 fmt_cpu(lim, sizeof(lim), q->cpu_millicores);
@@ -850,7 +858,7 @@ static char *quota_reason(struct run *run, const struct svc *s, int *r)
                 sep = ", ";
                 over = true;
         }
-        if (q->memory_bytes >= 0 && u->mem + s->mem > q->memory_bytes) {
+        if (q->memory_bytes >= 0 && sat_add(u->mem, s->mem) > q->memory_bytes) {
                 char used[32], lim[32], need[32];
                 fmt_mem(used, sizeof(used), u->mem);
                 fmt_mem(lim, sizeof(lim), q->memory_bytes);

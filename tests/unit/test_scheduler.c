@@ -424,6 +424,45 @@ static void test_sticky_over_capacity(void **unused)
         assert_reason(&r, "t/e/w/0", "no host fits: h1 has 0m cpu free, needs 10m");
 }
 
+static void test_huge_requests(void **unused)
+{
+        /* kept instances whose requests add up beyond int64 saturate, they do not wrap */
+        _cleanup_sched_state_ sk_sched_state s = {0};
+        _cleanup_sched_result_ sk_sched_result r = {0};
+        add_host(&s, "h1", NULL, 1000, INT64_MAX, true);
+        add_quota(&s, "t", SK_SCHED_UNLIMITED, INT64_MAX, SK_SCHED_UNLIMITED);
+        _cleanup_json_ json_t *d = deployments(
+            "t", "d",
+            "[{\"name\": \"big\", \"replicas\": 3, \"resources\": {\"memory\": \"7Ei\"}, "
+            "\"containers\": []}]");
+        run_ok(d, &s, &r);
+        assert_int_equal(r.n_placements, 1);
+        s.placements = calloc(3, sizeof(*s.placements));
+        for (int i = 0; i < 3; i++) {
+                char id[32];
+                snprintf(id, sizeof(id), "t/d/big/%d", i);
+                s.placements[i] =
+                    (sk_sched_placement){.instance = strdup(id),
+                                         .host = strdup("h1"),
+                                         .spec_hash = strdup(r.placements[0].spec_hash)};
+        }
+        s.n_placements = 3;
+        run_ok(d, &s, &r);
+        assert_int_equal(r.n_placements, 3);
+        /* malformed instance ids in the map are dropped, not misread */
+        free(s.placements[2].instance);
+        s.placements[2].instance = strdup("t/d/big/ 2");
+        add_deployments(d, deployments("t", "e",
+                                       "[{\"name\": \"w\", \"replicas\": 1, \"resources\": "
+                                       "{\"memory\": 1}, \"containers\": []}]"));
+        run_ok(d, &s, &r);
+        assert_string_equal(host_of(&r, "t/d/big/0"), "h1");
+        assert_string_equal(host_of(&r, "t/d/big/1"), "h1");
+        assert_null(host_of(&r, "t/d/big/2"));
+        /* the quota sum saturates at its limit, so the host's room is what says no */
+        assert_reason(&r, "t/e/w/0", "no host fits: h1 has 0 memory free, needs 1");
+}
+
 static void test_lost_host(void **unused)
 {
         _cleanup_sched_state_ sk_sched_state s = {0};
@@ -773,6 +812,7 @@ int main(void)
             cmocka_unit_test(test_one_per_host),
             cmocka_unit_test(test_sticky),
             cmocka_unit_test(test_sticky_over_capacity),
+            cmocka_unit_test(test_huge_requests),
             cmocka_unit_test(test_lost_host),
             cmocka_unit_test(test_spec_change),
             cmocka_unit_test(test_dropped),
