@@ -423,14 +423,26 @@ static void parser_deletep(yaml_parser_t *p)
         yaml_parser_delete(p);
 }
 
-static int syntax_error(const yaml_parser_t *p, sk_error **err)
+static int syntax_error(const yaml_parser_t *p, const char *text, size_t len, sk_error **err)
 {
         const yaml_mark_t *m = &p->problem_mark;
         int line = (int)m->line + 1, column = (int)m->column + 1;
-        if (p->error == YAML_READER_ERROR)
-                return sk_error_set_pos(err, EINVAL, 0, 0, "%s at byte %zu",
+        if (p->error == YAML_READER_ERROR) {
+                /* the reader reports a byte offset only (bad UTF-8, control characters) */
+                line = 1;
+                column = 1;
+                for (size_t i = 0; i < p->problem_offset && i < len; i++) {
+                        if (text[i] == '\n') {
+                                line++;
+                                column = 1;
+                        } else if (((unsigned char)text[i] & 0xC0) != 0x80) {
+                                column++;
+                        }
+                }
+                return sk_error_set_pos(err, EINVAL, line, column, "%s (byte %zu)",
                                         p->problem ? p->problem : "unreadable input",
                                         p->problem_offset);
+        }
         if (p->error == YAML_MEMORY_ERROR)
                 return sk_error_set(err, ENOMEM, "out of memory");
         if (p->context)
@@ -454,7 +466,7 @@ int sk_yaml_load(const char *text, size_t len, sk_yaml_docs *out, sk_error **err
         for (bool done = false; !done && r == 0;) {
                 yaml_event_t ev;
                 if (!yaml_parser_parse(&parser, &ev)) {
-                        r = syntax_error(&parser, err);
+                        r = syntax_error(&parser, text, len, err);
                         break;
                 }
                 done = ev.type == YAML_STREAM_END_EVENT;

@@ -167,6 +167,8 @@ static void test_syntax_errors(void **state)
         expect_error("a:\n  b: 1\n c: 2\n", 3, 2, "did not find expected key");
         expect_error("a: \"unterminated\n", 2, 1, "unexpected end of stream");
         expect_error("a: b: c\n", 1, 5, "mapping values are not allowed");
+        expect_error("a: 1\nb: x\xff\n", 2, 5, "invalid");
+        expect_error("a: 1\nbb: \x01\n", 2, 5, "control characters");
 }
 
 static void test_refusals(void **state)
