@@ -28,7 +28,7 @@ application: rss
 version: "*"
 sites: role = bench
 YAML
-wait_for 180 "$COUNT running containers" test "$(running_count skerry.deployment=rss)" -ge "$COUNT"
+wait_for 180 "$COUNT running containers" running_at_least skerry.deployment=rss "$COUNT"
 sleep "$SETTLE"
 kill -0 "$AGENT_PID" 2>/dev/null || die "the agent exited"
 samples=()

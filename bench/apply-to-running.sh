@@ -43,7 +43,8 @@ for i in $(seq 1 "$RUNS"); do
 	skerry_ms+=("$ms")
 	echo "  run $i: $ms ms" >&2
 	sk delete deployment "bench-$i" >/dev/null
-	wait_for 60 "bench-$i to be removed" test "$(running_count "skerry.deployment=bench-$i")" -eq 0
+	# The next run starts with the agent idle: the container is gone, not just stopping.
+	wait_for 120 "bench-$i to be removed" none_left "skerry.deployment=bench-$i"
 done
 
 echo "podman run -d ($RUNS runs, same store):" >&2

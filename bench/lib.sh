@@ -54,6 +54,22 @@ print(u.quote(json.dumps({"label": [sys.argv[1]], "status": ["running"]})))' "$1
 	runtime "/containers/json?filters=$f" | $PY -c 'import json, sys; print(len(json.load(sys.stdin)))'
 }
 
+# container_count LABEL=VALUE: containers with that label in any state.
+container_count() {
+	local f
+	f=$($PY -c 'import json, sys, urllib.parse as u
+print(u.quote(json.dumps({"label": [sys.argv[1]]})))' "$1")
+	runtime "/containers/json?all=true&filters=$f" | $PY -c 'import json, sys; print(len(json.load(sys.stdin)))'
+}
+
+running_at_least() { # LABEL=VALUE N
+	[ "$(running_count "$1")" -ge "$2" ]
+}
+
+none_left() { # LABEL=VALUE
+	[ "$(container_count "$1")" -eq 0 ]
+}
+
 # Runs podman on the private store, as the service does (same containers.conf).
 podman_store() {
 	local d=$BENCH_DIR/podman
@@ -126,7 +142,12 @@ bench_cleanup() {
 		"$PODMAN_SERVICE" stop "$BENCH_DIR/podman" || true
 	fi
 	stop_pid "${TOWER_PID:-}"
-	[ -n "${BENCH_DIR:-}" ] && rm -rf "$BENCH_DIR"
+	if [ -n "${BENCH_DIR:-}" ]; then
+		if [ -n "${BENCH_KEEP_LOGS:-}" ]; then
+			cp -r "$BENCH_DIR/logs" "$BENCH_KEEP_LOGS"
+		fi
+		rm -rf "$BENCH_DIR"
+	fi
 	exit "$rc"
 }
 
