@@ -131,15 +131,18 @@ def test_killed_container_comes_back(env):
     start_one_site(env, "t3")
     worker = [c for c in env.podman.running(site="t3")
               if c["Labels"]["skerry.service"] == "worker"][0]
+    started = env.podman.inspect(worker["Id"])["State"]["StartedAt"]
     env.podman.kill(worker["Id"])
 
     def back():
         now = [c for c in env.podman.running(site="t3")
                if c["Labels"]["skerry.service"] == "worker"]
         return now and (now[0]["Id"] != worker["Id"] or
-                        env.podman.inspect(now[0]["Id"])["State"]["StartedAt"] !=
-                        env.podman.inspect(worker["Id"])["State"]["StartedAt"])
+                        env.podman.inspect(now[0]["Id"])["State"]["StartedAt"] != started)
     wait_for(back, 30, what="worker restarted")
+    wait_for(lambda: [i["restarts"] for s in env.get_json("deployment", "shop-north")["status"]
+                      ["sites"] for i in s["instances"] if i["service"] == "worker"] == [1],
+             20, what="the restart counted in the status")
 
 
 def test_restart_never_leaves_exited_container(env):
@@ -181,4 +184,4 @@ def test_changed_spec_replaces_container(env):
     web_ids = {c["Id"] for c in env.podman.running(site="t6")
                if c["Labels"]["skerry.service"] == "web"}
     assert not (web_ids & old)
-    assert len(env.podman.running(site="t6")) == 3
+    wait_for(lambda: len(env.podman.running(site="t6")) == 3, 60, what="3 containers")
