@@ -1199,8 +1199,18 @@ int sk_spec_validate_kind(sk_kind kind, const json_t *doc, json_t **normalized, 
                 return -EINVAL;
         if (info->kind != kind)
                 return sk_error_set_path(err, EINVAL, "kind", "must be %s here", want->name);
-        return check_fields(doc, "", validators[kind].fields, validators[kind].n, NULL, normalized,
-                            err);
+        /* What the tower adds to a resource it answers with is ignored on the way in, so
+         * `skerry get ... -o yaml | skerry apply -f -` round-trips. */
+        _cleanup_json_ json_t *input = json_copy((json_t *)doc);
+        if (!input)
+                return oom(err);
+        static const char *const read_only[] = {"created", "updated", "versions", "status"};
+        for (size_t i = 0; i < SK_ARRAY_SIZE(read_only); i++)
+                json_object_del(input, read_only[i]);
+        if (kind != SK_KIND_USER)
+                json_object_del(input, "tenant");
+        return check_fields(input, "", validators[kind].fields, validators[kind].n, NULL,
+                            normalized, err);
 }
 
 int sk_spec_validate(const json_t *doc, json_t **normalized, sk_error **err)

@@ -515,6 +515,22 @@ static void test_error_position(void **state)
         assert_int_equal(col, 15);
 }
 
+/* What the API adds to an answer is ignored on input, so `get -o yaml | apply` round-trips. */
+static void test_read_only_fields_ignored(void **state)
+{
+        _cleanup_json_ json_t *plain = valid(SVC_HEAD ONE_CONTAINER);
+        _cleanup_json_ json_t *echoed =
+            valid(SVC_HEAD ONE_CONTAINER "tenant: default\ncreated: \"2026-11-27T00:00:00Z\"\n"
+                                         "updated: \"2026-11-27T00:00:00Z\"\n"
+                                         "versions: [\"2.1.0\"]\nstatus: {running: 2}\n");
+        assert_true(json_equal(plain, echoed));
+        /* A user's tenant is a real field, kept. */
+        _cleanup_json_ json_t *user = valid("kind: user\nname: alice\ntenant: acme\n");
+        assert_string_equal(str_at(user, "tenant", NULL), "acme");
+        /* Anything else unknown is still refused. */
+        invalid(SVC_HEAD ONE_CONTAINER "creator: bob\n", "creator", "unknown field");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -532,6 +548,7 @@ int main(void)
             cmocka_unit_test(test_tenant_user_vault_secret),
             cmocka_unit_test(test_validate_kind),
             cmocka_unit_test(test_error_position),
+            cmocka_unit_test(test_read_only_fields_ignored),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
