@@ -38,7 +38,7 @@ $(BUILD)/.deps: scripts/install-deps.sh
 	@scripts/install-deps.sh
 	@mkdir -p $(BUILD) && touch $@
 
-$(BUILD)/%.o: %.c $(BUILD)/.deps
+$(BUILD)/%.o: %.c | $(BUILD)/.deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -58,7 +58,7 @@ unit: $(UNIT_BINS)
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) \
 	       -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_OBJS := $(LIB_SRCS:%.c=build-fuzz/%.o)
-build-fuzz/%.o: %.c $(BUILD)/.deps
+build-fuzz/%.o: %.c | $(BUILD)/.deps
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 build-fuzz/libskerry.a: $(FUZZ_OBJS)
