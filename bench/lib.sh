@@ -62,6 +62,32 @@ print(u.quote(json.dumps({"label": [sys.argv[1]]})))' "$1")
 	runtime "/containers/json?all=true&filters=$f" | $PY -c 'import json, sys; print(len(json.load(sys.stdin)))'
 }
 
+# watch_running LABEL=VALUE: in the background, polls the runtime API every 10 ms over one
+# kept-alive connection and prints the wall clock (ms) when a container with that label runs.
+# Started before the action it times, so its own start-up is not counted.
+watch_running() {
+	$PY - "$SOCK" "$1" <<'PYEOF'
+import http.client, json, socket, sys, time, urllib.parse
+class Conn(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("d", timeout=10)
+        self.path = path
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.path)
+c = Conn(sys.argv[1])
+q = urllib.parse.quote(json.dumps({"label": [sys.argv[2]], "status": ["running"]}))
+deadline = time.time() + 120
+while time.time() < deadline:
+    c.request("GET", "/v1.41/containers/json?filters=" + q)
+    if json.loads(c.getresponse().read()):
+        print(time.time_ns() // 1000000)
+        sys.exit(0)
+    time.sleep(0.01)
+sys.exit(1)
+PYEOF
+}
+
 running_at_least() { # LABEL=VALUE N
 	[ "$(running_count "$1")" -ge "$2" ]
 }

@@ -7,6 +7,7 @@ out=docs/benchmarks.md
 tmp=$(mktemp -d /tmp/skerry-bench-run-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
+load=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== bench/apply-to-running.sh" >&2
 bench/apply-to-running.sh | tee "$tmp/apply.txt"
 echo "== bench/agent-rss.sh" >&2
@@ -22,9 +23,12 @@ mem=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 kernel=$(uname -r)
 os=$(. /etc/os-release && echo "$PRETTY_NAME")
 podman_v=$(podman --version | awk '{ print $3 }')
-cgroup=$(stat -fc %T /sys/fs/cgroup)
+case $(stat -fc %T /sys/fs/cgroup) in
+cgroup2fs) cgroup="cgroup v2" ;;
+*) cgroup="cgroup v1 or hybrid" ;;
+esac
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-skerry_bin=${SKERRY_BIN:-build/skerry}
+skerry_bin=$(realpath --relative-to=. "${SKERRY_BIN:-build/skerry}")
 
 cat >"$out" <<MD
 # Benchmarks
@@ -40,17 +44,22 @@ folder (\`bench/lib.sh\`, \`tests/lib/podman-service.sh\`) and removes them at t
 | CPU | $cpu |
 | cores | $cores |
 | memory | $mem |
-| kernel | $kernel ($os, cgroup fs: $cgroup) |
+| kernel | $kernel ($os, $cgroup) |
 | Podman | $podman_v |
 | binary | \`$skerry_bin\` (\`make\`: -O2 -g) |
+| load average at start | $load (1, 5, 15 min; other work on the machine widens the spread) |
 
 ## Apply to running
 
 \`bench/apply-to-running.sh\` (RUNS=$(val "$tmp/apply.txt" apply_runs)): the time from starting
 \`skerry apply -f -\` with a new one-container busybox application and a deployment that
-selects the one site, until the runtime API lists that container as running (polled every
-20 ms); then the deployment is deleted. Against it, in the same go and on the same
-private Podman store: \`podman run -d\` of the same image and command, until it returns.
+selects the one site, until the runtime API lists that container as running (a watcher
+polls it every 10 ms); then the deployment is deleted and the next run waits until the
+container is gone. The figure includes the CLI's own start, its TLS handshake, the
+tower's store write, the agent's long-poll wake-up and the container's create and start.
+Against it, in the same go and on the same private Podman store: \`podman run -d\` of the
+same image and command (the podman CLI on the store directly, as an operator would), until
+it returns; that includes podman's own start-up.
 
 | | each run (ms) | median (ms) |
 | --- | --- | --- |
