@@ -77,10 +77,10 @@ int sk_identity_load(const char *dir, sk_identity *id, sk_error **err)
 int sk_identity_save(const char *dir, const sk_identity *id, sk_error **err)
 {
         _cleanup_json_ json_t *o = json_pack(
-            "{s:s, s:s, s:s, s:s, s:I, s:I, s:s?, s:s?, s:s?, s:O}", "tower", id->tower, "site",
+            "{s:s, s:s, s:s, s:s, s:I, s:I, s:s?, s:s?, s:s?, s:o}", "tower", id->tower, "site",
             id->site, "tenant", id->tenant, "host", id->host, "site-id", (json_int_t)id->site_id,
             "host-id", (json_int_t)id->host_id, "runtime", id->runtime, "listen", id->listen,
-            "dev-dir", id->dev_dir, "labels", id->labels ? id->labels : json_object());
+            "dev-dir", id->dev_dir, "labels", id->labels ? json_incref(id->labels) : json_object());
         _cleanup_free_ char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
         _cleanup_free_ char *path = sk_identity_path(dir, "identity.json");
         if (!text || !path)
@@ -135,8 +135,8 @@ int sk_agent_join(const char *dir, const sk_join_request *req, sk_identity *out,
         if (r < 0)
                 return r;
         _cleanup_json_ json_t *body =
-            json_pack("{s:s, s:s, s:s, s:O}", "token", req->token, "csr", csr, "name", req->name,
-                      "labels", req->labels ? req->labels : json_object());
+            json_pack("{s:s, s:s, s:s, s:o}", "token", req->token, "csr", csr, "name", req->name,
+                      "labels", req->labels ? json_incref((json_t *)req->labels) : json_object());
         _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
         if (!text)
                 return sk_error_set(err, ENOMEM, "out of memory");
