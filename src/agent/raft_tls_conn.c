@@ -36,13 +36,14 @@ typedef struct sk_rtls_conn {
         enum conn_state state;
         bool client;
         char peer[SK_RTLS_ADDR_MAX + 16]; /* for logs */
+        char peer_ip[SK_RTLS_ADDR_MAX];   /* without the port: refusal log limits */
 
         uv_tcp_t tcp;
         uv_connect_t connect_req;
         uv_shutdown_t shutdown_req;
         uv_timer_t timer;
         uv_pipe_t pump; /* our end of the socketpair */
-        bool pump_init, tcp_paused, pump_paused, tcp_eof;
+        bool pump_init, tcp_paused, pump_paused, tcp_eof, handshaken;
         int handles; /* initialised handles whose close callback is still due */
 
         gnutls_session_t tls;
@@ -69,6 +70,7 @@ struct wreq {
 static void conn_close(sk_rtls_conn *c, int status);
 static void conn_advance(sk_rtls_conn *c);
 static void on_timeout(uv_timer_t *t);
+static void conn_drain(sk_rtls_conn *c, uv_stream_t *towards);
 static void on_pump_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_pump_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 static void on_tcp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
@@ -119,28 +121,50 @@ static void conn_close(sk_rtls_conn *c, int status)
                 uv_close((uv_handle_t *)&c->pump, on_handle_closed);
 }
 
-static void conn_vlog(sk_rtls_conn *c, enum sk_log_level level, const char *what, const char *fmt,
-                      va_list ap) __attribute__((format(printf, 4, 0)));
-static void conn_vlog(sk_rtls_conn *c, enum sk_log_level level, const char *what, const char *fmt,
-                      va_list ap)
+/* A warning the first time this peer address is refused for this reason in a while, then
+ * debug: a misconfigured host or an intruder retries every second or so. */
+static enum sk_log_level refusal_level(sk_rtls_conn *c, const char *msg)
 {
-        char msg[512];
-        vsnprintf(msg, sizeof(msg), fmt, ap);
-        sk_log(level, "raft-tls: %s %s %s: %s", what, c->client ? "server" : "client", c->peer,
-               msg);
+        sk_rtls *tr = c->tr;
+        uint64_t key = UINT64_C(1469598103934665603);
+        for (const char *p = c->peer_ip; *p; p++)
+                key = (key ^ (unsigned char)*p) * UINT64_C(1099511628211);
+        for (const char *p = msg; *p; p++)
+                key = (key ^ (unsigned char)*p) * UINT64_C(1099511628211);
+        uint64_t now = uv_now(tr->loop);
+        size_t oldest = 0;
+        for (size_t i = 0; i < SK_ARRAY_SIZE(tr->quiet); i++) {
+                if (tr->quiet[i].key == key && tr->quiet[i].at) {
+                        if (now - tr->quiet[i].at < SK_RTLS_QUIET_MS)
+                                return SK_LOG_DEBUG;
+                        oldest = i;
+                        break;
+                }
+                if (tr->quiet[i].at < tr->quiet[oldest].at)
+                        oldest = i;
+        }
+        tr->quiet[oldest].key = key;
+        tr->quiet[oldest].at = now ? now : 1;
+        return SK_LOG_WARN;
 }
 
-/* We refuse the peer: logged as a warning and counted. */
+/* We refuse the peer: logged, counted, told with a fatal alert, and closed once that alert
+ * is out. */
 static void conn_refuse(sk_rtls_conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void conn_refuse(sk_rtls_conn *c, const char *fmt, ...)
 {
+        char msg[512];
         va_list ap;
         va_start(ap, fmt);
-        conn_vlog(c, SK_LOG_WARN, "refused", fmt, ap);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
+        sk_log(refusal_level(c, msg), "raft-tls: refused %s %s: %s",
+               c->client ? "server" : "client", c->peer, msg);
         c->tr->stats.refused++;
-        conn_close(c, RAFT_NOCONNECTION);
+        if (c->handshaken)
+                (void)gnutls_alert_send(c->tls, GNUTLS_AL_FATAL, GNUTLS_A_ACCESS_DENIED);
+        conn_drain(c, (uv_stream_t *)&c->tcp);
 }
 
 /* The connection failed for another reason (peer down, peer refused us, I/O). */
@@ -148,10 +172,14 @@ static void conn_fail(sk_rtls_conn *c, enum sk_log_level level, const char *fmt,
     __attribute__((format(printf, 3, 4)));
 static void conn_fail(sk_rtls_conn *c, enum sk_log_level level, const char *fmt, ...)
 {
+        char msg[512];
         va_list ap;
         va_start(ap, fmt);
-        conn_vlog(c, level, "lost", fmt, ap);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
+        if (level == SK_LOG_WARN)
+                level = refusal_level(c, msg);
+        sk_log(level, "raft-tls: lost %s %s: %s", c->client ? "server" : "client", c->peer, msg);
         conn_close(c, RAFT_NOCONNECTION);
 }
 
@@ -525,7 +553,7 @@ static int conn_consume(sk_rtls_conn *c, const uint8_t *p, size_t n)
                         return r;
                 }
         }
-        return c->state == C_CLOSING ? -ECONNABORTED : 0;
+        return c->state >= C_DRAINING ? -ECONNABORTED : 0;
 }
 
 static void conn_send_hello(sk_rtls_conn *c)
@@ -556,9 +584,11 @@ static void conn_advance(sk_rtls_conn *c)
                                 conn_fail(c, SK_LOG_WARN, "TLS handshake: %s", gnutls_strerror(r));
                                 return;
                         }
+                        (void)gnutls_alert_send_appropriate(c->tls, r);
                         conn_refuse(c, "TLS handshake: %s", gnutls_strerror(r));
                         return;
                 }
+                c->handshaken = true;
                 if (conn_verify(c) < 0)
                         return;
                 if (c->client)
@@ -584,6 +614,11 @@ static void conn_advance(sk_rtls_conn *c)
                         return;
                 }
                 if (n < 0) {
+                        if (c->state == C_ACK && n == GNUTLS_E_FATAL_ALERT_RECEIVED) {
+                                conn_fail(c, SK_LOG_WARN, "refused by the peer: %s",
+                                          gnutls_alert_get_name(gnutls_alert_get(c->tls)));
+                                return;
+                        }
                         if (c->state == C_ACK) {
                                 conn_fail(c, SK_LOG_WARN, "refused by the peer: %s",
                                           gnutls_strerror((int)n));
@@ -722,6 +757,7 @@ void sk_rtls_conn_accept(sk_rtls *tr)
                         port = ntohs(a->sin_port);
                 }
                 snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
+                snprintf(c->peer_ip, sizeof(c->peer_ip), "%s", ip);
         }
         conn_start_tls(c);
 }
@@ -753,6 +789,7 @@ int sk_rtls_conn_connect(sk_rtls *tr, struct raft_uv_connect *req, raft_id id, c
                 return RAFT_NOMEM;
         c->peer_id = id;
         snprintf(c->peer, sizeof(c->peer), "%.200s (server %llu)", address, (unsigned long long)id);
+        snprintf(c->peer_ip, sizeof(c->peer_ip), "%.200s", address);
         c->connect_req.data = c;
         int r = uv_tcp_connect(&c->connect_req, &c->tcp, (struct sockaddr *)&ss, on_connected);
         if (r < 0) {

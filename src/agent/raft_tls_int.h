@@ -17,6 +17,9 @@
 #define SK_RTLS_ADDR_MAX     256
 #define SK_RTLS_HELLO_HEADER 24
 #define SK_RTLS_ACK          0x01
+/* A refusal of the same peer address for the same reason is logged as a warning at most
+ * this often (debug otherwise). */
+#define SK_RTLS_QUIET_MS 60000
 
 struct sk_rtls_conn;
 
@@ -39,6 +42,9 @@ typedef struct sk_rtls {
         bool closing, close_fired;
         raft_uv_transport_close_cb close_cb;
         sk_raft_tls_stats stats;
+        struct {
+                uint64_t key, at;
+        } quiet[16]; /* recent refusals: hash of peer address and reason, when */
 } sk_rtls;
 
 /* "1.2.3.4:5" or "[::1]:5" into a socket address; -EINVAL otherwise. */

@@ -753,7 +753,7 @@ static bool payload_on_wire(struct world *w, bool plain, size_t *bytes)
         bool found = rec.len > 0 && memmem(rec.data, rec.len, PAYLOAD, strlen(PAYLOAD));
         /* Nor any long piece of it. */
         for (size_t off = 0; !found && off + 12 <= strlen(PAYLOAD); off++)
-                found = rec.len > 0 && memmem(rec.data, rec.len, PAYLOAD + off, 12);
+                found = rec.len > 0 && memmem(rec.data, rec.len, &PAYLOAD[off], 12);
         *bytes = rec.len;
         free(rec.data);
         return found;
