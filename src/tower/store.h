@@ -143,4 +143,9 @@ struct sk_store {
 /* SQLite in WAL mode at path (created and migrated to the newest schema). */
 int sk_store_sqlite_open(const char *path, sk_store **out, sk_error **err);
 
+/* PostgreSQL through libpq at conninfo (e.g. "host=127.0.0.1 port=5432 dbname=skerry
+ * user=skerry"), migrated to the newest schema. Several towers may share one database;
+ * every revision bump sends NOTIFY skerry_revision (payload: the new revision) at commit. */
+int sk_store_pg_open(const char *conninfo, sk_store **out, sk_error **err);
+
 #endif

@@ -1,7 +1,9 @@
 /* The store interface (tower/store.h). The tests in the first part use only sk_store_ops on
  * an opened store, so every backend runs the same ones: a backend adds a setup that opens
  * it and one STORE_TESTS(setup, teardown) line. The SQLite part checks what only that
- * backend has (file, schema version, WAL). */
+ * backend has (file, schema version, WAL); the PostgreSQL part runs against a private
+ * server (tests/lib/postgres-service.sh) and checks migrations, NOTIFY, reconnects and two
+ * stores sharing one database (tower replicas). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,11 +11,14 @@
 
 #include <cmocka.h>
 
+#include <libpq-fe.h>
+#include <poll.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -22,6 +27,8 @@
 
 typedef struct fixture {
         sk_store *s;
+        sk_store *s2; /* a second store on the same data, for tests that need one */
+        PGconn *conn; /* a raw connection of a PostgreSQL test, closed by the teardown */
         char dir[64];
         char path[128];
 } fixture;
@@ -676,6 +683,51 @@ static void test_tokens(void **state)
         assert_string_equal(err->path, "role");
 }
 
+/* Names order and match as bytes, whatever the backend's locale: upper case first, and no
+ * character of a prefix is a wildcard. */
+static void test_byte_order(void **state)
+{
+        sk_store *s = store_of(state);
+        put(s, "b", "deployment", "x", "", "{}", SK_PUT_CREATED);
+        put(s, "B", "deployment", "x", "", "{}", SK_PUT_CREATED);
+        put(s, "a", "deployment", "x", "", "{}", SK_PUT_CREATED);
+        put(s, "a", "deployment", "a-b", "", "{}", SK_PUT_CREATED);
+        put(s, "a", "deployment", "aB", "", "{}", SK_PUT_CREATED);
+        put(s, "a", "deployment", "ab", "", "{}", SK_PUT_CREATED);
+        collect all = {0};
+        assert_int_equal(s->ops->resource_list(s, NULL, "deployment", collect_resource, &all, NULL),
+                         0);
+        assert_string_equal(all.buf, "B/x,a/a-b,a/aB,a/ab,a/x,b/x");
+
+        int64_t site = add_site(s, "a"), h = 0;
+        assert_int_equal(s->ops->host_add(s, site, "h1", "{}", 1, &h, NULL), 0);
+        sk_instance_row rows[] = {
+            {.instance = "t/a_b/0", .json = "{}"}, {.instance = "t/axb/0", .json = "{}"},
+            {.instance = "t/a%b/0", .json = "{}"}, {.instance = "t/a\\b/0", .json = "{}"},
+            {.instance = "t/A/0", .json = "{}"},   {.instance = "t/caf\xc3\xa9/0", .json = "{}"},
+        };
+        assert_int_equal(s->ops->instances_replace(s, site, h, rows, 6, NULL), 0);
+        const struct {
+                const char *prefix, *want;
+        } cases[] = {
+            {"t/a_", "t/a_b/0"},
+            {"t/a%", "t/a%b/0"},
+            {"t/a\\", "t/a\\b/0"},
+            {"t/a", "t/a%b/0,t/a\\b/0,t/a_b/0,t/axb/0"},
+            {"t/", "t/A/0,t/a%b/0,t/a\\b/0,t/a_b/0,t/axb/0,t/caf\xc3\xa9/0"},
+            {"t/caf\xc3\xa9/", "t/caf\xc3\xa9/0"},
+        };
+        for (size_t i = 0; i < SK_ARRAY_SIZE(cases); i++) {
+                collect c = {0};
+                assert_int_equal(
+                    s->ops->instances_list(s, site, cases[i].prefix, collect_instance, &c, NULL),
+                    0);
+                if (strcmp(c.buf, cases[i].want) != 0)
+                        fail_msg("prefix %s: got %s, want %s", cases[i].prefix, c.buf,
+                                 cases[i].want);
+        }
+}
+
 #define STORE_TESTS(setup, teardown)                                                               \
         cmocka_unit_test_setup_teardown(test_put_get, setup, teardown),                            \
             cmocka_unit_test_setup_teardown(test_revision_bumps, setup, teardown),                 \
@@ -689,7 +741,8 @@ static void test_tokens(void **state)
             cmocka_unit_test_setup_teardown(test_instances, setup, teardown),                      \
             cmocka_unit_test_setup_teardown(test_site_delete_cascades, setup, teardown),           \
             cmocka_unit_test_setup_teardown(test_passwords, setup, teardown),                      \
-            cmocka_unit_test_setup_teardown(test_tokens, setup, teardown)
+            cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),                         \
+            cmocka_unit_test_setup_teardown(test_byte_order, setup, teardown)
 
 /* ---- SQLite ---- */
 
@@ -831,9 +884,412 @@ static void test_sqlite_bad_file(void **state)
         assert_non_null(strstr(err->msg, path));
 }
 
+/* ---- PostgreSQL ---- */
+
+/* The server of this run, started by the group setup. Its test database has an ICU
+ * collation that orders "a,b,B", so the tests show that the store orders bytes by itself;
+ * every test starts from an empty public schema. */
+static struct {
+        char dir[64];
+        char conninfo[512];
+        bool started;
+} pg;
+
+/* Runs tests/lib/postgres-service.sh VERB pg.dir; the first line it prints lands in out. */
+static int pg_service(const char *verb, char *out, size_t len)
+{
+        char cmd[256];
+        snprintf(cmd, sizeof(cmd), "tests/lib/postgres-service.sh %s '%s'", verb, pg.dir);
+        FILE *p = popen(cmd, "r");
+        if (!p)
+                return -1;
+        char line[512] = "", rest[256];
+        if (!fgets(line, sizeof(line), p))
+                line[0] = '\0';
+        while (fgets(rest, sizeof(rest), p))
+                ;
+        int st = pclose(p);
+        if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                return -1;
+        line[strcspn(line, "\n")] = '\0';
+        if (out)
+                snprintf(out, len, "%s", line);
+        return 0;
+}
+
+static PGconn *pg_connect(const char *conninfo)
+{
+        PGconn *c = PQconnectdb(conninfo);
+        if (PQstatus(c) != CONNECTION_OK) {
+                fprintf(stderr, "connect %s: %s", conninfo, PQerrorMessage(c));
+                PQfinish(c);
+                return NULL;
+        }
+        return c;
+}
+
+static int pg_exec(PGconn *c, const char *sql)
+{
+        PGresult *r = PQexec(c, sql);
+        ExecStatusType st = PQresultStatus(r);
+        int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -1;
+        if (rc < 0)
+                fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+        PQclear(r);
+        return rc;
+}
+
+/* Runs sql on the test database from a connection of its own. */
+static int pg_admin(const char *sql)
+{
+        PGconn *c = pg_connect(pg.conninfo);
+        if (!c)
+                return -1;
+        int r = pg_exec(c, sql);
+        PQfinish(c);
+        return r;
+}
+
+/* The first column of the first row as an integer, -1 without rows. */
+static int64_t pg_raw_int(const char *sql)
+{
+        PGconn *c = pg_connect(pg.conninfo);
+        assert_non_null(c);
+        PGresult *r = PQexec(c, sql);
+        ExecStatusType st = PQresultStatus(r);
+        int64_t v =
+            st == PGRES_TUPLES_OK && PQntuples(r) > 0 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -1;
+        PQclear(r);
+        PQfinish(c);
+        if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
+                fail_msg("%s: %s", sql, PQresStatus(st));
+        return v;
+}
+
+static int pg_group_teardown(void **state)
+{
+        if (!pg.started)
+                return 0;
+        pg.started = false;
+        int r = pg_service("stop", NULL, 0);
+        if (r < 0)
+                fprintf(stderr, "postgres-service.sh stop %s failed\n", pg.dir);
+        if (rmdir(pg.dir) < 0) {
+                fprintf(stderr, "rmdir %s: %s\n", pg.dir, strerror(errno));
+                r = -1;
+        }
+        return r;
+}
+
+static int pg_group_setup(void **state)
+{
+        if (access("tests/lib/postgres-service.sh", X_OK) != 0) {
+                fprintf(stderr, "PostgreSQL store tests: tests/lib/postgres-service.sh not found: "
+                                "run the tests from the repository root\n");
+                return -1;
+        }
+        snprintf(pg.dir, sizeof(pg.dir), "/tmp/skerry-pg-XXXXXX");
+        if (!mkdtemp(pg.dir)) {
+                fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
+                return -1;
+        }
+        pg.started = true;
+        char server[256] = "";
+        if (pg_service("start", server, sizeof(server)) < 0 || !*server) {
+                fprintf(stderr, "PostgreSQL store tests: the test server did not start (its "
+                                "message is above). Is PostgreSQL 15 installed? "
+                                "scripts/install-deps.sh installs it (Debian package "
+                                "postgresql).\n");
+                pg_group_teardown(state);
+                return -1;
+        }
+        PGconn *c = pg_connect(server);
+        int r = c ? 0 : -1;
+        if (r == 0)
+                r = pg_exec(
+                    c, "SET client_min_messages = warning; DROP DATABASE IF EXISTS skerry_test");
+        if (r == 0)
+                r = pg_exec(c, "CREATE DATABASE skerry_test TEMPLATE template0 ENCODING 'UTF8'"
+                               " LOCALE 'C.UTF-8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US'");
+        PQfinish(c);
+        /* libpq takes the last of repeated keywords. */
+        snprintf(pg.conninfo, sizeof(pg.conninfo), "%s dbname=skerry_test", server);
+        if (r < 0)
+                pg_group_teardown(state);
+        return r;
+}
+
+static int pg_setup(void **state)
+{
+        if (pg_admin("SET client_min_messages = warning;"
+                     " DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public") < 0)
+                return -1;
+        fixture *f = calloc(1, sizeof(*f));
+        if (!f)
+                return -1;
+        _cleanup_error_ sk_error *err = NULL;
+        int r = sk_store_pg_open(pg.conninfo, &f->s, &err);
+        if (r < 0) {
+                fprintf(stderr, "open %s: %s\n", pg.conninfo, sk_error_msg(err, r));
+                free(f);
+                return -1;
+        }
+        *state = f;
+        return 0;
+}
+
+static int pg_teardown(void **state)
+{
+        fixture *f = *state;
+        if (f->s)
+                f->s->ops->close(f->s);
+        if (f->s2)
+                f->s2->ops->close(f->s2);
+        PQfinish(f->conn);
+        free(f);
+        return 0;
+}
+
+static void test_pg_reopen(void **state)
+{
+        fixture *f = *state;
+        sk_store *s = f->s;
+        int64_t id = add_site(s, "store-001");
+        int64_t h = 0;
+        assert_int_equal(s->ops->host_add(s, id, "h1", "{}", 1, &h, NULL), 0);
+        int64_t rev = revision(s);
+        s->ops->close(s);
+        f->s = NULL;
+
+        int64_t version = pg_raw_int("SELECT version FROM schema_version");
+        assert_true(version >= 1);
+        assert_int_equal(pg_raw_int("SELECT count(*) FROM resources"), 1);
+
+        /* Reopening runs no step again (a second CREATE TABLE would fail the open) and keeps
+         * the data and the revision counter. */
+        _cleanup_error_ sk_error *err = NULL;
+        int r = sk_store_pg_open(pg.conninfo, &f->s, &err);
+        if (r < 0)
+                fail_msg("reopen: %s", sk_error_msg(err, r));
+        s = f->s;
+        assert_int_equal(pg_raw_int("SELECT version FROM schema_version"), version);
+        assert_int_equal(revision(s), rev);
+        resource_copy c = {0};
+        assert_int_equal(s->ops->resource_get_by_id(s, id, copy_resource, &c, NULL), 0);
+        assert_string_equal(c.name, "store-001");
+        assert_int_equal(s->ops->host_get(s, h, NULL, NULL, NULL), 0);
+        /* Ids are not reused after a delete: site and host ids go into host certificates. */
+        assert_int_equal(s->ops->resource_delete(s, "default", "site", "store-001", NULL, NULL), 1);
+        int64_t id2 = add_site(s, "store-002");
+        assert_true(id2 != id);
+        int64_t h2 = 0;
+        assert_int_equal(s->ops->host_add(s, id2, "h1", "{}", 1, &h2, NULL), 0);
+        assert_true(h2 != h);
+}
+
+static void test_pg_newer_schema(void **state)
+{
+        fixture *f = *state;
+        f->s->ops->close(f->s);
+        f->s = NULL;
+        assert_int_equal(pg_admin("UPDATE schema_version SET version = 9999"), 0);
+        _cleanup_error_ sk_error *err = NULL;
+        sk_store *s = NULL;
+        assert_int_equal(sk_store_pg_open(pg.conninfo, &s, &err), -ENOTSUP);
+        assert_non_null(strstr(err->msg, "9999"));
+        assert_null(s);
+}
+
+static void test_pg_bad_conninfo(void **state)
+{
+        _cleanup_error_ sk_error *err = NULL;
+        sk_store *s = NULL;
+        assert_int_equal(sk_store_pg_open(NULL, &s, &err), -EINVAL);
+        assert_string_equal(err->path, "conninfo");
+        sk_error_free(&err);
+
+        assert_int_equal(sk_store_pg_open("this is not a conninfo", &s, &err), -EIO);
+        assert_non_null(strstr(err->msg, "store"));
+        sk_error_free(&err);
+
+        /* Nothing listens on port 1: refused at once. The message names the server but
+         * never the password. */
+        assert_int_equal(sk_store_pg_open("host=127.0.0.1 port=1 dbname=skerry user=postgres "
+                                          "password=sekrit connect_timeout=5",
+                                          &s, &err),
+                         -EIO);
+        assert_non_null(strstr(err->msg, "127.0.0.1:1"));
+        assert_null(strstr(err->msg, "sekrit"));
+        sk_error_free(&err);
+
+        char info[600];
+        snprintf(info, sizeof(info), "%s dbname=no_such_db", pg.conninfo);
+        assert_int_equal(sk_store_pg_open(info, &s, &err), -EIO);
+        assert_non_null(strstr(err->msg, "no_such_db"));
+        assert_null(s);
+}
+
+/* Waits (5 s at most) for the next notification on c and checks it. */
+static void expect_notify(PGconn *c, int64_t revision_value)
+{
+        for (;;) {
+                assert_int_equal(PQconsumeInput(c), 1);
+                PGnotify *n = PQnotifies(c);
+                if (n) {
+                        char want[32];
+                        snprintf(want, sizeof(want), "%lld", (long long)revision_value);
+                        bool ok = strcmp(n->relname, "skerry_revision") == 0 &&
+                                  strcmp(n->extra, want) == 0;
+                        if (!ok)
+                                fail_msg("notification %s \"%s\", want skerry_revision \"%s\"",
+                                         n->relname, n->extra, want);
+                        PQfreemem(n);
+                        return;
+                }
+                struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
+                if (poll(&p, 1, 5000) != 1)
+                        fail_msg("no notification for revision %lld within 5 s",
+                                 (long long)revision_value);
+        }
+}
+
+static void test_pg_notify(void **state)
+{
+        fixture *f = *state;
+        sk_store *s = f->s;
+        f->conn = pg_connect(pg.conninfo);
+        assert_non_null(f->conn);
+        assert_int_equal(pg_exec(f->conn, "LISTEN skerry_revision"), 0);
+
+        put(s, "default", "site", "a", "", "{}", SK_PUT_CREATED);
+        int64_t rev = revision(s);
+        expect_notify(f->conn, rev);
+
+        /* Neither a rolled-back write nor an unchanged one notifies: notifications arrive in
+         * commit order, so the next one is the next committed bump. */
+        assert_int_equal(s->ops->begin(s, NULL), 0);
+        put(s, "default", "site", "b", "", "{}", SK_PUT_CREATED);
+        s->ops->rollback(s);
+        put(s, "default", "site", "a", "", "{}", SK_PUT_UNCHANGED);
+        put(s, "default", "site", "c", "", "{}", SK_PUT_CREATED);
+        assert_int_equal(revision(s), rev + 1);
+        expect_notify(f->conn, rev + 1);
+
+        /* One per write, delivered at commit. */
+        assert_int_equal(s->ops->begin(s, NULL), 0);
+        put(s, "default", "site", "d", "", "{}", SK_PUT_CREATED);
+        put(s, "default", "site", "e", "", "{}", SK_PUT_CREATED);
+        assert_int_equal(s->ops->commit(s, NULL), 0);
+        expect_notify(f->conn, rev + 2);
+        expect_notify(f->conn, rev + 3);
+        assert_int_equal(s->ops->resource_delete(s, "default", "site", "d", NULL, NULL), 1);
+        expect_notify(f->conn, rev + 4);
+}
+
+/* Two stores on one database: what tower replicas do. */
+static void test_pg_replicas(void **state)
+{
+        fixture *f = *state;
+        sk_store *a = f->s;
+        _cleanup_error_ sk_error *err = NULL;
+        int r = sk_store_pg_open(pg.conninfo, &f->s2, &err);
+        if (r < 0)
+                fail_msg("second open: %s", sk_error_msg(err, r));
+        sk_store *b = f->s2;
+
+        int64_t id = add_site(a, "store-001");
+        assert_int_equal(revision(b), revision(a));
+        assert_int_equal(
+            put(b, "default", "site", "store-001", "", "{\"labels\":{}}", SK_PUT_UNCHANGED), id);
+        assert_int_equal(put(b, "default", "site", "store-001", "", "{\"labels\":{\"x\":\"y\"}}",
+                             SK_PUT_UPDATED),
+                         id);
+        resource_copy c = {0};
+        assert_int_equal(a->ops->resource_get_by_id(a, id, copy_resource, &c, NULL), 0);
+        assert_string_equal(c.json, "{\"labels\":{\"x\":\"y\"}}");
+        int64_t h = 0;
+        assert_int_equal(b->ops->host_add(b, id, "h1", "{}", 1, &h, NULL), 0);
+        assert_int_equal(a->ops->host_get(a, h, NULL, NULL, NULL), 0);
+
+        /* The other store sees a transaction's writes only once it commits. */
+        assert_int_equal(a->ops->begin(a, NULL), 0);
+        put(a, "default", "site", "store-002", "", "{}", SK_PUT_CREATED);
+        assert_false(exists(b, "default", "site", "store-002", ""));
+        assert_int_equal(a->ops->commit(a, NULL), 0);
+        assert_true(exists(b, "default", "site", "store-002", ""));
+        assert_int_equal(revision(b), revision(a));
+}
+
+/* Ends every other session on the test database (and waits until they are gone). */
+static void kill_sessions(void)
+{
+        assert_true(pg_raw_int("SELECT count(pg_terminate_backend(pid, 5000))"
+                               " FROM pg_stat_activity WHERE datname = current_database()"
+                               " AND pid <> pg_backend_pid()") >= 1);
+}
+
+static void test_pg_reconnect(void **state)
+{
+        fixture *f = *state;
+        sk_store *s = f->s;
+        put(s, "default", "site", "a", "", "{}", SK_PUT_CREATED);
+        int64_t rev = revision(s);
+
+        /* The call that finds the connection gone fails; the next one reconnects. */
+        kill_sessions();
+        _cleanup_error_ sk_error *err = NULL;
+        int64_t v = 0;
+        assert_int_equal(s->ops->revision(s, &v, &err), -EIO);
+        assert_non_null(err);
+        sk_error_free(&err);
+        assert_int_equal(revision(s), rev);
+        assert_true(exists(s, "default", "site", "a", ""));
+        put(s, "default", "site", "b", "", "{}", SK_PUT_CREATED);
+
+        /* Inside a transaction the loss fails the transaction: nothing of it is written. */
+        assert_int_equal(s->ops->begin(s, NULL), 0);
+        put(s, "default", "site", "c", "", "{}", SK_PUT_CREATED);
+        kill_sessions();
+        assert_int_equal(s->ops->resource_put(s, "default", "site", "d", "", "{}", NULL, &err),
+                         -EIO);
+        sk_error_free(&err);
+        assert_true(s->ops->commit(s, &err) < 0);
+        sk_error_free(&err);
+        assert_false(exists(s, "default", "site", "c", ""));
+        assert_false(exists(s, "default", "site", "d", ""));
+        assert_true(exists(s, "default", "site", "b", ""));
+        /* The depth was unwound: a new transaction is a real one again. */
+        assert_int_equal(s->ops->begin(s, NULL), 0);
+        put(s, "default", "site", "e", "", "{}", SK_PUT_CREATED);
+        s->ops->rollback(s);
+        assert_false(exists(s, "default", "site", "e", ""));
+}
+
+/* An error inside a nested transaction rolls back only the savepoint of the call. */
+static void test_pg_error_in_savepoint(void **state)
+{
+        fixture *f = *state;
+        sk_store *s = f->s;
+        int64_t site = add_site(s, "a");
+        assert_int_equal(s->ops->begin(s, NULL), 0);
+        assert_int_equal(s->ops->begin(s, NULL), 0);
+        assert_int_equal(s->ops->host_add(s, site, "h1", "{}", 1, NULL, NULL), 0);
+        assert_int_equal(s->ops->host_add(s, site, "h1", "{}", 1, NULL, NULL), -EEXIST);
+        assert_int_equal(s->ops->join_token_add(s, "t", site + 1000, 1, NULL), -ENOENT);
+        assert_int_equal(s->ops->token_add(s, "tok", "acme", "alice", "admin", 0, NULL), 0);
+        assert_int_equal(s->ops->token_add(s, "tok", "acme", "alice", "admin", 0, NULL), -EEXIST);
+        assert_int_equal(s->ops->site_sync_set(s, site + 1000, 1, "x", NULL), -ENOENT);
+        assert_int_equal(s->ops->commit(s, NULL), 0);
+        assert_int_equal(s->ops->commit(s, NULL), 0);
+        collect hosts = {0};
+        assert_int_equal(s->ops->host_list(s, site, collect_host, &hosts, NULL), 0);
+        assert_string_equal(hosts.buf, "h1");
+        assert_int_equal(s->ops->token_get(s, "tok", NULL, NULL, NULL), 0);
+}
+
 int main(void)
 {
-        const struct CMUnitTest tests[] = {
+        const struct CMUnitTest sqlite_tests[] = {
             STORE_TESTS(sqlite_setup, sqlite_teardown),
             cmocka_unit_test_setup_teardown(test_sqlite_reopen, sqlite_setup, sqlite_teardown),
             cmocka_unit_test_setup_teardown(test_sqlite_settings, sqlite_setup, sqlite_teardown),
@@ -841,5 +1297,18 @@ int main(void)
                                             sqlite_teardown),
             cmocka_unit_test_setup_teardown(test_sqlite_bad_file, sqlite_setup, sqlite_teardown),
         };
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        const struct CMUnitTest pg_tests[] = {
+            STORE_TESTS(pg_setup, pg_teardown),
+            cmocka_unit_test_setup_teardown(test_pg_reopen, pg_setup, pg_teardown),
+            cmocka_unit_test_setup_teardown(test_pg_newer_schema, pg_setup, pg_teardown),
+            cmocka_unit_test(test_pg_bad_conninfo),
+            cmocka_unit_test_setup_teardown(test_pg_notify, pg_setup, pg_teardown),
+            cmocka_unit_test_setup_teardown(test_pg_replicas, pg_setup, pg_teardown),
+            cmocka_unit_test_setup_teardown(test_pg_reconnect, pg_setup, pg_teardown),
+            cmocka_unit_test_setup_teardown(test_pg_error_in_savepoint, pg_setup, pg_teardown),
+        };
+        int failed = cmocka_run_group_tests_name("store on SQLite", sqlite_tests, NULL, NULL);
+        failed += cmocka_run_group_tests_name("store on PostgreSQL", pg_tests, pg_group_setup,
+                                              pg_group_teardown);
+        return failed;
 }
