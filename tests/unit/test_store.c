@@ -1006,8 +1006,9 @@ static int pg_group_setup(void **state)
         PGconn *c = pg_connect(server);
         int r = c ? 0 : -1;
         if (r == 0)
-                r = pg_exec(
-                    c, "SET client_min_messages = warning; DROP DATABASE IF EXISTS skerry_test");
+                r = pg_exec(c, "SET client_min_messages = warning");
+        if (r == 0)
+                r = pg_exec(c, "DROP DATABASE IF EXISTS skerry_test");
         if (r == 0)
                 r = pg_exec(c, "CREATE DATABASE skerry_test TEMPLATE template0 ENCODING 'UTF8'"
                                " LOCALE 'C.UTF-8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US'");
