@@ -297,19 +297,21 @@ int sk_agent_main(int argc, char **argv)
                 fprintf(stderr, "skerry agent: --data %s: %s\n", a.data, strerror(errno));
                 return 1;
         }
-        /* Before any thread: every thread inherits the blocked signals, and only sigwait
-         * below receives them. */
-        sigset_t sigs;
-        sigemptyset(&sigs);
-        sigaddset(&sigs, SIGTERM);
-        sigaddset(&sigs, SIGINT);
-        pthread_sigmask(SIG_BLOCK, &sigs, NULL);
         curl_global_init(CURL_GLOBAL_DEFAULT);
-
         agent ag = {0};
+        /* A signal during the join just ends the process: nothing is stored until the
+         * identity file, last. */
         int code = establish_identity(&a, &ag.id);
-        if (code < 0)
+        if (code < 0) {
+                /* Before any thread: every thread inherits the blocked signals, and only
+                 * sigwait in run() receives them. */
+                sigset_t sigs;
+                sigemptyset(&sigs);
+                sigaddset(&sigs, SIGTERM);
+                sigaddset(&sigs, SIGINT);
+                pthread_sigmask(SIG_BLOCK, &sigs, NULL);
                 code = run(&ag, a.data, &sigs);
+        }
         agent_free(&ag);
         curl_global_cleanup();
         return code;

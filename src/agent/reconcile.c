@@ -197,9 +197,10 @@ static enum cstate plan_exited(planner *p, const sk_container_info *c,
                 return CS_STARTING;
         }
         wake_at(p, tr->backoff_until_ms);
+        /* Stable while the backoff lasts, so the report does not change every pass. */
         if (!*reason &&
-            asprintf(reason, "container %s exited with code %d; restarting in %lld ms",
-                     w->container, c->exit_code, (long long)(tr->backoff_until_ms - now)) < 0)
+            asprintf(reason, "container %s exited with code %d; restarting after %lld s",
+                     w->container, c->exit_code, (long long)(tr->delay_ms / 1000)) < 0)
                 *reason = NULL;
         return CS_BACKOFF;
 }
