@@ -53,6 +53,11 @@ int sk_dev_kill_mentioning(const char *needle);
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int sk_dev_free_port(sk_error **err);
 int sk_dev_mkdirs(const char *path, sk_error **err);
+/* Takes an exclusive lock on DIR/dev.lock for as long as the returned fd stays open, so
+ * that two `skerry dev` never share one folder. -EBUSY when another holds it. */
+int sk_dev_lock(const char *dir, sk_error **err);
+/* True when name is an executable file in one of $PATH's folders. */
+bool sk_dev_on_path(const char *name);
 int sk_dev_write_file(const char *path, const char *data, size_t len, int mode, sk_error **err);
 
 /* dev_podman.c */

@@ -331,6 +331,9 @@ int sk_dev_main(int argc, char **argv)
             !(d.exe = realpath("/proc/self/exe", NULL)))
                 r = sk_error_set(&err, ENOMEM, "cannot find our own executable");
         r = r ?: sk_dev_mkdirs(logs, &err);
+        _cleanup_close_ int lock = r < 0 ? -1 : sk_dev_lock(d.o.data_dir, &err);
+        if (lock < 0)
+                r = r ?: lock;
         if (r >= 0)
                 fprintf(stderr, "skerry dev: starting in %s\n", d.o.data_dir);
         r = r ?: start_tower(&d, &err);
@@ -348,7 +351,8 @@ int sk_dev_main(int argc, char **argv)
                 code = supervise(&d);
         }
         shutdown_all(&d);
-        fprintf(stderr, "skerry dev: stopped\n");
+        if (d.tower.what)
+                fprintf(stderr, "skerry dev: stopped\n");
         dev_free(&d);
         return code;
 }

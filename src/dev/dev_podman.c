@@ -287,6 +287,10 @@ int sk_dev_podman_start(const char *dir, const char *log_path, sk_dev_podman *p,
                                     "--data: %s is too long for a unix socket path; pick a "
                                     "shorter folder",
                                     p->socket);
+        if (!sk_dev_on_path("podman"))
+                return sk_error_set(err, ENOENT,
+                                    "podman is not installed (scripts/install-deps.sh), or "
+                                    "give --runtime unix:///SOCKET of a running one");
         int r = 0;
         const char *dirs[] = {dir, root, runroot, netdir, tmpdir, volumes};
         for (size_t i = 0; r == 0 && i < SK_ARRAY_SIZE(dirs); i++)

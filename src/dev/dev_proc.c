@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -41,6 +42,36 @@ int sk_dev_mkdirs(const char *path, sk_error **err)
                         break;
         }
         return 0;
+}
+
+int sk_dev_lock(const char *dir, sk_error **err)
+{
+        _cleanup_free_ char *path = NULL;
+        if (asprintf(&path, "%s/dev.lock", dir) < 0)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return sk_error_set(err, errno, "cannot open %s: %s", path, strerror(errno));
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+                return errno == EWOULDBLOCK
+                           ? sk_error_set(err, EBUSY, "--data: another skerry dev is running on %s",
+                                          dir)
+                           : sk_error_set(err, errno, "cannot lock %s: %s", path, strerror(errno));
+        return take_fd(&fd);
+}
+
+bool sk_dev_on_path(const char *name)
+{
+        const char *path = getenv("PATH");
+        _cleanup_free_ char *copy = strdup(path ? path : "/usr/bin:/bin");
+        char *save = NULL;
+        for (char *d = copy ? strtok_r(copy, ":", &save) : NULL; d;
+             d = strtok_r(NULL, ":", &save)) {
+                _cleanup_free_ char *full = NULL;
+                if (asprintf(&full, "%s/%s", d, name) >= 0 && access(full, X_OK) == 0)
+                        return true;
+        }
+        return false;
 }
 
 int sk_dev_write_file(const char *path, const char *data, size_t len, int mode, sk_error **err)

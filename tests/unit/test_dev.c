@@ -306,6 +306,20 @@ static void test_files_and_port(void **state)
         assert_true(sk_dev_write_file("/nonexistent/dir/f", "x", 1, 0600, &err2) < 0);
         assert_non_null(strstr(err2->msg, "/nonexistent/dir/f"));
 
+        /* One skerry dev per folder. */
+        int lock = sk_dev_lock(deep, &err);
+        assert_true(lock >= 0);
+        _cleanup_error_ sk_error *err3 = NULL;
+        assert_int_equal(sk_dev_lock(deep, &err3), -EBUSY);
+        assert_non_null(strstr(err3->msg, "another skerry dev"));
+        close(lock);
+        int lock2 = sk_dev_lock(deep, &err);
+        assert_true(lock2 >= 0);
+        close(lock2);
+
+        assert_true(sk_dev_on_path("sh"));
+        assert_false(sk_dev_on_path("no-such-program-skerry"));
+
         int port = sk_dev_free_port(&err);
         assert_true(port > 0 && port < 65536);
         int fd = socket(AF_INET, SOCK_STREAM, 0);
