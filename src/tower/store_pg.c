@@ -10,9 +10,6 @@
  * PostgreSQL refuses every statement of a transaction after one failed, where SQLite goes
  * on: a call that can fail on a constraint runs under its own savepoint when the caller has
  * a transaction open, so a failed call leaves the caller's transaction usable. */
-/* store.h uses size_t without including <stddef.h>; included first here meanwhile. */
-#include <stddef.h>
-
 #include "tower/store.h"
 
 #include <inttypes.h>
