@@ -72,8 +72,10 @@ char *sk_dev_containers_conf(const char *dir, bool use_runc);
 bool sk_dev_crun_usable(void);
 
 typedef struct sk_dev_podman {
-        char *dir;    /* DIR/podman */
-        char *socket; /* DIR/podman/podman.sock */
+        char *dir;     /* DIR/podman */
+        char *socket;  /* DIR/podman/podman.sock */
+        char *runroot; /* DIR/podman/runroot, or a short folder under /tmp (see start) */
+        bool runroot_is_temp;
         pid_t pid;
 } sk_dev_podman;
 

@@ -268,12 +268,11 @@ static int import_busybox(const char *socket, const char *dir, sk_error **err)
 int sk_dev_podman_start(const char *dir, const char *log_path, sk_dev_podman *p, sk_error **err)
 {
         *p = (sk_dev_podman){0};
-        _cleanup_free_ char *root = NULL, *runroot = NULL, *netdir = NULL, *tmpdir = NULL,
-                            *volumes = NULL, *conf_path = NULL, *conf = NULL, *conf_env = NULL,
-                            *sock_url = NULL, *storage = NULL, *storage_path = NULL,
-                            *storage_env = NULL;
+        _cleanup_free_ char *root = NULL, *netdir = NULL, *tmpdir = NULL, *volumes = NULL,
+                            *conf_path = NULL, *conf = NULL, *conf_env = NULL, *sock_url = NULL,
+                            *storage = NULL, *storage_path = NULL, *storage_env = NULL;
         if (asprintf(&p->dir, "%s", dir) < 0 || asprintf(&p->socket, "%s/podman.sock", dir) < 0 ||
-            asprintf(&root, "%s/root", dir) < 0 || asprintf(&runroot, "%s/runroot", dir) < 0 ||
+            asprintf(&root, "%s/root", dir) < 0 || asprintf(&p->runroot, "%s/runroot", dir) < 0 ||
             asprintf(&netdir, "%s/networks", dir) < 0 || asprintf(&tmpdir, "%s/tmp", dir) < 0 ||
             asprintf(&volumes, "%s/volumes", dir) < 0 ||
             asprintf(&conf_path, "%s/containers.conf", dir) < 0 ||
@@ -291,6 +290,16 @@ int sk_dev_podman_start(const char *dir, const char *log_path, sk_dev_podman *p,
                 return sk_error_set(err, ENOENT,
                                     "podman is not installed (scripts/install-deps.sh), or "
                                     "give --runtime unix:///SOCKET of a running one");
+        /* Podman refuses a runroot longer than 50 characters (it holds socket paths). */
+        if (strlen(p->runroot) > 50) {
+                free(p->runroot);
+                p->runroot = strdup("/tmp/skerry-dev-run-XXXXXX");
+                if (!p->runroot || !mkdtemp(p->runroot))
+                        return sk_error_set(err, errno ? errno : ENOMEM,
+                                            "cannot make a runroot folder under /tmp: %m");
+                p->runroot_is_temp = true;
+        }
+        const char *runroot = p->runroot;
         int r = 0;
         const char *dirs[] = {dir, root, runroot, netdir, tmpdir, volumes};
         for (size_t i = 0; r == 0 && i < SK_ARRAY_SIZE(dirs); i++)
@@ -408,8 +417,15 @@ void sk_dev_podman_stop(sk_dev_podman *p)
                 }
                 unlink(p->socket);
         }
+        if (p->runroot_is_temp) {
+                sk_dev_kill_mentioning(p->runroot);
+                unmount_under(p->runroot);
+                const char *rm_argv[] = {"rm", "-rf", p->runroot, NULL};
+                sk_dev_run(rm_argv);
+        }
         free(p->dir);
         free(p->socket);
+        free(p->runroot);
         *p = (sk_dev_podman){0};
 }
 

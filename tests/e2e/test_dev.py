@@ -1,0 +1,77 @@
+"""`skerry dev`: the whole installation on one machine, as the README's first command runs it."""
+
+import os
+import re
+import signal
+import subprocess
+import time
+
+from conftest import SKERRY, free_port, wait_for
+
+
+def processes_mentioning(path):
+    """PIDs whose command line names path (what skerry dev must not leave behind)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if path.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def test_dev_runs_the_example_and_cleans_up(tmp_path):
+    data = str(tmp_path / "dev")
+    port = free_port()
+    out_path = tmp_path / "dev.out"
+    with open(out_path, "w") as out:
+        p = subprocess.Popen([SKERRY, "dev", "--data", data, "--listen", f"127.0.0.1:{port}"],
+                             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        def started():
+            assert p.poll() is None, out_path.read_text()
+            return "skerry dev is running" in out_path.read_text()
+        wait_for(started, 180, interval=0.5, what="skerry dev to start")
+        text = out_path.read_text()
+        m = re.search(r"export SKERRY_ADDR=(\S+) SKERRY_TOKEN=(\S+) SKERRY_CA=(\S+)", text)
+        assert m, text
+        env = dict(os.environ, HOME=str(tmp_path), SKERRY_ADDR=m[1], SKERRY_TOKEN=m[2],
+                   SKERRY_CA=m[3])
+        example = os.path.join(data, "example.yaml")
+        assert example in text
+
+        def cli(*args):
+            r = subprocess.run([SKERRY] + list(args), env=env, capture_output=True, text=True,
+                               timeout=60)
+            assert r.returncode == 0, (args, r.stdout, r.stderr)
+            return r.stdout
+        cli("apply", "-f", example)
+
+        def running():
+            status = cli("get", "deployment", "example", "-o", "json")
+            return '"state": "running"' in status or '"state":"running"' in status
+        wait_for(running, 120, interval=1, what="the example running")
+        sites = cli("get", "sites")
+        assert "dev-site" in sites
+    finally:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+            try:
+                rc = p.wait(120)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+                raise AssertionError("skerry dev did not stop:\n" + out_path.read_text())
+        else:
+            rc = p.returncode
+    assert rc == 0, out_path.read_text()
+    time.sleep(1)
+    left = processes_mentioning(data)
+    assert left == [], f"processes left behind: {left}"
+    with open("/proc/mounts") as f:
+        mounts = [line for line in f if data in line]
+    assert mounts == [], mounts
