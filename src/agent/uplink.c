@@ -1,6 +1,5 @@
 #include "agent/uplink.h"
 
-#include <curl/curl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 
 #include "agent/identity.h"
 #include "common/cleanup.h"
+#include "common/httpc.h"
 #include "common/log.h"
 #include "common/pki.h"
 
@@ -77,93 +77,42 @@ int sk_desired_load(const char *dir, json_t **doc, sk_error **err)
         return 0;
 }
 
-/* ---- one request to the tower: libcurl directly, so that stopping aborts it ---- */
+/* ---- one request to the tower ---- */
 
-struct buf {
-        char *data;
-        size_t len;
-};
-
-static size_t collect(char *p, size_t size, size_t n, void *user)
-{
-        struct buf *b = user;
-        size_t add = size * n;
-        if (b->len + add > (64u << 20))
-                return 0; /* a desired document is far smaller */
-        char *d = realloc(b->data, b->len + add + 1);
-        if (!d)
-                return 0;
-        memcpy(d + b->len, p, add);
-        b->len += add;
-        d[b->len] = '\0';
-        b->data = d;
-        return add;
-}
-
-static int abort_on_stop(void *user, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+static int stop_requested(void *user)
 {
         return stopping(user) ? 1 : 0;
 }
 
-static void curl_freep(CURL **h)
+/* A client with this host's certificate; a stop aborts whatever it is waiting for. */
+static sk_httpc *tower_client(sk_uplink *u)
 {
-        if (*h)
-                curl_easy_cleanup(*h);
-}
-
-static CURL *tower_handle(sk_uplink *u)
-{
-        CURL *h = curl_easy_init();
-        if (!h)
+        sk_httpc_opts o = {.base_url = u->tower,
+                           .ca_file = u->ca,
+                           .cert_file = u->cert,
+                           .key_file = u->key,
+                           .connect_timeout_ms = 10000};
+        sk_httpc *c = NULL;
+        _cleanup_error_ sk_error *err = NULL;
+        if (sk_httpc_new(&o, &c, &err) < 0) {
+                sk_errorf("uplink: %s", sk_error_msg(err, -ENOMEM));
                 return NULL;
-        curl_easy_setopt(h, CURLOPT_CAINFO, u->ca);
-        curl_easy_setopt(h, CURLOPT_SSLCERT, u->cert);
-        curl_easy_setopt(h, CURLOPT_SSLKEY, u->key);
-        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-        /* libcurl calls this about once a second even while idle: a stop takes effect. */
-        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, abort_on_stop);
-        curl_easy_setopt(h, CURLOPT_XFERINFODATA, u);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-        return h;
+        }
+        sk_httpc_set_abort(c, stop_requested, u);
+        return c;
 }
 
 /* 0 with *status and *body (caller frees) when any answer came, negative otherwise. */
-static int tower_call(sk_uplink *u, CURL *h, const char *method, const char *path, const char *body,
+static int tower_call(sk_httpc *c, const char *method, const char *path, const char *body,
                       long timeout_ms, long *status, char **out, sk_error **err)
 {
-        _cleanup_free_ char *url = NULL;
-        if (asprintf(&url, "%s%s", u->tower, path) < 0)
-                return sk_error_set(err, ENOMEM, "out of memory");
-        struct buf b = {0};
-        struct curl_slist *hdr = curl_slist_append(NULL, "Expect:");
-        if (body)
-                hdr = curl_slist_append(hdr, "Content-Type: application/json");
-        curl_easy_setopt(h, CURLOPT_URL, url);
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-        if (body) {
-                curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-                curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-        } else {
-                curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-        }
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-        CURLcode rc = curl_easy_perform(h);
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-        curl_slist_free_all(hdr);
-        if (rc != CURLE_OK) {
-                free(b.data);
-                if (rc == CURLE_ABORTED_BY_CALLBACK)
-                        return -ECANCELED;
-                return sk_error_set(err, rc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : ECONNREFUSED,
-                                    "%s %s: %s", method, url, curl_easy_strerror(rc));
-        }
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
-        *out = b.data ? b.data : strdup("");
+        sk_http_response resp;
+        int r = sk_httpc_request(c, method, path, body, body ? strlen(body) : 0, NULL, timeout_ms,
+                                 &resp, err);
+        if (r < 0)
+                return r;
+        *status = resp.status;
+        *out = resp.body;
         return 0;
 }
 
@@ -226,7 +175,7 @@ static int take_desired(sk_uplink *u, const char *body, sk_error **err)
 static void *sync_loop(void *arg)
 {
         sk_uplink *u = arg;
-        __attribute__((cleanup(curl_freep))) CURL *h = tower_handle(u);
+        _cleanup_httpc_ sk_httpc *h = tower_client(u);
         reach rs = {"sync", 0};
         int64_t delay = 0;
         while (h && !stopping(u)) {
@@ -236,8 +185,8 @@ static void *sync_loop(void *arg)
                 if (asprintf(&path, "/v1/sync/desired?generation=%lld&wait=%d",
                              (long long)u->generation, SK_UPLINK_WAIT_S) < 0)
                         break;
-                int r = tower_call(u, h, "GET", path, NULL, (SK_UPLINK_WAIT_S + 15) * 1000L,
-                                   &status, &body, &err);
+                int r = tower_call(h, "GET", path, NULL, (SK_UPLINK_WAIT_S + 15) * 1000L, &status,
+                                   &body, &err);
                 if (r == -ECANCELED)
                         break;
                 if (r == 0 && status == 200)
@@ -265,7 +214,7 @@ static json_t *capacity(void)
                          (json_int_t)pages * (json_int_t)page);
 }
 
-static int post_status(sk_uplink *u, CURL *h, sk_error **err)
+static int post_status(sk_uplink *u, sk_httpc *h, sk_error **err)
 {
         _cleanup_json_ json_t *body =
             json_pack("{s:s, s:o, s:o}", "host", u->host, "instances", sk_supervisor_status(u->sup),
@@ -275,7 +224,7 @@ static int post_status(sk_uplink *u, CURL *h, sk_error **err)
                 return sk_error_set(err, ENOMEM, "out of memory");
         _cleanup_free_ char *answer = NULL;
         long status = 0;
-        int r = tower_call(u, h, "POST", "/v1/sync/status", text, 15000, &status, &answer, err);
+        int r = tower_call(h, "POST", "/v1/sync/status", text, 15000, &status, &answer, err);
         if (r < 0)
                 return r;
         if (status < 200 || status > 299)
@@ -286,7 +235,7 @@ static int post_status(sk_uplink *u, CURL *h, sk_error **err)
 static void *status_loop(void *arg)
 {
         sk_uplink *u = arg;
-        __attribute__((cleanup(curl_freep))) CURL *h = tower_handle(u);
+        _cleanup_httpc_ sk_httpc *h = tower_client(u);
         reach rs = {"status", 0};
         int64_t delay = 0, due = 0;
         while (h) {

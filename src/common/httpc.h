@@ -42,6 +42,11 @@ typedef int (*sk_httpc_data_fn)(const char *data, size_t len, void *user);
 int sk_httpc_stream(sk_httpc *c, const char *method, const char *path, sk_httpc_data_fn on_data,
                     void *user, long *status, sk_error **err);
 
+/* check is called about once a second while a request or stream of c is under way (also
+ * while idle in a long-poll); when it returns non-zero the transfer is aborted and the call
+ * returns -ECANCELED. NULL removes it. */
+void sk_httpc_set_abort(sk_httpc *c, int (*check)(void *user), void *user);
+
 void sk_http_response_free(sk_http_response *r);
 
 /* Percent-encodes s for use in a URL path segment or query value. Caller frees. */
