@@ -38,9 +38,18 @@ for _ in 1 2 3 4 5; do
 done
 rss_kb=$(printf '%s\n' "${samples[@]}" | median)
 hwm_kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$AGENT_PID/status")
+# VmRSS counts every page of the shared libraries the agent has touched (and the kernel's
+# fault-around neighbours); RssAnon is the agent's own memory, Pss shares library pages
+# out among the processes that map them.
+anon_kb=$(awk '/^RssAnon:/ { print $2 }' "/proc/$AGENT_PID/status")
+file_kb=$(awk '/^RssFile:/ { print $2 }' "/proc/$AGENT_PID/status")
+pss_kb=$(awk '/^Pss:/ { print $2 }' "/proc/$AGENT_PID/smaps_rollup")
 running=$(running_count skerry.deployment=rss)
 echo "agent VmRSS with $running running containers: $rss_kb KiB (peak $hwm_kb KiB; just after join: $base_kb KiB)"
 echo "RESULT rss_containers=$running"
 echo "RESULT rss_kb=$rss_kb"
 echo "RESULT rss_hwm_kb=$hwm_kb"
 echo "RESULT rss_join_kb=$base_kb"
+echo "RESULT rss_anon_kb=$anon_kb"
+echo "RESULT rss_file_kb=$file_kb"
+echo "RESULT pss_kb=$pss_kb"
