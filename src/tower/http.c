@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/cleanup.h"
 #include "common/log.h"
@@ -33,6 +34,7 @@ struct conn {
         /* a slow job: queued for the worker, then handed back to the API */
         sk_tower_job *job;
         conn *job_next;
+        bool stop_woken; /* woken by stop: stop waits until it is answered */
 };
 
 struct sk_tower_http {
@@ -45,6 +47,7 @@ struct sk_tower_http {
         bool timer_started, worker_started, stopping;
         pthread_cond_t work;
         conn *jobs, *jobs_tail;
+        long n_stop_pending;
         long n_held;
         conn *buckets[N_BUCKETS];
 };
@@ -125,7 +128,7 @@ static void *timer_main(void *arg)
                         conn *c = h->buckets[i];
                         while (c) {
                                 conn *next = c->next;
-                                if (h->stopping || c->deadline <= now)
+                                if (c->deadline <= now)
                                         wake(h, c);
                                 c = next;
                         }
@@ -351,9 +354,11 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
         conn *c = *con_cls;
         if (!c)
                 return;
-        if (c->held) {
+        if (c->held || c->stop_woken) {
                 pthread_mutex_lock(&h->lock);
                 unhold(h, c);
+                if (c->stop_woken && --h->n_stop_pending == 0)
+                        pthread_cond_broadcast(&h->tick);
                 pthread_mutex_unlock(&h->lock);
         }
         if (c->job)
@@ -458,20 +463,38 @@ void sk_tower_http_stop(sk_tower_http *h)
 {
         if (!h)
                 return;
+        /* no new connections; the listen socket is ours to close after the stop */
+        MHD_socket listen_fd = h->daemon ? MHD_quiesce_daemon(h->daemon) : MHD_INVALID_SOCKET;
         pthread_mutex_lock(&h->lock);
         h->stopping = true;
-        for (size_t i = 0; i < N_BUCKETS; i++)
-                while (h->buckets[i])
-                        wake(h, h->buckets[i]);
-        pthread_cond_signal(&h->tick);
+        pthread_cond_broadcast(&h->tick);
         pthread_cond_signal(&h->work);
         pthread_mutex_unlock(&h->lock);
         if (h->timer_started)
                 pthread_join(h->timer, NULL);
         if (h->worker_started)
                 pthread_join(h->worker, NULL);
+        /* Held long-polls get their 204 before the server goes (for at most 2 s). */
+        pthread_mutex_lock(&h->lock);
+        for (size_t i = 0; i < N_BUCKETS; i++) {
+                while (h->buckets[i]) {
+                        conn *c = h->buckets[i];
+                        c->stop_woken = true;
+                        h->n_stop_pending++;
+                        wake(h, c);
+                }
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 2;
+        while (h->n_stop_pending > 0 && h->daemon)
+                if (pthread_cond_timedwait(&h->tick, &h->lock, &until) != 0)
+                        break;
+        pthread_mutex_unlock(&h->lock);
         if (h->daemon)
                 MHD_stop_daemon(h->daemon);
+        if (listen_fd != MHD_INVALID_SOCKET)
+                close(listen_fd);
         sk_tower_api_set_hooks(h->api, NULL, NULL, NULL);
         pthread_cond_destroy(&h->tick);
         pthread_cond_destroy(&h->work);

@@ -515,7 +515,7 @@ int sk_tower_h_join(sk_tower_ctx *c, sk_error **err)
         _cleanup_owned_row_ owned_row site = {0};
         if (site_row(c->api, jt.site_id, &site, NULL) < 0)
                 return sk_error_set(err, EACCES, "the join token's site no longer exists");
-        _cleanup_free_ char *labels_text = json_dumps(labels ? labels : json_object(), DUMP_FLAGS);
+        _cleanup_free_ char *labels_text = labels ? json_dumps(labels, DUMP_FLAGS) : strdup("{}");
         _cleanup_free_ char *cert = NULL;
         int64_t host_id = 0;
         r = s->ops->begin(s, err);
