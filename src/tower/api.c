@@ -427,12 +427,16 @@ void sk_tower_api_handle(sk_tower_api *api, const sk_tower_request *req, sk_towe
         if (r >= 0 && c.name && !sk_spec_valid_name(c.name))
                 r = sk_error_set_path(&e, EINVAL, "name", "'%s' is not a valid name (a DNS label)",
                                       c.name);
+        bool write = strcmp(req->method, "GET") != 0;
+        int64_t rev_before = -1;
+        if (r >= 0 && write && api->store->ops->revision(api->store, &rev_before, NULL) < 0)
+                rev_before = -1;
         if (r >= 0) {
                 r = rt->fn(&c, &e);
                 /* Writes move the store revision; let the sync engine see them now. */
-                if (r >= 0 && !resp->job && strcmp(req->method, "GET") != 0) {
+                if (r >= 0 && !resp->job && write) {
                         _cleanup_error_ sk_error *se = NULL;
-                        if (sk_tower_sync_refresh(api, false, &se) < 0)
+                        if (sk_tower_sync_after_write(api, rev_before, c.sync_only, &se) < 0)
                                 sk_errorf("site sync refresh failed: %s", sk_error_msg(se, EIO));
                 }
         }

@@ -42,6 +42,9 @@ typedef struct sk_tower_ctx {
         char *scope; /* the tenant the request works in: ?tenant= for root admins */
         /* host routes */
         int64_t site_id, host_id;
+        /* Which desired documents a write can have changed: 0 any (the default), > 0 only
+         * that site's, < 0 none. Lets a site write skip recomputing every other site. */
+        int64_t sync_only;
 } sk_tower_ctx;
 
 /* Handlers return 0 after filling c->resp, or a negative errno with err set; the router
@@ -90,6 +93,9 @@ int sk_tower_h_sync_desired(sk_tower_ctx *c, sk_error **err);
 int sk_tower_h_sync_status(sk_tower_ctx *c, sk_error **err);
 /* Handlers (metrics.c) */
 int sk_tower_h_metrics(sk_tower_ctx *c, sk_error **err);
+
+/* After a write: refreshes site documents as c->sync_only allows (sync.c). */
+int sk_tower_sync_after_write(sk_tower_api *api, int64_t rev_before, int64_t only, sk_error **err);
 
 /* The deployment status block of GET /v1/deployments/NAME (sync.c). */
 int sk_tower_deployment_status(sk_tower_api *api, const char *tenant, const json_t *dep,

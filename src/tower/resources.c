@@ -449,9 +449,15 @@ int sk_tower_h_put(sk_tower_ctx *c, sk_error **err)
         if (!text)
                 return sk_error_set(err, ENOMEM, "out of memory");
         sk_store *s = c->api->store;
-        r = s->ops->resource_put(s, tenant, kind, c->name, version, text, NULL, err);
+        int64_t id = 0;
+        r = s->ops->resource_put(s, tenant, kind, c->name, version, text, &id, err);
         if (r < 0)
                 return r;
+        /* a site's document depends on itself alone; tenants and users on none (yet) */
+        if (strcmp(kind, "site") == 0)
+                c->sync_only = id;
+        else if (strcmp(kind, "tenant") == 0 || strcmp(kind, "user") == 0)
+                c->sync_only = -1;
         static const char *const results[] = {"unchanged", "created", "updated"};
         const char *result = r <= SK_PUT_UPDATED ? results[r] : "updated";
         _cleanup_rows_ rows rs = {0};
@@ -558,6 +564,8 @@ int sk_tower_h_delete(sk_tower_ctx *c, sk_error **err)
                 s->ops->rollback(s);
                 return r;
         }
+        if (strcmp(kind, "site") == 0 || strcmp(kind, "tenant") == 0 || strcmp(kind, "user") == 0)
+                c->sync_only = -1;
         sk_tower_reply(c, 200, json_pack("{s:s}", "result", "deleted"));
         return 0;
 }

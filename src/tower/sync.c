@@ -237,21 +237,27 @@ static int refresh_sites(sk_tower_api *api, const world *w, const site_list *sit
         return 0;
 }
 
-int sk_tower_sync_refresh(sk_tower_api *api, bool force, sk_error **err)
+/* only: 0 every site, > 0 that site alone, < 0 none (the write changed no document). */
+static int refresh(sk_tower_api *api, bool force, int64_t only, sk_error **err)
 {
         sk_store *s = api->store;
         int64_t rev = 0;
         int r = s->ops->revision(s, &rev, err);
         if (r < 0)
                 return r;
-        if (!force && rev == api->sync_rev)
+        if ((!force && rev == api->sync_rev) || only < 0) {
+                api->sync_rev = rev;
                 return 0;
+        }
         _cleanup_world_ world w = {0};
         r = load_world(api, &w, err);
         if (r < 0)
                 return r;
         site_list sites = {0};
-        r = s->ops->resource_list(s, NULL, "site", add_site, &sites, err);
+        if (only > 0)
+                r = s->ops->resource_get_by_id(s, only, add_site, &sites, err);
+        else
+                r = s->ops->resource_list(s, NULL, "site", add_site, &sites, err);
         _cleanup_free_ int64_t *changed = calloc(sites.n + 1, sizeof(int64_t));
         size_t n_changed = 0;
         if (r >= 0 && !changed)
@@ -272,6 +278,17 @@ int sk_tower_sync_refresh(sk_tower_api *api, bool force, sk_error **err)
         for (size_t i = 0; i < n_changed && api->notify; i++)
                 api->notify(api->hook_ctx, changed[i]);
         return 0;
+}
+
+int sk_tower_sync_refresh(sk_tower_api *api, bool force, sk_error **err)
+{
+        return refresh(api, force, 0, err);
+}
+
+int sk_tower_sync_after_write(sk_tower_api *api, int64_t rev_before, int64_t only, sk_error **err)
+{
+        /* Narrowing is safe only when nothing else moved since the last refresh. */
+        return refresh(api, false, api->sync_rev == rev_before ? only : 0, err);
 }
 
 static int parse_int_query(sk_tower_ctx *c, const char *key, int64_t min, int64_t max, int64_t dflt,

@@ -616,6 +616,35 @@ static void test_sync(void **state)
         json_decref(j);
 }
 
+static void test_sync_scope(void **state)
+{
+        fx *f = *state;
+        put_ok(f, "/v1/applications/pos", APP_BODY("1.0.0", 1), "created");
+        put_ok(f, "/v1/deployments/pos-stores", DEP_BODY("*", "chain = acme"), "created");
+        put_ok(f, "/v1/sites/store-001", SITE_BODY("store-001", "{\"chain\":\"acme\"}"), "created");
+        put_ok(f, "/v1/sites/store-002", SITE_BODY("store-002", "{\"chain\":\"bolt\"}"), "created");
+        int64_t s1 = f->notified[f->n_notified - 2], s2 = f->notified[f->n_notified - 1];
+        assert_true(s1 != s2);
+        /* a site write touches that site alone */
+        f->n_notified = 0;
+        put_ok(f, "/v1/sites/store-002", SITE_BODY("store-002", "{\"chain\":\"acme\"}"), "updated");
+        assert_int_equal(f->n_notified, 1);
+        assert_int_equal(f->notified[0], s2);
+        /* users change no site */
+        put_ok(f, "/v1/users/bob", "{\"kind\":\"user\",\"name\":\"bob\",\"role\":\"viewer\"}",
+               "created");
+        assert_int_equal(f->n_notified, 1);
+        /* a new version reaches both sites of the "*" deployment */
+        put_ok(f, "/v1/applications/pos", APP_BODY("1.0.1", 1), "created");
+        assert_int_equal(f->n_notified, 3);
+        json_t *doc = NULL;
+        assert_int_equal(sk_tower_sync_desired(f->api, s2, &doc, NULL), 0);
+        assert_string_equal(json_string_value(json_object_get(
+                                json_array_get(json_object_get(doc, "deployments"), 0), "version")),
+                            "1.0.1");
+        json_decref(doc);
+}
+
 static void test_metrics(void **state)
 {
         fx *f = *state;
@@ -640,6 +669,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_applications_and_deployments, setup, teardown),
             cmocka_unit_test_setup_teardown(test_join, setup, teardown),
             cmocka_unit_test_setup_teardown(test_sync, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_sync_scope, setup, teardown),
             cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
