@@ -90,7 +90,7 @@ static int get_conn(docker_rt *rt, sk_httpc **out, sk_error **err)
 static int request(docker_rt *rt, const char *method, const char *path, const json_t *body,
                    long timeout_ms, sk_http_response *resp, sk_error **err)
 {
-        sk_httpc *h;
+        sk_httpc *h = NULL;
         int r = get_conn(rt, &h, err);
         if (r < 0)
                 return r;
@@ -103,8 +103,11 @@ static int request(docker_rt *rt, const char *method, const char *path, const js
         _cleanup_free_ char *url = NULL;
         if (asprintf(&url, API "%s", path) < 0)
                 return sk_error_set(err, ENOMEM, "out of memory");
-        r = sk_httpc_request(h, method, url, text, text ? strlen(text) : 0, NULL, timeout_ms, resp,
-                             err);
+        /* httpc leaves the previous POST's body size on the handle for a body-less DELETE,
+         * and libcurl then waits to read that many bytes from stdin: send an empty body. */
+        const char *payload = text ? text : strcmp(method, "DELETE") == 0 ? "" : NULL;
+        r = sk_httpc_request(h, method, url, payload, payload ? strlen(payload) : 0, NULL,
+                             timeout_ms, resp, err);
         if (r < 0) {
                 sk_error_prefix(err, "container runtime at %s", rt->socket_path);
                 return r;
@@ -160,6 +163,11 @@ static int status_error(long status, const char *body, int conflict, sk_error **
         int n = vasprintf(&what, fmt, ap);
         va_end(ap);
         _cleanup_free_ char *msg = runtime_message(body);
+        /* Podman answers some conflicts with a 500: recognise them by its words. */
+        if (code == EIO && msg && conflict == EEXIST && strstr(msg, "already in use"))
+                code = EEXIST;
+        else if (code == EIO && msg && strstr(msg, "state improper"))
+                code = EBUSY;
         return sk_error_set(err, code, "%s: %s (HTTP %ld)", n >= 0 ? what : "runtime call",
                             msg ? msg : "no message", status);
 }
@@ -249,7 +257,7 @@ static int docker_create(sk_runtime *rt, const sk_container_spec *spec, char **i
                 return r;
         json_object_set_new(body, "Labels",
                             spec->labels ? json_deep_copy(spec->labels) : json_object());
-        json_t *hc;
+        json_t *hc = NULL;
         if ((r = host_config(spec, &hc, err)) < 0)
                 return r;
         json_object_set_new(body, "HostConfig", hc);

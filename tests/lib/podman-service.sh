@@ -78,7 +78,10 @@ events_logger = "file"
 events_logfile_path = "$DIR/tmp/events.log"
 tmp_dir = "$DIR/tmp"
 volume_path = "$DIR/volumes"
-num_locks = 2048
+# The default shm locks (/dev/shm/libpod_lock) are shared by every store on the machine:
+# two stores hand out the same lock numbers and deadlock each other. File locks live
+# under tmp_dir, private to this store.
+lock_type = "file"
 
 [network]
 network_config_dir = "$DIR/net"
