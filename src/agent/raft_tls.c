@@ -233,6 +233,8 @@ int sk_raft_tls_init(struct raft_uv_transport *t, uv_loop_t *loop, const sk_raft
                 return r;
         tr->ca_pem = strdup(cfg->ca_pem);
         tr->bind_address = cfg->bind_address ? strdup(cfg->bind_address) : NULL;
+        tr->on_http = cfg->on_http;
+        tr->http_user = cfg->http_user;
         if (!tr->ca_pem || (cfg->bind_address && !tr->bind_address))
                 return sk_error_set(err, ENOMEM, "out of memory");
 

@@ -33,12 +33,20 @@ typedef struct sk_raft_tls_config {
         /* Optional "IP:port" to listen on instead of the address given to raft (for a
          * host behind a port mapping, or a test relay). */
         const char *bind_address;
+        /* Optional: a verified peer whose first bytes inside TLS are an HTTP request (not
+         * the raft hello) is handed here instead, so the site-local API shares the raft
+         * port. fd is a local stream socket carrying the decrypted bytes (owned by the
+         * callee from then on); host_id is the one in the peer's certificate. Called in
+         * the loop's thread. */
+        void (*on_http)(int fd, int64_t host_id, void *user);
+        void *http_user;
 } sk_raft_tls_config;
 
 typedef struct sk_raft_tls_stats {
         uint64_t accepted;  /* incoming connections handed to raft */
         uint64_t connected; /* outgoing connections handed to raft */
         uint64_t refused;   /* peers refused: TLS failure, certificate, site, id or hello */
+        uint64_t http;      /* connections handed to on_http */
 } sk_raft_tls_stats;
 
 /* Sets up t (all of it: function table and impl). The certificate must carry a skerry

@@ -409,32 +409,17 @@ static void free_raft_handle(uv_handle_t *h)
         raft_free(h);
 }
 
-/* The socketpair: one end for raft (its handle, raft_malloc'ed: raft frees it), the other
- * for our pump. */
-static int conn_open_pump(sk_rtls_conn *c, uv_stream_t **raft_stream)
+/* The socketpair: our pump keeps one end, *peer_fd is the other (for raft, or the
+ * site-local API). */
+static int conn_open_pump(sk_rtls_conn *c, int *peer_fd)
 {
         int fds[2];
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0)
                 return -errno;
-        uv_pipe_t *p = raft_malloc(sizeof(*p));
-        if (!p) {
+        int r = uv_pipe_init(c->tr->loop, &c->pump, 0);
+        if (r < 0) {
                 close(fds[0]);
                 close(fds[1]);
-                return -ENOMEM;
-        }
-        int r = uv_pipe_init(c->tr->loop, p, 0);
-        if (r == 0)
-                r = uv_pipe_open(p, fds[0]);
-        if (r < 0) {
-                raft_free(p);
-                close(fds[0]);
-                close(fds[1]);
-                return r;
-        }
-        r = uv_pipe_init(c->tr->loop, &c->pump, 0);
-        if (r < 0) {
-                close(fds[1]);
-                uv_close((uv_handle_t *)p, free_raft_handle);
                 return r;
         }
         c->pump.data = c;
@@ -446,11 +431,75 @@ static int conn_open_pump(sk_rtls_conn *c, uv_stream_t **raft_stream)
         else
                 r = uv_read_start((uv_stream_t *)&c->pump, on_pump_alloc, on_pump_read);
         if (r < 0) {
+                close(fds[0]);
+                return r;
+        }
+        *peer_fd = fds[0];
+        return 0;
+}
+
+/* raft's end as a handle allocated with raft_malloc (raft closes and frees it). */
+static int conn_open_raft_pump(sk_rtls_conn *c, uv_stream_t **raft_stream)
+{
+        int fd = -1;
+        int r = conn_open_pump(c, &fd);
+        if (r < 0)
+                return r;
+        uv_pipe_t *p = raft_malloc(sizeof(*p));
+        if (!p) {
+                close(fd);
+                return -ENOMEM;
+        }
+        r = uv_pipe_init(c->tr->loop, p, 0);
+        if (r < 0) {
+                raft_free(p);
+                close(fd);
+                return r;
+        }
+        r = uv_pipe_open(p, fd);
+        if (r < 0) {
+                close(fd);
                 uv_close((uv_handle_t *)p, free_raft_handle);
                 return r;
         }
         *raft_stream = (uv_stream_t *)p;
         return 0;
+}
+
+/* A verified peer speaks HTTP instead of the raft hello: hand the decrypted stream, with
+ * the bytes read so far, to the site-local API. */
+static bool looks_http(const uint8_t *p, size_t n)
+{
+        static const char *const methods[] = {"GET ", "POST", "PUT ", "DELE", "HEAD"};
+        if (n < 4)
+                return false;
+        for (size_t i = 0; i < SK_ARRAY_SIZE(methods); i++)
+                if (memcmp(p, methods[i], 4) == 0)
+                        return true;
+        return false;
+}
+
+static void conn_accept_http(sk_rtls_conn *c)
+{
+        sk_rtls *tr = c->tr;
+        int fd = -1;
+        int r = conn_open_pump(c, &fd);
+        if (r < 0) {
+                conn_fail(c, SK_LOG_WARN, "local socketpair: %s", strerror(-r));
+                return;
+        }
+        c->state = C_OPEN;
+        uv_timer_stop(&c->timer);
+        r = pump_write(c, c->hello, c->hello_len);
+        if (r < 0) {
+                close(fd);
+                conn_fail(c, SK_LOG_DEBUG, "site API side: %s", uv_strerror(r));
+                return;
+        }
+        tr->stats.http++;
+        snprintf(c->peer + strlen(c->peer), sizeof(c->peer) - strlen(c->peer), " (http, host %lld)",
+                 (long long)c->cert_host);
+        tr->on_http(fd, c->cert_host, tr->http_user);
 }
 
 /* The hello is complete: check it and hand the connection to raft. */
@@ -476,7 +525,7 @@ static void conn_accept_hello(sk_rtls_conn *c)
         snprintf(c->peer, sizeof(c->peer), "%.200s (server %llu)", addr, (unsigned long long)id);
 
         uv_stream_t *stream = NULL;
-        int r = conn_open_pump(c, &stream);
+        int r = conn_open_raft_pump(c, &stream);
         if (r < 0) {
                 conn_fail(c, SK_LOG_WARN, "local socketpair: %s", strerror(-r));
                 return;
@@ -510,6 +559,13 @@ static int conn_consume(sk_rtls_conn *c, const uint8_t *p, size_t n)
                 c->hello_len += k;
                 p += k;
                 n -= k;
+                if (c->tr->on_http && c->hello_len >= 4 &&
+                    c->hello_len < SK_RTLS_HELLO_HEADER + 1 && looks_http(c->hello, c->hello_len)) {
+                        if (c->hello_len < SK_RTLS_HELLO_HEADER && n > 0)
+                                continue;
+                        conn_accept_http(c);
+                        break;
+                }
                 if (c->hello_len == SK_RTLS_HELLO_HEADER) {
                         uint64_t v[3];
                         memcpy(v, c->hello, sizeof(v));
@@ -535,7 +591,7 @@ static int conn_consume(sk_rtls_conn *c, const uint8_t *p, size_t n)
                 p++;
                 n--;
                 uv_stream_t *stream = NULL;
-                int r = conn_open_pump(c, &stream);
+                int r = conn_open_raft_pump(c, &stream);
                 if (r < 0) {
                         conn_fail(c, SK_LOG_WARN, "local socketpair: %s", strerror(-r));
                         return r;

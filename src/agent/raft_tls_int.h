@@ -37,6 +37,8 @@ typedef struct sk_rtls {
         uv_tcp_t listener;
         bool listener_init, listener_closed;
         raft_uv_accept_cb accept_cb;
+        void (*on_http)(int fd, int64_t host_id, void *user);
+        void *http_user;
 
         struct sk_rtls_conn *conns; /* every connection not yet freed */
         bool closing, close_fired;

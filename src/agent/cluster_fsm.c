@@ -1,0 +1,368 @@
+#include "agent/cluster_fsm.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/scheduler.h"
+#include "common/cleanup.h"
+#include "model/spec.h"
+
+#define DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15))
+
+static json_t *empty_state(void)
+{
+        return json_pack("{s:n, s:{}, s:[], s:[]}", "desired", "hosts", "placements", "unplaced");
+}
+
+int sk_fsm_init(sk_fsm *f)
+{
+        f->state = empty_state();
+        return f->state ? 0 : -ENOMEM;
+}
+
+void sk_fsm_clear(sk_fsm *f)
+{
+        json_decref(f->state);
+        f->state = NULL;
+}
+
+char *sk_fsm_encode(const json_t *cmd, size_t *len)
+{
+        _cleanup_free_ char *text = json_dumps(cmd, DUMP_FLAGS);
+        if (!text)
+                return NULL;
+        size_t n = strlen(text), padded = (n + 1 + 7) / 8 * 8;
+        char *buf = calloc(1, padded);
+        if (!buf)
+                return NULL;
+        memcpy(buf, text, n);
+        *len = padded;
+        return buf;
+}
+
+/* The JSON before the padding. */
+static json_t *decode(const void *buf, size_t len, sk_error **err)
+{
+        json_error_t je;
+        json_t *j = json_loadb(buf, strnlen(buf, len), 0, &je);
+        if (!json_is_object(j)) {
+                json_decref(j);
+                sk_error_set_pos(err, EINVAL, je.line, je.column, "cluster entry: %s",
+                                 j ? "not an object" : je.text);
+                return NULL;
+        }
+        return j;
+}
+
+static int check_host(const json_t *h, sk_error **err)
+{
+        if (!json_is_object(h) || !json_is_integer(json_object_get(h, "id")) ||
+            json_integer_value(json_object_get(h, "id")) <= 0)
+                return sk_error_set_path(err, EINVAL, "host.id", "must be a positive integer");
+        sk_sched_host sh;
+        int r = sk_sched_host_from_json(h, "host", &sh, err);
+        if (r < 0)
+                return r;
+        sk_sched_host_clear(&sh);
+        return 0;
+}
+
+static int apply_host(sk_fsm *f, const json_t *h, sk_error **err)
+{
+        int r = check_host(h, err);
+        if (r < 0)
+                return r;
+        char key[24];
+        snprintf(key, sizeof(key), "%" PRId64,
+                 (int64_t)json_integer_value(json_object_get(h, "id")));
+        json_t *hosts = json_object_get(f->state, "hosts");
+        if (json_equal(json_object_get(hosts, key), h))
+                return 0;
+        if (json_object_set_new(hosts, key, json_deep_copy(h)) < 0)
+                return -ENOMEM;
+        return SK_FSM_HOSTS;
+}
+
+static int apply_sched(sk_fsm *f, const json_t *cmd, sk_error **err)
+{
+        const json_t *pl = json_object_get(cmd, "placements"),
+                     *un = json_object_get(cmd, "unplaced");
+        if (!json_is_array(pl) || !json_is_array(un))
+                return sk_error_set_path(err, EINVAL, "placements",
+                                         "placements and unplaced must be lists");
+        size_t i;
+        const json_t *p;
+        json_array_foreach(pl, i, p)
+        {
+                sk_sched_placement sp;
+                char path[48];
+                snprintf(path, sizeof(path), "placements[%zu]", i);
+                int r = sk_sched_placement_from_json(p, path, &sp, err);
+                if (r < 0)
+                        return r;
+                sk_sched_placement_clear(&sp);
+        }
+        if (json_equal(json_object_get(f->state, "placements"), pl) &&
+            json_equal(json_object_get(f->state, "unplaced"), un))
+                return 0;
+        if (json_object_set_new(f->state, "placements", json_deep_copy(pl)) < 0 ||
+            json_object_set_new(f->state, "unplaced", json_deep_copy(un)) < 0)
+                return -ENOMEM;
+        return SK_FSM_PLACEMENTS;
+}
+
+int sk_fsm_apply(sk_fsm *f, const void *buf, size_t len, sk_error **err)
+{
+        _cleanup_json_ json_t *cmd = decode(buf, len, err);
+        if (!cmd)
+                return -EINVAL;
+        const char *op = json_string_value(json_object_get(cmd, "op"));
+        if (!op)
+                return sk_error_set_path(err, EINVAL, "op", "must be a string");
+        if (strcmp(op, "desired") == 0) {
+                const json_t *doc = json_object_get(cmd, "doc");
+                if (!json_is_object(doc) || !json_is_integer(json_object_get(doc, "generation")))
+                        return sk_error_set_path(err, EINVAL, "doc",
+                                                 "must be a desired document with a generation");
+                if (json_equal(json_object_get(f->state, "desired"), doc))
+                        return 0;
+                if (json_object_set_new(f->state, "desired", json_deep_copy(doc)) < 0)
+                        return -ENOMEM;
+                return SK_FSM_DESIRED;
+        }
+        if (strcmp(op, "host") == 0)
+                return apply_host(f, json_object_get(cmd, "host"), err);
+        if (strcmp(op, "host-remove") == 0) {
+                const json_t *id = json_object_get(cmd, "id");
+                if (!json_is_integer(id))
+                        return sk_error_set_path(err, EINVAL, "id", "must be an integer");
+                char key[24];
+                snprintf(key, sizeof(key), "%" PRId64, (int64_t)json_integer_value(id));
+                return json_object_del(json_object_get(f->state, "hosts"), key) == 0 ? SK_FSM_HOSTS
+                                                                                     : 0;
+        }
+        if (strcmp(op, "sched") == 0)
+                return apply_sched(f, cmd, err);
+        return sk_error_set_path(err, EINVAL, "op", "unknown operation \"%s\"", op);
+}
+
+char *sk_fsm_snapshot(const sk_fsm *f, size_t *len)
+{
+        return sk_fsm_encode(f->state, len);
+}
+
+int sk_fsm_restore(sk_fsm *f, const void *buf, size_t len, sk_error **err)
+{
+        _cleanup_json_ json_t *st = decode(buf, len, err);
+        if (!st)
+                return -EINVAL;
+        if (!json_is_object(json_object_get(st, "hosts")) ||
+            !json_is_array(json_object_get(st, "placements")) ||
+            !json_is_array(json_object_get(st, "unplaced")))
+                return sk_error_set(err, EINVAL,
+                                    "cluster snapshot: needs hosts, placements and "
+                                    "unplaced");
+        if (!json_object_get(st, "desired"))
+                json_object_set_new(st, "desired", json_null());
+        json_decref(f->state);
+        f->state = take_ptr(&st);
+        return 0;
+}
+
+const json_t *sk_fsm_desired(const sk_fsm *f)
+{
+        const json_t *d = json_object_get(f->state, "desired");
+        return json_is_object(d) ? d : NULL;
+}
+
+const json_t *sk_fsm_hosts(const sk_fsm *f)
+{
+        return json_object_get(f->state, "hosts");
+}
+
+const json_t *sk_fsm_host(const sk_fsm *f, int64_t id)
+{
+        char key[24];
+        snprintf(key, sizeof(key), "%" PRId64, id);
+        return json_object_get(sk_fsm_hosts(f), key);
+}
+
+int64_t sk_fsm_generation(const sk_fsm *f)
+{
+        return json_integer_value(json_object_get(sk_fsm_desired(f), "generation"));
+}
+
+int64_t sk_fsm_lost_after_ms(const sk_fsm *f)
+{
+        const char *v = json_string_value(
+            json_object_get(json_object_get(sk_fsm_desired(f), "site"), "host-lost-after"));
+        int64_t ms = 0;
+        if (!v || sk_duration_ms(v, &ms) < 0 || ms <= 0)
+                return SK_FSM_LOST_AFTER_DEFAULT_MS;
+        return ms;
+}
+
+int sk_fsm_schedule(const sk_fsm *f, json_t **cmd, sk_error **err)
+{
+        *cmd = NULL;
+        const json_t *desired = sk_fsm_desired(f);
+        if (!desired)
+                return 0;
+        _cleanup_json_ json_t *in = json_pack("{s:[], s:O}", "hosts", "placements",
+                                              json_object_get(f->state, "placements"));
+        if (!in)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        const char *k;
+        json_t *h;
+        json_object_foreach(json_object_get(f->state, "hosts"), k, h)
+            json_array_append(json_object_get(in, "hosts"), h);
+        _cleanup_sched_state_ sk_sched_state st = {0};
+        int r = sk_sched_state_from_json(in, &st, err);
+        if (r < 0)
+                return r;
+        _cleanup_sched_result_ sk_sched_result res = {0};
+        const json_t *deps = json_object_get(desired, "deployments");
+        _cleanup_json_ json_t *none = json_array();
+        r = sk_sched_run(deps ? deps : none, &st, &res, err);
+        if (r < 0)
+                return r;
+        _cleanup_json_ json_t *out = sk_sched_result_to_json(&res);
+        if (!out)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        if (json_equal(json_object_get(out, "placements"),
+                       json_object_get(f->state, "placements")) &&
+            json_equal(json_object_get(out, "unplaced"), json_object_get(f->state, "unplaced")))
+                return 0;
+        json_object_set_new(out, "op", json_string("sched"));
+        *cmd = take_ptr(&out);
+        return 0;
+}
+
+/* The deployment and service an instance id "t/d/s/r" names. */
+static int find_service(const json_t *desired, const char *id, const json_t **dep_out,
+                        const json_t **svc_out, int64_t *replica)
+{
+        char t[128], d[128], s[128];
+        long long rep;
+        if (sscanf(id, "%127[^/]/%127[^/]/%127[^/]/%lld", t, d, s, &rep) != 4)
+                return -EINVAL;
+        size_t i;
+        const json_t *dep;
+        json_array_foreach(json_object_get(desired, "deployments"), i, dep)
+        {
+                if (!json_is_string(json_object_get(dep, "tenant")) ||
+                    strcmp(json_string_value(json_object_get(dep, "tenant")), t) != 0 ||
+                    !json_is_string(json_object_get(dep, "name")) ||
+                    strcmp(json_string_value(json_object_get(dep, "name")), d) != 0)
+                        continue;
+                size_t k;
+                const json_t *svc;
+                json_array_foreach(json_object_get(json_object_get(dep, "spec"), "services"), k,
+                                   svc)
+                {
+                        const char *n = json_string_value(json_object_get(svc, "name"));
+                        if (n && strcmp(n, s) == 0) {
+                                *dep_out = dep;
+                                *svc_out = svc;
+                                *replica = rep;
+                                return 0;
+                        }
+                }
+        }
+        return -ENOENT;
+}
+
+/* {label: [host paths]} for the device labels the service's containers ask for. */
+static json_t *device_paths(const json_t *svc, const json_t *discovery)
+{
+        json_t *out = json_object();
+        size_t i, k;
+        const json_t *c, *label, *node;
+        json_array_foreach(json_object_get(svc, "containers"), i, c)
+        {
+                json_array_foreach(json_object_get(c, "devices"), k, label)
+                {
+                        const char *l = json_string_value(label);
+                        if (!l || json_object_get(out, l))
+                                continue;
+                        json_t *paths = json_array();
+                        size_t m;
+                        json_array_foreach(json_object_get(discovery, l), m, node)
+                            json_array_append(paths, json_object_get(node, "host-path"));
+                        json_object_set_new(out, l, paths);
+                }
+        }
+        return out;
+}
+
+int sk_fsm_local_placed(const sk_fsm *f, const char *name, const json_t *discovery, json_t **placed,
+                        sk_error **err)
+{
+        _cleanup_json_ json_t *out = json_array();
+        if (!out)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        const json_t *desired = sk_fsm_desired(f);
+        size_t i;
+        const json_t *p;
+        json_array_foreach(json_object_get(f->state, "placements"), i, p)
+        {
+                const char *host = json_string_value(json_object_get(p, "host"));
+                const char *id = json_string_value(json_object_get(p, "instance"));
+                const json_t *dep = NULL, *svc = NULL;
+                int64_t replica = 0;
+                if (!host || !id || strcmp(host, name) != 0 ||
+                    find_service(desired, id, &dep, &svc, &replica) < 0)
+                        continue;
+                const json_t *spec = json_object_get(dep, "spec");
+                const char *app = json_string_value(json_object_get(dep, "application"));
+                const char *version = json_string_value(json_object_get(dep, "version"));
+                json_t *inst = json_pack(
+                    "{s:s, s:O, s:O, s:s?, s:s?, s:O, s:I, s:O, s:o}", "instance", id, "tenant",
+                    json_object_get(dep, "tenant"), "deployment", json_object_get(dep, "name"),
+                    "application", app ? app : json_string_value(json_object_get(spec, "name")),
+                    "version",
+                    version ? version : json_string_value(json_object_get(spec, "version")),
+                    "service", json_object_get(svc, "name"), "replica", (json_int_t)replica, "spec",
+                    svc, "devices", device_paths(svc, discovery));
+                if (!inst || json_array_append_new(out, inst) < 0)
+                        return sk_error_set(err, ENOMEM, "out of memory");
+        }
+        *placed = take_ptr(&out);
+        return 0;
+}
+
+json_t *sk_fsm_unplaced_status(const sk_fsm *f, const char *site, const char *host)
+{
+        json_t *out = json_array();
+        const json_t *desired = sk_fsm_desired(f);
+        size_t i, k;
+        const json_t *u, *dep;
+        json_array_foreach(json_object_get(f->state, "unplaced"), i, u)
+        {
+                json_t *st = json_deep_copy(u);
+                if (!st)
+                        continue;
+                json_array_foreach(json_object_get(desired, "deployments"), k, dep)
+                {
+                        if (json_equal(json_object_get(dep, "tenant"),
+                                       json_object_get(u, "tenant")) &&
+                            json_equal(json_object_get(dep, "name"),
+                                       json_object_get(u, "deployment"))) {
+                                json_object_set(st, "application",
+                                                json_object_get(dep, "application"));
+                                json_object_set(st, "version", json_object_get(dep, "version"));
+                        }
+                }
+                /* The host the scheduler named (one-per-host) says where it should run. */
+                if (!json_object_get(st, "host"))
+                        json_object_set_new(st, "host", json_string(host));
+                json_object_set_new(st, "site", json_string(site));
+                json_object_set_new(st, "state", json_string("unplaceable"));
+                json_object_set_new(st, "restarts", json_integer(0));
+                json_object_set_new(st, "containers", json_array());
+                json_array_append_new(out, st);
+        }
+        return out;
+}

@@ -1,0 +1,71 @@
+/* The site cluster's replicated state machine (docs/site-cluster.md): what every host of a
+ * site agrees on through raft. Pure: no I/O, no clock, no locks (the cluster serialises).
+ *
+ * State, as JSON (also the snapshot's body):
+ *   {"desired": DOC | null,     the site's desired document as the tower last sent it
+ *    "hosts": {"<host-id>": HOST, ...},
+ *    "placements": [PLACEMENT, ...], "unplaced": [UNPLACED, ...]}   (scheduler.h forms)
+ *   HOST: {"id": 3, "name": "h1", "address": "10.0.0.5:7443", "labels": {... with the
+ *          built-ins system/name, system/arch, device/<label>}, "devices": DISCOVERY,
+ *          "capacity": {"cpu": millicores, "memory": bytes}, "alive": true}
+ *
+ * Commands (raft entries) are JSON objects, NUL-padded to a multiple of 8 bytes (libraft
+ * 0.15 shifts unpadded entries on followers):
+ *   {"op": "desired", "doc": DOC}
+ *   {"op": "host", "host": HOST}                 insert or replace by id
+ *   {"op": "host-remove", "id": 3}
+ *   {"op": "sched", "placements": [...], "unplaced": [...]} */
+#ifndef SK_AGENT_CLUSTER_FSM_H
+#define SK_AGENT_CLUSTER_FSM_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+#define SK_FSM_DESIRED    1 /* what sk_fsm_apply changed */
+#define SK_FSM_HOSTS      2
+#define SK_FSM_PLACEMENTS 4
+
+#define SK_FSM_LOST_AFTER_DEFAULT_MS 5000
+
+typedef struct sk_fsm {
+        json_t *state;
+} sk_fsm;
+
+int sk_fsm_init(sk_fsm *f);
+void sk_fsm_clear(sk_fsm *f);
+
+/* A command into a malloc'ed, NUL-padded buffer whose length is a multiple of 8. */
+char *sk_fsm_encode(const json_t *cmd, size_t *len);
+/* Applies one entry. Returns the SK_FSM_* bits it changed (0: nothing), or -EINVAL naming
+ * the field of a malformed entry (which then changes nothing). */
+int sk_fsm_apply(sk_fsm *f, const void *buf, size_t len, sk_error **err);
+/* The whole state, encoded like a command. */
+char *sk_fsm_snapshot(const sk_fsm *f, size_t *len);
+/* Replaces the state with a snapshot's; on error the state is unchanged. */
+int sk_fsm_restore(sk_fsm *f, const void *buf, size_t len, sk_error **err);
+
+/* Borrowed views (NULL or empty when absent). */
+const json_t *sk_fsm_desired(const sk_fsm *f);
+const json_t *sk_fsm_hosts(const sk_fsm *f);
+const json_t *sk_fsm_host(const sk_fsm *f, int64_t id);
+int64_t sk_fsm_generation(const sk_fsm *f);
+/* The site's host-lost-after in ms (default 5 s). */
+int64_t sk_fsm_lost_after_ms(const sk_fsm *f);
+
+/* Runs the scheduler over the state. *cmd is a "sched" command when its answer differs
+ * from the stored one, NULL when it is the same (or there is no desired document). */
+int sk_fsm_schedule(const sk_fsm *f, json_t **cmd, sk_error **err);
+
+/* The instances placed on host `name`, in the form desired.h builds containers from
+ * (placement.h), each with "devices": {label: [host paths]} from discovery (this host's
+ * own, fresher than the state's) for the labels its containers ask for. */
+int sk_fsm_local_placed(const sk_fsm *f, const char *name, const json_t *discovery, json_t **placed,
+                        sk_error **err);
+
+/* The unplaced instances as INSTANCE status documents (state "unplaceable"). */
+json_t *sk_fsm_unplaced_status(const sk_fsm *f, const char *site, const char *host);
+
+#endif

@@ -1,0 +1,48 @@
+/* The site-local API (docs/site-cluster.md): HTTP/1.1 + JSON between the hosts of a site
+ * (heartbeats to the leader) and for `skerry --site-local` on the site itself.
+ *
+ * It shares the raft port: raft_tls verifies the peer (same CA, same site, host
+ * certificate) and hands a connection whose first bytes are an HTTP request to
+ * sk_siteapi_add; a libmicrohttpd daemon without a listening socket serves it in its own
+ * thread. The client side (sk_site_client) speaks TLS to that port with this host's
+ * certificate and refuses a server that is not a host of the same site. */
+#ifndef SK_AGENT_SITEAPI_H
+#define SK_AGENT_SITEAPI_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+#define SK_SITEAPI_BODY_MAX (1 << 20)
+
+/* Answers one request: returns the HTTP status and sets *answer (a JSON body, or NULL for
+ * none). peer_host is the host id of the caller's certificate. Runs in the daemon's
+ * thread. */
+typedef int (*sk_siteapi_fn)(void *user, const char *method, const char *path, const char *query,
+                             int64_t peer_host, const json_t *body, json_t **answer);
+
+typedef struct sk_siteapi sk_siteapi;
+
+int sk_siteapi_new(sk_siteapi_fn fn, void *user, sk_siteapi **out, sk_error **err);
+/* A verified connection (raft_tls's on_http): fd is taken. Any thread. */
+void sk_siteapi_add(sk_siteapi *api, int fd, int64_t host_id);
+void sk_siteapi_free(sk_siteapi *api);
+
+/* {"error": {"code": code, "message": msg}} */
+json_t *sk_siteapi_error(const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+typedef struct sk_site_client sk_site_client;
+
+/* Credentials from an agent data folder (DIR/ca.pem, DIR/cert.pem, DIR/key.pem); the
+ * server must hold a host certificate of the same CA and site. */
+int sk_site_client_new(const char *data_dir, sk_site_client **out, sk_error **err);
+void sk_site_client_free(sk_site_client *c);
+/* METHOD https://addr/path with an optional JSON body. 0 when an answer came: *status and
+ * *answer (parsed JSON, or NULL when the body is empty or not JSON). */
+int sk_site_client_call(sk_site_client *c, const char *addr, const char *method, const char *path,
+                        const json_t *body, long timeout_ms, long *status, json_t **answer,
+                        sk_error **err);
+
+#endif
