@@ -169,11 +169,17 @@ start() {
 	echo "$SOCK"
 }
 
-# PIDs of processes whose command line mentions DIR (conmon, leftover podman helpers).
+# PIDs of this store's helpers (conmon, podman, ...) still alive: their command lines
+# name paths under DIR. Only those programs: a caller's shell may mention DIR too.
 pids_in_dir() {
-	local p
+	local p comm
 	for p in /proc/[0-9]*; do
 		[ "${p#/proc/}" = "$$" ] && continue
+		comm=$(cat "$p/comm" 2>/dev/null) || continue
+		case "$comm" in
+		conmon | podman | netavark | aardvark-dns | slirp4netns | runc | crun) ;;
+		*) continue ;;
+		esac
 		if tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF -- "$DIR/"; then
 			echo "${p#/proc/}"
 		fi
