@@ -146,8 +146,12 @@ static struct curl_slist *prepare(sk_httpc *c, const char *method, const char *p
                 curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
                 curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
         } else {
+                /* Forget an earlier request's body: a DELETE after a POST must not wait
+                 * to send the old size. HTTPGET resets the handle to a body-less request;
+                 * CUSTOMREQUEST then names the method. */
                 curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
-                curl_easy_setopt(h, CURLOPT_HTTPGET, strcmp(method, "GET") == 0 ? 1L : 0L);
+                curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+                curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
                 curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
         }
         struct curl_slist *headers = curl_slist_append(NULL, "Expect:");
