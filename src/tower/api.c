@@ -208,6 +208,11 @@ static int copy_token(const sk_token_row *row, void *user)
         return 0;
 }
 
+static int row_found(const sk_resource_row *row, void *user)
+{
+        return 0;
+}
+
 static int user_role(const sk_resource_row *row, void *user)
 {
         json_t *doc = json_loads(row->json, 0, NULL);
@@ -263,6 +268,9 @@ static int auth_user(sk_tower_ctx *c, sk_error **err)
                 if (!sk_spec_valid_name(want))
                         return sk_error_set_path(err, EINVAL, "tenant",
                                                  "tenant must be a DNS label");
+                if (c->api->store->ops->resource_get(c->api->store, SK_TOWER_ROOT, "tenant", want,
+                                                     "", row_found, NULL, NULL) < 0)
+                        return sk_error_set_path(err, ENOENT, "tenant", "no tenant named %s", want);
         }
         c->scope = strdup(want ? want : c->tenant);
         return c->scope ? 0 : sk_error_set(err, ENOMEM, "out of memory");
@@ -467,11 +475,6 @@ void sk_tower_api_count(sk_tower_api *api, const char *route, int status)
         api->metrics[api->n_metrics++] = (sk_tower_metric){route, status, 1};
 }
 
-static int user_exists(const sk_resource_row *row, void *user)
-{
-        return 0;
-}
-
 int sk_tower_bootstrap(sk_tower_api *api, char **admin_token, sk_error **err)
 {
         sk_store *s = api->store;
@@ -485,7 +488,7 @@ int sk_tower_bootstrap(sk_tower_api *api, char **admin_token, sk_error **err)
         };
         for (size_t i = 0; i < SK_ARRAY_SIZE(docs); i++) {
                 int r = s->ops->resource_get(s, SK_TOWER_ROOT, docs[i][0], docs[i][1], "",
-                                             user_exists, NULL, NULL);
+                                             row_found, NULL, NULL);
                 if (r == 0)
                         continue;
                 json_error_t je;

@@ -342,6 +342,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
                 resp.status = 204;
         }
         sk_tower_api_count(h->api, resp.route, resp.status);
+        sk_debug("%s %s -> %d", method, url, resp.status);
         enum MHD_Result r = send_response(mc, &resp);
         sk_tower_response_clear(&resp);
         return r;

@@ -315,6 +315,9 @@ static void test_tenants(void **state)
         json_decref(j);
         assert_int_equal(admin_call(f, "DELETE", "/v1/tenants/acme", NULL, &j), 200);
         json_decref(j);
+        assert_int_equal(call(f, "GET", "/v1/sites", NULL, &acme, &j), 404);
+        assert_string_equal(err_path(j), "tenant");
+        json_decref(j);
         assert_int_equal(admin_call(f, "DELETE", "/v1/tenants/default", NULL, &j), 409);
         json_decref(j);
 }
