@@ -1,0 +1,210 @@
+#!/bin/bash
+# Failover time (issue 3): from kill -9 of a host (its agent, then its containers through the
+# runtime API) to its instances' replacement containers running on the other hosts of the
+# site. One site of three agents on one machine, default site settings (host-lost-after 5s),
+# one service of 3 replicas (one a host). RUNS (default 5) runs killing a follower and RUNS
+# killing the leader, alternating; after each, the host's agent is started again and the
+# next run waits until it is back and every instance runs exactly once. Prints each run and
+# the medians; the last lines are machine-readable "RESULT key=value".
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+RUNS=${RUNS:-5}
+SITE=bench-failover
+NAMES=(fo-a fo-b fo-c)
+REPLICAS=3
+declare -A APID=() PORT=()
+
+# Python helpers on the runtime API and the CLI's JSON.
+write_helpers() {
+	cat >"$BENCH_DIR/fo.py" <<'PYEOF'
+import http.client, json, socket, sys, time, urllib.parse
+
+class Conn(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("d", timeout=10)
+        self.path = path
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.path)
+
+def running(conn, site):
+    """{instance: [host, ...]} of the site's running containers."""
+    q = urllib.parse.quote(json.dumps({"label": [f"skerry.site={site}"], "status": ["running"]}))
+    conn.request("GET", "/v1.41/containers/json?filters=" + q)
+    out = {}
+    for c in json.loads(conn.getresponse().read()):
+        out.setdefault(c["Labels"]["skerry.instance"], []).append(c["Labels"]["skerry.host"])
+    return out
+
+cmd = sys.argv[1]
+if cmd == "once":  # SOCK SITE N: N instances, each running exactly once
+    r = running(Conn(sys.argv[2]), sys.argv[3])
+    sys.exit(0 if len(r) == int(sys.argv[4]) and all(len(h) == 1 for h in r.values()) else 1)
+elif cmd == "on":  # SOCK SITE HOST: the instances running on HOST, one a line
+    for i, hs in sorted(running(Conn(sys.argv[2]), sys.argv[3]).items()):
+        if sys.argv[4] in hs:
+            print(i)
+elif cmd == "watch":  # SOCK SITE HOST INSTANCE...: wall clock (ms) when all run off HOST
+    conn, site, host, want = Conn(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:]
+    print("ready", flush=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        r = running(conn, site)
+        if all(any(h != host for h in r.get(i, [])) for i in want):
+            print(time.time_ns() // 1000000, flush=True)
+            sys.exit(0)
+        time.sleep(0.01)
+    sys.exit(1)
+elif cmd == "leader":  # reads get hosts -o json: the leader's name
+    items = json.load(sys.stdin)["items"]
+    leaders = [h["name"] for h in items if h.get("role") == "leader" and h.get("state") == "alive"]
+    if len(leaders) != 1:
+        sys.exit(1)
+    print(leaders[0])
+elif cmd == "alive":  # HOST...: reads get hosts -o json; all alive, one leader
+    items = {h["name"]: h for h in json.load(sys.stdin)["items"]}
+    ok = all(items.get(n, {}).get("state") == "alive" for n in sys.argv[2:])
+    ok = ok and sum(h.get("role") == "leader" for h in items.values()) == 1
+    sys.exit(0 if ok else 1)
+PYEOF
+}
+
+fo() {
+	$PY "$BENCH_DIR/fo.py" "$@"
+}
+
+start_agent() { # NAME
+	local h=$1 join=()
+	if [ ! -f "$BENCH_DIR/agent-$h/identity.json" ]; then
+		join=(--join "$(sk site token "$SITE")")
+	fi
+	mkdir -p "$BENCH_DIR/dev-$h"
+	"$SKERRY" agent --data "$BENCH_DIR/agent-$h" --tower "$TOWER_ADDR" \
+		--ca "$BENCH_DIR/tower/ca.pem" --runtime "unix://$SOCK" --name "$h" \
+		--listen "127.0.0.1:${PORT[$h]}" --dev-dir "$BENCH_DIR/dev-$h" "${join[@]}" \
+		>>"$BENCH_DIR/logs/agent-$h.log" 2>&1 &
+	APID[$h]=$!
+}
+
+joined() { [ -f "$BENCH_DIR/agent-$1/identity.json" ]; }
+hosts_json() { sk get hosts --site "$SITE" -o json; }
+leader() { hosts_json | fo leader; }
+all_alive() { hosts_json | fo alive "${NAMES[@]}"; }
+settled() { fo once "$SOCK" "$SITE" "$REPLICAS"; }
+is_leader() { [ "$(leader)" = "$1" ]; }
+
+failover_cleanup() {
+	local rc=$? h
+	set +e # cleanup goes on whatever fails; bench_cleanup reads the exit code from $?
+	for h in "${!APID[@]}"; do
+		stop_pid "${APID[$h]}"
+	done
+	(exit "$rc")
+	bench_cleanup
+}
+
+setup() {
+	[ -x "$SKERRY" ] || die "$SKERRY is not built (make build/skerry, or set SKERRY_BIN)"
+	BENCH_DIR=$(mktemp -d /tmp/skerry-bench-XXXXXX)
+	TOWER_PID=""
+	AGENT_PID=""
+	trap failover_cleanup EXIT
+	trap 'exit 130' INT TERM
+	mkdir -p "$BENCH_DIR/logs"
+	write_helpers
+	SOCK=$("$PODMAN_SERVICE" start "$BENCH_DIR/podman")
+	local port h
+	port=$(free_port)
+	TOWER_ADDR=https://127.0.0.1:$port
+	"$SKERRY" tower --data "$BENCH_DIR/tower" --listen "127.0.0.1:$port" \
+		>"$BENCH_DIR/logs/tower.log" 2>&1 &
+	TOWER_PID=$!
+	wait_for 30 "the tower" tower_ready
+	# Default site settings: no host-lost-after, so the default (5s) holds.
+	printf 'kind: site\nname: %s\nlabels: {role: failover}\n' "$SITE" | sk apply -f - >/dev/null
+	for h in "${NAMES[@]}"; do
+		PORT[$h]=$(free_port)
+		start_agent "$h"
+		wait_for 30 "$h to join" joined "$h"
+		# The first host bootstraps the site; the others join it once it leads.
+		[ "$h" != "${NAMES[0]}" ] || wait_for 30 "$h to lead" is_leader "$h"
+	done
+	wait_for 60 "three hosts alive with one leader" all_alive
+	sk apply -f - >/dev/null <<YAML
+kind: application
+name: fo
+version: "1.0.0"
+services:
+  - name: web
+    replicas: $REPLICAS
+    containers:
+      - name: main
+        image: $IMAGE
+        cmd: ["sleep", "3600"]
+---
+kind: deployment
+name: fo
+application: fo
+version: "*"
+sites: role = failover
+YAML
+	wait_for 120 "$REPLICAS instances running once each" settled
+}
+
+# one_run ROLE: kills a host of that role (follower or leader), sets RUN_MS to the
+# milliseconds until its instances run elsewhere, then brings it back. (Not called in a
+# subshell: it restarts an agent and records its pid.)
+watch_ready() { grep -qx ready "$BENCH_DIR/watch.out"; }
+one_run() {
+	local role=$1 lead victim h insts t0 t1 ids id wpid
+	lead=$(leader) || die "no leader"
+	victim=$lead
+	if [ "$role" = follower ]; then
+		for h in "${NAMES[@]}"; do
+			[ "$h" = "$lead" ] || { victim=$h; break; }
+		done
+	fi
+	mapfile -t insts < <(fo on "$SOCK" "$SITE" "$victim")
+	[ "${#insts[@]}" -gt 0 ] || die "$victim runs nothing"
+	ids=$(runtime "/containers/json?filters=$($PY -c 'import json, sys, urllib.parse as u
+print(u.quote(json.dumps({"label": ["skerry.host=" + sys.argv[1]], "status": ["running"]})))' "$victim")" |
+		$PY -c 'import json, sys; print(" ".join(c["Id"] for c in json.load(sys.stdin)))')
+	# The watcher runs before the kill, so its own start is not counted.
+	fo watch "$SOCK" "$SITE" "$victim" "${insts[@]}" >"$BENCH_DIR/watch.out" &
+	wpid=$!
+	wait_for 10 "the watcher" watch_ready
+	t0=$(now_ms)
+	kill -KILL "${APID[$victim]}"
+	wait "${APID[$victim]}" 2>/dev/null || true
+	for id in $ids; do
+		curl -sf --max-time 10 --unix-socket "$SOCK" -X POST \
+			"http://d/v1.41/containers/$id/kill?signal=KILL" >/dev/null || true
+	done
+	wait "$wpid" || die "$victim's instances (${insts[*]}) did not run elsewhere within 120 s"
+	t1=$(tail -1 "$BENCH_DIR/watch.out")
+	RUN_MS=$((t1 - t0))
+	echo "$role $victim: ${insts[*]} running elsewhere after $RUN_MS ms" >&2
+	start_agent "$victim"
+	wait_for 60 "$victim back" all_alive
+	wait_for 60 "every instance running exactly once" settled
+}
+
+setup
+follower_ms=()
+leader_ms=()
+for _ in $(seq 1 "$RUNS"); do
+	one_run follower
+	follower_ms+=("$RUN_MS")
+	one_run leader
+	leader_ms+=("$RUN_MS")
+done
+f_med=$(printf '%s\n' "${follower_ms[@]}" | median)
+l_med=$(printf '%s\n' "${leader_ms[@]}" | median)
+echo "failover (kill -9 of a host to its instances running elsewhere), host-lost-after 5s:"
+echo "  follower: ${follower_ms[*]} ms, median $f_med ms"
+echo "  leader:   ${leader_ms[*]} ms, median $l_med ms"
+echo "RESULT failover_runs=$RUNS"
+echo "RESULT failover_follower_ms=${follower_ms[*]}"
+echo "RESULT failover_follower_median_ms=$f_med"
+echo "RESULT failover_leader_ms=${leader_ms[*]}"
+echo "RESULT failover_leader_median_ms=$l_med"
