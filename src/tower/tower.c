@@ -80,23 +80,42 @@ static int ensure_admin_token(sk_tower_api *api, const char *dir, sk_error **err
         return r;
 }
 
-static int run(const char *dir, const char *listen, sk_error **err)
+/* Creates dir and its missing parents; only the data folder itself gets mode 0700. */
+static int mkdir_parents(const char *dir, sk_error **err)
 {
+        _cleanup_free_ char *p = strdup(dir);
+        if (!p)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        for (char *s = strchr(p + 1, '/'); s; s = strchr(s + 1, '/')) {
+                *s = '\0';
+                if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                        return sk_error_set(err, errno, "cannot create %s: %m", p);
+                *s = '/';
+        }
         if (mkdir(dir, 0700) < 0 && errno != EEXIST)
                 return sk_error_set(err, errno, "cannot create %s: %m", dir);
+        return 0;
+}
+
+static int run(const char *dir, const char *listen, sk_error **err)
+{
+        /* a bad --listen is refused before anything is created */
+        _cleanup_free_ char *host = NULL, *port = NULL;
+        int r = sk_tower_split_listen(listen, &host, &port, err);
+        if (r < 0)
+                return r;
+        r = mkdir_parents(dir, err);
+        if (r < 0)
+                return r;
         _cleanup_free_ char *db = NULL;
         if (asprintf(&db, "%s/tower.db", dir) < 0)
                 return sk_error_set(err, ENOMEM, "out of memory");
         __attribute__((cleanup(store_closep))) sk_store *store = NULL;
-        int r = sk_store_sqlite_open(db, &store, err);
+        r = sk_store_sqlite_open(db, &store, err);
         if (r < 0)
                 return r;
         _cleanup_ca_ sk_ca *ca = NULL;
         r = sk_ca_open(dir, &ca, err);
-        if (r < 0)
-                return r;
-        _cleanup_free_ char *host = NULL, *port = NULL;
-        r = sk_tower_split_listen(listen, &host, &port, err);
         if (r < 0)
                 return r;
         char hostname[256] = "";
