@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,8 +18,9 @@
 #include "common/pki.h"
 #include "tower/http.h"
 
-#define N_BUCKETS 1024
-#define TICK_MS   200
+#define N_BUCKETS    1024
+#define TICK_MS      200
+#define RESERVED_FDS 64 /* the store, logs, the worker */
 
 typedef struct conn conn;
 struct conn {
@@ -430,14 +432,21 @@ int sk_tower_http_start(sk_tower_api *api, const sk_tower_http_opts *opts, sk_to
                          MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
         if (ai->ai_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
+        /* Every connected site holds a connection: as many as the descriptors allow. */
+        struct rlimit rl;
+        unsigned limit = 1000;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+            rl.rlim_cur > 2 * RESERVED_FDS)
+                limit = (unsigned)(rl.rlim_cur - RESERVED_FDS);
         sk_tower_api_set_hooks(api, on_site_changed, held_count, h);
         h->daemon = MHD_start_daemon(
             flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
             MHD_OPTION_HTTPS_MEM_KEY, opts->key_pem, MHD_OPTION_HTTPS_MEM_CERT, opts->cert_pem,
             MHD_OPTION_HTTPS_MEM_TRUST, opts->ca_pem, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(SK_TOWER_WAIT_MAX_S + 30),
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-            h, MHD_OPTION_END);
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_CONNECTION_LIMIT, limit,
+            MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+            MHD_OPTION_END);
         freeaddrinfo(ai);
         if (!h->daemon) {
                 sk_tower_api_set_hooks(api, NULL, NULL, NULL);

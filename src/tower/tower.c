@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -131,6 +132,13 @@ static int run(const char *dir, const char *listen, sk_error **err)
                 r = ensure_admin_token(api, dir, err);
         if (r < 0)
                 return r;
+
+        /* each connected site holds a descriptor: use all the hard limit allows */
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                setrlimit(RLIMIT_NOFILE, &rl);
+        }
 
         /* Signals go to sigwait below, not to the server's threads. */
         sigset_t set;
