@@ -103,11 +103,8 @@ static int request(docker_rt *rt, const char *method, const char *path, const js
         _cleanup_free_ char *url = NULL;
         if (asprintf(&url, API "%s", path) < 0)
                 return sk_error_set(err, ENOMEM, "out of memory");
-        /* httpc leaves the previous POST's body size on the handle for a body-less DELETE,
-         * and libcurl then waits to read that many bytes from stdin: send an empty body. */
-        const char *payload = text ? text : strcmp(method, "DELETE") == 0 ? "" : NULL;
-        r = sk_httpc_request(h, method, url, payload, payload ? strlen(payload) : 0, NULL,
-                             timeout_ms, resp, err);
+        r = sk_httpc_request(h, method, url, text, text ? strlen(text) : 0, NULL, timeout_ms, resp,
+                             err);
         if (r < 0) {
                 sk_error_prefix(err, "container runtime at %s", rt->socket_path);
                 return r;
