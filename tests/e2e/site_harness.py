@@ -108,6 +108,7 @@ class Site:
             "devices:\n  - {label: camera, match: \"/dev/video*\"}\n"
             f"host-lost-after: {lost_after}\n"))
         self.hosts = {h: Host(self, h, **spec) for h, spec in hosts.items()}
+        self.last_site_error = ""
 
     def token(self):
         return self.cli("site", "token", self.name).stdout.strip()
@@ -160,27 +161,64 @@ class Site:
     def site_local_json(self, host, *args):
         return json.loads(self.site_local(host, *args, "-o", "json").stdout)["items"]
 
+    def site_hosts(self, via):
+        """get hosts through the site-local API of host `via`; None when it does not answer
+        (no leader right now, the host is down...)."""
+        r = self.site_local(via, "get", "hosts", "-o", "json", check=False)
+        if r.returncode != 0:
+            self.last_site_error = f"via {via}: exit {r.returncode}: {r.stderr.strip()}"
+            return None
+        return json.loads(r.stdout)["items"]
+
     def hosts_view(self, via=None):
-        """get hosts from the tower when it runs, else from the site through host `via`."""
+        """get hosts from the tower when it runs, else from the site (through `via`, or any
+        host whose agent runs); None when the site does not answer."""
         if self.tower.proc.alive():
             return self.tower_hosts()
-        via = via or next(h.name for h in self.hosts.values() if h.alive())
-        return self.site_local_json(via, "get", "hosts")
+        for h in [via] if via else [h.name for h in self.hosts.values() if h.alive()]:
+            view = self.site_hosts(h)
+            if view is not None:
+                return view
+        return None
 
     def leader(self, via=None):
         """The one host whose role is leader among the live ones (None while there is none)."""
-        view = self.hosts_view(via)
+        view = self.hosts_view(via) or []
         leaders = [h["name"] for h in view if h.get("role") == "leader" and
                    h.get("state", "alive") == "alive"]
         assert len(leaders) <= 1, f"more than one leader: {view}"
         return leaders[0] if leaders else None
+
+    def wait_leader(self, among, timeout=30):
+        """Waits until the site (asked through each host of `among` in turn) names a leader
+        in `among`, and returns it."""
+        def found():
+            for via in among:
+                name = self.leader(via)
+                if name in among:
+                    return name
+            return None
+        try:
+            return wait_for(found, timeout, interval=0.3, what=f"a leader among {among}")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{self.last_site_error}\n{self.logs()}")
+
+    def wait_alive(self, host, via, timeout=30):
+        """The site (through `via`) lists `host` alive."""
+        def alive():
+            return any(h["name"] == host and h.get("state") == "alive"
+                       for h in self.site_hosts(via) or [])
+        try:
+            wait_for(alive, timeout, interval=0.3, what=f"{host} alive again")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{self.last_site_error}\n{self.logs()}")
 
     def wait_cluster(self, timeout=60):
         """Every host listed alive, with one leader."""
         names = set(self.hosts)
 
         def ready():
-            view = self.hosts_view()
+            view = self.hosts_view() or []
             alive = {h["name"] for h in view if h.get("state") == "alive"}
             leaders = [h for h in view if h.get("role") == "leader"]
             return alive >= names and len(leaders) == 1 and view

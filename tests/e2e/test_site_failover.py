@@ -3,7 +3,6 @@ leader), a host cut off from quorum, and a whole-site cold start. host-lost-afte
 
 import time
 
-from conftest import wait_for
 from site_harness import (LOST_AFTER, app_yaml, instance_ids, print_flush,  # noqa: F401
                           site_env, stays)
 
@@ -21,31 +20,6 @@ def three_hosts(site_env, site):
 
 def container_ids(site_env, site):
     return {c["Labels"]["skerry.instance"]: c["Id"] for c in site_env.podman.running(site=site)}
-
-
-def leader_via_site(s, via, fallback):
-    """The leader as the site sees it (site-local get hosts); `fallback` when the CLI
-    cannot ask the site for hosts (only get instances is in the contract)."""
-    r = s.site_local(via, "get", "hosts", "-o", "json", check=False)
-    if r.returncode != 0:
-        print_flush(f"NOTE: site-local get hosts failed ({r.stderr.strip()}); "
-                    f"assuming the leader is still {fallback}")
-        return None
-    return s.leader(via=via)
-
-
-def wait_back(s, host, via):
-    """The restarted host is alive again as the site sees it (or, without site-local get
-    hosts, 3 x host-lost-after have passed)."""
-    r = s.site_local(via, "get", "hosts", "-o", "json", check=False)
-    if r.returncode != 0:
-        time.sleep(3 * LOST_AFTER)
-        return
-
-    def alive():
-        return any(h["name"] == host and h.get("state") == "alive"
-                   for h in s.site_local_json(via, "get", "hosts"))
-    wait_for(alive, 30, interval=0.5, what=f"{host} alive again")
 
 
 def kill_and_time(s, want, victim):
@@ -79,22 +53,22 @@ def test_host_loss_follower_then_leader(site_env):
 
     # It comes back: it must not run again what moved away.
     s[follower].start()
-    wait_back(s, follower, via=others[0])
+    s.wait_alive(follower, via=others[0])
+    s.wait_exactly_once(want, what="no duplicates once the follower is back")
     stays(lambda: s.runs_exactly_once(want), 3 * LOST_AFTER,
           what="every instance running exactly once after the follower returned",
           detail=lambda: f"running: {s.placements()}\n{s.logs()}")
 
-    current = leader_via_site(s, others[0], leader) or leader
-    assert current == leader or current in s.hosts, current
-    survivors = [h for h in s.hosts if h != current]
+    current = s.wait_leader(sorted(s.hosts))
+    survivors = sorted(h for h in s.hosts if h != current)
     took, moved = kill_and_time(s, want, current)
     print_flush(f"leader {current} killed: {moved} ran elsewhere after {took:.2f} s")
-    new = leader_via_site(s, survivors[0], current)
-    if new is not None:
-        assert new in survivors, f"new leader {new} is not one of {survivors}"
+    new = s.wait_leader(survivors)
+    print_flush(f"new leader: {new}")
 
     s[current].start()
-    wait_back(s, current, via=survivors[0])
+    s.wait_alive(current, via=survivors[0])
+    s.wait_exactly_once(want, what="no duplicates once the old leader is back")
     stays(lambda: s.runs_exactly_once(want), 3 * LOST_AFTER,
           what="every instance running exactly once after the leader returned",
           detail=lambda: f"running: {s.placements()}\n{s.logs()}")
@@ -116,7 +90,8 @@ def test_cut_off_host_keeps_its_containers(site_env):
           detail=lambda: f"before: {before}\nnow: {container_ids(site_env, 'co')}\n{s.logs()}")
     for h in dead:
         s[h].start()
-    wait_back(s, dead[0], via=alone)
+    for h in dead:
+        s.wait_alive(h, via=alone)
     # Nothing was lost while a leader could see it: nothing moves, nothing restarts.
     stays(lambda: container_ids(site_env, "co") == before, 4 * LOST_AFTER,
           what="the same containers after the site is whole again",
