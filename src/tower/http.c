@@ -19,6 +19,7 @@
 #include "tower/http.h"
 
 #define N_BUCKETS    1024
+#define DRAIN_MAX    (8ULL * 1024 * 1024)
 #define TICK_MS      200
 #define RESERVED_FDS 64 /* the store, logs, the worker */
 
@@ -28,6 +29,7 @@ struct conn {
         char *body;
         size_t len;
         bool too_large;
+        uint64_t dropped; /* bytes of an oversized body read and thrown away */
         int64_t deadline; /* monotonic ms; 0 until the first hold */
         /* waiter list membership, under sk_tower_http.lock */
         bool held;
@@ -260,19 +262,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
                 c->mc = mc;
                 *con_cls = c;
                 const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Length");
-                if (cl && strtoull(cl, NULL, 10) > SK_TOWER_BODY_MAX) {
-                        /* refuse before reading any of it */
+                unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
+                if (n > SK_TOWER_BODY_MAX) {
                         c->too_large = true;
-                        return too_large(h, mc);
+                        /* A modest excess is read and dropped so that the client, still
+                         * sending, sees the 413 rather than a reset; a huge one is refused
+                         * at once. */
+                        if (n > DRAIN_MAX)
+                                return too_large(h, mc);
                 }
                 return MHD_YES;
         }
         if (*upload_data_size) {
-                /* a chunked body over the limit is read and dropped, never kept */
+                /* a body over the limit is read and dropped, never kept */
                 if (!c->too_large && c->len + *upload_data_size > SK_TOWER_BODY_MAX) {
                         c->too_large = true;
                         free(take_ptr(&c->body));
                         c->len = 0;
+                }
+                if (c->too_large) {
+                        c->dropped += *upload_data_size;
+                        if (c->dropped > DRAIN_MAX)
+                                return MHD_NO; /* an endless body: close */
                 }
                 if (!c->too_large) {
                         char *b = realloc(c->body, c->len + *upload_data_size + 1);
