@@ -5,22 +5,31 @@
 #include <curl/curl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "agent/cluster.h"
+#include "agent/devices.h"
 #include "agent/identity.h"
 #include "agent/runtime.h"
+#include "agent/siteapi.h"
 #include "agent/supervisor.h"
 #include "agent/uplink.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 
 #define DEFAULT_RUNTIME "unix:///run/podman/podman.sock"
+
+#define SK_AGENT_HEARTBEAT_MS 1000 /* to the site leader */
+#define SK_AGENT_DEVICES_MS   3000 /* device discovery again */
 
 typedef struct agent_args {
         const char *data, *tower, *ca, *join, *runtime, *name, *labels, *listen, *dev_dir;
@@ -42,10 +51,9 @@ static void usage(FILE *f)
               "  --runtime URL     Docker Engine API socket (default " DEFAULT_RUNTIME ")\n"
               "  --name HOST       this host's name on the site (default: the hostname)\n"
               "  --labels k=v,...  host labels\n"
-              "  --listen ADDR:PORT  peers and the site-local API; stored for the site\n"
-              "                    clustering that comes next, not served yet\n"
-              "  --dev-dir DIR     where device nodes are looked for (default /dev); stored\n"
-              "                    for device discovery, not used yet\n"
+              "  --listen ADDR:PORT  the site's other hosts reach this one here: raft and\n"
+              "                    the site-local API share the port (mutual TLS)\n"
+              "  --dev-dir DIR     where device nodes are looked for (default /dev)\n"
               "  -h, --help        this text\n",
               f);
 }
@@ -184,7 +192,8 @@ static int establish_identity(const agent_args *a, sk_identity *id)
                                .ca_file = a->ca,
                                .token = a->join,
                                .name = a->name ? a->name : hostname,
-                               .labels = labels};
+                               .labels = labels,
+                               .address = a->listen};
         sk_error_free(&err);
         r = sk_agent_join(a->data, &req, id, &err);
         if (r < 0) {
@@ -204,40 +213,310 @@ static int establish_identity(const agent_args *a, sk_identity *id)
 
 typedef struct agent {
         sk_identity id;
+        const char *data;
+        char *address;
         sk_runtime *rt;
         sk_supervisor *sup;
-        sk_uplink *up;
+        sk_cluster *cl;
+        sk_uplink *up; /* while this host leads; the control thread's */
+        sk_site_client *site;
+
+        pthread_mutex_t lock;
+        pthread_cond_t cond; /* CLOCK_MONOTONIC */
+        bool stop, poke, beat_now;
+        json_t *discovery; /* this host's devices (devices.h), under lock */
+        pthread_t control, beat;
+        bool control_started, beat_started;
 } agent;
+
+static void timespec_at(struct timespec *ts, int64_t ms)
+{
+        ts->tv_sec = ms / 1000;
+        ts->tv_nsec = (ms % 1000) * 1000000;
+}
+
+/* Waits until ms, a poke (flag set) or stop: -1 stopping, 1 poked, 0 timed out. */
+static int wait_until(agent *ag, int64_t ms, bool *flag)
+{
+        struct timespec ts;
+        timespec_at(&ts, ms);
+        pthread_mutex_lock(&ag->lock);
+        while (!ag->stop && !*flag && pthread_cond_timedwait(&ag->cond, &ag->lock, &ts) == 0)
+                ;
+        int r = ag->stop ? -1 : *flag ? 1 : 0;
+        *flag = false;
+        pthread_mutex_unlock(&ag->lock);
+        return r;
+}
+
+static void poke(agent *ag, bool *flag)
+{
+        pthread_mutex_lock(&ag->lock);
+        *flag = true;
+        pthread_cond_broadcast(&ag->cond);
+        pthread_mutex_unlock(&ag->lock);
+}
 
 static void on_status(void *user)
 {
         agent *ag = user;
-        if (ag->up)
-                sk_uplink_notify(ag->up);
+        poke(ag, &ag->beat_now);
 }
 
+static void on_cluster_change(void *user)
+{
+        agent *ag = user;
+        poke(ag, &ag->poke);
+}
+
+/* ---- what this host reports in its heartbeat ---- */
+
+static json_t *capacity(void)
+{
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN), pages = sysconf(_SC_PHYS_PAGES),
+             page = sysconf(_SC_PAGESIZE);
+        return json_pack("{s:I, s:I}", "cpu", (json_int_t)(cpus > 0 ? cpus : 1) * 1000, "memory",
+                         (json_int_t)pages * (json_int_t)page);
+}
+
+static const char *arch(void)
+{
+        static struct utsname u;
+        if (uname(&u) < 0)
+                return "unknown";
+        if (strcmp(u.machine, "x86_64") == 0)
+                return "amd64";
+        if (strcmp(u.machine, "aarch64") == 0)
+                return "arm64";
+        return u.machine;
+}
+
+static json_t *report(agent *ag)
+{
+        pthread_mutex_lock(&ag->lock);
+        _cleanup_json_ json_t *disc = json_incref(ag->discovery);
+        pthread_mutex_unlock(&ag->lock);
+        json_t *labels = json_deep_copy(ag->id.labels ? ag->id.labels : json_object());
+        json_object_set_new(labels, "system/name", json_string(ag->id.host));
+        json_object_set_new(labels, "system/arch", json_string(arch()));
+        _cleanup_json_ json_t *dl = sk_devices_host_labels(disc);
+        json_object_update(labels, dl);
+        return json_pack("{s:I, s:s, s:s, s:o, s:O, s:o, s:o}", "host-id",
+                         (json_int_t)ag->id.host_id, "host", ag->id.host, "address", ag->address,
+                         "labels", labels, "devices", disc ? disc : json_object(), "capacity",
+                         capacity(), "instances", sk_supervisor_status(ag->sup));
+}
+
+/* Sends r to the leader: ourselves, the known leader, or peers in turn until one leads. */
+static int send_heartbeat(agent *ag, const json_t *r)
+{
+        if (sk_cluster_heartbeat(ag->cl, ag->id.host_id, r) == 0)
+                return 0;
+        _cleanup_free_ char *addr = sk_cluster_leader_address(ag->cl);
+        if (!addr || strcmp(addr, ag->address) == 0) {
+                free(addr);
+                addr = sk_cluster_next_peer(ag->cl);
+        }
+        for (int hop = 0; addr && hop < 2; hop++) {
+                long status = 0;
+                _cleanup_json_ json_t *ans = NULL;
+                _cleanup_error_ sk_error *err = NULL;
+                int rc = sk_site_client_call(ag->site, addr, "POST", "/v1/site/heartbeat", r, 3000,
+                                             &status, &ans, &err);
+                if (rc < 0) {
+                        sk_debug("heartbeat to %s: %s", addr, sk_error_msg(err, rc));
+                        return rc;
+                }
+                if (status == 200)
+                        return 0;
+                const char *leader = json_string_value(json_object_get(ans, "leader"));
+                free(addr);
+                addr = leader && strcmp(leader, ag->address) != 0 ? strdup(leader) : NULL;
+        }
+        return -EAGAIN;
+}
+
+static void *beat_thread(void *arg)
+{
+        agent *ag = arg;
+        bool quiet = false;
+        while (wait_until(ag, sk_monotonic_ms() + SK_AGENT_HEARTBEAT_MS, &ag->beat_now) >= 0) {
+                _cleanup_json_ json_t *r = report(ag);
+                int rc = r ? send_heartbeat(ag, r) : -ENOMEM;
+                if (rc < 0 && !quiet)
+                        sk_info("no site leader reachable yet; retrying every second");
+                else if (rc == 0 && quiet)
+                        sk_info("heartbeats reach the site leader");
+                quiet = rc < 0;
+        }
+        return NULL;
+}
+
+/* ---- the control thread: devices, this host's placement, the uplink when leading ---- */
+
+static void refresh_devices(agent *ag, const json_t *state)
+{
+        const json_t *rules =
+            json_object_get(json_object_get(json_object_get(state, "desired"), "site"), "devices");
+        _cleanup_json_ json_t *found = NULL;
+        _cleanup_error_ sk_error *err = NULL;
+        const char *dev = ag->id.dev_dir ? ag->id.dev_dir : "/dev";
+        if (sk_devices_discover(json_is_array(rules) ? rules : NULL, dev, &found, &err) < 0) {
+                sk_debug("devices: %s", sk_error_msg(err, -EINVAL));
+                return;
+        }
+        pthread_mutex_lock(&ag->lock);
+        _cleanup_free_ char *summary = NULL;
+        int changed = sk_devices_diff(ag->discovery, found, &summary);
+        if (changed == 1) {
+                json_decref(ag->discovery);
+                ag->discovery = json_incref(found);
+                ag->beat_now = true;
+        }
+        pthread_mutex_unlock(&ag->lock);
+        if (changed == 1)
+                sk_info("devices: %s", summary ? summary : "changed");
+}
+
+static void on_desired(const json_t *doc, void *user)
+{
+        agent *ag = user;
+        if (sk_cluster_submit_desired(ag->cl, doc) < 0)
+                sk_warn("desired state generation %lld: this host no longer leads; the new "
+                        "leader fetches it",
+                        (long long)json_integer_value(json_object_get(doc, "generation")));
+}
+
+static json_t *reports(void *user)
+{
+        agent *ag = user;
+        return sk_cluster_reports(ag->cl);
+}
+
+static void leadership(agent *ag, const json_t *state)
+{
+        bool leader = sk_cluster_is_leader(ag->cl);
+        if (leader && !ag->up) {
+                _cleanup_error_ sk_error *err = NULL;
+                sk_uplink_config uc = {
+                    .data_dir = ag->data,
+                    .tower = ag->id.tower,
+                    .host = ag->id.host,
+                    .sup = ag->sup,
+                    .generation = json_integer_value(
+                        json_object_get(json_object_get(state, "desired"), "generation")),
+                    .on_desired = on_desired,
+                    .reports = reports,
+                    .user = ag,
+                };
+                int r = sk_uplink_new(&uc, &ag->up, &err);
+                if (r >= 0)
+                        r = sk_uplink_start(ag->up, &err);
+                if (r < 0) {
+                        sk_errorf("uplink: %s", sk_error_msg(err, r));
+                        sk_uplink_free(take_ptr(&ag->up));
+                } else {
+                        sk_info("leading the site: the uplink to %s runs here", ag->id.tower);
+                }
+        } else if (!leader && ag->up) {
+                sk_info("not leading the site: stopping the uplink");
+                sk_uplink_free(take_ptr(&ag->up));
+        }
+}
+
+static void *control_thread(void *arg)
+{
+        agent *ag = arg;
+        int64_t next_devices = 0, leader_since = 0;
+        bool woken = true;
+        for (;;) {
+                int64_t now = sk_monotonic_ms();
+                _cleanup_json_ json_t *state = sk_cluster_state(ag->cl);
+                if (now >= next_devices) {
+                        refresh_devices(ag, state);
+                        next_devices = now + SK_AGENT_DEVICES_MS;
+                }
+                /* A restarted host replays its log once it hears a leader: until then (or
+                 * while cut off) it keeps what runs instead of acting on an old state. */
+                _cleanup_free_ char *leader = sk_cluster_leader_address(ag->cl);
+                leader_since = leader ? (leader_since ? leader_since : now) : 0;
+                if (sk_cluster_is_leader(ag->cl) || (leader_since && now - leader_since >= 500)) {
+                        pthread_mutex_lock(&ag->lock);
+                        _cleanup_json_ json_t *disc = json_incref(ag->discovery);
+                        pthread_mutex_unlock(&ag->lock);
+                        _cleanup_json_ json_t *placed = NULL;
+                        _cleanup_error_ sk_error *err = NULL;
+                        int r = sk_cluster_local_placed(ag->cl, disc, &placed, &err);
+                        if (r == 0)
+                                sk_supervisor_set_placed(ag->sup, placed);
+                        else if (r != -ENOENT)
+                                sk_warn("placement: %s", sk_error_msg(err, r));
+                }
+                leadership(ag, state);
+                if (woken && ag->up)
+                        sk_uplink_notify(ag->up);
+                int w = wait_until(ag, sk_monotonic_ms() + 500, &ag->poke);
+                if (w < 0)
+                        break;
+                woken = w == 1;
+        }
+        sk_uplink_free(take_ptr(&ag->up));
+        return NULL;
+}
 static void agent_free(agent *ag)
 {
-        /* The uplink first: it reads the supervisor's status. */
-        sk_uplink_free(ag->up);
+        pthread_mutex_lock(&ag->lock);
+        ag->stop = true;
+        pthread_cond_broadcast(&ag->cond);
+        pthread_mutex_unlock(&ag->lock);
+        /* The control thread stops the uplink, which reads the cluster and supervisor. */
+        if (ag->control_started)
+                pthread_join(ag->control, NULL);
+        if (ag->beat_started)
+                pthread_join(ag->beat, NULL);
+        sk_cluster_free(ag->cl);
         sk_supervisor_free(ag->sup);
         if (ag->rt)
                 ag->rt->ops->free(ag->rt);
+        sk_site_client_free(ag->site);
+        json_decref(ag->discovery);
+        free(ag->address);
         sk_identity_clear(&ag->id);
+        pthread_mutex_destroy(&ag->lock);
+        pthread_cond_destroy(&ag->cond);
+}
+
+static json_t *load_peers(const char *data)
+{
+        _cleanup_free_ char *path = sk_identity_path(data, "peers.json");
+        json_t *p = path ? json_load_file(path, 0, NULL) : NULL;
+        if (json_is_array(p))
+                return p;
+        json_decref(p);
+        return json_array();
+}
+
+static int fail(sk_error *err, int r)
+{
+        fprintf(stderr, "skerry agent: %s\n", sk_error_msg(err, r));
+        return 1;
 }
 
 static int run(agent *ag, const char *data, sigset_t *sigs)
 {
         _cleanup_error_ sk_error *err = NULL;
+        ag->data = data;
         const char *url = ag->id.runtime ? ag->id.runtime : DEFAULT_RUNTIME;
+        /* Without --listen the host is a site of its own: nobody dials it. */
+        ag->address = strdup(ag->id.listen ? ag->id.listen : "127.0.0.1:0");
         sk_runtime *events_rt = NULL;
-        int r = sk_runtime_docker_new(url, &ag->rt, &err);
+        int r = ag->address ? 0 : sk_error_set(&err, ENOMEM, "out of memory");
+        if (r >= 0)
+                r = sk_runtime_docker_new(url, &ag->rt, &err);
         if (r >= 0)
                 r = sk_runtime_docker_new(url, &events_rt, &err);
-        if (r < 0) {
-                fprintf(stderr, "skerry agent: %s\n", sk_error_msg(err, r));
-                return 1;
-        }
+        if (r < 0)
+                return fail(err, r);
         sk_supervisor_config sc = {.runtime = ag->rt,
                                    .events_runtime = events_rt,
                                    .site = ag->id.site,
@@ -248,38 +527,33 @@ static int run(agent *ag, const char *data, sigset_t *sigs)
         r = sk_supervisor_new(&sc, &ag->sup, &err);
         if (r < 0) {
                 events_rt->ops->free(events_rt);
-                fprintf(stderr, "skerry agent: %s\n", sk_error_msg(err, r));
-                return 1;
+                return fail(err, r);
         }
-        /* What the last sync left runs even with the tower down. */
-        _cleanup_json_ json_t *desired = NULL;
-        int64_t generation = 0;
-        r = sk_desired_load(data, &desired, &err);
-        if (r == 0) {
-                generation = json_integer_value(json_object_get(desired, "generation"));
-                sk_supervisor_set_desired(ag->sup, desired);
-                sk_info("running desired state generation %lld from %s/desired.json",
-                        (long long)generation, data);
-        } else if (r != -ENOENT) {
-                sk_warn("%s; waiting for the tower", sk_error_msg(err, r));
-        }
-        sk_error_free(&err);
-        sk_uplink_config uc = {.data_dir = data,
-                               .tower = ag->id.tower,
-                               .host = ag->id.host,
-                               .sup = ag->sup,
-                               .generation = generation};
-        r = sk_uplink_new(&uc, &ag->up, &err);
+        r = sk_site_client_new(data, &ag->site, &err);
+        if (r < 0)
+                return fail(err, r);
+        _cleanup_json_ json_t *peers = load_peers(data);
+        sk_cluster_config cc = {.data_dir = data,
+                                .address = ag->address,
+                                .site = ag->id.site,
+                                .host = ag->id.host,
+                                .host_id = ag->id.host_id,
+                                .peers = peers,
+                                .on_change = on_cluster_change,
+                                .user = ag};
+        r = sk_cluster_new(&cc, &ag->cl, &err);
+        if (r >= 0)
+                r = sk_cluster_start(ag->cl, &err);
         if (r >= 0)
                 r = sk_supervisor_start(ag->sup, &err);
-        if (r >= 0)
-                r = sk_uplink_start(ag->up, &err);
-        if (r < 0) {
-                fprintf(stderr, "skerry agent: %s\n", sk_error_msg(err, r));
-                return 1;
-        }
-        sk_info("agent %s on site %s running (tower %s, runtime %s)", ag->id.host, ag->id.site,
-                ag->id.tower, url);
+        if (r < 0)
+                return fail(err, r);
+        if (pthread_create(&ag->control, NULL, control_thread, ag) != 0 ||
+            !(ag->control_started = true) || pthread_create(&ag->beat, NULL, beat_thread, ag) != 0)
+                return fail(NULL, -EAGAIN);
+        ag->beat_started = true;
+        sk_info("agent %s on site %s running (listen %s, tower %s, runtime %s)", ag->id.host,
+                ag->id.site, ag->address, ag->id.tower, url);
         int sig = 0;
         sigwait(sigs, &sig);
         sk_info("%s: stopping; containers keep running", strsignal(sig));
@@ -298,7 +572,15 @@ int sk_agent_main(int argc, char **argv)
                 return 1;
         }
         curl_global_init(CURL_GLOBAL_DEFAULT);
+        /* raft_uv writes to peers' sockets: a closed one must not end the process. */
+        signal(SIGPIPE, SIG_IGN);
         agent ag = {0};
+        pthread_mutex_init(&ag.lock, NULL);
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&ag.cond, &ca);
+        pthread_condattr_destroy(&ca);
         /* A signal during the join just ends the process: nothing is stored until the
          * identity file, last. */
         int code = establish_identity(&a, &ag.id);

@@ -851,6 +851,9 @@ int sk_cluster_heartbeat(sk_cluster *cl, int64_t host_id, const json_t *report)
         pthread_mutex_lock(&cl->lock);
         int r = -EAGAIN;
         if (cl->leader_ready) {
+                const json_t *prev = json_object_get(json_object_get(cl->reports, key), "report");
+                if (!json_equal(prev, report))
+                        cl->changed = true; /* the tower should hear of it */
                 json_object_set_new(cl->reports, key,
                                     json_pack("{s:O, s:I, s:I}", "report", report, "at",
                                               (json_int_t)sk_monotonic_ms(), "wall",

@@ -37,6 +37,7 @@ static void container_clear(sk_desired_container *c)
         free(c->image);
         strv_free(c->cmd);
         strv_free(c->env);
+        strv_free(c->devices);
         json_decref(c->labels);
         free(c->spec_hash);
 }
@@ -233,9 +234,45 @@ static json_t *strv_json(char **v)
         return a;
 }
 
+/* The host nodes of every device label the container asks for. */
+static int build_devices(const json_t *labels, const json_t *nodes, const char *cpath, char ***out,
+                         char **reason)
+{
+        *out = NULL;
+        size_t n = 0, i, k;
+        const json_t *l, *p;
+        json_array_foreach(labels, i, l) n +=
+            json_array_size(json_object_get(nodes, json_string_value(l) ?: ""));
+        if (json_array_size(labels) == 0)
+                return 0;
+        char **v = calloc(n + 1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        size_t at = 0;
+        json_array_foreach(labels, i, l)
+        {
+                const char *label = json_string_value(l);
+                const json_t *paths = label ? json_object_get(nodes, label) : NULL;
+                if (json_array_size(paths) == 0) {
+                        strv_free(v);
+                        return fail(reason, "%s.devices: this host has no %s device", cpath,
+                                    label ? label : "(not a string)");
+                }
+                json_array_foreach(paths, k, p)
+                {
+                        if (json_is_string(p) && !(v[at++] = strdup(json_string_value(p)))) {
+                                strv_free(v);
+                                return -ENOMEM;
+                        }
+                }
+        }
+        *out = v;
+        return 0;
+}
+
 static int build_container(sk_desired_instance *inst, const json_t *svc, const json_t *ctr,
-                           size_t ci, const json_t *vars, const char *site, const char *host,
-                           sk_desired_container *c)
+                           size_t ci, const json_t *vars, const json_t *devices, const char *site,
+                           const char *host, sk_desired_container *c)
 {
         const json_t *m = inst->meta;
         const char *tenant = json_string_value(json_object_get(m, "tenant"));
@@ -273,10 +310,11 @@ static int build_container(sk_desired_instance *inst, const json_t *svc, const j
                             restart);
         if (json_array_size(json_object_get(ctr, "mounts")) > 0)
                 fail(&inst->fail_reason, "volumes are not supported yet");
-        if (json_array_size(json_object_get(ctr, "devices")) > 0)
-                fail(&inst->fail_reason, "devices are not supported yet");
-
-        int r = build_cmd(json_object_get(ctr, "cmd"), cpath, &c->cmd, &inst->fail_reason);
+        int r = build_devices(json_object_get(ctr, "devices"), devices, cpath, &c->devices,
+                              &inst->fail_reason);
+        if (r < 0)
+                return r;
+        r = build_cmd(json_object_get(ctr, "cmd"), cpath, &c->cmd, &inst->fail_reason);
         if (r < 0)
                 return r;
         r = build_env(json_object_get(ctr, "env"), vars, cpath, &c->env, &inst->fail_reason);
@@ -307,6 +345,9 @@ static int build_container(sk_desired_instance *inst, const json_t *svc, const j
                       "cmd", c->cmd ? strv_json(c->cmd) : json_null(), "env", strv_json(c->env),
                       "cpu", (json_int_t)c->cpu_millicores, "memory", (json_int_t)c->memory_bytes,
                       "labels", c->labels);
+        /* Only when there are any, so the hash of a container without devices stays. */
+        if (shape && c->devices)
+                json_object_set_new(shape, "devices", strv_json(c->devices));
         if (!c->labels || !shape)
                 return -ENOMEM;
         c->spec_hash = sk_desired_hash(shape);
@@ -332,6 +373,8 @@ static int build_instance(const json_t *placed, const char *site, const char *ho
         if (!inst->id || !inst->meta)
                 return sk_error_set(err, ENOMEM, "out of memory");
         json_object_del(inst->meta, "spec");
+        json_object_del(inst->meta, "devices");
+        const json_t *devices = json_object_get(placed, "devices");
 
         _cleanup_json_ json_t *vars = json_object();
         if (!vars || collect_variables(svc, vars, &inst->fail_reason) < 0)
@@ -345,8 +388,8 @@ static int build_instance(const json_t *placed, const char *site, const char *ho
                 return sk_error_set(err, ENOMEM, "out of memory");
         for (size_t i = 0; i < n; i++) {
                 inst->n_containers++;
-                int r = build_container(inst, svc, json_array_get(ctrs, i), i, vars, site, host,
-                                        &inst->containers[i]);
+                int r = build_container(inst, svc, json_array_get(ctrs, i), i, vars, devices, site,
+                                        host, &inst->containers[i]);
                 if (r < 0)
                         return sk_error_set(err, -r, "out of memory");
         }

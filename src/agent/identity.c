@@ -137,6 +137,8 @@ int sk_agent_join(const char *dir, const sk_join_request *req, sk_identity *out,
         _cleanup_json_ json_t *body =
             json_pack("{s:s, s:s, s:s, s:o}", "token", req->token, "csr", csr, "name", req->name,
                       "labels", req->labels ? json_incref((json_t *)req->labels) : json_object());
+        if (body && req->address)
+                json_object_set_new(body, "address", json_string(req->address));
         _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
         if (!text)
                 return sk_error_set(err, ENOMEM, "out of memory");
@@ -167,6 +169,13 @@ int sk_agent_join(const char *dir, const sk_join_request *req, sk_identity *out,
         if ((r = write_file(dir, "key.pem", key, 0600, err)) < 0 ||
             (r = write_file(dir, "cert.pem", cert, 0644, err)) < 0 ||
             (r = write_file(dir, "ca.pem", ca, 0644, err)) < 0)
+                return r;
+        const json_t *peers = json_object_get(ans, "peers");
+        _cleanup_free_ char *peers_text =
+            json_is_array(peers) ? json_dumps(peers, JSON_COMPACT) : strdup("[]");
+        if (!peers_text)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        if ((r = write_file(dir, "peers.json", peers_text, 0644, err)) < 0)
                 return r;
         out->tower = strdup(req->tower);
         out->site = dup_field(ans, "site");

@@ -35,9 +35,12 @@ typedef struct sk_join_request {
         const char *token;
         const char *name;     /* host name */
         const json_t *labels; /* host labels */
+        const char *address;  /* --listen: where the site's other hosts reach this one */
 } sk_join_request;
 
-/* Makes a key and CSR, POSTs /v1/join and stores the key, certificate, CA and identity
+/* Makes a key and CSR, POSTs /v1/join and stores the key, certificate, CA, the site's
+ * other hosts as the tower named them (DIR/peers.json, an array; empty for the first host
+ * of a site, which then starts the site cluster) and the identity
  * (with tower, name and labels; the caller sets runtime/listen/dev-dir and saves again
  * as needed). A refusal is -EACCES (401), -EEXIST (409) or -EPROTO with the tower's
  * message. */

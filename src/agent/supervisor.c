@@ -107,6 +107,17 @@ void sk_supervisor_set_desired(sk_supervisor *s, json_t *desired)
         pthread_mutex_unlock(&s->lock);
 }
 
+void sk_supervisor_set_placed(sk_supervisor *s, json_t *placed)
+{
+        pthread_mutex_lock(&s->lock);
+        if (json_is_array(s->desired) && json_equal(s->desired, placed)) {
+                pthread_mutex_unlock(&s->lock);
+                return;
+        }
+        pthread_mutex_unlock(&s->lock);
+        sk_supervisor_set_desired(s, placed);
+}
+
 json_t *sk_supervisor_status(sk_supervisor *s)
 {
         pthread_mutex_lock(&s->lock);
@@ -132,7 +143,10 @@ static int refresh_want(sk_supervisor *s)
         _cleanup_error_ sk_error *perr = NULL;
         sk_placement_host me = {s->site, s->host, s->host_labels};
         sk_desired_set next;
-        int r = sk_placement_local(doc, &me, &placed, &perr);
+        /* An array is the cluster's placement for this host; an object a site document
+         * of which this host runs everything (a supervisor outside a cluster). */
+        int r = json_is_array(doc) ? ((placed = json_incref(doc)), 0)
+                                   : sk_placement_local(doc, &me, &placed, &perr);
         if (r >= 0)
                 r = sk_desired_build(placed, s->site, s->host, &next, &perr);
         if (r < 0) {
@@ -203,6 +217,7 @@ static void do_create(sk_supervisor *s, const sk_desired_container *w, bool rest
                     .labels = w->labels,
                     .cpu_millicores = w->cpu_millicores,
                     .memory_bytes = w->memory_bytes,
+                    .devices = (const char *const *)w->devices,
                 };
                 sk_info("%s container %s (%s)", restart ? "restarting" : "creating", w->name,
                         w->image);

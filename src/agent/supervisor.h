@@ -29,6 +29,9 @@ typedef struct sk_supervisor_config {
 int sk_supervisor_new(const sk_supervisor_config *cfg, sk_supervisor **out, sk_error **err);
 /* A new desired document (GET /v1/sync/desired's body); takes a reference. Wakes. */
 void sk_supervisor_set_desired(sk_supervisor *s, json_t *desired);
+/* The instances this host runs, as the site cluster placed them (an array in the form
+ * sk_fsm_local_placed makes); takes a reference. Replaces whatever set_desired gave. */
+void sk_supervisor_set_placed(sk_supervisor *s, json_t *placed);
 void sk_supervisor_wake(sk_supervisor *s);
 /* One reconcile pass at now_ms (monotonic ms). Called by the thread; tests call it
  * directly. Returns the time the next pass is due (a backoff or retry ending) or 0. */

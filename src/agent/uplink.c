@@ -18,6 +18,9 @@ struct sk_uplink {
         char *ca, *cert, *key, *desired_path;
         sk_supervisor *sup;
         int64_t generation;
+        void (*on_desired)(const json_t *doc, void *user);
+        json_t *(*reports)(void *user);
+        void *user;
 
         pthread_mutex_t lock;
         pthread_cond_t cond; /* CLOCK_MONOTONIC */
@@ -168,7 +171,10 @@ static int take_desired(sk_uplink *u, const char *body, sk_error **err)
                 return r;
         u->generation = json_integer_value(json_object_get(doc, "generation"));
         sk_info("desired state generation %lld", (long long)u->generation);
-        sk_supervisor_set_desired(u->sup, doc);
+        if (u->on_desired)
+                u->on_desired(doc, u->user);
+        else
+                sk_supervisor_set_desired(u->sup, doc);
         return 0;
 }
 
@@ -214,11 +220,8 @@ static json_t *capacity(void)
                          (json_int_t)pages * (json_int_t)page);
 }
 
-static int post_status(sk_uplink *u, sk_httpc *h, sk_error **err)
+static int post_one(sk_uplink *u, sk_httpc *h, const json_t *body, sk_error **err)
 {
-        _cleanup_json_ json_t *body =
-            json_pack("{s:s, s:o, s:o}", "host", u->host, "instances", sk_supervisor_status(u->sup),
-                      "capacity", capacity());
         _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
         if (!text)
                 return sk_error_set(err, ENOMEM, "out of memory");
@@ -230,6 +233,30 @@ static int post_status(sk_uplink *u, sk_httpc *h, sk_error **err)
         if (status < 200 || status > 299)
                 return answer_error(status, answer, "status", err);
         return 0;
+}
+
+static int post_status(sk_uplink *u, sk_httpc *h, sk_error **err)
+{
+        if (!u->reports) {
+                _cleanup_json_ json_t *body =
+                    json_pack("{s:s, s:o, s:o}", "host", u->host, "instances",
+                              sk_supervisor_status(u->sup), "capacity", capacity());
+                return post_one(u, h, body, err);
+        }
+        _cleanup_json_ json_t *all = u->reports(u->user);
+        size_t i;
+        json_t *body;
+        int first = 0;
+        json_array_foreach(all, i, body)
+        {
+                /* One host's refused report must not hold back the others'. */
+                int r = post_one(u, h, body, first < 0 ? NULL : err);
+                if (r == -ECANCELED)
+                        return r;
+                if (r < 0 && first == 0)
+                        first = r;
+        }
+        return first;
 }
 
 static void *status_loop(void *arg)
@@ -300,6 +327,9 @@ int sk_uplink_new(const sk_uplink_config *cfg, sk_uplink **out, sk_error **err)
         u->desired_path = sk_identity_path(cfg->data_dir, "desired.json");
         u->sup = cfg->sup;
         u->generation = cfg->generation;
+        u->on_desired = cfg->on_desired;
+        u->reports = cfg->reports;
+        u->user = cfg->user;
         u->status_dirty = true;
         if (!u->dir || !u->tower || !u->host || !u->ca || !u->cert || !u->key || !u->desired_path) {
                 sk_uplink_free(u);

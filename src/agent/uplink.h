@@ -27,8 +27,15 @@ typedef struct sk_uplink_config {
         const char *data_dir;
         const char *tower; /* URL */
         const char *host;
-        sk_supervisor *sup;
+        sk_supervisor *sup; /* without on_desired/reports: gets the documents, and its
+                               status is posted as this host's */
         int64_t generation; /* of the desired document already held, 0: none */
+        /* The site cluster's leader: a new desired document (already persisted; borrowed),
+         * and the status bodies to post, one per host of the site (a new reference to an
+         * array of POST /v1/sync/status bodies). Called from the uplink's threads. */
+        void (*on_desired)(const json_t *doc, void *user);
+        json_t *(*reports)(void *user);
+        void *user;
 } sk_uplink_config;
 
 int sk_uplink_new(const sk_uplink_config *cfg, sk_uplink **out, sk_error **err);

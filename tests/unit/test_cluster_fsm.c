@@ -1,0 +1,311 @@
+/* The site cluster's state machine and the leader's liveness tracking, as pure functions:
+ * entries applied, snapshots taken and restored, the scheduler's answer stored, this
+ * host's share of the placements, hosts lost and back on a fake clock. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "agent/cluster_fsm.h"
+#include "agent/liveness.h"
+#include "common/cleanup.h"
+
+static const char *APP =
+    "{\"name\": \"pos\", \"version\": \"1.0.0\", \"services\": ["
+    " {\"name\": \"api\", \"replicas\": 3, \"resources\": {\"cpu\": 0.5, \"memory\": \"64Mi\"},"
+    "  \"containers\": [{\"name\": \"api\", \"image\": \"localhost/busybox:latest\"}]},"
+    " {\"name\": \"cam\", \"replicas\": 1, \"placement\": {\"devices\": [\"camera\"]},"
+    "  \"containers\": [{\"name\": \"cam\", \"image\": \"localhost/busybox:latest\","
+    "   \"devices\": [\"camera\"]}]}]}";
+
+static json_t *desired_doc(int64_t generation, const char *lost_after)
+{
+        json_t *app = json_loads(APP, 0, NULL);
+        assert_non_null(app);
+        json_t *doc =
+            json_pack("{s:I, s:{s:s, s:s, s:{}}, s:[{s:s, s:s, s:s, s:s, s:o}]}", "generation",
+                      (json_int_t)generation, "site", "name", "s1", "tenant", "default", "labels",
+                      "deployments", "tenant", "default", "name", "pos-d", "application", "pos",
+                      "version", "1.0.0", "spec", app);
+        assert_non_null(doc);
+        if (lost_after)
+                json_object_set_new(json_object_get(doc, "site"), "host-lost-after",
+                                    json_string(lost_after));
+        return doc;
+}
+
+static json_t *host(int64_t id, const char *name, bool alive, bool camera)
+{
+        json_t *h = json_pack("{s:I, s:s, s:s, s:{s:s}, s:{}, s:{s:I, s:I}, s:b}", "id",
+                              (json_int_t)id, "name", name, "address", "127.0.0.1:1", "labels",
+                              "system/name", name, "devices", "capacity", "cpu", (json_int_t)4000,
+                              "memory", (json_int_t)(8LL << 30), "alive", alive);
+        if (camera) {
+                json_object_set_new(json_object_get(h, "labels"), "device/camera",
+                                    json_string("1"));
+                json_object_set_new(
+                    json_object_get(h, "devices"), "camera",
+                    json_pack("[{s:s, s:s}]", "path", "/dev/video0", "host-path", "/tmp/d/video0"));
+        }
+        return h;
+}
+
+/* Encodes cmd as the cluster does and applies it; returns sk_fsm_apply's answer. */
+static int apply(sk_fsm *f, json_t *cmd)
+{
+        size_t len = 0;
+        _cleanup_free_ char *buf = sk_fsm_encode(cmd, &len);
+        json_decref(cmd);
+        assert_non_null(buf);
+        assert_int_equal(len % 8, 0);
+        assert_true(len > strlen(buf)); /* NUL padding, at least one */
+        return sk_fsm_apply(f, buf, len, NULL);
+}
+
+static int apply_host(sk_fsm *f, json_t *h)
+{
+        return apply(f, json_pack("{s:s, s:o}", "op", "host", "host", h));
+}
+
+/* Runs the scheduler and applies its answer; returns whether it changed anything. */
+static bool schedule(sk_fsm *f)
+{
+        json_t *cmd = NULL;
+        _cleanup_error_ sk_error *err = NULL;
+        int r = sk_fsm_schedule(f, &cmd, &err);
+        if (r < 0)
+                fail_msg("schedule: %s", sk_error_msg(err, r));
+        if (!cmd)
+                return false;
+        assert_int_equal(apply(f, cmd), SK_FSM_PLACEMENTS);
+        return true;
+}
+
+static size_t count_on(const sk_fsm *f, const char *name)
+{
+        size_t n = 0, i;
+        json_t *p;
+        json_array_foreach(json_object_get(f->state, "placements"), i, p) n +=
+            strcmp(json_string_value(json_object_get(p, "host")), name) == 0;
+        return n;
+}
+
+static void test_apply_and_changes(void **state)
+{
+        sk_fsm f;
+        assert_int_equal(sk_fsm_init(&f), 0);
+        assert_null(sk_fsm_desired(&f));
+        assert_int_equal(sk_fsm_lost_after_ms(&f), SK_FSM_LOST_AFTER_DEFAULT_MS);
+        assert_int_equal(
+            apply(&f, json_pack("{s:s, s:o}", "op", "desired", "doc", desired_doc(4, "2s"))),
+            SK_FSM_DESIRED);
+        /* the same document again changes nothing */
+        assert_int_equal(
+            apply(&f, json_pack("{s:s, s:o}", "op", "desired", "doc", desired_doc(4, "2s"))), 0);
+        assert_int_equal(sk_fsm_generation(&f), 4);
+        assert_int_equal(sk_fsm_lost_after_ms(&f), 2000);
+        assert_int_equal(apply_host(&f, host(1, "h1", true, false)), SK_FSM_HOSTS);
+        assert_int_equal(apply_host(&f, host(1, "h1", true, false)), 0);
+        assert_int_equal(apply_host(&f, host(2, "h2", true, true)), SK_FSM_HOSTS);
+        assert_string_equal(json_string_value(json_object_get(sk_fsm_host(&f, 2), "name")), "h2");
+        assert_int_equal(apply(&f, json_pack("{s:s, s:I}", "op", "host-remove", "id", 2)),
+                         SK_FSM_HOSTS);
+        assert_null(sk_fsm_host(&f, 2));
+        assert_int_equal(json_object_size(sk_fsm_hosts(&f)), 1);
+        sk_fsm_clear(&f);
+}
+
+static void test_malformed_entries(void **state)
+{
+        sk_fsm f;
+        assert_int_equal(sk_fsm_init(&f), 0);
+        _cleanup_json_ json_t *before = json_deep_copy(f.state);
+        sk_error *err = NULL;
+        assert_int_equal(sk_fsm_apply(&f, "nonsense\0\0\0\0\0\0\0", 16, &err), -EINVAL);
+        assert_non_null(err);
+        sk_error_free(&err);
+        assert_int_equal(apply(&f, json_pack("{s:s}", "op", "explode")), -EINVAL);
+        assert_int_equal(sk_fsm_apply(&f, "{\"op\":\"host\",\"host\":{\"id\":0}}\0\0", 32, &err),
+                         -EINVAL);
+        assert_string_equal(err->path, "host.id");
+        sk_error_free(&err);
+        /* a host without capacity is refused with the field named */
+        assert_int_equal(apply(&f, json_pack("{s:s, s:{s:I, s:s}}", "op", "host", "host", "id", 3,
+                                             "name", "h3")),
+                         -EINVAL);
+        assert_int_equal(apply(&f, json_pack("{s:s, s:{s:I}}", "op", "desired", "doc", "x", 1)),
+                         -EINVAL);
+        assert_true(json_equal(before, f.state));
+        sk_fsm_clear(&f);
+}
+
+static void test_schedule_and_local_share(void **state)
+{
+        sk_fsm f;
+        assert_int_equal(sk_fsm_init(&f), 0);
+        json_t *cmd = NULL;
+        assert_int_equal(sk_fsm_schedule(&f, &cmd, NULL), 0);
+        assert_null(cmd); /* nothing to schedule without a desired document */
+        apply(&f, json_pack("{s:s, s:o}", "op", "desired", "doc", desired_doc(1, NULL)));
+        apply_host(&f, host(1, "h1", true, false));
+        apply_host(&f, host(2, "h2", true, true));
+        apply_host(&f, host(3, "h3", true, false));
+        assert_true(schedule(&f));
+        assert_false(schedule(&f)); /* stable: the same answer is not proposed again */
+        /* three api replicas spread, the camera service on the camera host */
+        assert_int_equal(count_on(&f, "h1"), 1);
+        assert_int_equal(count_on(&f, "h2"), 2);
+        assert_int_equal(count_on(&f, "h3"), 1);
+
+        _cleanup_json_ json_t *placed = NULL;
+        _cleanup_json_ json_t *disc = json_pack("{s:[{s:s, s:s}]}", "camera", "path", "/dev/video0",
+                                                "host-path", "/x/video0");
+        assert_int_equal(sk_fsm_local_placed(&f, "h2", disc, &placed, NULL), 0);
+        assert_int_equal(json_array_size(placed), 2);
+        bool cam = false;
+        size_t i;
+        json_t *p;
+        json_array_foreach(placed, i, p)
+        {
+                assert_string_equal(json_string_value(json_object_get(p, "tenant")), "default");
+                assert_string_equal(json_string_value(json_object_get(p, "application")), "pos");
+                assert_non_null(json_object_get(p, "spec"));
+                if (strcmp(json_string_value(json_object_get(p, "service")), "cam") == 0) {
+                        cam = true;
+                        assert_string_equal(
+                            json_string_value(json_array_get(
+                                json_object_get(json_object_get(p, "devices"), "camera"), 0)),
+                            "/x/video0");
+                }
+        }
+        assert_true(cam);
+
+        /* h3 lost: its api replica moves, nothing else does */
+        _cleanup_json_ json_t *before = json_deep_copy(json_object_get(f.state, "placements"));
+        apply_host(&f, host(3, "h3", false, false));
+        assert_true(schedule(&f));
+        assert_int_equal(count_on(&f, "h3"), 0);
+        assert_int_equal(count_on(&f, "h1") + count_on(&f, "h2"), 4);
+        json_array_foreach(before, i, p)
+        {
+                if (strcmp(json_string_value(json_object_get(p, "host")), "h3") == 0)
+                        continue;
+                bool kept = false;
+                size_t k;
+                json_t *q;
+                json_array_foreach(json_object_get(f.state, "placements"), k, q) kept |=
+                    json_equal(p, q);
+                assert_true(kept);
+        }
+        /* h3 back: the moved replica stays where it is now (no duplicates) */
+        apply_host(&f, host(3, "h3", true, false));
+        schedule(&f);
+        assert_int_equal(count_on(&f, "h3"), 0);
+        assert_int_equal(json_array_size(json_object_get(f.state, "placements")), 4);
+        sk_fsm_clear(&f);
+}
+
+static void test_unplaceable(void **state)
+{
+        sk_fsm f;
+        assert_int_equal(sk_fsm_init(&f), 0);
+        apply(&f, json_pack("{s:s, s:o}", "op", "desired", "doc", desired_doc(1, NULL)));
+        apply_host(&f, host(1, "h1", true, false));
+        assert_true(schedule(&f));
+        _cleanup_json_ json_t *st = sk_fsm_unplaced_status(&f, "s1", "h1");
+        assert_int_equal(json_array_size(st), 1);
+        json_t *u = json_array_get(st, 0);
+        assert_string_equal(json_string_value(json_object_get(u, "state")), "unplaceable");
+        assert_string_equal(json_string_value(json_object_get(u, "instance")),
+                            "default/pos-d/cam/0");
+        assert_string_equal(json_string_value(json_object_get(u, "version")), "1.0.0");
+        assert_non_null(strstr(json_string_value(json_object_get(u, "reason")), "device/camera"));
+        sk_fsm_clear(&f);
+}
+
+static void test_snapshot_restore(void **state)
+{
+        sk_fsm a, b;
+        assert_int_equal(sk_fsm_init(&a), 0);
+        assert_int_equal(sk_fsm_init(&b), 0);
+        apply(&a, json_pack("{s:s, s:o}", "op", "desired", "doc", desired_doc(9, "3s")));
+        apply_host(&a, host(1, "h1", true, true));
+        apply_host(&a, host(2, "h2", false, false));
+        schedule(&a);
+        size_t len = 0;
+        _cleanup_free_ char *snap = sk_fsm_snapshot(&a, &len);
+        assert_non_null(snap);
+        assert_int_equal(len % 8, 0);
+        assert_int_equal(sk_fsm_restore(&b, snap, len, NULL), 0);
+        assert_true(json_equal(a.state, b.state));
+        assert_int_equal(sk_fsm_lost_after_ms(&b), 3000);
+        /* a broken snapshot leaves the state alone */
+        sk_error *err = NULL;
+        assert_int_equal(sk_fsm_restore(&b, "{\"hosts\": 3}\0\0\0\0", 16, &err), -EINVAL);
+        assert_non_null(err);
+        sk_error_free(&err);
+        assert_true(json_equal(a.state, b.state));
+        /* replaying the same entries on the restored copy gives the same state */
+        apply_host(&a, host(3, "h3", true, false));
+        apply_host(&b, host(3, "h3", true, false));
+        assert_true(json_equal(a.state, b.state));
+        sk_fsm_clear(&a);
+        sk_fsm_clear(&b);
+}
+
+static void test_liveness(void **state)
+{
+        sk_liveness l;
+        sk_liveness_init(&l, 5000);
+        int64_t lost[8];
+        /* a new leader at t=100 s: h1 known alive, h2 known lost, h3 the old leader last
+         * heard at 98 s */
+        assert_int_equal(sk_liveness_track(&l, 1, true, 100000), 0);
+        assert_int_equal(sk_liveness_track(&l, 2, false, 100000), 0);
+        assert_int_equal(sk_liveness_track(&l, 3, true, 98000), 0);
+        assert_int_equal(sk_liveness_track(&l, 1, false, 0), 0); /* already tracked: kept */
+        assert_int_equal(sk_liveness_state(&l, 1), 1);
+        assert_int_equal(sk_liveness_state(&l, 2), 0);
+        assert_int_equal(sk_liveness_state(&l, 9), -1);
+        assert_int_equal(sk_liveness_check(&l, 102999, lost), 0);
+        /* the old leader goes first: 5 s after it was last heard, not after the election */
+        assert_int_equal(sk_liveness_check(&l, 103000, lost), 1);
+        assert_int_equal(lost[0], 3);
+        assert_int_equal(sk_liveness_check(&l, 103001, lost), 0); /* reported once */
+        assert_int_equal(sk_liveness_seen(&l, 1, 104000), 0);
+        assert_int_equal(sk_liveness_check(&l, 108999, lost), 0);
+        assert_int_equal(sk_liveness_check(&l, 109000, lost), 1);
+        assert_int_equal(lost[0], 1);
+        /* a stale report (no newer than the last contact) does not bring a host back */
+        assert_int_equal(sk_liveness_seen(&l, 1, 104000), 0);
+        assert_int_equal(sk_liveness_state(&l, 1), 0);
+        assert_int_equal(sk_liveness_seen(&l, 1, 109500), 1);
+        assert_int_equal(sk_liveness_state(&l, 1), 1);
+        /* a host first heard of is alive; forgetting it stops tracking */
+        assert_int_equal(sk_liveness_seen(&l, 7, 110000), 0);
+        assert_int_equal(sk_liveness_state(&l, 7), 1);
+        sk_liveness_forget(&l, 7);
+        assert_int_equal(sk_liveness_state(&l, 7), -1);
+        /* reset: everyone gets a full period from now */
+        sk_liveness_reset(&l, 200000);
+        assert_int_equal(sk_liveness_check(&l, 204999, lost), 0);
+        assert_int_equal(sk_liveness_check(&l, 205000, lost), 1); /* h1; h2, h3 stay lost */
+        sk_liveness_clear(&l);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_apply_and_changes),
+            cmocka_unit_test(test_malformed_entries),
+            cmocka_unit_test(test_schedule_and_local_share),
+            cmocka_unit_test(test_unplaceable),
+            cmocka_unit_test(test_snapshot_restore),
+            cmocka_unit_test(test_liveness),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
