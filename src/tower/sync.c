@@ -349,6 +349,37 @@ static int host_name(const sk_host_row *row, void *user)
         return 0;
 }
 
+typedef struct site_host {
+        const char *name;
+        int64_t id;
+} site_host;
+
+static int find_site_host(const sk_host_row *row, void *user)
+{
+        site_host *sh = user;
+        if (strcmp(row->name, sh->name) == 0)
+                sh->id = row->id;
+        return 0;
+}
+
+/* The other hosts of a site with the address each reported, for a joining host. */
+typedef struct peer_acc {
+        json_t *items;
+        int64_t except;
+} peer_acc;
+
+static int add_peer(const sk_host_row *row, void *user)
+{
+        peer_acc *a = user;
+        _cleanup_json_ json_t *st = json_loads(row->status_json ? row->status_json : "{}", 0, NULL);
+        const char *addr = json_string_value(json_object_get(st, "address"));
+        if (row->id != a->except && addr)
+                json_array_append_new(a->items,
+                                      json_pack("{s:s, s:I, s:s}", "host", row->name, "host-id",
+                                                (json_int_t)row->id, "address", addr));
+        return 0;
+}
+
 typedef struct inst_rows {
         sk_instance_row *rows;
         char **texts;
@@ -364,7 +395,7 @@ static void inst_rows_free(inst_rows *ir)
 }
 
 static int build_instances(sk_tower_ctx *c, json_t *list, const char *site, const char *host,
-                           inst_rows *ir, sk_error **err)
+                           int64_t host_id, inst_rows *ir, sk_error **err)
 {
         size_t n = json_array_size(list);
         int64_t now = sk_tower_now(c->api);
@@ -390,7 +421,7 @@ static int build_instances(sk_tower_ctx *c, json_t *list, const char *site, cons
                 ir->n = i + 1;
                 if (!ir->texts[i])
                         return sk_error_set(err, ENOMEM, "out of memory");
-                ir->rows[i] = (sk_instance_row){c->site_id, c->host_id,
+                ir->rows[i] = (sk_instance_row){c->site_id, host_id,
                                                 json_string_value(json_object_get(it, "instance")),
                                                 ir->texts[i], now};
         }
@@ -412,15 +443,28 @@ int sk_tower_h_sync_status(sk_tower_ctx *c, sk_error **err)
         r = site_row(c->api, c->site_id, &site, err);
         if (r < 0)
                 return r;
+        /* The site's leader reports for every host of its site (docs/site-cluster.md). */
         const char *claimed = json_string_value(json_object_get(body, "host"));
-        if (json_object_get(body, "host") && (!claimed || !name || strcmp(claimed, name) != 0))
-                return sk_error_set_path(err, EINVAL, "host",
-                                         "must be this certificate's host (%s)", name);
+        int64_t host_id = c->host_id;
+        if (json_object_get(body, "host") && (!claimed || !name || strcmp(claimed, name) != 0)) {
+                site_host sh = {claimed, 0};
+                if (claimed)
+                        s->ops->host_list(s, c->site_id, find_site_host, &sh, NULL);
+                if (!sh.id)
+                        return sk_error_set_path(err, EINVAL, "host",
+                                                 "must be a host of this certificate's site (%s)",
+                                                 site.name);
+                host_id = sh.id;
+                free(name);
+                name = strdup(claimed);
+                if (!name)
+                        return sk_error_set(err, ENOMEM, "out of memory");
+        }
         json_t *list = json_object_get(body, "instances");
         if (list && !json_is_array(list))
                 return sk_error_set_path(err, EINVAL, "instances", "must be a list");
         inst_rows ir = {0};
-        r = build_instances(c, list, site.name, name, &ir, err);
+        r = build_instances(c, list, site.name, name, host_id, &ir, err);
         if (r >= 0) {
                 /* a shallow copy: the rows still point into the instances */
                 _cleanup_json_ json_t *rest = json_copy(body);
@@ -428,10 +472,9 @@ int sk_tower_h_sync_status(sk_tower_ctx *c, sk_error **err)
                 _cleanup_free_ char *status = json_dumps(rest, DUMP_FLAGS);
                 r = s->ops->begin(s, err);
                 if (r >= 0) {
-                        r = s->ops->instances_replace(s, c->site_id, c->host_id, ir.rows, ir.n,
-                                                      err);
+                        r = s->ops->instances_replace(s, c->site_id, host_id, ir.rows, ir.n, err);
                         if (r >= 0)
-                                r = s->ops->host_seen(s, c->host_id, sk_tower_now(c->api),
+                                r = s->ops->host_seen(s, host_id, sk_tower_now(c->api),
                                                       status ? status : "{}", err);
                         if (r >= 0)
                                 r = s->ops->commit(s, err);
@@ -524,6 +567,10 @@ int sk_tower_h_join(sk_tower_ctx *c, sk_error **err)
                                          "must be a DNS label ([a-z0-9-], 1..63)");
         if (!csr || !*csr)
                 return sk_error_set_path(err, EINVAL, "csr", "must be a PEM certificate request");
+        /* Where the site's other hosts reach this one (its --listen), for later joiners. */
+        const json_t *address = json_object_get(body, "address");
+        if (address && (!json_is_string(address) || !strchr(json_string_value(address), ':')))
+                return sk_error_set_path(err, EINVAL, "address", "must be \"ADDR:PORT\"");
         r = check_labels(labels, err);
         if (r < 0)
                 return r;
@@ -540,6 +587,14 @@ int sk_tower_h_join(sk_tower_ctx *c, sk_error **err)
                 return r;
         r = join_tx(c, hash, jt.site_id, name, labels_text ? labels_text : "{}", csr, &host_id,
                     &cert, err);
+        _cleanup_json_ json_t *st = address ? json_pack("{s:O}", "address", address) : NULL;
+        _cleanup_free_ char *status = st ? json_dumps(st, DUMP_FLAGS) : NULL;
+        if (r >= 0 && status)
+                r = s->ops->host_seen(s, host_id, sk_tower_now(c->api), status, err);
+        _cleanup_json_ json_t *peers = json_array();
+        peer_acc pa = {peers, host_id};
+        if (r >= 0)
+                r = s->ops->host_list(s, jt.site_id, add_peer, &pa, err);
         if (r >= 0)
                 r = s->ops->commit(s, err);
         if (r < 0) {
@@ -549,10 +604,11 @@ int sk_tower_h_join(sk_tower_ctx *c, sk_error **err)
         sk_info("host %s joined site %s/%s (site-id %lld, host-id %lld)", name, site.tenant,
                 site.name, (long long)jt.site_id, (long long)host_id);
         sk_tower_reply(c, 200,
-                       json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s}", "site", site.name, "tenant",
-                                 site.tenant, "host", name, "site-id", (json_int_t)jt.site_id,
-                                 "host-id", (json_int_t)host_id, "certificate", cert, "ca",
-                                 sk_ca_cert_pem(c->api->ca)));
+                       json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:O}", "site", site.name,
+                                 "tenant", site.tenant, "host", name, "site-id",
+                                 (json_int_t)jt.site_id, "host-id", (json_int_t)host_id,
+                                 "certificate", cert, "ca", sk_ca_cert_pem(c->api->ca), "peers",
+                                 peers));
         return 0;
 }
 
