@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/siteapi.h"
 #include "cli/internal.h"
 #include "common/cleanup.h"
 
@@ -78,6 +79,10 @@ static const char global_help[] =
     "Global flags (also SKERRY_ADDR, SKERRY_TOKEN, SKERRY_CA, then the config file that\n"
     "`skerry login` writes; flags win):\n"
     "  --addr URL      the tower, e.g. 127.0.0.1:7443 (https:// is implied)\n"
+    "  --site-local ADDR --agent-data DIR\n"
+    "                  ask the agent listening at ADDR (its --listen) instead of the\n"
+    "                  tower, with the host certificate in agent data folder DIR\n"
+    "                  (get hosts|instances, also with the tower down)\n"
     "  --token TOKEN   bearer token\n"
     "  --ca FILE       the tower's CA certificate (its DATA/ca.pem)\n"
     "  --tenant NAME   act in another tenant (admins of the root tenant)\n"
@@ -172,8 +177,48 @@ int sk_cli_usage_error(const sk_cli_ctx *c, const char *fmt, ...)
         return SK_EXIT_USAGE;
 }
 
+/* The site-local API of the agent at --site-local, with a host certificate of that site
+ * from --agent-data (docs/site-cluster.md): it answers with the tower down. */
+static int connect_site_local(sk_cli_ctx *c)
+{
+        _cleanup_error_ sk_error *err = NULL;
+        if (!c->agent_data)
+                return sk_cli_usage_error(c, "--site-local needs --agent-data DIR (an agent's data "
+                                             "folder, for its host certificate)");
+        int r = sk_site_client_new(c->agent_data, &c->site_client, &err);
+        if (r < 0)
+                return sk_cli_fail(err, r);
+        return SK_EXIT_OK;
+}
+
+static int site_local_request(sk_cli_ctx *c, const char *method, const char *path,
+                              const json_t *body, json_t **out, char **raw)
+{
+        _cleanup_error_ sk_error *err = NULL;
+        _cleanup_json_ json_t *ans = NULL;
+        long status = 0;
+        int r = sk_site_client_call(c->site_client, c->site_local, method, path, body, 15000,
+                                    &status, &ans, &err);
+        if (r < 0)
+                return sk_cli_fail(err, r);
+        if (status < 200 || status > 299) {
+                const char *m =
+                    json_string_value(json_object_get(json_object_get(ans, "error"), "message"));
+                fprintf(stderr, "skerry: %s: HTTP %ld: %s\n", c->site_local, status,
+                        m ? m : "(no message)");
+                return SK_EXIT_ERROR;
+        }
+        if (raw)
+                *raw = ans ? json_dumps(ans, JSON_COMPACT) : strdup("");
+        if (out)
+                *out = take_ptr(&ans);
+        return SK_EXIT_OK;
+}
+
 int sk_cli_connect(sk_cli_ctx *c, bool with_token)
 {
+        if (c->site_local)
+                return connect_site_local(c);
         _cleanup_error_ sk_error *err = NULL;
         _cleanup_free_ char *path = NULL;
         _cleanup_cli_config_ sk_cli_config file = {0};
@@ -200,6 +245,8 @@ int sk_cli_connect(sk_cli_ctx *c, bool with_token)
 int sk_cli_request(sk_cli_ctx *c, const char *method, const char *path, const json_t *body,
                    json_t **out, char **raw)
 {
+        if (c->site_local)
+                return site_local_request(c, method, path, body, out, raw);
         _cleanup_error_ sk_error *err = NULL;
         sk_cli_api_err api = {0};
         int r = sk_cli_call_raw(&c->client, method, path, body, out, raw, &api, &err);
@@ -234,6 +281,8 @@ enum {
         LONG_TTL,
         LONG_PRINT,
         LONG_WATCH,
+        LONG_SITE_LOCAL,
+        LONG_AGENT_DATA,
 };
 
 static const struct option long_opts[] = {
@@ -248,6 +297,8 @@ static const struct option long_opts[] = {
     {"ttl", required_argument, NULL, LONG_TTL},
     {"print", no_argument, NULL, LONG_PRINT},
     {"watch", no_argument, NULL, LONG_WATCH},
+    {"site-local", required_argument, NULL, LONG_SITE_LOCAL},
+    {"agent-data", required_argument, NULL, LONG_AGENT_DATA},
     {"help", no_argument, NULL, 'h'},
     {0},
 };
@@ -275,6 +326,7 @@ static const char *opt_name(unsigned bit)
 static int cleanup_ctx(sk_cli_ctx *c, int rc)
 {
         free(c->files);
+        sk_site_client_free(c->site_client);
         sk_cli_client_close(&c->client);
         sk_cli_config_clear(&c->cfg);
         return rc;
@@ -331,6 +383,12 @@ int sk_cli_main(int argc, char **argv)
                         break;
                 case LONG_WATCH:
                         c.watch = true, seen |= SK_OPT_WATCH;
+                        break;
+                case LONG_SITE_LOCAL:
+                        c.site_local = optarg;
+                        break;
+                case LONG_AGENT_DATA:
+                        c.agent_data = optarg;
                         break;
                 case 'h':
                         help = true;

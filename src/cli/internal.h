@@ -31,6 +31,9 @@ typedef struct sk_cli_ctx {
         const sk_cli_verb *verb;
         /* flags, pointing into argv */
         const char *addr, *token, *ca, *tenant, *output, *site, *version, *ttl;
+        /* --site-local ADDR --agent-data DIR: ask an agent's site-local API, not the tower */
+        const char *site_local, *agent_data;
+        struct sk_site_client *site_client;
         bool print, watch;
         const char **files;
         size_t nfiles;

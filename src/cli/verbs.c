@@ -23,7 +23,7 @@ static int check_flags(const sk_cli_ctx *c, const sk_kind_info *k)
         if (c->site && !listed_only(k))
                 return sk_cli_usage_error(c, "--site is for hosts and instances, not %s",
                                           k->plural);
-        if (!c->site && k->kind == SK_KIND_HOST)
+        if (!c->site && !c->site_local && k->kind == SK_KIND_HOST)
                 return sk_cli_usage_error(c, "hosts are listed per site: add --site S");
         if (c->version && k->kind != SK_KIND_APPLICATION)
                 return sk_cli_usage_error(c, "--version is for applications, not %s", k->plural);
