@@ -758,6 +758,15 @@ static int host_to_json(const sk_host_row *row, void *user)
                       joined ? joined : "", "status", status ? status : json_object());
         if (h && seen)
                 json_object_set_new(h, "last-seen", json_string(seen));
+        /* What the site's leader reports of the host (docs/site-cluster.md): its role, state,
+         * labels with the built-in and device ones, devices, capacity, address. */
+        static const char *const lifted[] = {"role",    "state",    "labels",
+                                             "devices", "capacity", "address"};
+        for (size_t i = 0; h && status && i < SK_ARRAY_SIZE(lifted); i++) {
+                json_t *v = json_object_get(status, lifted[i]);
+                if (v)
+                        json_object_set(h, lifted[i], v);
+        }
         json_array_append_new(a->items, h);
         return 0;
 }
