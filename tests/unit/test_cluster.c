@@ -1,0 +1,374 @@
+/* Three real site cluster nodes in one process on loopback: raft over mutual TLS, the
+ * site-local API on the same port, heartbeats through it. The first node bootstraps, the
+ * others join through their heartbeats; the leader schedules; a lost follower's instance
+ * moves and the follower comes back without duplicates; a dead leader is replaced and its
+ * work moves; a host of another site is refused; the log is snapshotted. */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+
+#include "agent/cluster.h"
+#include "agent/siteapi.h"
+#include "common/cleanup.h"
+#include "common/pki.h"
+
+#define N       3
+#define WAIT_MS 30000
+
+typedef struct node {
+        char dir[128], addr[32], name[16];
+        int64_t id;
+        sk_cluster *cl;
+        sk_site_client *client;
+        bool up;
+} node;
+
+static struct {
+        char dir[64];
+        sk_ca *ca;
+        node n[N];
+        char outsider[128];
+} fx;
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+        return remove(path);
+}
+
+static int free_port(void)
+{
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof(a);
+        bind(fd, (struct sockaddr *)&a, sizeof(a));
+        getsockname(fd, (struct sockaddr *)&a, &len);
+        close(fd);
+        return ntohs(a.sin_port);
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+        char path[256];
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        assert_int_equal(sk_file_write(path, text, strlen(text), 0600, NULL), 0);
+}
+
+/* An agent data folder with a host certificate of site/host from ca. */
+static void make_data(const char *dir, sk_ca *ca, int64_t site, int64_t host)
+{
+        assert_int_equal(mkdir(dir, 0700), 0);
+        _cleanup_free_ char *key = NULL, *csr = NULL, *cert = NULL;
+        char cn[32], uri[96];
+        snprintf(cn, sizeof(cn), "h%lld", (long long)host);
+        snprintf(uri, sizeof(uri), "skerry://site/%lld/host/%lld", (long long)site,
+                 (long long)host);
+        assert_int_equal(sk_pki_make_key_and_csr(cn, &key, &csr, NULL), 0);
+        assert_int_equal(sk_ca_sign_client(ca, csr, cn, uri, 30, &cert, NULL), 0);
+        write_file(dir, "ca.pem", sk_ca_cert_pem(ca));
+        write_file(dir, "cert.pem", cert);
+        write_file(dir, "key.pem", key);
+}
+
+static void start_node(node *n)
+{
+        _cleanup_json_ json_t *peers = n->id == 1
+                                           ? json_array()
+                                           : json_pack("[{s:s, s:I, s:s}]", "host", "h1", "host-id",
+                                                       1, "address", fx.n[0].addr);
+        sk_cluster_config cfg = {.data_dir = n->dir,
+                                 .address = n->addr,
+                                 .site = "s7",
+                                 .host = n->name,
+                                 .host_id = n->id,
+                                 .peers = peers,
+                                 .election_ms = 300,
+                                 .heartbeat_ms = 50,
+                                 .snapshot_threshold = 8};
+        _cleanup_error_ sk_error *err = NULL;
+        int r = sk_cluster_new(&cfg, &n->cl, &err);
+        if (r >= 0)
+                r = sk_cluster_start(n->cl, &err);
+        if (r < 0)
+                fail_msg("node %s: %s", n->name, sk_error_msg(err, r));
+        n->up = true;
+}
+
+static void stop_node(node *n)
+{
+        sk_cluster_free(n->cl);
+        n->cl = NULL;
+        n->up = false;
+}
+
+static int setup(void **state)
+{
+        signal(SIGPIPE, SIG_IGN);
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        strcpy(fx.dir, "/tmp/skerry-cluster-XXXXXX");
+        if (!mkdtemp(fx.dir))
+                return -1;
+        char cadir[128];
+        snprintf(cadir, sizeof(cadir), "%s/ca", fx.dir);
+        if (mkdir(cadir, 0700) < 0 || sk_ca_open(cadir, &fx.ca, NULL) < 0)
+                return -1;
+        for (int i = 0; i < N; i++) {
+                node *n = &fx.n[i];
+                n->id = i + 1;
+                snprintf(n->name, sizeof(n->name), "h%d", i + 1);
+                snprintf(n->dir, sizeof(n->dir), "%s/%s", fx.dir, n->name);
+                snprintf(n->addr, sizeof(n->addr), "127.0.0.1:%d", free_port());
+                make_data(n->dir, fx.ca, 7, n->id);
+                if (sk_site_client_new(n->dir, &n->client, NULL) < 0)
+                        return -1;
+        }
+        /* A host of another site of the same tower. */
+        snprintf(fx.outsider, sizeof(fx.outsider), "%s/outsider", fx.dir);
+        make_data(fx.outsider, fx.ca, 8, 9);
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        for (int i = 0; i < N; i++) {
+                if (fx.n[i].cl)
+                        stop_node(&fx.n[i]);
+                sk_site_client_free(fx.n[i].client);
+        }
+        sk_ca_free(fx.ca);
+        nftw(fx.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        curl_global_cleanup();
+        return 0;
+}
+
+/* ---- driving the site ---- */
+
+static json_t *report(const node *n)
+{
+        return json_pack("{s:I, s:s, s:s, s:{s:s, s:s}, s:{}, s:{s:I, s:I}, s:[]}", "host-id",
+                         (json_int_t)n->id, "host", n->name, "address", n->addr, "labels",
+                         "system/name", n->name, "role", "test", "devices", "capacity", "cpu",
+                         (json_int_t)2000, "memory", (json_int_t)(1LL << 30), "instances");
+}
+
+/* What an agent does every second: to itself when it leads, else to the leader it knows
+ * (or a peer) over the site-local API, following a "leader" hint once. */
+static void heartbeat(node *n)
+{
+        _cleanup_json_ json_t *r = report(n);
+        if (sk_cluster_heartbeat(n->cl, n->id, r) == 0)
+                return;
+        char *addr = sk_cluster_leader_address(n->cl);
+        if (!addr)
+                addr = sk_cluster_next_peer(n->cl);
+        for (int hop = 0; addr && hop < 2; hop++) {
+                long status = 0;
+                _cleanup_json_ json_t *ans = NULL;
+                int rc = sk_site_client_call(n->client, addr, "POST", "/v1/site/heartbeat", r, 2000,
+                                             &status, &ans, NULL);
+                free(addr);
+                addr = NULL;
+                if (rc == 0 && status == 421 && json_string_value(json_object_get(ans, "leader")))
+                        addr = strdup(json_string_value(json_object_get(ans, "leader")));
+        }
+        free(addr);
+}
+
+static node *leader(void)
+{
+        for (int i = 0; i < N; i++)
+                if (fx.n[i].up && sk_cluster_is_leader(fx.n[i].cl))
+                        return &fx.n[i];
+        return NULL;
+}
+
+/* Heartbeats from every live node every 200 ms until pred holds. */
+static bool run_until(bool (*pred)(void), int ms)
+{
+        for (int t = 0; t < ms; t += 200) {
+                for (int i = 0; i < N; i++)
+                        if (fx.n[i].up)
+                                heartbeat(&fx.n[i]);
+                if (pred())
+                        return true;
+                struct timespec ts = {0, 200 * 1000000L};
+                nanosleep(&ts, NULL);
+        }
+        return false;
+}
+
+static bool all_voters(void)
+{
+        node *l = leader();
+        if (!l)
+                return false;
+        for (int i = 0; i < N; i++) {
+                const char *role = sk_cluster_role_of(l->cl, fx.n[i].id);
+                if (!role || strcmp(role, "standby") == 0)
+                        return false;
+        }
+        _cleanup_json_ json_t *st = sk_cluster_state(l->cl);
+        return json_object_size(json_object_get(st, "hosts")) == N;
+}
+
+/* Placements per host name in a node's state; -1 when it has none yet. */
+static int count_on(const node *n, const char *host)
+{
+        _cleanup_json_ json_t *st = sk_cluster_state(n->cl);
+        const json_t *pl = json_object_get(st, "placements");
+        int c = 0;
+        size_t i;
+        json_t *p;
+        json_array_foreach(pl, i, p) c +=
+            strcmp(json_string_value(json_object_get(p, "host")), host) == 0;
+        return json_array_size(pl) ? c : -1;
+}
+
+static bool total_is(const node *n, int want)
+{
+        _cleanup_json_ json_t *st = sk_cluster_state(n->cl);
+        return (int)json_array_size(json_object_get(st, "placements")) == want;
+}
+
+static bool spread_everywhere(void)
+{
+        for (int i = 0; i < N; i++)
+                for (int k = 0; k < N; k++)
+                        if (count_on(&fx.n[i], fx.n[k].name) != 1)
+                                return false;
+        return true;
+}
+
+static int lost_node; /* index */
+
+static bool moved_off_lost(void)
+{
+        node *l = leader();
+        if (!l || !total_is(l, 3) || count_on(l, fx.n[lost_node].name) != 0)
+                return false;
+        _cleanup_json_ json_t *st = sk_cluster_state(l->cl);
+        char key[8];
+        snprintf(key, sizeof(key), "%lld", (long long)fx.n[lost_node].id);
+        return json_is_false(
+            json_object_get(json_object_get(json_object_get(st, "hosts"), key), "alive"));
+}
+
+static bool back_alive(void)
+{
+        node *l = leader();
+        if (!l)
+                return false;
+        _cleanup_json_ json_t *st = sk_cluster_state(l->cl);
+        char key[8];
+        snprintf(key, sizeof(key), "%lld", (long long)fx.n[lost_node].id);
+        return json_is_true(
+                   json_object_get(json_object_get(json_object_get(st, "hosts"), key), "alive")) &&
+               total_is(&fx.n[lost_node], 3);
+}
+
+static json_t *desired(void)
+{
+        return json_pack(
+            "{s:I, s:{s:s, s:s, s:s}, s:[{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:[{s:s, s:I, "
+            "s:[{s:s, s:s}]}]}}]}",
+            "generation", 1, "site", "name", "s7", "tenant", "default", "host-lost-after", "1s",
+            "deployments", "tenant", "default", "name", "web", "application", "web", "version",
+            "1.0.0", "spec", "name", "web", "version", "1.0.0", "services", "name", "api",
+            "replicas", 3, "containers", "name", "api", "image", "localhost/busybox:latest");
+}
+
+static bool has_snapshot(const char *dir)
+{
+        char path[256];
+        snprintf(path, sizeof(path), "%s/raft", dir);
+        DIR *d = opendir(path);
+        bool found = false;
+        struct dirent *e;
+        while (d && (e = readdir(d)))
+                found |= strncmp(e->d_name, "snapshot-", 9) == 0;
+        if (d)
+                closedir(d);
+        return found;
+}
+
+static void test_three_nodes(void **state)
+{
+        for (int i = 0; i < N; i++)
+                start_node(&fx.n[i]);
+        assert_true(run_until(all_voters, WAIT_MS));
+        assert_ptr_equal(leader(), &fx.n[0]); /* the bootstrapping node, alone at first */
+
+        _cleanup_json_ json_t *doc = desired();
+        assert_int_equal(sk_cluster_submit_desired(fx.n[1].cl, doc), -EAGAIN); /* a follower */
+        assert_int_equal(sk_cluster_submit_desired(leader()->cl, doc), 0);
+        assert_true(run_until(spread_everywhere, WAIT_MS));
+
+        /* The site-local API on a follower answers from the leader. */
+        long status = 0;
+        _cleanup_json_ json_t *hosts = NULL;
+        assert_int_equal(sk_site_client_call(fx.n[2].client, fx.n[2].addr, "GET", "/v1/hosts", NULL,
+                                             5000, &status, &hosts, NULL),
+                         0);
+        assert_int_equal(status, 200);
+        json_t *items = json_object_get(hosts, "items");
+        assert_int_equal(json_array_size(items), N);
+        int leaders = 0;
+        size_t i;
+        json_t *h;
+        json_array_foreach(items, i, h)
+        {
+                leaders += strcmp(json_string_value(json_object_get(h, "role")), "leader") == 0;
+                assert_string_equal(json_string_value(json_object_get(h, "state")), "alive");
+                assert_non_null(json_object_get(h, "last-seen"));
+        }
+        assert_int_equal(leaders, 1);
+
+        /* A host of another site is refused before any HTTP. */
+        sk_site_client *out = NULL;
+        assert_int_equal(sk_site_client_new(fx.outsider, &out, NULL), 0);
+        _cleanup_json_ json_t *ans = NULL;
+        _cleanup_error_ sk_error *err = NULL;
+        assert_true(sk_site_client_call(out, fx.n[0].addr, "GET", "/v1/hosts", NULL, 3000, &status,
+                                        &ans, &err) < 0);
+        sk_site_client_free(out);
+
+        /* A follower dies: its instance moves to the others. */
+        lost_node = 2;
+        stop_node(&fx.n[2]);
+        assert_true(run_until(moved_off_lost, WAIT_MS));
+        /* It comes back: alive again, and the moved instance stays moved (no duplicate). */
+        start_node(&fx.n[2]);
+        assert_true(run_until(back_alive, WAIT_MS));
+        assert_int_equal(count_on(leader(), fx.n[2].name), 0);
+
+        /* The leader dies: a new one is elected and the old leader's work moves. */
+        node *old = leader();
+        lost_node = (int)(old - fx.n);
+        stop_node(old);
+        assert_true(run_until(moved_off_lost, WAIT_MS));
+        assert_ptr_not_equal(leader(), old);
+        for (int k = 0; k < N; k++)
+                if (fx.n[k].up)
+                        assert_true(has_snapshot(fx.n[k].dir));
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {cmocka_unit_test(test_three_nodes)};
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
