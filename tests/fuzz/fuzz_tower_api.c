@@ -1,0 +1,351 @@
+/* The tower's request handling (router, authentication, every handler) on arbitrary
+ * requests against a real SQLite store: every answer has a status in 200..599 and a JSON
+ * object body (errors as {"error": {"code", "message"}}), or is one of the two body-less
+ * shapes (text for /metrics, 204 for a long-poll with nothing new).
+ *
+ * Input: up to MAX_REQUESTS requests separated by lines "%%", each a first line
+ * "METHOD TARGET [AS]" and the body after it. TARGET is the path with
+ * an optional query, percent-decoded as libmicrohttpd does; AS is who asks: admin (the
+ * default, a bearer token of the bootstrap admin), host (the client certificate of a host
+ * joined at setup), none, bad (an unknown bearer token) or both (token and certificate).
+ *
+ * The store lives in a temporary folder made once per process and is re-created every
+ * STORE_RUNS inputs so it stays small. SK_FUZZ_STRICT=1 also fails on 500 answers;
+ * SK_FUZZ_VERBOSE=1 prints each answer (to check seeds). */
+#include <ftw.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/pki.h"
+#include "tower/api.h"
+#include "tower/store.h"
+
+#define STORE_RUNS   500
+#define MAX_REQUESTS 8
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static char dir[64];
+static sk_ca *ca;
+static sk_store *store;
+static sk_tower_api *api;
+static char *admin_token;
+static char *host_uri;
+static unsigned runs;
+static bool strict, verbose;
+
+static void die(const char *what, sk_error *err)
+{
+        fprintf(stderr, "fuzz_tower_api setup: %s: %s\n", what, sk_error_msg(err, EIO));
+        abort();
+}
+
+/* Runs one request to its end as the server does: slow jobs between two rounds. */
+static void handle(sk_tower_request *req, sk_tower_response *resp)
+{
+        sk_tower_job *job = NULL;
+        for (;;) {
+                req->job = job;
+                sk_tower_api_handle(api, req, resp);
+                if (!resp->job)
+                        break;
+                if (job)
+                        abort(); /* a second job for the same request */
+                job = resp->job;
+                resp->job = NULL;
+                sk_tower_response_clear(resp);
+                job->run(job);
+        }
+        if (job)
+                job->free(job);
+        req->job = NULL;
+}
+
+static json_t *setup_call(const char *method, const char *path, const char *body)
+{
+        char auth[128];
+        snprintf(auth, sizeof(auth), "Bearer %s", admin_token);
+        sk_tower_request req = {.method = method,
+                                .path = path,
+                                .authorization = auth,
+                                .body = body,
+                                .body_len = body ? strlen(body) : 0};
+        sk_tower_response resp;
+        handle(&req, &resp);
+        if (resp.status != 200 && resp.status != 201) {
+                char *text = resp.body ? json_dumps(resp.body, 0) : NULL;
+                fprintf(stderr, "fuzz_tower_api setup: %s %s: %d %s\n", method, path, resp.status,
+                        text ? text : "");
+                abort();
+        }
+        json_t *out = json_incref(resp.body);
+        sk_tower_response_clear(&resp);
+        return out;
+}
+
+/* One site with one joined host, so the host routes (sync) get past authentication. */
+static void join_host(void)
+{
+        json_decref(setup_call("PUT", "/v1/sites/store-001",
+                               "{\"kind\":\"site\",\"name\":\"store-001\","
+                               "\"labels\":{\"region\":\"eu\"}}"));
+        _cleanup_json_ json_t *tok = setup_call("POST", "/v1/sites/store-001/tokens", NULL);
+        _cleanup_free_ char *key = NULL, *csr = NULL;
+        sk_error *err = NULL;
+        if (sk_pki_make_key_and_csr("h1", &key, &csr, &err) < 0)
+                die("csr", err);
+        _cleanup_json_ json_t *b =
+            json_pack("{s:O, s:s, s:s, s:{s:s}}", "token", json_object_get(tok, "token"), "csr",
+                      csr, "name", "h1", "labels", "role", "till");
+        _cleanup_free_ char *body = json_dumps(b, 0);
+        sk_tower_request req = {
+            .method = "POST", .path = "/v1/join", .body = body, .body_len = strlen(body)};
+        sk_tower_response resp;
+        handle(&req, &resp);
+        if (resp.status != 200)
+                die("join", NULL);
+        free(host_uri);
+        if (asprintf(&host_uri, "skerry://site/%lld/host/%lld",
+                     (long long)json_integer_value(json_object_get(resp.body, "site-id")),
+                     (long long)json_integer_value(json_object_get(resp.body, "host-id"))) < 0)
+                abort();
+        sk_tower_response_clear(&resp);
+}
+
+static void close_store(void)
+{
+        sk_tower_api_free(api);
+        api = NULL;
+        if (store)
+                store->ops->close(store);
+        store = NULL;
+        free(admin_token);
+        admin_token = NULL;
+        static const char *const files[] = {"tower.db", "tower.db-wal", "tower.db-shm",
+                                            "tower.db-journal"};
+        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+                char p[128];
+                snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
+                unlink(p);
+        }
+}
+
+static void open_store(void)
+{
+        char db[128];
+        snprintf(db, sizeof(db), "%s/tower.db", dir);
+        sk_error *err = NULL;
+        if (sk_store_sqlite_open(db, &store, &err) < 0)
+                die("store", err);
+        if (sk_tower_api_new(store, ca, &api, &err) < 0)
+                die("api", err);
+        if (sk_tower_bootstrap(api, &admin_token, &err) < 0)
+                die("bootstrap", err);
+        join_host();
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+        return remove(path);
+}
+
+static void cleanup(void)
+{
+        close_store();
+        sk_ca_free(ca);
+        free(host_uri);
+        nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static int fake_peer(void *ctx, char **uri, sk_error **err)
+{
+        *uri = strdup(host_uri);
+        return *uri ? 0 : sk_error_set(err, ENOMEM, "out of memory");
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+        strcpy(dir, "/tmp/sk-fuzz-tower-XXXXXX");
+        if (!mkdtemp(dir))
+                abort();
+        sk_error *err = NULL;
+        if (sk_ca_open(dir, &ca, &err) < 0)
+                die("ca", err);
+        open_store();
+        atexit(cleanup);
+        const char *s = getenv("SK_FUZZ_STRICT");
+        strict = s && strcmp(s, "1") == 0;
+        verbose = getenv("SK_FUZZ_VERBOSE") != NULL;
+        return 0;
+}
+
+static int hexval(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* In place, like libmicrohttpd's unescaping of the URL and its arguments. */
+static void unescape(char *s)
+{
+        char *w = s;
+        for (char *r = s; *r; r++) {
+                int hi, lo;
+                if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0) {
+                        *w++ = (char)(hi * 16 + lo);
+                        r += 2;
+                } else {
+                        *w++ = *r;
+                }
+        }
+        *w = '\0';
+}
+
+/* "k=v&k2=v2" into an object of strings, as the server's add_arg does (a value that is
+ * not UTF-8 is dropped there too). */
+static json_t *parse_query(char *q)
+{
+        json_t *o = json_object();
+        for (char *tok, *save = NULL; (tok = strtok_r(q, "&", &save)); q = NULL) {
+                char *eq = strchr(tok, '=');
+                char *v = tok + strlen(tok); /* "" within the buffer */
+                if (eq) {
+                        *eq = '\0';
+                        v = eq + 1;
+                }
+                unescape(tok);
+                unescape(v);
+                json_object_set_new(o, tok, json_string(v));
+        }
+        return o;
+}
+
+static bool is_text(const json_t *v)
+{
+        return json_is_string(v) && json_string_length(v) > 0;
+}
+
+static void check(const sk_tower_request *req, const sk_tower_response *resp)
+{
+        if (resp->status < 200 || resp->status > 599 || !resp->route)
+                abort();
+        if (resp->text) {
+                if (resp->body || resp->status != 200)
+                        abort();
+                return;
+        }
+        if (!resp->body) {
+                /* only a long-poll with nothing new has no body */
+                if (resp->status != 204 || !resp->wait_site)
+                        abort();
+                return;
+        }
+        if (!json_is_object(resp->body))
+                abort();
+        _cleanup_free_ char *text = json_dumps(resp->body, JSON_COMPACT);
+        if (!text)
+                abort();
+        if (resp->status >= 400) {
+                json_t *e = json_object_get(resp->body, "error");
+                if (!json_is_object(e) || !is_text(json_object_get(e, "code")) ||
+                    !is_text(json_object_get(e, "message")))
+                        abort();
+        }
+        if (strict && resp->status == 500) {
+                fprintf(stderr, "500 for %s %s: %s\n", req->method, req->path, text);
+                abort();
+        }
+}
+
+static void one_request(const uint8_t *data, size_t size)
+{
+        const uint8_t *nl = memchr(data, '\n', size);
+        size_t line_len = nl ? (size_t)(nl - data) : size;
+        _cleanup_free_ char *line = strndup((const char *)data, line_len);
+        /* the server's body buffer ends in a NUL past its length */
+        size_t body_len = nl ? size - line_len - 1 : 0;
+        _cleanup_free_ char *body = malloc(body_len + 1);
+        if (!line || !body)
+                return;
+        if (body_len)
+                memcpy(body, nl + 1, body_len);
+        body[body_len] = '\0';
+
+        char *save = NULL;
+        char *method = strtok_r(line, " ", &save);
+        char *target = strtok_r(NULL, " ", &save);
+        char *as = strtok_r(NULL, " ", &save);
+        if (!method)
+                method = line;
+        char root[] = "/";
+        if (!target)
+                target = root;
+        if (!as)
+                as = "admin";
+        char *q = strchr(target, '?');
+        if (q)
+                *q++ = '\0';
+        unescape(target);
+        _cleanup_json_ json_t *query = parse_query(q ? q : root + 1);
+
+        char auth[128] = "";
+        bool peer = false;
+        if (strcmp(as, "host") == 0) {
+                peer = true;
+        } else if (strcmp(as, "both") == 0) {
+                peer = true;
+                snprintf(auth, sizeof(auth), "Bearer %s", admin_token);
+        } else if (strcmp(as, "bad") == 0) {
+                snprintf(auth, sizeof(auth), "Bearer not-a-token");
+        } else if (strcmp(as, "none") != 0) {
+                snprintf(auth, sizeof(auth), "Bearer %s", admin_token);
+        }
+        sk_tower_request req = {.method = method,
+                                .path = target,
+                                .query = query,
+                                .authorization = auth[0] ? auth : NULL,
+                                .body = body,
+                                .body_len = body_len,
+                                .has_peer_cert = peer,
+                                .verify_peer = fake_peer};
+        sk_tower_response resp;
+        handle(&req, &resp);
+        if (verbose) {
+                char *text = resp.body ? json_dumps(resp.body, JSON_COMPACT) : NULL;
+                fprintf(stderr, "%s %s -> %d %.300s\n", method, target, resp.status,
+                        text ? text : "");
+                free(text);
+        }
+        check(&req, &resp);
+        sk_tower_api_count(api, resp.route, resp.status);
+        sk_tower_response_clear(&resp);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+        if (++runs % STORE_RUNS == 0) {
+                close_store();
+                open_store();
+        }
+        static const char sep[] = "\n%%\n";
+        for (int n = 0; n < MAX_REQUESTS; n++) {
+                const uint8_t *end = memmem(data, size, sep, sizeof(sep) - 1);
+                size_t len = end ? (size_t)(end - data) : size;
+                one_request(data, len);
+                if (!end)
+                        break;
+                data += len + sizeof(sep) - 1;
+                size -= len + sizeof(sep) - 1;
+        }
+        return 0;
+}
