@@ -23,21 +23,25 @@ typedef struct sk_resource_row {
         const char *tenant;
         const char *kind; /* "site", "application", "deployment", "tenant", "user" */
         const char *name;
-        const char *version; /* "" when the kind has none */
-        const char *json;    /* the stored document */
+        const char *version;      /* "" when the kind has none */
+        const char *json;         /* the stored document */
         int64_t created, updated; /* unix milliseconds */
 } sk_resource_row;
 
 /* Called per row; return non-zero to stop (that value is returned by the lister). */
 typedef int (*sk_resource_fn)(const sk_resource_row *row, void *user);
 
-typedef enum sk_put_result { SK_PUT_UNCHANGED = 0, SK_PUT_CREATED = 1, SK_PUT_UPDATED = 2 } sk_put_result;
+typedef enum sk_put_result {
+        SK_PUT_UNCHANGED = 0,
+        SK_PUT_CREATED = 1,
+        SK_PUT_UPDATED = 2
+} sk_put_result;
 
 typedef struct sk_host_row {
         int64_t id, site_id;
         const char *name;
-        const char *labels_json; /* host labels given at join */
-        const char *status_json; /* the last status report ("{}" before the first) */
+        const char *labels_json;   /* host labels given at join */
+        const char *status_json;   /* the last status report ("{}" before the first) */
         int64_t joined, last_seen; /* unix milliseconds */
 } sk_host_row;
 typedef int (*sk_host_fn)(const sk_host_row *row, void *user);
@@ -60,7 +64,24 @@ typedef struct sk_token_row {
         const char *tenant, *user, *role;
         int64_t expires; /* unix milliseconds; 0 never */
         bool revoked;
+        const char *hash; /* the SHA-256 hex it is stored by */
+        const char *kind; /* "login" (the user's role applies) or "api" (its own role) */
+        const char *name; /* what an API token is for; "" */
+        int64_t created;  /* unix milliseconds */
 } sk_token_row;
+typedef int (*sk_token_fn)(const sk_token_row *row, void *user);
+
+/* One audited change (docs/api.md, "Audit"). */
+typedef struct sk_event_row {
+        int64_t id, time;   /* time: unix milliseconds */
+        const char *tenant; /* the tenant the change happened in */
+        const char *actor;  /* "tenant/user" or "tenant/user token ID" */
+        const char *method, *path;
+        const char *resource; /* "kind/name" or "" */
+        const char *address;  /* the client's address, or "" */
+        int status;
+} sk_event_row;
+typedef int (*sk_event_fn)(const sk_event_row *row, void *user);
 
 typedef struct sk_store_ops {
         int abi; /* SK_STORE_ABI */
@@ -98,8 +119,8 @@ typedef struct sk_store_ops {
                              sk_error **err);
 
         /* Join tokens, stored by hash (never in clear). */
-        int (*join_token_add)(sk_store *s, const char *token_hash, int64_t site_id,
-                              int64_t expires, sk_error **err);
+        int (*join_token_add)(sk_store *s, const char *token_hash, int64_t site_id, int64_t expires,
+                              sk_error **err);
         int (*join_token_get)(sk_store *s, const char *token_hash, sk_join_token *out,
                               sk_error **err);
         /* Marks it used; -EALREADY when it already was. */
@@ -109,8 +130,7 @@ typedef struct sk_store_ops {
         int (*host_add)(sk_store *s, int64_t site_id, const char *name, const char *labels_json,
                         int64_t now, int64_t *id, sk_error **err);
         int (*host_get)(sk_store *s, int64_t host_id, sk_host_fn fn, void *user, sk_error **err);
-        int (*host_list)(sk_store *s, int64_t site_id, sk_host_fn fn, void *user,
-                         sk_error **err);
+        int (*host_list)(sk_store *s, int64_t site_id, sk_host_fn fn, void *user, sk_error **err);
         int (*host_seen)(sk_store *s, int64_t host_id, int64_t now, const char *status_json,
                          sk_error **err);
 
@@ -118,8 +138,8 @@ typedef struct sk_store_ops {
         int (*instances_replace)(sk_store *s, int64_t site_id, int64_t host_id,
                                  const sk_instance_row *rows, size_t n, sk_error **err);
         /* site_id 0: all sites. prefix NULL or e.g. "default/pos-stores/" */
-        int (*instances_list)(sk_store *s, int64_t site_id, const char *prefix,
-                              sk_instance_fn fn, void *user, sk_error **err);
+        int (*instances_list)(sk_store *s, int64_t site_id, const char *prefix, sk_instance_fn fn,
+                              void *user, sk_error **err);
         int (*instances_delete_site)(sk_store *s, int64_t site_id, sk_error **err);
 
         /* Users' password hashes (Argon2id strings from libsodium) and API tokens by hash. */
@@ -127,13 +147,24 @@ typedef struct sk_store_ops {
                             sk_error **err);
         int (*password_get)(sk_store *s, const char *tenant, const char *user, char **hash,
                             sk_error **err);
-        int (*token_add)(sk_store *s, const char *token_hash, const char *tenant,
-                         const char *user, const char *role, int64_t expires, sk_error **err);
+        int (*token_add)(sk_store *s, const char *token_hash, const char *tenant, const char *user,
+                         const char *role, int64_t expires, sk_error **err);
         /* -ENOENT when unknown. */
-        int (*token_get)(sk_store *s, const char *token_hash,
-                         int (*fn)(const sk_token_row *row, void *user), void *user,
+        int (*token_get)(sk_store *s, const char *token_hash, sk_token_fn fn, void *user,
                          sk_error **err);
         int (*token_revoke)(sk_store *s, const char *token_hash, sk_error **err);
+
+        /* An API token: kind "api", its own role and a name saying what it is for. */
+        int (*api_token_add)(sk_store *s, const char *token_hash, const char *tenant,
+                             const char *user, const char *role, int64_t expires, const char *name,
+                             sk_error **err);
+        /* The tokens of a tenant (user NULL: of every user), oldest first. */
+        int (*token_list)(sk_store *s, const char *tenant, const char *user, sk_token_fn fn,
+                          void *user_data, sk_error **err);
+
+        /* The audit trail: append one event; list those at or after since, oldest first. */
+        int (*event_add)(sk_store *s, const sk_event_row *ev, sk_error **err);
+        int (*event_list)(sk_store *s, int64_t since, sk_event_fn fn, void *user, sk_error **err);
 } sk_store_ops;
 
 struct sk_store {

@@ -98,6 +98,20 @@ static const char *const migrations[] = {
     "  RETURN NULL; END $$;"
     "CREATE TRIGGER resources_user_deleted AFTER DELETE ON resources FOR EACH ROW"
     "  WHEN (OLD.kind = 'user') EXECUTE FUNCTION skerry_user_deleted();",
+    /* 2: API tokens (kind, name) and the audit trail (issue 4). */
+    "ALTER TABLE tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'login';"
+    "ALTER TABLE tokens ADD COLUMN name TEXT NOT NULL DEFAULT '';"
+    "CREATE TABLE events ("
+    "  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    "  time BIGINT NOT NULL,"
+    "  tenant TEXT COLLATE \"C\" NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  method TEXT NOT NULL,"
+    "  path TEXT NOT NULL,"
+    "  resource TEXT NOT NULL DEFAULT '',"
+    "  address TEXT NOT NULL DEFAULT '',"
+    "  status INTEGER NOT NULL);"
+    "CREATE INDEX events_time ON events (time);",
 };
 
 /* Serializes migrations of replicas that start together ("skerry" in ASCII). */
@@ -105,6 +119,7 @@ static const char *const migrations[] = {
 
 #define RESOURCE_COLS "id, tenant, kind, name, version, json, created, updated"
 #define HOST_COLS     "id, site_id, name, labels_json, status_json, joined, last_seen"
+#define TOKEN_COLS    "tenant, \"user\", role, expires, revoked, hash, kind, name, created"
 
 enum stmt_id {
         ST_RES_FIND,
@@ -138,6 +153,10 @@ enum stmt_id {
         ST_TOKEN_ADD,
         ST_TOKEN_GET,
         ST_TOKEN_REVOKE,
+        ST_TOKEN_ADD_API,
+        ST_TOKEN_LIST,
+        ST_EVENT_ADD,
+        ST_EVENT_LIST,
         ST__MAX,
 };
 
@@ -192,8 +211,16 @@ static const char *const stmt_sql[ST__MAX] = {
     [ST_PW_GET] = "SELECT hash FROM passwords WHERE tenant = $1 AND \"user\" = $2",
     [ST_TOKEN_ADD] = "INSERT INTO tokens (hash, tenant, \"user\", role, expires, created)"
                      " VALUES ($1, $2, $3, $4, $5, $6)",
-    [ST_TOKEN_GET] = "SELECT tenant, \"user\", role, expires, revoked FROM tokens WHERE hash = $1",
+    [ST_TOKEN_GET] = "SELECT " TOKEN_COLS " FROM tokens WHERE hash = $1",
     [ST_TOKEN_REVOKE] = "UPDATE tokens SET revoked = true WHERE hash = $1",
+    [ST_TOKEN_ADD_API] = "INSERT INTO tokens (hash, tenant, \"user\", role, expires, created,"
+                         " kind, name) VALUES ($1, $2, $3, $4, $5, $6, 'api', $7)",
+    [ST_TOKEN_LIST] = "SELECT " TOKEN_COLS " FROM tokens WHERE tenant = $1"
+                      " AND ($2::text IS NULL OR \"user\" = $2) ORDER BY created, hash",
+    [ST_EVENT_ADD] = "INSERT INTO events (time, tenant, actor, method, path, resource, address,"
+                     " status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    [ST_EVENT_LIST] = "SELECT id, time, tenant, actor, method, path, resource, address, status"
+                      " FROM events WHERE time >= $1 ORDER BY id",
 };
 
 typedef struct sk_pg {
@@ -1012,6 +1039,21 @@ static int pg_token_add(sk_store *store, const char *token_hash, const char *ten
         return finish_single(s, &t, r, res, err, "token_add");
 }
 
+static sk_token_row token_of(const PGresult *res, int i)
+{
+        return (sk_token_row){
+            .tenant = PQgetvalue(res, i, 0),
+            .user = PQgetvalue(res, i, 1),
+            .role = PQgetvalue(res, i, 2),
+            .expires = get_i64(res, i, 3),
+            .revoked = strcmp(PQgetvalue(res, i, 4), "t") == 0,
+            .hash = PQgetvalue(res, i, 5),
+            .kind = PQgetvalue(res, i, 6),
+            .name = PQgetvalue(res, i, 7),
+            .created = get_i64(res, i, 8),
+        };
+}
+
 static int pg_token_get(sk_store *store, const char *token_hash,
                         int (*fn)(const sk_token_row *row, void *user), void *user, sk_error **err)
 {
@@ -1024,13 +1066,7 @@ static int pg_token_get(sk_store *store, const char *token_hash,
                 return r;
         if (PQntuples(res) == 0)
                 return sk_error_set(err, ENOENT, "token not found");
-        sk_token_row row = {
-            .tenant = PQgetvalue(res, 0, 0),
-            .user = PQgetvalue(res, 0, 1),
-            .role = PQgetvalue(res, 0, 2),
-            .expires = get_i64(res, 0, 3),
-            .revoked = strcmp(PQgetvalue(res, 0, 4), "t") == 0,
-        };
+        sk_token_row row = token_of(res, 0);
         return fn ? fn(&row, user) : 0;
 }
 
@@ -1045,6 +1081,100 @@ static int pg_token_revoke(sk_store *store, const char *token_hash, sk_error **e
                 return r;
         if (changes(res) == 0)
                 return sk_error_set(err, ENOENT, "token not found");
+        return 0;
+}
+
+static int pg_api_token_add(sk_store *store, const char *token_hash, const char *tenant,
+                            const char *user, const char *role, int64_t expires, const char *name,
+                            sk_error **err)
+{
+        sk_pg *s = to_pg(store);
+        int r;
+        if ((r = require(err, "token_hash", token_hash)) < 0 ||
+            (r = require(err, "tenant", tenant)) < 0 || (r = require(err, "user", user)) < 0 ||
+            (r = require(err, "role", role)) < 0)
+                return r;
+        _cleanup_tx_ tx t = {0};
+        if ((r = tx_begin_single(&t, store, err)) < 0)
+                return r;
+        num exp_n, now_n;
+        const char *const p[] = {
+            token_hash,      tenant, user, role, num_of(&exp_n, expires), num_of(&now_n, now_ms()),
+            name ? name : ""};
+        _cleanup_pgres_ PGresult *res = NULL;
+        r = run(s, ST_TOKEN_ADD_API, 7, p, &res, err, "api_token_add");
+        if (r == PG_UNIQUE)
+                return sk_error_set(err, EEXIST, "token already exists");
+        return finish_single(s, &t, r, res, err, "api_token_add");
+}
+
+static int pg_token_list(sk_store *store, const char *tenant, const char *user, sk_token_fn fn,
+                         void *user_data, sk_error **err)
+{
+        sk_pg *s = to_pg(store);
+        int r;
+        if ((r = require(err, "tenant", tenant)) < 0)
+                return r;
+        const char *const p[] = {tenant, user};
+        _cleanup_pgres_ PGresult *res = NULL;
+        if ((r = run_ok(s, ST_TOKEN_LIST, 2, p, &res, err, "token_list")) < 0)
+                return r;
+        for (int i = 0; i < PQntuples(res); i++) {
+                sk_token_row row = token_of(res, i);
+                int stop = fn ? fn(&row, user_data) : 0;
+                if (stop)
+                        return stop;
+        }
+        return 0;
+}
+
+static int pg_event_add(sk_store *store, const sk_event_row *ev, sk_error **err)
+{
+        sk_pg *s = to_pg(store);
+        int r;
+        if ((r = require(err, "tenant", ev->tenant)) < 0 ||
+            (r = require(err, "actor", ev->actor)) < 0 ||
+            (r = require(err, "method", ev->method)) < 0 ||
+            (r = require(err, "path", ev->path)) < 0)
+                return r;
+        num time_n, status_n;
+        const char *const p[] = {num_of(&time_n, ev->time),
+                                 ev->tenant,
+                                 ev->actor,
+                                 ev->method,
+                                 ev->path,
+                                 ev->resource ? ev->resource : "",
+                                 ev->address ? ev->address : "",
+                                 num_of(&status_n, ev->status)};
+        _cleanup_pgres_ PGresult *res = NULL;
+        return run_ok(s, ST_EVENT_ADD, 8, p, &res, err, "event_add");
+}
+
+static int pg_event_list(sk_store *store, int64_t since, sk_event_fn fn, void *user, sk_error **err)
+{
+        sk_pg *s = to_pg(store);
+        num since_n;
+        const char *const p[] = {num_of(&since_n, since)};
+        _cleanup_pgres_ PGresult *res = NULL;
+        int r = run_ok(s, ST_EVENT_LIST, 1, p, &res, err, "event_list");
+        if (r < 0)
+                return r;
+        for (int i = 0; i < PQntuples(res); i++) {
+                sk_event_row row = {
+                    .id = get_i64(res, i, 0),
+                    .time = get_i64(res, i, 1),
+                    .tenant = PQgetvalue(res, i, 2),
+                    .actor = PQgetvalue(res, i, 3),
+                    .method = PQgetvalue(res, i, 4),
+                    .path = PQgetvalue(res, i, 5),
+                    .resource = PQgetvalue(res, i, 6),
+                    .address = PQgetvalue(res, i, 7),
+                    .status = (int)get_i64(res, i, 8),
+                };
+                int stop = fn ? fn(&row, user) : 0;
+                if (stop)
+                        return stop;
+        }
         return 0;
 }
 
@@ -1087,6 +1217,10 @@ static const sk_store_ops pg_ops = {
     .token_add = pg_token_add,
     .token_get = pg_token_get,
     .token_revoke = pg_token_revoke,
+    .api_token_add = pg_api_token_add,
+    .token_list = pg_token_list,
+    .event_add = pg_event_add,
+    .event_list = pg_event_list,
 };
 
 static void pg_closep(sk_pg **s)

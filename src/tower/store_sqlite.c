@@ -89,10 +89,25 @@ static const char *const migrations[] = {
     "  DELETE FROM passwords WHERE tenant = old.tenant AND user = old.name;"
     "  DELETE FROM tokens WHERE tenant = old.tenant AND user = old.name;"
     "  END;",
+    /* 2: API tokens (kind, name) and the audit trail (issue 4). */
+    "ALTER TABLE tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'login';"
+    "ALTER TABLE tokens ADD COLUMN name TEXT NOT NULL DEFAULT '';"
+    "CREATE TABLE events ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  time INTEGER NOT NULL,"
+    "  tenant TEXT NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  method TEXT NOT NULL,"
+    "  path TEXT NOT NULL,"
+    "  resource TEXT NOT NULL DEFAULT '',"
+    "  address TEXT NOT NULL DEFAULT '',"
+    "  status INTEGER NOT NULL);"
+    "CREATE INDEX events_time ON events (time);",
 };
 
 #define RESOURCE_COLS "id, tenant, kind, name, version, json, created, updated"
 #define HOST_COLS     "id, site_id, name, labels_json, status_json, joined, last_seen"
+#define TOKEN_COLS    "tenant, user, role, expires, revoked, hash, kind, name, created"
 
 enum stmt_id {
         ST_BEGIN,
@@ -132,6 +147,10 @@ enum stmt_id {
         ST_TOKEN_ADD,
         ST_TOKEN_GET,
         ST_TOKEN_REVOKE,
+        ST_TOKEN_ADD_API,
+        ST_TOKEN_LIST,
+        ST_EVENT_ADD,
+        ST_EVENT_LIST,
         ST__MAX,
 };
 
@@ -190,8 +209,16 @@ static const char *const stmt_sql[ST__MAX] = {
     [ST_PW_GET] = "SELECT hash FROM passwords WHERE tenant = ?1 AND user = ?2",
     [ST_TOKEN_ADD] = "INSERT INTO tokens (hash, tenant, user, role, expires, created)"
                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [ST_TOKEN_GET] = "SELECT tenant, user, role, expires, revoked FROM tokens WHERE hash = ?1",
+    [ST_TOKEN_GET] = "SELECT " TOKEN_COLS " FROM tokens WHERE hash = ?1",
     [ST_TOKEN_REVOKE] = "UPDATE tokens SET revoked = 1 WHERE hash = ?1",
+    [ST_TOKEN_ADD_API] = "INSERT INTO tokens (hash, tenant, user, role, expires, created, kind,"
+                         " name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'api', ?7)",
+    [ST_TOKEN_LIST] = "SELECT " TOKEN_COLS " FROM tokens WHERE tenant = ?1"
+                      " AND (?2 IS NULL OR user = ?2) ORDER BY created, hash",
+    [ST_EVENT_ADD] = "INSERT INTO events (time, tenant, actor, method, path, resource, address,"
+                     " status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_EVENT_LIST] = "SELECT id, time, tenant, actor, method, path, resource, address, status"
+                      " FROM events WHERE time >= ?1 ORDER BY id",
 };
 
 typedef struct sk_sqlite {
@@ -1027,6 +1054,21 @@ static int sq_token_add(sk_store *store, const char *token_hash, const char *ten
         return r > 0 ? db_fail(s, err, "token_add") : r;
 }
 
+static sk_token_row token_of(sqlite3_stmt *st)
+{
+        return (sk_token_row){
+            .tenant = col_text(st, 0),
+            .user = col_text(st, 1),
+            .role = col_text(st, 2),
+            .expires = sqlite3_column_int64(st, 3),
+            .revoked = sqlite3_column_int64(st, 4) != 0,
+            .hash = col_text(st, 5),
+            .kind = col_text(st, 6),
+            .name = col_text(st, 7),
+            .created = sqlite3_column_int64(st, 8),
+        };
+}
+
 static int sq_token_get(sk_store *store, const char *token_hash,
                         int (*fn)(const sk_token_row *row, void *user), void *user, sk_error **err)
 {
@@ -1043,13 +1085,7 @@ static int sq_token_get(sk_store *store, const char *token_hash,
                 return sk_error_set(err, ENOENT, "token not found");
         if (rc != SQLITE_ROW)
                 return db_fail(s, err, "token_get");
-        sk_token_row row = {
-            .tenant = col_text(q.st, 0),
-            .user = col_text(q.st, 1),
-            .role = col_text(q.st, 2),
-            .expires = sqlite3_column_int64(q.st, 3),
-            .revoked = sqlite3_column_int64(q.st, 4) != 0,
-        };
+        sk_token_row row = token_of(q.st);
         return fn ? fn(&row, user) : 0;
 }
 
@@ -1071,6 +1107,105 @@ static int sq_token_revoke(sk_store *store, const char *token_hash, sk_error **e
         if (sqlite3_changes(s->db) == 0)
                 return sk_error_set(err, ENOENT, "token not found");
         return 0;
+}
+
+static int sq_api_token_add(sk_store *store, const char *token_hash, const char *tenant,
+                            const char *user, const char *role, int64_t expires, const char *name,
+                            sk_error **err)
+{
+        sk_sqlite *s = to_sqlite(store);
+        int r;
+        if ((r = require(err, "token_hash", token_hash)) < 0 ||
+            (r = require(err, "tenant", tenant)) < 0 || (r = require(err, "user", user)) < 0 ||
+            (r = require(err, "role", role)) < 0)
+                return r;
+        _cleanup_stmt_ stmt q = {0};
+        const char *const v[] = {token_hash, tenant, user, role};
+        if ((r = stmt_get(s, ST_TOKEN_ADD_API, &q, err)) < 0 || (r = bind_texts(&q, err, 4, v)) < 0)
+                return r;
+        sqlite3_bind_int64(q.st, 5, expires);
+        sqlite3_bind_int64(q.st, 6, now_ms());
+        bind_text(&q, 7, name ? name : "");
+        r = step_done(&q, err, "api_token_add");
+        if (r == SQLITE_CONSTRAINT_PRIMARYKEY)
+                return sk_error_set(err, EEXIST, "token already exists");
+        return r > 0 ? db_fail(s, err, "api_token_add") : r;
+}
+
+static int sq_token_list(sk_store *store, const char *tenant, const char *user, sk_token_fn fn,
+                         void *user_data, sk_error **err)
+{
+        sk_sqlite *s = to_sqlite(store);
+        int r;
+        if ((r = require(err, "tenant", tenant)) < 0)
+                return r;
+        _cleanup_stmt_ stmt q = {0};
+        if ((r = stmt_get(s, ST_TOKEN_LIST, &q, err)) < 0)
+                return r;
+        bind_text(&q, 1, tenant);
+        bind_text(&q, 2, user);
+        int rc;
+        while ((rc = sqlite3_step(q.st)) == SQLITE_ROW) {
+                sk_token_row row = token_of(q.st);
+                int stop = fn ? fn(&row, user_data) : 0;
+                if (stop)
+                        return stop;
+        }
+        return rc == SQLITE_DONE ? 0 : db_fail(s, err, "token_list");
+}
+
+static int sq_event_add(sk_store *store, const sk_event_row *ev, sk_error **err)
+{
+        sk_sqlite *s = to_sqlite(store);
+        int r;
+        if ((r = require(err, "tenant", ev->tenant)) < 0 ||
+            (r = require(err, "actor", ev->actor)) < 0 ||
+            (r = require(err, "method", ev->method)) < 0 ||
+            (r = require(err, "path", ev->path)) < 0)
+                return r;
+        _cleanup_stmt_ stmt q = {0};
+        if ((r = stmt_get(s, ST_EVENT_ADD, &q, err)) < 0)
+                return r;
+        sqlite3_bind_int64(q.st, 1, ev->time);
+        const char *const v[] = {ev->tenant,
+                                 ev->actor,
+                                 ev->method,
+                                 ev->path,
+                                 ev->resource ? ev->resource : "",
+                                 ev->address ? ev->address : ""};
+        for (int i = 0; i < 6; i++)
+                bind_text(&q, i + 2, v[i]);
+        sqlite3_bind_int(q.st, 8, ev->status);
+        r = step_done(&q, err, "event_add");
+        return r > 0 ? db_fail(s, err, "event_add") : r;
+}
+
+static int sq_event_list(sk_store *store, int64_t since, sk_event_fn fn, void *user, sk_error **err)
+{
+        sk_sqlite *s = to_sqlite(store);
+        _cleanup_stmt_ stmt q = {0};
+        int r = stmt_get(s, ST_EVENT_LIST, &q, err);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(q.st, 1, since);
+        int rc;
+        while ((rc = sqlite3_step(q.st)) == SQLITE_ROW) {
+                sk_event_row row = {
+                    .id = sqlite3_column_int64(q.st, 0),
+                    .time = sqlite3_column_int64(q.st, 1),
+                    .tenant = col_text(q.st, 2),
+                    .actor = col_text(q.st, 3),
+                    .method = col_text(q.st, 4),
+                    .path = col_text(q.st, 5),
+                    .resource = col_text(q.st, 6),
+                    .address = col_text(q.st, 7),
+                    .status = sqlite3_column_int(q.st, 8),
+                };
+                int stop = fn ? fn(&row, user) : 0;
+                if (stop)
+                        return stop;
+        }
+        return rc == SQLITE_DONE ? 0 : db_fail(s, err, "event_list");
 }
 
 static void sq_close(sk_store *store)
@@ -1116,6 +1251,10 @@ static const sk_store_ops sqlite_ops = {
     .token_add = sq_token_add,
     .token_get = sq_token_get,
     .token_revoke = sq_token_revoke,
+    .api_token_add = sq_api_token_add,
+    .token_list = sq_token_list,
+    .event_add = sq_event_add,
+    .event_list = sq_event_list,
 };
 
 static void sq_closep(sk_sqlite **s)

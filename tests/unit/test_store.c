@@ -683,6 +683,140 @@ static void test_tokens(void **state)
         assert_string_equal(err->path, "role");
 }
 
+typedef struct token_list_acc {
+        char hashes[4][8];
+        char kinds[4][8];
+        char names[4][16];
+        size_t n;
+} token_list_acc;
+
+static int list_token(const sk_token_row *row, void *user)
+{
+        token_list_acc *a = user;
+        if (a->n < 4) {
+                snprintf(a->hashes[a->n], sizeof(a->hashes[0]), "%s", row->hash);
+                snprintf(a->kinds[a->n], sizeof(a->kinds[0]), "%s", row->kind);
+                snprintf(a->names[a->n], sizeof(a->names[0]), "%s", row->name);
+        }
+        a->n++;
+        return 0;
+}
+
+/* API tokens keep their kind and name; listing is per tenant and optionally per user. */
+static void test_token_list(void **state)
+{
+        sk_store *s = store_of(state);
+        assert_int_equal(s->ops->token_add(s, "t1", "acme", "alice", "developer", 0, NULL), 0);
+        assert_int_equal(
+            s->ops->api_token_add(s, "t2", "acme", "alice", "viewer", 5000, "ci", NULL), 0);
+        assert_int_equal(s->ops->token_add(s, "t3", "acme", "bob", "admin", 0, NULL), 0);
+        assert_int_equal(s->ops->token_add(s, "t4", "other", "alice", "admin", 0, NULL), 0);
+        _cleanup_error_ sk_error *err = NULL;
+        assert_int_equal(s->ops->api_token_add(s, "t1", "acme", "x", "viewer", 0, "", &err),
+                         -EEXIST);
+        sk_error_free(&err);
+
+        token_list_acc a = {0};
+        assert_int_equal(s->ops->token_list(s, "acme", "alice", list_token, &a, NULL), 0);
+        assert_int_equal(a.n, 2);
+        bool seen_api = false;
+        for (size_t i = 0; i < a.n; i++) {
+                if (strcmp(a.hashes[i], "t2") == 0) {
+                        seen_api = true;
+                        assert_string_equal(a.kinds[i], "api");
+                        assert_string_equal(a.names[i], "ci");
+                } else {
+                        assert_string_equal(a.hashes[i], "t1");
+                        assert_string_equal(a.kinds[i], "login");
+                }
+        }
+        assert_true(seen_api);
+        memset(&a, 0, sizeof(a));
+        assert_int_equal(s->ops->token_list(s, "acme", NULL, list_token, &a, NULL), 0);
+        assert_int_equal(a.n, 3);
+        memset(&a, 0, sizeof(a));
+        assert_int_equal(s->ops->token_list(s, "nobody", NULL, list_token, &a, NULL), 0);
+        assert_int_equal(a.n, 0);
+
+        token_copy c = {0};
+        assert_int_equal(s->ops->token_get(s, "t2", copy_token, &c, NULL), 0);
+        assert_string_equal(c.role, "viewer");
+        assert_int_equal(c.expires, 5000);
+
+        /* a deleted user's API tokens go too */
+        put(s, "acme", "user", "alice", "", "{}", SK_PUT_CREATED);
+        assert_int_equal(s->ops->resource_delete(s, "acme", "user", "alice", NULL, NULL), 1);
+        assert_int_equal(s->ops->token_get(s, "t2", NULL, NULL, NULL), -ENOENT);
+        memset(&a, 0, sizeof(a));
+        assert_int_equal(s->ops->token_list(s, "acme", NULL, list_token, &a, NULL), 0);
+        assert_int_equal(a.n, 1);
+        assert_string_equal(a.hashes[0], "t3");
+}
+
+typedef struct event_acc {
+        char actors[4][32];
+        char resources[4][32];
+        int status[4];
+        int64_t time[4];
+        size_t n;
+} event_acc;
+
+static int list_event(const sk_event_row *row, void *user)
+{
+        event_acc *a = user;
+        if (a->n < 4) {
+                snprintf(a->actors[a->n], sizeof(a->actors[0]), "%s", row->actor);
+                snprintf(a->resources[a->n], sizeof(a->resources[0]), "%s", row->resource);
+                a->status[a->n] = row->status;
+                a->time[a->n] = row->time;
+                assert_true(row->id > 0);
+                assert_non_null(row->address);
+        }
+        a->n++;
+        return 0;
+}
+
+/* The audit trail keeps every field, in order, and filters by time. */
+static void test_events(void **state)
+{
+        sk_store *s = store_of(state);
+        sk_event_row ev = {.time = 1000,
+                           .tenant = "acme",
+                           .actor = "acme/alice",
+                           .method = "PUT",
+                           .path = "/v1/sites/s1",
+                           .resource = "site/s1",
+                           .address = "127.0.0.1",
+                           .status = 200};
+        assert_int_equal(s->ops->event_add(s, &ev, NULL), 0);
+        ev = (sk_event_row){.time = 2000,
+                            .tenant = "other",
+                            .actor = "other/bob token ab12",
+                            .method = "DELETE",
+                            .path = "/v1/applications/kiosk",
+                            .status = 403};
+        assert_int_equal(s->ops->event_add(s, &ev, NULL), 0);
+        _cleanup_error_ sk_error *err = NULL;
+        ev.actor = NULL;
+        assert_int_equal(s->ops->event_add(s, &ev, &err), -EINVAL);
+        assert_string_equal(err->path, "actor");
+
+        event_acc a = {0};
+        assert_int_equal(s->ops->event_list(s, 0, list_event, &a, NULL), 0);
+        assert_int_equal(a.n, 2);
+        assert_string_equal(a.actors[0], "acme/alice");
+        assert_string_equal(a.resources[0], "site/s1");
+        assert_int_equal(a.status[0], 200);
+        assert_int_equal(a.time[0], 1000);
+        assert_string_equal(a.actors[1], "other/bob token ab12");
+        assert_string_equal(a.resources[1], "");
+        assert_int_equal(a.status[1], 403);
+        memset(&a, 0, sizeof(a));
+        assert_int_equal(s->ops->event_list(s, 1500, list_event, &a, NULL), 0);
+        assert_int_equal(a.n, 1);
+        assert_int_equal(a.time[0], 2000);
+}
+
 /* Names order and match as bytes, whatever the backend's locale: upper case first, and no
  * character of a prefix is a wildcard. */
 static void test_byte_order(void **state)
@@ -742,6 +876,8 @@ static void test_byte_order(void **state)
             cmocka_unit_test_setup_teardown(test_site_delete_cascades, setup, teardown),           \
             cmocka_unit_test_setup_teardown(test_passwords, setup, teardown),                      \
             cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),                         \
+            cmocka_unit_test_setup_teardown(test_token_list, setup, teardown),                     \
+            cmocka_unit_test_setup_teardown(test_events, setup, teardown),                         \
             cmocka_unit_test_setup_teardown(test_byte_order, setup, teardown)
 
 /* ---- SQLite ---- */
