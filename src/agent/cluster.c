@@ -586,6 +586,8 @@ static int loop_setup(sk_cluster *cl, sk_error **err)
         raft_set_heartbeat_timeout(&cl->raft, (unsigned)cl->heartbeat_ms);
         raft_set_snapshot_threshold(&cl->raft, cl->snapshot_threshold);
         raft_set_snapshot_trailing(&cl->raft, SNAPSHOT_TRAIL);
+        /* A host that was cut off must not depose a working leader when it comes back. */
+        raft_set_pre_vote(&cl->raft, true);
         r = bootstrap(cl);
         if (r != 0)
                 return sk_error_set(err, EIO, "raft bootstrap: %s", raft_strerror(r));
