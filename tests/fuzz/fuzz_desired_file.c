@@ -1,0 +1,111 @@
+/* The agent's loading of its persisted DIR/desired.json (sk_desired_load), on any file
+ * content: it loads a JSON object with an integer generation or refuses with a message
+ * (never "no file"); what loads goes through what the agent does with it at start (this
+ * host's placement and containers, and the site cluster's "desired" entry), and written
+ * back the way the uplink persists a document, it loads again with the same generation. */
+#include <ftw.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/cluster_fsm.h"
+#include "agent/desired.h"
+#include "agent/placement.h"
+#include "agent/uplink.h"
+#include "common/cleanup.h"
+#include "common/pki.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+static char dir[64], file[96];
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+        return remove(path);
+}
+
+static void cleanup(void)
+{
+        nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+        strcpy(dir, "/tmp/sk-fuzz-desired-XXXXXX");
+        if (!mkdtemp(dir))
+                abort();
+        snprintf(file, sizeof(file), "%s/desired.json", dir);
+        atexit(cleanup);
+        return 0;
+}
+
+/* The loaded document as the agent uses it; only refusals with a message are allowed. */
+static void use(const json_t *doc)
+{
+        _cleanup_json_ json_t *labels = json_pack("{s:s}", "role", "till");
+        sk_placement_host me = {"store-001", "h1", labels};
+        _cleanup_json_ json_t *placed = NULL;
+        sk_error *err = NULL;
+        int r = sk_placement_local(doc, &me, &placed, &err);
+        if (r >= 0) {
+                sk_desired_set set;
+                r = sk_desired_build(placed, "store-001", "h1", &set, &err);
+                if (r >= 0)
+                        sk_desired_set_clear(&set);
+        }
+        if (r < 0 && (!err || !err->msg))
+                abort();
+        sk_error_free(&err);
+
+        /* a cluster seeds its replicated state from the file */
+        sk_fsm f;
+        if (sk_fsm_init(&f) < 0)
+                abort();
+        _cleanup_json_ json_t *cmd = json_pack("{s:s, s:O}", "op", "desired", "doc", doc);
+        size_t len = 0;
+        _cleanup_free_ char *buf = sk_fsm_encode(cmd, &len);
+        if (!buf)
+                abort();
+        r = sk_fsm_apply(&f, buf, len, &err);
+        if (r < 0 && (!err || !err->msg))
+                abort();
+        sk_error_free(&err);
+        sk_fsm_clear(&f);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+        if (sk_file_write(file, (const char *)data, size, 0600, NULL) < 0)
+                abort();
+        json_t *doc = NULL;
+        sk_error *err = NULL;
+        int r = sk_desired_load(dir, &doc, &err);
+        if (r < 0) {
+                if (r == -ENOENT || !err || !err->msg)
+                        abort();
+                sk_error_free(&err);
+                return 0;
+        }
+        if (!json_is_object(doc) || !json_is_integer(json_object_get(doc, "generation")))
+                abort();
+        use(doc);
+
+        /* as the uplink persists a document it took (uplink.c take_desired) */
+        _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
+        if (!text || sk_file_write(file, text, strlen(text), 0600, NULL) < 0)
+                abort();
+        json_t *again = NULL;
+        if (sk_desired_load(dir, &again, &err) < 0) {
+                fprintf(stderr, "the persisted document does not load: %s\n",
+                        sk_error_msg(err, EINVAL));
+                abort();
+        }
+        if (json_integer_value(json_object_get(doc, "generation")) !=
+            json_integer_value(json_object_get(again, "generation")))
+                abort();
+        json_decref(again);
+        json_decref(doc);
+        return 0;
+}
