@@ -1096,6 +1096,7 @@ static const struct field tenant_fields[] = {
     {"kind", chk_kind, true, NULL},
     {"name", chk_name, true, NULL},
     {"type", chk_tenant_type, false, "\"application\""},
+    {"parent", chk_name, false, NULL}, /* the provider it was made in; the tower sets it */
     {"sites", chk_expr, false, NULL},
     {"quota-per-site", chk_quota, false, NULL},
 };

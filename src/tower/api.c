@@ -10,32 +10,79 @@
 #include "model/spec.h"
 #include "tower/api_int.h"
 
-static const char *const KINDS[] = {"tenants", "users", "sites", "applications", "deployments"};
+/* Who may call a route: a set of roles, and conditions on the tenant the request works in. */
+enum {
+        R_VIEWER = 1 << 0,
+        R_DEVELOPER = 1 << 1,
+        R_OPERATOR = 1 << 2,
+        R_ADMIN = 1 << 3,
+        R_ALL = R_VIEWER | R_DEVELOPER | R_OPERATOR | R_ADMIN,
+        R_DEV_UP = R_DEVELOPER | R_OPERATOR | R_ADMIN,
+        R_OPS_UP = R_OPERATOR | R_ADMIN,
+};
+enum {
+        F_PROVIDER = 1 << 0, /* the tenant worked in must be a provider (sites, hosts) */
+        F_SELF = 1 << 1,     /* a user may always call it on itself ({name} is the caller) */
+};
 
 typedef struct route {
         const char *method;
-        const char *pattern; /* segments; "{kind}" matches a resource kind, "{name}" any */
+        const char *pattern; /* segments; "{name}" matches any one segment */
+        const char *kind;    /* the resource kind (plural) the handler works on, or NULL */
         sk_tower_handler fn;
         sk_tower_auth auth;
+        unsigned roles; /* SK_AUTH_USER: who may call it; 0 nobody (deny by default) */
+        unsigned flags;
 } route_def;
 
-/* Specific paths come before the generic {kind} ones. */
+#define RES_ROUTES(kind, write_roles, wflags)                                                        \
+        {"GET", "/v1/" kind, kind, sk_tower_h_list, SK_AUTH_USER, R_ALL, 0},                         \
+            {"GET", "/v1/" kind "/{name}", kind, sk_tower_h_get, SK_AUTH_USER, R_ALL, 0},            \
+            {"PUT", "/v1/" kind "/{name}", kind, sk_tower_h_put, SK_AUTH_USER, write_roles, wflags}, \
+        {                                                                                            \
+                "DELETE", "/v1/" kind "/{name}", kind, sk_tower_h_delete, SK_AUTH_USER,              \
+                    write_roles, wflags                                                              \
+        }
+
+/* Every path the API answers, and the one authorization table (docs/api.md, "Roles"): the
+ * router checks it before any handler runs, so a route without roles is refused to all.
+ * Specific paths come before the generic ones. */
 static const route_def ROUTES[] = {
-    {"GET", "/metrics", sk_tower_h_metrics, SK_AUTH_NONE},
-    {"POST", "/v1/login", sk_tower_h_login, SK_AUTH_NONE},
-    {"POST", "/v1/join", sk_tower_h_join, SK_AUTH_NONE},
-    {"GET", "/v1/sync/desired", sk_tower_h_sync_desired, SK_AUTH_HOST},
-    {"POST", "/v1/sync/status", sk_tower_h_sync_status, SK_AUTH_HOST},
-    {"GET", "/v1/whoami", sk_tower_h_whoami, SK_AUTH_USER},
-    {"GET", "/v1/hosts", sk_tower_h_hosts, SK_AUTH_USER},
-    {"GET", "/v1/instances", sk_tower_h_instances, SK_AUTH_USER},
-    {"POST", "/v1/sites/{name}/tokens", sk_tower_h_site_token, SK_AUTH_USER},
-    {"PUT", "/v1/users/{name}/password", sk_tower_h_password, SK_AUTH_USER},
-    {"GET", "/v1/{kind}", sk_tower_h_list, SK_AUTH_USER},
-    {"GET", "/v1/{kind}/{name}", sk_tower_h_get, SK_AUTH_USER},
-    {"PUT", "/v1/{kind}/{name}", sk_tower_h_put, SK_AUTH_USER},
-    {"DELETE", "/v1/{kind}/{name}", sk_tower_h_delete, SK_AUTH_USER},
+    {"GET", "/metrics", NULL, sk_tower_h_metrics, SK_AUTH_NONE, 0, 0},
+    {"POST", "/v1/login", NULL, sk_tower_h_login, SK_AUTH_NONE, 0, 0},
+    {"POST", "/v1/join", NULL, sk_tower_h_join, SK_AUTH_NONE, 0, 0},
+    {"GET", "/v1/sync/desired", NULL, sk_tower_h_sync_desired, SK_AUTH_HOST, 0, 0},
+    {"POST", "/v1/sync/status", NULL, sk_tower_h_sync_status, SK_AUTH_HOST, 0, 0},
+    {"GET", "/v1/whoami", NULL, sk_tower_h_whoami, SK_AUTH_USER, R_ALL, 0},
+    {"GET", "/v1/hosts", NULL, sk_tower_h_hosts, SK_AUTH_USER, R_ALL, F_PROVIDER},
+    {"GET", "/v1/instances", NULL, sk_tower_h_instances, SK_AUTH_USER, R_ALL, 0},
+    {"GET", "/v1/events", NULL, sk_tower_h_events, SK_AUTH_USER, R_ADMIN, 0},
+    {"GET", "/v1/tokens", NULL, sk_tower_h_tokens_list, SK_AUTH_USER, R_ALL, 0},
+    {"POST", "/v1/tokens", NULL, sk_tower_h_token_create, SK_AUTH_USER, R_ALL, 0},
+    {"DELETE", "/v1/tokens/{name}", NULL, sk_tower_h_token_revoke, SK_AUTH_USER, R_ALL, 0},
+    {"POST", "/v1/sites/{name}/tokens", "sites", sk_tower_h_site_token, SK_AUTH_USER, R_OPS_UP,
+     F_PROVIDER},
+    {"PUT", "/v1/users/{name}/password", "users", sk_tower_h_password, SK_AUTH_USER, R_ADMIN,
+     F_SELF},
+    RES_ROUTES("tenants", R_ADMIN, F_PROVIDER),
+    RES_ROUTES("users", R_ADMIN, 0),
+    RES_ROUTES("sites", R_OPS_UP, F_PROVIDER),
+    RES_ROUTES("applications", R_DEV_UP, 0),
+    RES_ROUTES("deployments", R_DEV_UP, 0),
 };
+
+size_t sk_tower_route_count(void)
+{
+        return SK_ARRAY_SIZE(ROUTES);
+}
+
+void sk_tower_route_at(size_t i, const char **method, const char **pattern, const char **auth)
+{
+        static const char *const auths[] = {"none", "user", "host"};
+        *method = ROUTES[i].method;
+        *pattern = ROUTES[i].pattern;
+        *auth = auths[ROUTES[i].auth];
+}
 
 static int64_t real_now(void)
 {
@@ -59,6 +106,11 @@ int sk_tower_api_new(sk_store *store, sk_ca *ca, sk_tower_api **out, sk_error **
         api->store = store;
         api->ca = ca;
         api->sync_rev = -1;
+        api->logins = sk_login_limit_new();
+        if (!api->logins) {
+                free(api);
+                return sk_error_set(err, ENOMEM, "out of memory");
+        }
         *out = api;
         return 0;
 }
@@ -68,6 +120,7 @@ void sk_tower_api_free(sk_tower_api *api)
         if (!api)
                 return;
         free(api->metrics);
+        sk_login_limit_free(api->logins);
         free(api);
 }
 
@@ -167,7 +220,7 @@ bool sk_tower_is_root_admin(const sk_tower_ctx *c)
                strcmp(c->role, "admin") == 0;
 }
 
-static int role_rank(const char *role)
+int sk_tower_role_rank(const char *role)
 {
         static const char *const ranks[] = {"viewer", "developer", "operator", "admin"};
         for (size_t i = 0; role && i < SK_ARRAY_SIZE(ranks); i++)
@@ -176,33 +229,29 @@ static int role_rank(const char *role)
         return -1;
 }
 
-/* Who may change what: developers ship applications and deployments, operators also run
- * sites, admins manage users; tenants belong to the root tenant's admins. */
-int sk_tower_require_write(const sk_tower_ctx *c, const char *kind, sk_error **err)
+typedef struct token_copy {
+        char *tenant, *user, *role, *kind, *hash;
+        int64_t expires;
+        bool revoked;
+} token_copy;
+
+static void token_copy_free(token_copy *t)
 {
-        int need = 1;
-        if (strcmp(kind, "site") == 0)
-                need = 2;
-        else if (strcmp(kind, "user") == 0)
-                need = 3;
-        else if (strcmp(kind, "tenant") == 0) {
-                if (!sk_tower_is_root_admin(c))
-                        return sk_error_set(err, EPERM,
-                                            "only admins of tenant %s may change tenants",
-                                            SK_TOWER_ROOT);
-                return 0;
-        }
-        if (role_rank(c->role) < need)
-                return sk_error_set(err, EPERM, "role %s may not change %ss", c->role, kind);
-        return 0;
+        free(t->tenant);
+        free(t->user);
+        free(t->role);
+        free(t->kind);
+        free(t->hash);
 }
 
 static int copy_token(const sk_token_row *row, void *user)
 {
-        sk_token_row *out = user;
+        token_copy *out = user;
         out->tenant = strdup(row->tenant);
         out->user = strdup(row->user);
         out->role = strdup(row->role);
+        out->kind = strdup(row->kind ? row->kind : "login");
+        out->hash = strdup(row->hash ? row->hash : "");
         out->expires = row->expires;
         out->revoked = row->revoked;
         return 0;
@@ -222,7 +271,8 @@ static int user_role(const sk_resource_row *row, void *user)
         return 0;
 }
 
-static int auth_user(sk_tower_ctx *c, sk_error **err)
+/* Who the bearer token belongs to, with the role that applies now. */
+static int auth_token(sk_tower_ctx *c, sk_error **err)
 {
         const char *h = c->req->authorization;
         if (!h) {
@@ -236,16 +286,13 @@ static int auth_user(sk_tower_ctx *c, sk_error **err)
                 return sk_error_set(err, EACCES, "the Authorization header must be 'Bearer TOKEN'");
         char hex[65];
         sk_tower_hash_hex(h + 7, hex);
-        sk_token_row t = {0};
+        __attribute__((cleanup(token_copy_free))) token_copy t = {0};
         int r = c->api->store->ops->token_get(c->api->store, hex, copy_token, &t, NULL);
-        c->tenant = (char *)t.tenant;
-        c->user = (char *)t.user;
-        c->role = (char *)t.role;
         if (r == -ENOENT)
                 return sk_error_set(err, EACCES, "unknown token");
         if (r < 0)
                 return sk_error_set(err, -r, "token lookup failed");
-        if (!c->tenant || !c->user || !c->role)
+        if (!t.tenant || !t.user || !t.role || !t.kind || !t.hash)
                 return sk_error_set(err, ENOMEM, "out of memory");
         if (t.revoked)
                 return sk_error_set(err, EACCES, "token revoked");
@@ -253,27 +300,71 @@ static int auth_user(sk_tower_ctx *c, sk_error **err)
                 return sk_error_set(err, EACCES, "token expired");
         /* The user as stored now: a deleted user's tokens stop, a new role applies at once. */
         _cleanup_free_ char *role = NULL;
-        r = c->api->store->ops->resource_get(c->api->store, c->tenant, "user", c->user, "",
-                                             user_role, &role, NULL);
+        r = c->api->store->ops->resource_get(c->api->store, t.tenant, "user", t.user, "", user_role,
+                                             &role, NULL);
         if (r < 0 || !role)
-                return sk_error_set(err, EACCES, "the token's user %s/%s no longer exists",
-                                    c->tenant, c->user);
-        free(c->role);
+                return sk_error_set(err, EACCES, "the token's user no longer exists");
+        c->api_token = strcmp(t.kind, "api") == 0;
+        /* an API token never has more than its own role, nor more than its user now */
+        if (c->api_token && sk_tower_role_rank(t.role) < sk_tower_role_rank(role)) {
+                free(role);
+                role = take_ptr(&t.role);
+        }
+        c->tenant = take_ptr(&t.tenant);
+        c->user = take_ptr(&t.user);
         c->role = take_ptr(&role);
+        c->token_id = strndup(t.hash, SK_TOWER_TOKEN_ID_LEN);
+        return c->token_id ? 0 : sk_error_set(err, ENOMEM, "out of memory");
+}
+
+/* The tenant the request works in: the caller's own, or with ?tenant= one below it. A
+ * tenant outside the caller's subtree is a 404 whether it exists or not. */
+static int auth_scope(sk_tower_ctx *c, sk_error **err)
+{
+        int r = sk_tenancy_load(c->api->store, &c->tn, err);
+        if (r < 0)
+                return r;
         const char *want = sk_tower_query(c, "tenant");
         if (want && strcmp(want, c->tenant) != 0) {
-                if (!sk_tower_is_root_admin(c))
-                        return sk_error_set(
-                            err, EPERM, "only admins of tenant %s may use ?tenant=", SK_TOWER_ROOT);
                 if (!sk_spec_valid_name(want))
                         return sk_error_set_path(err, EINVAL, "tenant",
                                                  "tenant must be a DNS label");
-                if (c->api->store->ops->resource_get(c->api->store, SK_TOWER_ROOT, "tenant", want,
-                                                     "", row_found, NULL, NULL) < 0)
+                if (!sk_tenancy_within(c->tn, want, c->tenant))
                         return sk_error_set_path(err, ENOENT, "tenant", "no tenant named %s", want);
+                if (strcmp(c->role, "admin") != 0)
+                        return sk_error_set(err, EPERM,
+                                            "only admins of tenant %s may work in tenant %s",
+                                            c->tenant, want);
         }
         c->scope = strdup(want ? want : c->tenant);
         return c->scope ? 0 : sk_error_set(err, ENOMEM, "out of memory");
+}
+
+/* The one authorization check: the route's roles, then its conditions. */
+static int authorize(sk_tower_ctx *c, const route_def *rt, sk_error **err)
+{
+        int rank = sk_tower_role_rank(c->role);
+        bool self = (rt->flags & F_SELF) && c->name && strcmp(c->scope, c->tenant) == 0 &&
+                    strcmp(c->name, c->user) == 0;
+        if (!self && (rank < 0 || !(rt->roles & (1u << rank))))
+                return sk_error_set(err, EPERM, "role %s may not %s %s", c->role, rt->method,
+                                    rt->pattern);
+        if ((rt->flags & F_PROVIDER) && !sk_tenancy_is_provider(c->tn, c->scope))
+                return sk_error_set(err, EPERM,
+                                    "tenant %s is an application tenant; only providers %s %s",
+                                    c->scope, strcmp(rt->method, "GET") == 0 ? "read" : "write",
+                                    rt->kind ? rt->kind : "hosts");
+        return 0;
+}
+
+static int auth_user(sk_tower_ctx *c, const route_def *rt, sk_error **err)
+{
+        int r = auth_token(c, err);
+        if (r >= 0)
+                r = auth_scope(c, err);
+        if (r >= 0)
+                r = authorize(c, rt, err);
+        return r;
 }
 
 static int host_exists(const sk_host_row *row, void *user)
@@ -316,25 +407,16 @@ static int auth_host(sk_tower_ctx *c, sk_error **err)
         return 0;
 }
 
-/* Matches path against pattern segment by segment, capturing {kind} and {name}. */
-static bool match_path(const char *pattern, const char *path, char *kind, char *name, size_t cap)
+/* Matches path against pattern segment by segment, capturing {name}. */
+static bool match_path(const char *pattern, const char *path, char *name, size_t cap)
 {
-        kind[0] = name[0] = '\0';
+        name[0] = '\0';
         while (*pattern && *path) {
                 if (*pattern != '/' || *path != '/')
                         return false;
                 pattern++, path++;
                 size_t pl = strcspn(pattern, "/"), sl = strcspn(path, "/");
-                if (pl == 6 && strncmp(pattern, "{kind}", 6) == 0) {
-                        bool ok = false;
-                        for (size_t i = 0; i < SK_ARRAY_SIZE(KINDS); i++)
-                                if (strlen(KINDS[i]) == sl && strncmp(KINDS[i], path, sl) == 0)
-                                        ok = true;
-                        if (!ok || sl >= cap)
-                                return false;
-                        memcpy(kind, path, sl);
-                        kind[sl] = '\0';
-                } else if (pl == 6 && strncmp(pattern, "{name}", 6) == 0) {
+                if (pl == 6 && strncmp(pattern, "{name}", 6) == 0) {
                         if (sl == 0 || sl >= cap)
                                 return false;
                         memcpy(name, path, sl);
@@ -375,6 +457,9 @@ static const char *error_code(int code, int *status)
         case ENOTSUP:
                 *status = 405;
                 return "method-not-allowed";
+        case EAGAIN:
+                *status = 429;
+                return "too-many-requests";
         default:
                 *status = 500;
                 return "internal";
@@ -401,15 +486,42 @@ static void reply_error(sk_tower_response *resp, int r, const sk_error *e)
         resp->wait_site = 0;
 }
 
+/* The audit trail: every change a known caller asked for, allowed or not, and every login. */
+static void audit(sk_tower_ctx *c, const route_def *rt, int status)
+{
+        const char *tenant = c->audit_tenant ? c->audit_tenant : c->scope ? c->scope : c->tenant;
+        if (!tenant || (!c->audit_actor && !c->user))
+                return;
+        _cleanup_free_ char *actor = NULL;
+        if (!c->audit_actor &&
+            asprintf(&actor, "%s/%s%s%s", c->tenant, c->user, c->api_token ? " token " : "",
+                     c->api_token && c->token_id ? c->token_id : "") < 0)
+                return;
+        _cleanup_free_ char *resource = NULL;
+        if (rt->kind && c->name && asprintf(&resource, "%s/%s", rt->kind, c->name) < 0)
+                return;
+        sk_event_row ev = {.time = sk_tower_now(c->api),
+                           .tenant = tenant,
+                           .actor = c->audit_actor ? c->audit_actor : actor,
+                           .method = c->req->method,
+                           .path = c->req->path,
+                           .resource = resource ? resource : "",
+                           .address = c->req->remote_addr ? c->req->remote_addr : "",
+                           .status = status};
+        _cleanup_error_ sk_error *e = NULL;
+        if (c->api->store->ops->event_add(c->api->store, &ev, &e) < 0)
+                sk_errorf("audit: %s", sk_error_msg(e, EIO));
+}
+
 void sk_tower_api_handle(sk_tower_api *api, const sk_tower_request *req, sk_tower_response *resp)
 {
         memset(resp, 0, sizeof(*resp));
         resp->route = "unmatched";
-        char kind[64], name[256];
+        char name[256];
         const route_def *rt = NULL;
         bool path_known = false;
         for (size_t i = 0; i < SK_ARRAY_SIZE(ROUTES) && !rt; i++) {
-                if (!match_path(ROUTES[i].pattern, req->path, kind, name, sizeof(name)))
+                if (!match_path(ROUTES[i].pattern, req->path, name, sizeof(name)))
                         continue;
                 path_known = true;
                 if (strcmp(ROUTES[i].method, req->method) == 0)
@@ -425,11 +537,11 @@ void sk_tower_api_handle(sk_tower_api *api, const sk_tower_request *req, sk_towe
         }
         resp->route = rt->pattern;
         sk_tower_ctx c = {.api = api, .req = req, .resp = resp};
-        c.kind = kind[0] ? kind : NULL;
+        c.kind = rt->kind;
         c.name = name[0] ? name : NULL;
         int r = 0;
         if (rt->auth == SK_AUTH_USER)
-                r = auth_user(&c, &e);
+                r = auth_user(&c, rt, &e);
         else if (rt->auth == SK_AUTH_HOST)
                 r = auth_host(&c, &e);
         if (r >= 0 && c.name && !sk_spec_valid_name(c.name))
@@ -450,10 +562,16 @@ void sk_tower_api_handle(sk_tower_api *api, const sk_tower_request *req, sk_towe
         }
         if (r < 0)
                 reply_error(resp, r, e);
+        if (write && rt->auth != SK_AUTH_HOST && !resp->job)
+                audit(&c, rt, resp->status);
         free(c.tenant);
         free(c.user);
         free(c.role);
         free(c.scope);
+        free(c.token_id);
+        free(c.audit_tenant);
+        free(c.audit_actor);
+        sk_tenancy_free(c.tn);
 }
 
 void sk_tower_api_count(sk_tower_api *api, const char *route, int status)
@@ -507,7 +625,8 @@ int sk_tower_bootstrap(sk_tower_api *api, char **admin_token, sk_error **err)
                 _cleanup_free_ char *tok = NULL, *hash = NULL;
                 if (sk_tower_new_secret(&tok, &hash) < 0)
                         return sk_error_set(err, ENOMEM, "out of memory");
-                int r = s->ops->token_add(s, hash, SK_TOWER_ROOT, "admin", "admin", 0, err);
+                int r = s->ops->api_token_add(s, hash, SK_TOWER_ROOT, "admin", "admin", 0,
+                                              "admin.token", err);
                 if (r < 0)
                         return r;
                 *admin_token = take_ptr(&tok);

@@ -41,7 +41,8 @@ typedef struct sk_tower_request {
         bool has_peer_cert;
         int (*verify_peer)(void *ctx, char **uri, sk_error **err);
         void *peer_ctx;
-        sk_tower_job *job; /* the finished job of the previous round, or NULL */
+        sk_tower_job *job;       /* the finished job of the previous round, or NULL */
+        const char *remote_addr; /* the client's address (audit, login lockout), or NULL */
 } sk_tower_request;
 
 typedef struct sk_tower_response {
@@ -84,6 +85,11 @@ void sk_tower_response_clear(sk_tower_response *resp);
 int sk_tower_sync_refresh(sk_tower_api *api, bool force, sk_error **err);
 /* The desired document of a site without its generation (what is hashed). */
 int sk_tower_sync_desired(sk_tower_api *api, int64_t site_id, json_t **doc, sk_error **err);
+
+/* The route table, for the authorization matrix test: method, pattern ("{name}" for a
+ * path segment) and who authenticates ("none", "user", "host"). */
+size_t sk_tower_route_count(void);
+void sk_tower_route_at(size_t i, const char **method, const char **pattern, const char **auth);
 
 /* Counts one answered request for /metrics. */
 void sk_tower_api_count(sk_tower_api *api, const char *route, int status);

@@ -16,6 +16,36 @@ typedef struct sk_tower_metric {
         uint64_t count;
 } sk_tower_metric;
 
+/* Failed logins per key ("user:TENANT/USER", "addr:ADDRESS"), for the lockout. */
+typedef struct sk_login_limit sk_login_limit;
+sk_login_limit *sk_login_limit_new(void);
+void sk_login_limit_free(sk_login_limit *l);
+/* Milliseconds the key stays locked from now; 0 when it is not. */
+int64_t sk_login_limit_locked(sk_login_limit *l, const char *key, int64_t now);
+/* Counts a failure; from `threshold` failures on, locks the key for 30 s, doubling with
+ * every further failure up to an hour. */
+void sk_login_limit_fail(sk_login_limit *l, const char *key, int threshold, int64_t now);
+void sk_login_limit_reset(sk_login_limit *l, const char *key);
+
+/* The tenant tree (tenancy.c), loaded from the store for one request or one refresh. */
+typedef struct sk_tenancy sk_tenancy;
+int sk_tenancy_load(sk_store *s, sk_tenancy **out, sk_error **err);
+void sk_tenancy_free(sk_tenancy *tn);
+bool sk_tenancy_exists(const sk_tenancy *tn, const char *name);
+bool sk_tenancy_is_provider(const sk_tenancy *tn, const char *name);
+/* The parent of a tenant; NULL for the root and unknown tenants. */
+const char *sk_tenancy_parent(const sk_tenancy *tn, const char *name);
+/* Whether name is ancestor or one of its descendants. */
+bool sk_tenancy_within(const sk_tenancy *tn, const char *name, const char *ancestor);
+/* Whether deployments of tenant `name` may use a site owned by site_tenant with those labels
+ * (built-ins included): a provider its own sites, an application tenant those of its
+ * parent's that its `sites` expression matches. */
+bool sk_tenancy_site_assigned(const sk_tenancy *tn, const char *name, const char *site_tenant,
+                              const json_t *labels);
+/* {"TENANT": {"cpu": millicores, "memory": bytes, "instances": n}} of the application
+ * tenants with a quota-per-site that are assigned this site. */
+json_t *sk_tenancy_quotas(const sk_tenancy *tn, const char *site_tenant, const json_t *labels);
+
 struct sk_tower_api {
         sk_store *store;
         sk_ca *ca;
@@ -26,6 +56,7 @@ struct sk_tower_api {
         int64_t sync_rev; /* store revision at the last refresh; -1 before the first */
         sk_tower_metric *metrics;
         size_t n_metrics, cap_metrics;
+        sk_login_limit *logins;
 };
 
 typedef enum sk_tower_auth { SK_AUTH_NONE, SK_AUTH_USER, SK_AUTH_HOST } sk_tower_auth;
@@ -39,7 +70,12 @@ typedef struct sk_tower_ctx {
         const char *name; /* the {name} path segment, or NULL */
         /* user routes */
         char *tenant, *user, *role;
-        char *scope; /* the tenant the request works in: ?tenant= for root admins */
+        char *scope;    /* the tenant the request works in: ?tenant= for admins of an ancestor */
+        char *token_id; /* the public id of the caller's token */
+        bool api_token; /* an API token (its own role), not a login */
+        sk_tenancy *tn; /* the tenant tree as of this request */
+        /* audit: set by handlers that know better than the router (login) */
+        char *audit_tenant, *audit_actor;
         /* host routes */
         int64_t site_id, host_id;
         /* Which desired documents a write can have changed: 0 any (the default), > 0 only
@@ -62,9 +98,11 @@ char *sk_tower_rfc3339(int64_t ms);
 /* 32 random bytes, base64url without padding, and its SHA-256 hex; caller frees both. */
 int sk_tower_new_secret(char **secret, char **hash);
 void sk_tower_hash_hex(const char *secret, char out[65]);
-/* Role checks: -EPERM with a message when the caller's role is below what is needed. */
-int sk_tower_require_write(const sk_tower_ctx *c, const char *kind, sk_error **err);
 bool sk_tower_is_root_admin(const sk_tower_ctx *c);
+/* The rank of a role: viewer 0, developer 1, operator 2, admin 3; -1 for anything else. */
+int sk_tower_role_rank(const char *role);
+/* The public id of a token: the first 12 hex digits of its SHA-256. */
+#define SK_TOWER_TOKEN_ID_LEN 12
 
 /* A site by name in a tenant (tenant NULL: any tenant, first match): its row id and the
  * stored document (owned by the caller). -ENOENT with a message when there is none. */
@@ -87,6 +125,11 @@ int sk_tower_h_password(sk_tower_ctx *c, sk_error **err);
 int sk_tower_h_whoami(sk_tower_ctx *c, sk_error **err);
 int sk_tower_h_hosts(sk_tower_ctx *c, sk_error **err);
 int sk_tower_h_instances(sk_tower_ctx *c, sk_error **err);
+/* Handlers (tokens.c) */
+int sk_tower_h_tokens_list(sk_tower_ctx *c, sk_error **err);
+int sk_tower_h_token_create(sk_tower_ctx *c, sk_error **err);
+int sk_tower_h_token_revoke(sk_tower_ctx *c, sk_error **err);
+int sk_tower_h_events(sk_tower_ctx *c, sk_error **err);
 /* Handlers (sync.c) */
 int sk_tower_h_join(sk_tower_ctx *c, sk_error **err);
 int sk_tower_h_sync_desired(sk_tower_ctx *c, sk_error **err);

@@ -249,6 +249,19 @@ static enum MHD_Result too_large(sk_tower_http *h, struct MHD_Connection *mc)
         return r;
 }
 
+/* The client's address as text (no port), for the audit trail and the login lockout. */
+static void remote_address(struct MHD_Connection *mc, char *out, size_t cap)
+{
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (!ci || !ci->client_addr)
+                return;
+        socklen_t len = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                               : sizeof(struct sockaddr_in);
+        if (getnameinfo(ci->client_addr, len, out, (socklen_t)cap, NULL, 0, NI_NUMERICHOST) != 0)
+                out[0] = '\0';
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -303,6 +316,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         _cleanup_json_ json_t *query = json_object();
         MHD_get_connection_values(mc, MHD_GET_ARGUMENT_KIND, add_arg, query);
         peer p = {h, mc};
+        char addr[NI_MAXHOST] = "";
+        remote_address(mc, addr, sizeof(addr));
         sk_tower_request req = {
             .method = method,
             .path = url,
@@ -314,6 +329,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
             .verify_peer = verify_peer,
             .peer_ctx = &p,
             .job = c->job,
+            .remote_addr = addr[0] ? addr : NULL,
         };
         sk_tower_response resp;
         sk_tower_api_handle(h->api, &req, &resp);

@@ -237,22 +237,79 @@ static int match_sites(sk_tower_ctx *c, const char *expr_text, rows *rs, sk_erro
         return 0;
 }
 
+/* Tenants a caller sees: its scope, and for admins every tenant below it. */
+static bool tenant_visible(const sk_tower_ctx *c, const char *name)
+{
+        if (strcmp(name, c->scope) == 0)
+                return true;
+        return strcmp(c->role, "admin") == 0 && sk_tenancy_within(c->tn, name, c->scope);
+}
+
+static bool app_scope(const sk_tower_ctx *c)
+{
+        return !sk_tenancy_is_provider(c->tn, c->scope);
+}
+
+/* An application tenant sees the sites assigned to it, by name and labels alone. */
+static int assigned_sites(sk_tower_ctx *c, const char *name, rows *out, sk_error **err)
+{
+        _cleanup_rows_ rows all = {0};
+        int r = list_rows(c->api, NULL, "site", &all, err);
+        if (r < 0)
+                return r;
+        if (rows_init(out) < 0 || !(out->ids = calloc(all.n + 1, sizeof(int64_t))))
+                return sk_error_set(err, ENOMEM, "out of memory");
+        for (size_t i = 0; i < all.n; i++) {
+                json_t *it = json_array_get(all.items, i);
+                const char *owner = json_string_value(json_object_get(it, "tenant"));
+                const char *n = json_string_value(json_object_get(it, "name"));
+                if (name && strcmp(n, name) != 0)
+                        continue;
+                _cleanup_json_ json_t *labels = sk_tower_site_labels(it, owner);
+                if (!labels || !sk_tenancy_site_assigned(c->tn, c->scope, owner, labels))
+                        continue;
+                json_t *view = json_pack("{s:s, s:s, s:O}", "kind", "site", "name", n, "labels",
+                                         json_object_get(it, "labels") ?: json_object());
+                if (!view)
+                        return sk_error_set(err, ENOMEM, "out of memory");
+                json_array_append_new(out->items, view);
+                out->ids[out->n++] = all.ids[i];
+        }
+        if (name && out->n == 0)
+                return sk_error_set(err, ENOENT, "no site named %s", name);
+        return 0;
+}
+
+/* A site by name as the caller sees it: its own (providers) or assigned to it. */
+static int visible_site(sk_tower_ctx *c, const char *name, int64_t *id, sk_error **err)
+{
+        if (!app_scope(c))
+                return sk_tower_site_find(c->api, c->scope, name, id, NULL, err);
+        _cleanup_rows_ rows rs = {0};
+        int r = assigned_sites(c, name, &rs, err);
+        if (r < 0)
+                return r;
+        *id = rs.ids[0];
+        return 0;
+}
+
 int sk_tower_h_list(sk_tower_ctx *c, sk_error **err)
 {
         const char *kind = singular(c->kind);
         _cleanup_rows_ rows rs = {0};
-        int r = list_rows(c->api, home(c, kind), kind, &rs, err);
+        int r = strcmp(kind, "site") == 0 && app_scope(c)
+                    ? assigned_sites(c, NULL, &rs, err)
+                    : list_rows(c->api, home(c, kind), kind, &rs, err);
         if (r < 0)
                 return r;
         json_t *items = rs.items;
         _cleanup_json_ json_t *out = json_array();
-        if (strcmp(kind, "tenant") == 0 && !sk_tower_is_root_admin(c)) {
-                /* others see their own tenant only */
+        if (strcmp(kind, "tenant") == 0) {
                 size_t i;
                 json_t *it;
                 json_array_foreach(items, i, it)
                 {
-                        if (strcmp(json_string_value(json_object_get(it, "name")), c->scope) == 0)
+                        if (tenant_visible(c, json_string_value(json_object_get(it, "name"))))
                                 json_array_append(out, it);
                 }
         } else if (strcmp(kind, "application") == 0) {
@@ -288,11 +345,13 @@ int sk_tower_h_get(sk_tower_ctx *c, sk_error **err)
         const char *kind = singular(c->kind);
         const char *version = sk_tower_query(c, "version");
         bool versioned = strcmp(kind, "application") == 0;
-        if (strcmp(kind, "tenant") == 0 && !sk_tower_is_root_admin(c) &&
-            strcmp(c->name, c->scope) != 0)
+        if (strcmp(kind, "tenant") == 0 && !tenant_visible(c, c->name))
                 return sk_error_set(err, ENOENT, "no tenant named %s", c->name);
         _cleanup_rows_ rows rs = {0};
-        int r = get_rows(c->api, home(c, kind), kind, c->name, versioned ? version : "", &rs, err);
+        int r = strcmp(kind, "site") == 0 && app_scope(c)
+                    ? assigned_sites(c, c->name, &rs, err)
+                    : get_rows(c->api, home(c, kind), kind, c->name, versioned ? version : "", &rs,
+                               err);
         if (r < 0)
                 return r;
         json_t *doc;
@@ -322,10 +381,43 @@ int sk_tower_h_get(sk_tower_ctx *c, sk_error **err)
         return 0;
 }
 
-static bool tenant_exists(sk_tower_api *api, const char *name)
+/* A tenant is written by the admins of its parent provider (the root: also by its own):
+ * the parent is the scope it was made in and never changes. */
+static int check_tenant(sk_tower_ctx *c, json_t *norm, sk_error **err)
 {
-        _cleanup_rows_ rows rs = {0};
-        return get_rows(api, SK_TOWER_ROOT, "tenant", name, "", &rs, NULL) == 0;
+        const char *type = json_string_value(json_object_get(norm, "type")) ?: "";
+        const char *given = json_string_value(json_object_get(norm, "parent"));
+        bool exists = sk_tenancy_exists(c->tn, c->name);
+        if (strcmp(c->name, SK_TOWER_ROOT) == 0) {
+                if (strcmp(type, "provider") != 0)
+                        return sk_error_set_path(err, EINVAL, "type",
+                                                 "tenant %s must stay a provider", SK_TOWER_ROOT);
+                if (given)
+                        return sk_error_set_path(err, EINVAL, "parent", "tenant %s has no parent",
+                                                 SK_TOWER_ROOT);
+                if (strcmp(c->scope, SK_TOWER_ROOT) != 0)
+                        return sk_error_set(err, ENOENT, "no tenant named %s", c->name);
+                return 0;
+        }
+        if (exists &&
+            (strcmp(c->name, c->scope) == 0 || !sk_tenancy_within(c->tn, c->name, c->scope)))
+                return strcmp(c->name, c->scope) == 0
+                           ? sk_error_set(err, EPERM,
+                                          "tenant %s is changed by the admins of its parent %s",
+                                          c->name, sk_tenancy_parent(c->tn, c->name))
+                           : sk_error_set_path(err, EEXIST, "name", "the tenant name %s is taken",
+                                               c->name);
+        const char *parent = exists ? sk_tenancy_parent(c->tn, c->name) : c->scope;
+        if (given && strcmp(given, parent) != 0)
+                return sk_error_set_path(err, EINVAL, "parent",
+                                         "must be %s (%s); a tenant does not move", parent,
+                                         exists ? "its parent" : "the tenant it is made in");
+        if (json_object_get(norm, "sites") && strcmp(type, "provider") == 0)
+                return sk_error_set_path(err, EINVAL, "sites",
+                                         "only application tenants are assigned sites; a "
+                                         "provider uses the sites it owns");
+        json_object_set_new(norm, "parent", json_string(parent));
+        return 0;
 }
 
 /* Checks a user document's tenant: the scope unless a root admin names another. */
@@ -336,11 +428,8 @@ static int user_home(sk_tower_ctx *c, json_t *norm, const char **tenant, sk_erro
                 json_object_set_new(norm, "tenant", json_string(c->scope));
                 t = c->scope;
         }
-        if (strcmp(t, c->scope) != 0 && !sk_tower_is_root_admin(c))
-                return sk_error_set_path(err, EPERM, "tenant",
-                                         "only admins of tenant %s may add users to tenant %s",
-                                         SK_TOWER_ROOT, t);
-        if (!tenant_exists(c->api, t))
+        /* the router let an admin of the scope through: the scope and below are its own */
+        if (!sk_tenancy_within(c->tn, t, c->scope))
                 return sk_error_set_path(err, EINVAL, "tenant", "no tenant named %s", t);
         *tenant = t;
         return 0;
@@ -427,9 +516,6 @@ int sk_tower_h_put(sk_tower_ctx *c, sk_error **err)
         const char *name = json_string_value(json_object_get(norm, "name"));
         if (!name || strcmp(name, c->name) != 0)
                 return sk_error_set_path(err, EINVAL, "name", "must match the path (%s)", c->name);
-        r = sk_tower_require_write(c, kind, err);
-        if (r < 0)
-                return r;
         const char *tenant = home(c, kind);
         const char *version = "";
         if (strcmp(kind, "user") == 0)
@@ -439,10 +525,8 @@ int sk_tower_h_put(sk_tower_ctx *c, sk_error **err)
                 version = json_string_value(json_object_get(norm, "version"));
         } else if (strcmp(kind, "deployment") == 0)
                 r = check_deployment(c, norm, err);
-        else if (strcmp(kind, "tenant") == 0 && strcmp(c->name, SK_TOWER_ROOT) == 0 &&
-                 strcmp(json_string_value(json_object_get(norm, "type")) ?: "", "provider") != 0)
-                r = sk_error_set_path(err, EINVAL, "type", "tenant %s must stay a provider",
-                                      SK_TOWER_ROOT);
+        else if (strcmp(kind, "tenant") == 0)
+                r = check_tenant(c, norm, err);
         if (r < 0)
                 return r;
         _cleanup_free_ char *text = json_dumps(norm, DUMP_FLAGS);
@@ -453,10 +537,11 @@ int sk_tower_h_put(sk_tower_ctx *c, sk_error **err)
         r = s->ops->resource_put(s, tenant, kind, c->name, version, text, &id, err);
         if (r < 0)
                 return r;
-        /* a site's document depends on itself alone; tenants and users on none (yet) */
+        /* a site's document depends on itself alone, users on none; a tenant's assignment
+         * and quota on every site */
         if (strcmp(kind, "site") == 0)
                 c->sync_only = id;
-        else if (strcmp(kind, "tenant") == 0 || strcmp(kind, "user") == 0)
+        else if (strcmp(kind, "user") == 0)
                 c->sync_only = -1;
         static const char *const results[] = {"unchanged", "created", "updated"};
         const char *result = r <= SK_PUT_UPDATED ? results[r] : "updated";
@@ -503,10 +588,24 @@ static int any_row(const sk_resource_row *row, void *user)
 /* A tenant goes only once it holds nothing, so no resource is left without an owner. */
 static int tenant_in_use(sk_tower_ctx *c, const char *tenant, sk_error **err)
 {
+        /* a provider's sub-tenants go first */
+        _cleanup_rows_ rows ts = {0};
+        int r = list_rows(c->api, SK_TOWER_ROOT, "tenant", &ts, err);
+        if (r < 0)
+                return r;
+        size_t k;
+        json_t *it;
+        json_array_foreach(ts.items, k, it)
+        {
+                const char *n = json_string_value(json_object_get(it, "name"));
+                if (strcmp(n, tenant) != 0 &&
+                    strcmp(sk_tenancy_parent(c->tn, n) ?: "", tenant) == 0)
+                        return sk_error_set(err, EBUSY, "tenant %s still has sub-tenants", tenant);
+        }
         static const char *const kinds[] = {"user", "site", "application", "deployment"};
         for (size_t i = 0; i < SK_ARRAY_SIZE(kinds); i++) {
-                int r = c->api->store->ops->resource_list(c->api->store, tenant, kinds[i], any_row,
-                                                          NULL, err);
+                r = c->api->store->ops->resource_list(c->api->store, tenant, kinds[i], any_row,
+                                                      NULL, err);
                 if (r < 0)
                         return r;
                 if (r > 0)
@@ -519,9 +618,7 @@ static int tenant_in_use(sk_tower_ctx *c, const char *tenant, sk_error **err)
 int sk_tower_h_delete(sk_tower_ctx *c, sk_error **err)
 {
         const char *kind = singular(c->kind);
-        int r = sk_tower_require_write(c, kind, err);
-        if (r < 0)
-                return r;
+        int r = 0;
         const char *version = "";
         int64_t site_id = 0;
         if (strcmp(kind, "tenant") == 0 && strcmp(c->name, SK_TOWER_ROOT) == 0)
@@ -530,6 +627,13 @@ int sk_tower_h_delete(sk_tower_ctx *c, sk_error **err)
             strcmp(c->name, "admin") == 0)
                 return sk_error_set(err, EBUSY, "the built-in admin cannot be deleted");
         if (strcmp(kind, "tenant") == 0) {
+                /* a tenant goes by the hands of its parent's admins, and from nobody else's view */
+                if (!sk_tenancy_within(c->tn, c->name, c->scope))
+                        return sk_error_set(err, ENOENT, "no tenant named %s", c->name);
+                if (strcmp(c->name, c->scope) == 0)
+                        return sk_error_set(err, EPERM,
+                                            "tenant %s is deleted by the admins of its parent %s",
+                                            c->name, sk_tenancy_parent(c->tn, c->name));
                 r = tenant_in_use(c, c->name, err);
                 if (r < 0)
                         return r;
@@ -564,7 +668,7 @@ int sk_tower_h_delete(sk_tower_ctx *c, sk_error **err)
                 s->ops->rollback(s);
                 return r;
         }
-        if (strcmp(kind, "site") == 0 || strcmp(kind, "tenant") == 0 || strcmp(kind, "user") == 0)
+        if (strcmp(kind, "site") == 0 || strcmp(kind, "user") == 0)
                 c->sync_only = -1;
         sk_tower_reply(c, 200, json_pack("{s:s}", "result", "deleted"));
         return 0;
@@ -572,9 +676,7 @@ int sk_tower_h_delete(sk_tower_ctx *c, sk_error **err)
 
 int sk_tower_h_site_token(sk_tower_ctx *c, sk_error **err)
 {
-        int r = sk_tower_require_write(c, "site", err);
-        if (r < 0)
-                return r;
+        int r;
         int64_t ttl = JOIN_TTL_MS;
         if (c->req->body_len) {
                 _cleanup_json_ json_t *body = NULL;
@@ -612,6 +714,7 @@ typedef struct pw_job {
         char *password;
         char hash[crypto_pwhash_STRBYTES];
         bool ok;
+        bool unknown; /* verified against a stand-in: fails whatever the outcome */
 } pw_job;
 
 static void pw_run(sk_tower_job *job)
@@ -658,6 +761,13 @@ static const pw_job *pw_done(const sk_tower_ctx *c)
         return job && job->run == pw_run ? (const pw_job *)job : NULL;
 }
 
+/* Verified when the user has no password, so that an unknown user costs the same time. */
+static const char DUMMY_HASH[] = "$argon2id$v=19$m=65536,t=2,p=1$4EFhqX36fm95yIp/SxBYfw$"
+                                 "AIrJ47ZNqRfmE95xD580jbun61dQtZbM0muozJqq4jg";
+#define LOGIN_FAILS_USER 5
+#define LOGIN_FAILS_ADDR 20
+#define LOGIN_REFUSED    "wrong tenant, user or password"
+
 int sk_tower_h_login(sk_tower_ctx *c, sk_error **err)
 {
         _cleanup_json_ json_t *body = NULL;
@@ -671,43 +781,60 @@ int sk_tower_h_login(sk_tower_ctx *c, sk_error **err)
                 if (!v[i] || !*v[i])
                         return sk_error_set_path(err, EINVAL, fields[i], "must be a string");
         }
+        bool names_ok = sk_spec_valid_name(v[0]) && sk_spec_valid_name(v[1]);
+        _cleanup_free_ char *ukey = NULL, *akey = NULL;
+        if (asprintf(&ukey, "user:%s/%s", v[0], v[1]) < 0 ||
+            asprintf(&akey, "addr:%s", c->req->remote_addr ? c->req->remote_addr : "") < 0)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        if (names_ok) {
+                c->audit_tenant = strdup(v[0]);
+                c->audit_actor = strdup(ukey + 5);
+        }
         sk_store *s = c->api->store;
+        int64_t now = sk_tower_now(c->api);
+        /* A locked user or address is refused before any password is looked at, with a
+         * message that says nothing about whether the user exists. */
+        if (sk_login_limit_locked(c->api->logins, ukey, now) ||
+            (c->req->remote_addr && sk_login_limit_locked(c->api->logins, akey, now)))
+                return sk_error_set(err, EAGAIN, "too many failed logins; try again later");
         const pw_job *done = pw_done(c);
         if (!done) {
                 _cleanup_free_ char *hash = NULL;
-                r = s->ops->password_get(s, v[0], v[1], &hash, NULL);
-                if (r < 0 || !hash)
-                        return sk_error_set(err, EACCES, "wrong tenant, user or password");
-                return pw_start(c, true, hash, v[2], err);
+                if (names_ok)
+                        s->ops->password_get(s, v[0], v[1], &hash, NULL);
+                r = pw_start(c, true, hash ? hash : DUMMY_HASH, v[2], err);
+                if (r >= 0 && !hash)
+                        ((pw_job *)c->resp->job)->unknown = true;
+                return r;
         }
-        if (!done->ok)
-                return sk_error_set(err, EACCES, "wrong tenant, user or password");
         _cleanup_rows_ rows user = {0};
-        r = get_rows(c->api, v[0], "user", v[1], "", &user, NULL);
-        if (r < 0)
-                return sk_error_set(err, EACCES, "wrong tenant, user or password");
+        if (!done->ok || done->unknown ||
+            get_rows(c->api, v[0], "user", v[1], "", &user, NULL) < 0) {
+                sk_login_limit_fail(c->api->logins, ukey, LOGIN_FAILS_USER, now);
+                if (c->req->remote_addr)
+                        sk_login_limit_fail(c->api->logins, akey, LOGIN_FAILS_ADDR, now);
+                return sk_error_set(err, EACCES, LOGIN_REFUSED);
+        }
+        sk_login_limit_reset(c->api->logins, ukey);
         const char *role =
             json_string_value(json_object_get(json_array_get(user.items, 0), "role"));
         _cleanup_free_ char *tok = NULL, *th = NULL;
         if (sk_tower_new_secret(&tok, &th) < 0)
                 return sk_error_set(err, ENOMEM, "out of memory");
-        int64_t expires = sk_tower_now(c->api) + LOGIN_TTL_MS;
+        int64_t expires = now + LOGIN_TTL_MS;
         r = s->ops->token_add(s, th, v[0], v[1], role ? role : "viewer", expires, err);
         if (r < 0)
                 return r;
         _cleanup_free_ char *exp = sk_tower_rfc3339(expires);
-        sk_tower_reply(c, 200, json_pack("{s:s, s:s}", "token", tok, "expires", exp ? exp : ""));
+        th[SK_TOWER_TOKEN_ID_LEN] = '\0';
+        sk_tower_reply(
+            c, 200,
+            json_pack("{s:s, s:s, s:s}", "token", tok, "id", th, "expires", exp ? exp : ""));
         return 0;
 }
 
 int sk_tower_h_password(sk_tower_ctx *c, sk_error **err)
 {
-        bool self = strcmp(c->scope, c->tenant) == 0 && strcmp(c->name, c->user) == 0;
-        if (!self) {
-                int r = sk_tower_require_write(c, "user", err);
-                if (r < 0)
-                        return r;
-        }
         _cleanup_json_ json_t *body = NULL;
         int r = sk_tower_body(c, &body, err);
         if (r < 0)
@@ -804,7 +931,7 @@ int sk_tower_h_instances(sk_tower_ctx *c, sk_error **err)
         int r;
         if (site) {
                 int64_t id;
-                r = sk_tower_site_find(c->api, c->scope, site, &id, NULL, err);
+                r = visible_site(c, site, &id, err);
                 if (r < 0)
                         return r;
                 r = rows_init(&sites);
@@ -813,13 +940,18 @@ int sk_tower_h_instances(sk_tower_ctx *c, sk_error **err)
                 sites.ids[0] = id;
                 sites.n = 1;
         } else {
-                r = list_rows(c->api, c->scope, "site", &sites, err);
+                r = app_scope(c) ? assigned_sites(c, NULL, &sites, err)
+                                 : list_rows(c->api, c->scope, "site", &sites, err);
                 if (r < 0)
                         return r;
         }
+        /* on a provider's own sites it sees every tenant's; an application tenant its own */
+        _cleanup_free_ char *prefix = NULL;
+        if (app_scope(c) && asprintf(&prefix, "%s/", c->scope) < 0)
+                return sk_error_set(err, ENOMEM, "out of memory");
         _cleanup_json_ json_t *items = json_array();
         for (size_t i = 0; i < sites.n; i++) {
-                r = c->api->store->ops->instances_list(c->api->store, sites.ids[i], NULL,
+                r = c->api->store->ops->instances_list(c->api->store, sites.ids[i], prefix,
                                                        instance_to_json, items, err);
                 if (r < 0)
                         return r;

@@ -28,6 +28,7 @@ typedef struct plan {
 typedef struct world {
         plan *plans;
         size_t n;
+        sk_tenancy *tn; /* which sites each tenant's deployments may use, and quotas */
 } world;
 
 static void world_free(world *w)
@@ -39,6 +40,7 @@ static void world_free(world *w)
                 json_decref(w->plans[i].spec);
         }
         free(w->plans);
+        sk_tenancy_free(w->tn);
         memset(w, 0, sizeof(*w));
 }
 #define _cleanup_world_ __attribute__((cleanup(world_free)))
@@ -94,7 +96,10 @@ static int add_plan(const sk_resource_row *row, void *user)
 static int load_world(sk_tower_api *api, world *w, sk_error **err)
 {
         sk_store *s = api->store;
-        int r = s->ops->resource_list(s, NULL, "deployment", add_plan, w, err);
+        int r = sk_tenancy_load(s, &w->tn, err);
+        if (r < 0)
+                return r;
+        r = s->ops->resource_list(s, NULL, "deployment", add_plan, w, err);
         if (r < 0)
                 return r == -ENOMEM ? sk_error_set(err, ENOMEM, "out of memory") : r;
         for (size_t i = 0; i < w->n; i++) {
@@ -120,9 +125,12 @@ static int load_world(sk_tower_api *api, world *w, sk_error **err)
         return 0;
 }
 
-static bool plan_selects(const plan *p, const json_t *labels)
+/* A deployment reaches a site its expression selects among those assigned to its tenant. */
+static bool plan_selects(const world *w, const plan *p, const char *site_tenant,
+                         const json_t *labels)
 {
-        return p->expr && p->spec && sk_expr_match(p->expr, labels);
+        return p->expr && p->spec && sk_expr_match(p->expr, labels) &&
+               sk_tenancy_site_assigned(w->tn, p->tenant, site_tenant, labels);
 }
 
 static int site_row(sk_tower_api *api, int64_t site_id, owned_row *row, sk_error **err)
@@ -147,7 +155,7 @@ static json_t *desired_doc(const world *w, const owned_row *site)
                 json_object_set_new(s, "labels", json_object());
         for (size_t i = 0; i < w->n; i++) {
                 const plan *p = &w->plans[i];
-                if (!plan_selects(p, labels))
+                if (!plan_selects(w, p, site->tenant, labels))
                         continue;
                 json_array_append_new(
                     deps, json_pack("{s:s, s:O, s:O, s:s, s:O}", "tenant", p->tenant, "name",
@@ -155,6 +163,11 @@ static json_t *desired_doc(const world *w, const owned_row *site)
                                     json_object_get(p->dep, "application"), "version", p->version,
                                     "spec", p->spec));
         }
+        json_t *quotas = sk_tenancy_quotas(w->tn, site->tenant, labels);
+        if (json_object_size(quotas))
+                json_object_set_new(doc, "quotas", quotas);
+        else
+                json_decref(quotas);
         return doc;
 }
 
@@ -675,7 +688,7 @@ int sk_tower_deployment_status(sk_tower_api *api, const char *tenant, const json
         for (size_t i = 0; r >= 0 && p && i < sites.n; i++) {
                 _cleanup_json_ json_t *labels =
                     sk_tower_site_labels(sites.rows[i].doc, sites.rows[i].tenant);
-                if (!labels || !plan_selects(p, labels))
+                if (!labels || !plan_selects(&all, p, sites.rows[i].tenant, labels))
                         continue;
                 json_t *insts = json_array();
                 r = api->store->ops->instances_list(api->store, sites.rows[i].id, prefix,

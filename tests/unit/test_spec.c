@@ -462,6 +462,10 @@ static void test_tenant_user_vault_secret(void **state)
                 "quota-per-site.instances", "must be an integer from 0 to 100000");
         invalid("kind: tenant\nname: t\nquota-per-site: {gpus: 1}\n", "quota-per-site.gpus",
                 "unknown field");
+        /* the provider a tenant was made in round-trips; it must be a tenant's name */
+        _cleanup_json_ json_t *t3 = valid("kind: tenant\nname: kiosk-co\nparent: retail\n");
+        assert_string_equal(str_at(t3, "parent", NULL), "retail");
+        invalid("kind: tenant\nname: t\nparent: Not_A_Name\n", "parent", "");
 
         _cleanup_json_ json_t *u = valid("kind: user\nname: alice\ntenant: acme-apps\n");
         assert_string_equal(str_at(u, "role", NULL), "viewer");
