@@ -7,7 +7,8 @@
  * "METHOD TARGET [AS]" and the body after it. TARGET is the path with
  * an optional query, percent-decoded as libmicrohttpd does; AS is who asks: admin (the
  * default, a bearer token of the bootstrap admin), host (the client certificate of a host
- * joined at setup), none, bad (an unknown bearer token) or both (token and certificate).
+ * joined at setup), session (the admin's token from a login), none, bad (an unknown
+ * bearer token) or both (token and certificate).
  *
  * The store lives in a temporary folder made once per process and is re-created every
  * STORE_RUNS inputs so it stays small. SK_FUZZ_STRICT=1 also fails on 500 answers;
@@ -34,6 +35,7 @@ static sk_ca *ca;
 static sk_store *store;
 static sk_tower_api *api;
 static char *admin_token;
+static char *session_token; /* from a login: API tokens may not make tokens */
 static char *host_uri;
 static unsigned runs;
 static bool strict, verbose;
@@ -125,6 +127,8 @@ static void close_store(void)
         store = NULL;
         free(admin_token);
         admin_token = NULL;
+        free(session_token);
+        session_token = NULL;
         static const char *const files[] = {"tower.db", "tower.db-wal", "tower.db-shm",
                                             "tower.db-journal"};
         for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
@@ -146,6 +150,16 @@ static void open_store(void)
         if (sk_tower_bootstrap(api, &admin_token, &err) < 0)
                 die("bootstrap", err);
         join_host();
+        json_decref(
+            setup_call("PUT", "/v1/users/admin/password", "{\"password\":\"fuzz-admin-pw\"}"));
+        char auth[128];
+        snprintf(auth, sizeof(auth), "Bearer %s", admin_token);
+        const char *login =
+            "{\"tenant\":\"default\",\"user\":\"admin\",\"password\":\"fuzz-admin-pw\"}";
+        _cleanup_json_ json_t *tok = setup_call("POST", "/v1/login", login);
+        session_token = strdup(json_string_value(json_object_get(tok, "token")));
+        if (!session_token)
+                abort();
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -305,6 +319,8 @@ static void one_request(const uint8_t *data, size_t size)
         } else if (strcmp(as, "both") == 0) {
                 peer = true;
                 snprintf(auth, sizeof(auth), "Bearer %s", admin_token);
+        } else if (strcmp(as, "session") == 0) {
+                snprintf(auth, sizeof(auth), "Bearer %s", session_token);
         } else if (strcmp(as, "bad") == 0) {
                 snprintf(auth, sizeof(auth), "Bearer not-a-token");
         } else if (strcmp(as, "none") != 0) {
