@@ -354,10 +354,15 @@ static void *beat_thread(void *arg)
 
 /* ---- the control thread: devices, this host's placement, the uplink when leading ---- */
 
+static const json_t *device_rules(const json_t *state)
+{
+        return json_object_get(json_object_get(json_object_get(state, "desired"), "site"),
+                               "devices");
+}
+
 static void refresh_devices(agent *ag, const json_t *state)
 {
-        const json_t *rules =
-            json_object_get(json_object_get(json_object_get(state, "desired"), "site"), "devices");
+        const json_t *rules = device_rules(state);
         _cleanup_json_ json_t *found = NULL;
         _cleanup_error_ sk_error *err = NULL;
         const char *dev = ag->id.dev_dir ? ag->id.dev_dir : "/dev";
@@ -429,11 +434,17 @@ static void *control_thread(void *arg)
         agent *ag = arg;
         int64_t next_devices = 0, leader_since = 0;
         bool woken = true;
+        _cleanup_json_ json_t *rules = NULL;
         for (;;) {
                 int64_t now = sk_monotonic_ms();
                 _cleanup_json_ json_t *state = sk_cluster_state(ag->cl);
-                if (now >= next_devices) {
+                /* New rules are looked for at once, not at the next round. */
+                const json_t *now_rules = device_rules(state);
+                bool same = (!rules && !now_rules) || json_equal(rules, (json_t *)now_rules);
+                if (now >= next_devices || !same) {
                         refresh_devices(ag, state);
+                        json_decref(rules);
+                        rules = json_incref((json_t *)now_rules);
                         next_devices = now + SK_AGENT_DEVICES_MS;
                 }
                 /* A restarted host replays its log once it hears a leader: until then (or
