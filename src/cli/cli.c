@@ -42,11 +42,12 @@ static const sk_cli_verb verbs[] = {
      "stdin). Every document is validated first; when any is invalid nothing is sent.\n"
      "Documents are sent in dependency order: tenants, users, sites, vaults, secrets,\n"
      "applications, deployments."},
-    {"get", NULL, sk_cli_cmd_get, SK_OPT_OUTPUT | SK_OPT_SITE | SK_OPT_VERSION, 1, 2,
-     "get KIND [NAME] [-o table|json|yaml] [--site S] [--version V]",
+    {"get", NULL, sk_cli_cmd_get, SK_OPT_OUTPUT | SK_OPT_SITE | SK_OPT_VERSION | SK_OPT_SINCE, 1, 2,
+     "get KIND [NAME] [-o table|json|yaml] [--site S] [--version V] [--since 1h]",
      "Lists resources of KIND (singular, plural or alias: app), or shows one. -o json\n"
      "prints what the API answers. hosts and instances take --site; applications take\n"
-     "--version."},
+     "--version. `get events [--since 1h]` lists the audit trail of your tenant and the\n"
+     "tenants below it (admins; default: the last 24 hours)."},
     {"describe", NULL, sk_cli_cmd_describe, SK_OPT_SITE | SK_OPT_VERSION, 2, 2,
      "describe KIND NAME [--site S] [--version V]",
      "Shows every field of one resource; for a deployment also the status of its\n"
@@ -69,6 +70,15 @@ static const sk_cli_verb verbs[] = {
      "--print also prints the token."},
     {"user", "password", sk_cli_cmd_user_password, 0, 1, 1, "user password TENANT/USER",
      "Sets a user's password, read like login reads it."},
+    {"token", "list", sk_cli_cmd_token_list, SK_OPT_OUTPUT, 0, 0, "token list [-o table|json|yaml]",
+     "Lists your unexpired tokens (admins: every user's of the tenant), with their ids."},
+    {"token", "create", sk_cli_cmd_token_create, SK_OPT_ROLE | SK_OPT_TTL | SK_OPT_NAME, 0, 0,
+     "token create [--role viewer] [--ttl 30d] [--name TEXT]",
+     "Creates an API token for automation with its own role (at most yours; default\n"
+     "yours) and lifetime (default 30d, at most 366d) and prints it alone on stdout.\n"
+     "It acts as you, never above --role; deleting you ends it."},
+    {"token", "revoke", sk_cli_cmd_token_revoke, 0, 1, 1, "token revoke ID",
+     "Revokes a token by the id `token list` shows (your own; admins: any of the tenant)."},
     {"whoami", NULL, sk_cli_cmd_whoami, 0, 0, 0, "whoami",
      "Prints the tenant, user and role the token belongs to."},
     {"version", NULL, cmd_version, 0, 0, 0, "version", "Prints skerry's version."},
@@ -85,7 +95,7 @@ static const char global_help[] =
     "                  (get hosts|instances, also with the tower down)\n"
     "  --token TOKEN   bearer token\n"
     "  --ca FILE       the tower's CA certificate (its DATA/ca.pem)\n"
-    "  --tenant NAME   act in another tenant (admins of the root tenant)\n"
+    "  --tenant NAME   act in a tenant below yours (admins of a provider)\n"
     "Kinds: tenant, user, site, host, application (app), deployment, vault, secret,\n"
     "instance, alert (singular or plural).\n"
     "Exit codes: 0 ok, 1 error, 2 usage error.\n";
@@ -283,6 +293,9 @@ enum {
         LONG_WATCH,
         LONG_SITE_LOCAL,
         LONG_AGENT_DATA,
+        LONG_ROLE,
+        LONG_NAME,
+        LONG_SINCE,
 };
 
 static const struct option long_opts[] = {
@@ -299,6 +312,9 @@ static const struct option long_opts[] = {
     {"watch", no_argument, NULL, LONG_WATCH},
     {"site-local", required_argument, NULL, LONG_SITE_LOCAL},
     {"agent-data", required_argument, NULL, LONG_AGENT_DATA},
+    {"role", required_argument, NULL, LONG_ROLE},
+    {"name", required_argument, NULL, LONG_NAME},
+    {"since", required_argument, NULL, LONG_SINCE},
     {"help", no_argument, NULL, 'h'},
     {0},
 };
@@ -318,6 +334,12 @@ static const char *opt_name(unsigned bit)
                 return "--print";
         case SK_OPT_WATCH:
                 return "--watch";
+        case SK_OPT_ROLE:
+                return "--role";
+        case SK_OPT_NAME:
+                return "--name";
+        case SK_OPT_SINCE:
+                return "--since";
         default:
                 return "-f";
         }
@@ -389,6 +411,15 @@ int sk_cli_main(int argc, char **argv)
                         break;
                 case LONG_AGENT_DATA:
                         c.agent_data = optarg;
+                        break;
+                case LONG_ROLE:
+                        c.role = optarg, seen |= SK_OPT_ROLE;
+                        break;
+                case LONG_NAME:
+                        c.token_name = optarg, seen |= SK_OPT_NAME;
+                        break;
+                case LONG_SINCE:
+                        c.since = optarg, seen |= SK_OPT_SINCE;
                         break;
                 case 'h':
                         help = true;

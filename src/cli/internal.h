@@ -23,6 +23,9 @@ enum {
         SK_OPT_PRINT = 1 << 4,
         SK_OPT_WATCH = 1 << 5,
         SK_OPT_FILE = 1 << 6,
+        SK_OPT_ROLE = 1 << 7,
+        SK_OPT_NAME = 1 << 8,
+        SK_OPT_SINCE = 1 << 9,
 };
 
 typedef struct sk_cli_verb sk_cli_verb;
@@ -31,6 +34,7 @@ typedef struct sk_cli_ctx {
         const sk_cli_verb *verb;
         /* flags, pointing into argv */
         const char *addr, *token, *ca, *tenant, *output, *site, *version, *ttl;
+        const char *role, *token_name, *since; /* token create --role --name; --since */
         /* --site-local ADDR --agent-data DIR: ask an agent's site-local API, not the tower */
         const char *site_local, *agent_data;
         struct sk_site_client *site_client;
@@ -77,5 +81,9 @@ int sk_cli_cmd_whoami(sk_cli_ctx *c);
 int sk_cli_cmd_site_token(sk_cli_ctx *c);
 int sk_cli_cmd_login(sk_cli_ctx *c);
 int sk_cli_cmd_user_password(sk_cli_ctx *c);
+int sk_cli_cmd_token_list(sk_cli_ctx *c);
+int sk_cli_cmd_token_create(sk_cli_ctx *c);
+int sk_cli_cmd_token_revoke(sk_cli_ctx *c);
+int sk_cli_cmd_get_events(sk_cli_ctx *c);
 
 #endif

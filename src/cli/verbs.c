@@ -88,6 +88,14 @@ static int print_text(char *text)
 
 int sk_cli_cmd_get(sk_cli_ctx *c)
 {
+        /* the audit trail is no resource kind */
+        if (strcmp(c->args[0], "events") == 0 || strcmp(c->args[0], "event") == 0) {
+                if (c->nargs > 1)
+                        return sk_cli_usage_error(c, "get events takes no NAME");
+                return sk_cli_cmd_get_events(c);
+        }
+        if (c->since)
+                return sk_cli_usage_error(c, "--since is for get events");
         const sk_kind_info *k = sk_cli_kind_arg(c, c->args[0]);
         if (!k)
                 return SK_EXIT_USAGE;

@@ -542,10 +542,69 @@ static void test_login_and_token(void **state)
         assert_int_equal(unlink(cfg), 0);
 }
 
+static const route token_routes[] = {
+    {"GET", "/v1/tokens", 200,
+     "{\"items\": [{\"id\": \"0123456789ab\", \"user\": \"alice\", \"kind\": \"api\", "
+     "\"role\": \"viewer\", \"name\": \"ci\", \"created\": \"2026-11-27T00:00:00Z\", "
+     "\"revoked\": false, \"current\": true}]}"},
+    {"POST", "/v1/tokens", 200,
+     "{\"token\": \"api-xyz\", \"id\": \"0123456789ab\", \"role\": \"viewer\", "
+     "\"expires\": \"2026-12-27T00:00:00Z\"}"},
+    {"DELETE", "/v1/tokens/0123456789ab", 200, "{\"result\": \"revoked\"}"},
+    {"DELETE", "/v1/tokens/ffffffffffff", 404,
+     "{\"error\": {\"code\": \"not-found\", \"message\": \"no token with id "
+     "ffffffffffff\", \"path\": \"id\"}}"},
+    {"GET", "/v1/events?since=1h", 200,
+     "{\"items\": [{\"id\": 1, \"time\": \"2026-11-27T00:00:00Z\", \"tenant\": \"acme\", "
+     "\"actor\": \"acme/alice\", \"method\": \"PUT\", \"path\": \"/v1/sites/s1\", "
+     "\"resource\": \"sites/s1\", \"address\": \"127.0.0.1\", \"status\": 403}]}"},
+    {NULL, NULL, 0, NULL},
+};
+
+/* token list|create|revoke and get events send what the API documents and show it. */
+static void test_tokens_and_events(void **state)
+{
+        reset_requests();
+        srv.routes = token_routes;
+        _cleanup_run_ run l = CLI("token", "list", "--addr", srv.addr, "--token", "t");
+        if (l.rc != 0)
+                fail_msg("token list: %s", l.err);
+        expect_contains(l.out, "0123456789ab");
+        expect_contains(l.out, "(this one)");
+        _cleanup_run_ run c = CLI("token", "create", "--role", "viewer", "--ttl", "30d", "--name",
+                                  "ci", "--addr", srv.addr, "--token", "t");
+        if (c.rc != 0)
+                fail_msg("token create: %s", c.err);
+        assert_string_equal(c.out, "api-xyz\n");
+        _cleanup_json_ json_t *body = json_loads(srv.reqs[1].body, 0, NULL);
+        assert_string_equal(json_string_value(json_object_get(body, "role")), "viewer");
+        assert_string_equal(json_string_value(json_object_get(body, "ttl")), "30d");
+        assert_string_equal(json_string_value(json_object_get(body, "name")), "ci");
+        _cleanup_run_ run bad = CLI("token", "create", "--role", "root", "--addr", srv.addr);
+        assert_int_equal(bad.rc, 2);
+        expect_contains(bad.err, "--role must be");
+        _cleanup_run_ run r =
+            CLI("token", "revoke", "0123456789ab", "--addr", srv.addr, "--token", "t");
+        assert_int_equal(r.rc, 0);
+        _cleanup_run_ run r2 =
+            CLI("token", "revoke", "ffffffffffff", "--addr", srv.addr, "--token", "t");
+        assert_int_equal(r2.rc, 1);
+        expect_contains(r2.err, "no token with id ffffffffffff");
+        _cleanup_run_ run e =
+            CLI("get", "events", "--since", "1h", "--addr", srv.addr, "--token", "t");
+        if (e.rc != 0)
+                fail_msg("get events: %s", e.err);
+        expect_contains(e.out, "acme/alice");
+        expect_contains(e.out, "403");
+        _cleanup_run_ run e2 = CLI("get", "sites", "--since", "1h", "--addr", srv.addr);
+        assert_int_equal(e2.rc, 2);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_usage_errors),
+            cmocka_unit_test(test_tokens_and_events),
             cmocka_unit_test(test_help_and_version),
             cmocka_unit_test(test_apply_invalid_sends_nothing),
             cmocka_unit_test(test_apply_order_and_server_error),

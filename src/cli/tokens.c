@@ -1,0 +1,193 @@
+/* `skerry token list|create|revoke` and `skerry get events`: tokens and the audit trail. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/internal.h"
+#include "common/cleanup.h"
+#include "common/yaml.h"
+
+static int print_json(const json_t *v)
+{
+        if (json_dumpf(v, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY) < 0)
+                return sk_cli_fail(NULL, -EIO);
+        fputc('\n', stdout);
+        return SK_EXIT_OK;
+}
+
+static int check_output(const sk_cli_ctx *c)
+{
+        const char *o = c->output ? c->output : "table";
+        if (strcmp(o, "table") && strcmp(o, "json") && strcmp(o, "yaml"))
+                return sk_cli_usage_error(c, "-o must be table, json or yaml, not '%s'", o);
+        return SK_EXIT_OK;
+}
+
+/* -o json|yaml prints the answer; the table is the caller's. Returns -1 for a table. */
+static int print_other(const sk_cli_ctx *c, const json_t *v)
+{
+        if (c->output && strcmp(c->output, "json") == 0)
+                return print_json(v);
+        if (c->output && strcmp(c->output, "yaml") == 0) {
+                _cleanup_free_ char *text = sk_yaml_dump(v);
+                if (!text)
+                        return sk_cli_fail(NULL, -ENOMEM);
+                fputs(text, stdout);
+                return SK_EXIT_OK;
+        }
+        return -1;
+}
+
+/* Strings from the tower go to a terminal: no control characters. */
+static const char *clean(const json_t *v, char *buf, size_t cap)
+{
+        const char *s = json_string_value(v);
+        size_t n = 0;
+        for (; s && *s && n + 1 < cap; s++)
+                buf[n++] = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
+        buf[n] = '\0';
+        return n ? buf : "-";
+}
+
+static int get_list(sk_cli_ctx *c, const char *path, json_t **out)
+{
+        int rc = check_output(c);
+        if (rc == SK_EXIT_OK)
+                rc = sk_cli_connect(c, true);
+        if (rc == SK_EXIT_OK)
+                rc = sk_cli_request(c, "GET", path, NULL, out, NULL);
+        return rc;
+}
+
+int sk_cli_cmd_token_list(sk_cli_ctx *c)
+{
+        const char *q[] = {"tenant", c->tenant, NULL};
+        _cleanup_free_ char *path = sk_cli_resource_path("tokens", NULL, NULL, q);
+        _cleanup_json_ json_t *v = NULL;
+        int rc = path ? get_list(c, path, &v) : sk_cli_fail(NULL, -ENOMEM);
+        if (rc != SK_EXIT_OK)
+                return rc;
+        if ((rc = print_other(c, v)) >= 0)
+                return rc;
+        json_t *items = json_object_get(v, "items");
+        if (json_array_size(items) == 0) {
+                fprintf(stderr, "no tokens found\n");
+                return SK_EXIT_OK;
+        }
+        printf("%-13s %-16s %-6s %-10s %-21s %-21s %s\n", "ID", "USER", "KIND", "ROLE", "CREATED",
+               "EXPIRES", "NAME");
+        size_t i;
+        json_t *t;
+        json_array_foreach(items, i, t)
+        {
+                char b[7][80];
+                printf("%-13s %-16s %-6s %-10s %-21s %-21s %s%s%s\n",
+                       clean(json_object_get(t, "id"), b[0], 80),
+                       clean(json_object_get(t, "user"), b[1], 80),
+                       clean(json_object_get(t, "kind"), b[2], 80),
+                       clean(json_object_get(t, "role"), b[3], 80),
+                       clean(json_object_get(t, "created"), b[4], 80),
+                       json_object_get(t, "expires")
+                           ? clean(json_object_get(t, "expires"), b[5], 80)
+                           : "never",
+                       clean(json_object_get(t, "name"), b[6], 80),
+                       json_is_true(json_object_get(t, "revoked")) ? " (revoked)" : "",
+                       json_is_true(json_object_get(t, "current")) ? " (this one)" : "");
+        }
+        return SK_EXIT_OK;
+}
+
+int sk_cli_cmd_token_create(sk_cli_ctx *c)
+{
+        int64_t ms;
+        if (c->ttl && (sk_duration_ms(c->ttl, &ms) < 0 || ms <= 0))
+                return sk_cli_usage_error(c, "--ttl: '%s' is not a duration like 1h or 30d",
+                                          c->ttl);
+        if (c->role && strcmp(c->role, "admin") && strcmp(c->role, "operator") &&
+            strcmp(c->role, "developer") && strcmp(c->role, "viewer"))
+                return sk_cli_usage_error(
+                    c, "--role must be admin, operator, developer or viewer, not '%s'", c->role);
+        int rc = sk_cli_connect(c, true);
+        if (rc != SK_EXIT_OK)
+                return rc;
+        _cleanup_json_ json_t *body = json_object();
+        if (!body)
+                return sk_cli_fail(NULL, -ENOMEM);
+        if (c->role)
+                json_object_set_new(body, "role", json_string(c->role));
+        if (c->ttl)
+                json_object_set_new(body, "ttl", json_string(c->ttl));
+        if (c->token_name)
+                json_object_set_new(body, "name", json_string(c->token_name));
+        _cleanup_json_ json_t *v = NULL;
+        rc = sk_cli_request(c, "POST", "/v1/tokens", body, &v, NULL);
+        if (rc != SK_EXIT_OK)
+                return rc;
+        const char *token = json_string_value(json_object_get(v, "token"));
+        if (!token) {
+                fprintf(stderr, "skerry: the tower's answer has no token\n");
+                return SK_EXIT_ERROR;
+        }
+        char b[3][80];
+        /* the token alone on stdout, for scripts; what it is on stderr */
+        fprintf(stderr, "token %s, role %s, expires %s\n",
+                clean(json_object_get(v, "id"), b[0], 80),
+                clean(json_object_get(v, "role"), b[1], 80),
+                clean(json_object_get(v, "expires"), b[2], 80));
+        printf("%s\n", token);
+        return SK_EXIT_OK;
+}
+
+int sk_cli_cmd_token_revoke(sk_cli_ctx *c)
+{
+        int rc = sk_cli_connect(c, true);
+        if (rc != SK_EXIT_OK)
+                return rc;
+        const char *q[] = {"tenant", c->tenant, NULL};
+        _cleanup_free_ char *path = sk_cli_resource_path("tokens", c->args[0], NULL, q);
+        if (!path)
+                return sk_cli_fail(NULL, -ENOMEM);
+        _cleanup_json_ json_t *v = NULL;
+        rc = sk_cli_request(c, "DELETE", path, NULL, &v, NULL);
+        if (rc == SK_EXIT_OK)
+                printf("token %s revoked\n", c->args[0]);
+        return rc;
+}
+
+int sk_cli_cmd_get_events(sk_cli_ctx *c)
+{
+        int64_t ms;
+        if (c->since && (sk_duration_ms(c->since, &ms) < 0 || ms <= 0))
+                return sk_cli_usage_error(c, "--since: '%s' is not a duration like 10m, 1h or 7d",
+                                          c->since);
+        const char *q[] = {"since", c->since, "tenant", c->tenant, NULL};
+        _cleanup_free_ char *path = sk_cli_resource_path("events", NULL, NULL, q);
+        _cleanup_json_ json_t *v = NULL;
+        int rc = path ? get_list(c, path, &v) : sk_cli_fail(NULL, -ENOMEM);
+        if (rc != SK_EXIT_OK)
+                return rc;
+        if ((rc = print_other(c, v)) >= 0)
+                return rc;
+        json_t *items = json_object_get(v, "items");
+        if (json_array_size(items) == 0) {
+                fprintf(stderr, "no events found\n");
+                return SK_EXIT_OK;
+        }
+        printf("%-21s %-14s %-32s %-6s %-36s %-6s %s\n", "TIME", "TENANT", "WHO", "METHOD", "PATH",
+               "STATUS", "FROM");
+        size_t i;
+        json_t *e;
+        json_array_foreach(items, i, e)
+        {
+                char b[6][200];
+                printf("%-21s %-14s %-32s %-6s %-36s %-6lld %s\n",
+                       clean(json_object_get(e, "time"), b[0], 200),
+                       clean(json_object_get(e, "tenant"), b[1], 200),
+                       clean(json_object_get(e, "actor"), b[2], 200),
+                       clean(json_object_get(e, "method"), b[3], 200),
+                       clean(json_object_get(e, "path"), b[4], 200),
+                       (long long)json_integer_value(json_object_get(e, "status")),
+                       clean(json_object_get(e, "address"), b[5], 200));
+        }
+        return SK_EXIT_OK;
+}
