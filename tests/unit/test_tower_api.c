@@ -650,6 +650,198 @@ static void test_sync_scope(void **state)
         json_decref(doc);
 }
 
+static char *login_token(fx *f, const char *tenant, const char *user, const char *pw, int want)
+{
+        char body[256];
+        snprintf(body, sizeof(body), "{\"tenant\":\"%s\",\"user\":\"%s\",\"password\":\"%s\"}",
+                 tenant, user, pw);
+        json_t *j = NULL;
+        call_opts o = {0};
+        int st = call(f, "POST", "/v1/login", body, &o, &j);
+        if (st != want)
+                fail_msg("login %s/%s: %d, want %d", tenant, user, st, want);
+        char *tok = st == 200 ? strdup(json_string_value(json_object_get(j, "token"))) : NULL;
+        if (st != 200 && st != 429)
+                assert_string_equal(err_msg(j), "wrong tenant, user or password");
+        if (st == 429)
+                assert_string_equal(err_msg(j), "too many failed logins; try again later");
+        json_decref(j);
+        return tok;
+}
+
+/* Application tenants deploy only onto the sites their provider assigned them; quotas go
+ * into each assigned site's document; a tenant sees no other tenant's sites or hosts. */
+static void test_tenancy_sync(void **state)
+{
+        fx *f = *state;
+        json_t *j = NULL;
+        put_ok(f, "/v1/tenants/retail",
+               "{\"kind\":\"tenant\",\"name\":\"retail\",\"type\":\"provider\"}", "created");
+        call_opts retail = {.token = f->admin, .query = {"tenant", "retail"}};
+        call_opts acme = {.token = f->admin, .query = {"tenant", "acme"}};
+        assert_int_equal(call(f, "PUT", "/v1/tenants/acme",
+                              "{\"kind\":\"tenant\",\"name\":\"acme\",\"sites\":\"chain = "
+                              "shared\",\"quota-per-site\":{\"cpu\":4,\"memory\":\"8Gi\","
+                              "\"instances\":20}}",
+                              &retail, &j),
+                         200);
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(j, "item"), "parent")), "retail");
+        json_decref(j);
+        /* a provider assigns no sites; a tenant does not move */
+        assert_int_equal(call(f, "PUT", "/v1/tenants/acme",
+                              "{\"kind\":\"tenant\",\"name\":\"acme\",\"parent\":\"default\"}",
+                              &retail, &j),
+                         400);
+        assert_string_equal(err_path(j), "parent");
+        json_decref(j);
+        assert_int_equal(
+            call(f, "PUT", "/v1/sites/s1", SITE_BODY("s1", "{\"chain\":\"shared\"}"), &retail, &j),
+            200);
+        json_decref(j);
+        /* the root's own site has the same labels, but root is not acme's provider */
+        put_ok(f, "/v1/sites/s2", SITE_BODY("s2", "{\"chain\":\"shared\"}"), "created");
+        assert_int_equal(
+            call(f, "PUT", "/v1/sites/s3", SITE_BODY("s3", "{\"chain\":\"other\"}"), &retail, &j),
+            200);
+        json_decref(j);
+        assert_int_equal(call(f, "PUT", "/v1/applications/pos", APP_BODY("1.0.0", 1), &acme, &j),
+                         200);
+        json_decref(j);
+        /* the deployment's own expression selects everything: the assignment narrows it */
+        assert_int_equal(
+            call(f, "PUT", "/v1/deployments/pos-stores", DEP_BODY("*", "chain"), &acme, &j), 200);
+        json_decref(j);
+        assert_int_equal(call(f, "GET", "/v1/deployments/pos-stores", NULL, &acme, &j), 200);
+        json_t *sites = json_object_get(json_object_get(j, "status"), "sites");
+        assert_int_equal(json_array_size(sites), 1);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(sites, 0), "site")),
+                            "s1");
+        json_decref(j);
+        /* an application tenant sees its assigned sites by name and labels, nothing else */
+        assert_int_equal(call(f, "GET", "/v1/sites", NULL, &acme, &j), 200);
+        json_t *items = json_object_get(j, "items");
+        assert_int_equal(json_array_size(items), 1);
+        assert_null(json_object_get(json_array_get(items, 0), "host-lost-after"));
+        json_decref(j);
+        assert_int_equal(call(f, "GET", "/v1/sites/s2", NULL, &acme, &j), 404);
+        json_decref(j);
+        call_opts acme_hosts = {.token = f->admin, .query = {"tenant", "acme", "site", "s1"}};
+        assert_int_equal(call(f, "GET", "/v1/hosts", NULL, &acme_hosts, &j), 403);
+        json_decref(j);
+
+        /* the sync documents: s1 carries the deployment and acme's quota, s2 and s3 neither */
+        int64_t s1 = 0;
+        json_t *doc = NULL;
+        for (int64_t id = 1; id < 64 && !s1; id++) {
+                if (sk_tower_sync_desired(f->api, id, &doc, NULL) < 0)
+                        continue;
+                const char *n =
+                    json_string_value(json_object_get(json_object_get(doc, "site"), "name"));
+                if (strcmp(n, "s1") == 0) {
+                        s1 = id;
+                        assert_int_equal(json_array_size(json_object_get(doc, "deployments")), 1);
+                        json_t *q = json_object_get(json_object_get(doc, "quotas"), "acme");
+                        assert_int_equal(json_integer_value(json_object_get(q, "cpu")), 4000);
+                        assert_int_equal(json_integer_value(json_object_get(q, "memory")),
+                                         8LL * 1024 * 1024 * 1024);
+                        assert_int_equal(json_integer_value(json_object_get(q, "instances")), 20);
+                } else {
+                        assert_int_equal(json_array_size(json_object_get(doc, "deployments")), 0);
+                        assert_null(json_object_get(doc, "quotas"));
+                }
+                json_decref(doc);
+        }
+        assert_true(s1 > 0);
+
+        /* a provider with sub-tenants cannot go; deleting a child is its parent's business */
+        assert_int_equal(admin_call(f, "DELETE", "/v1/tenants/retail", NULL, &j), 409);
+        json_decref(j);
+}
+
+/* API tokens, revocation, the lockout and the audit trail. */
+static void test_tokens_lockout_events(void **state)
+{
+        fx *f = *state;
+        json_t *j = NULL;
+        put_ok(f, "/v1/users/dev", "{\"kind\":\"user\",\"name\":\"dev\",\"role\":\"developer\"}",
+               "created");
+        assert_int_equal(
+            admin_call(f, "PUT", "/v1/users/dev/password", "{\"password\":\"dev secret\"}", &j),
+            200);
+        json_decref(j);
+        char *dev = login_token(f, "default", "dev", "dev secret", 200);
+        call_opts o = {.token = dev};
+        /* no more than one's own role */
+        assert_int_equal(call(f, "POST", "/v1/tokens", "{\"role\":\"admin\"}", &o, &j), 403);
+        assert_string_equal(err_path(j), "role");
+        json_decref(j);
+        assert_int_equal(call(f, "POST", "/v1/tokens",
+                              "{\"role\":\"viewer\",\"ttl\":\"1h\",\"name\":\"ci\"}", &o, &j),
+                         200);
+        char *api = strdup(json_string_value(json_object_get(j, "token")));
+        char *api_id = strdup(json_string_value(json_object_get(j, "id")));
+        json_decref(j);
+        call_opts a = {.token = api};
+        assert_int_equal(call(f, "GET", "/v1/whoami", NULL, &a, &j), 200);
+        assert_string_equal(json_string_value(json_object_get(j, "role")), "viewer");
+        json_decref(j);
+        assert_int_equal(call(f, "PUT", "/v1/applications/pos", APP_BODY("1.0.0", 1), &a, &j), 403);
+        json_decref(j);
+        assert_int_equal(call(f, "GET", "/v1/tokens", NULL, &o, &j), 200);
+        assert_int_equal(json_array_size(json_object_get(j, "items")), 2);
+        json_decref(j);
+        /* revoked: refused with that reason; an expired one likewise */
+        char path[64];
+        snprintf(path, sizeof(path), "/v1/tokens/%s", api_id);
+        assert_int_equal(call(f, "DELETE", path, NULL, &o, &j), 200);
+        json_decref(j);
+        assert_int_equal(call(f, "GET", "/v1/whoami", NULL, &a, &j), 401);
+        assert_string_equal(err_msg(j), "token revoked");
+        json_decref(j);
+        assert_int_equal(call(f, "DELETE", "/v1/tokens/ffffffffffff", NULL, &o, &j), 404);
+        json_decref(j);
+
+        /* five failures lock the user: then even the right password is refused, as is an
+         * unknown user with the same message as a wrong password */
+        char *none = login_token(f, "default", "nobody", "whatever", 401);
+        for (int i = 0; i < 5; i++)
+                free(login_token(f, "default", "dev", "wrong", 401));
+        free(login_token(f, "default", "dev", "dev secret", 429));
+        fake_now += 31 * 1000; /* the first lock lasts 30 s */
+        char *again = login_token(f, "default", "dev", "dev secret", 200);
+
+        /* the audit trail: admins read it, with the failed logins in it */
+        assert_int_equal(call(f, "GET", "/v1/events", NULL, &o, &j), 403);
+        json_decref(j);
+        call_opts since = {.token = f->admin, .query = {"since", "1h"}};
+        assert_int_equal(call(f, "GET", "/v1/events", NULL, &since, &j), 200);
+        size_t i, logins_failed = 0, revokes = 0;
+        json_t *ev;
+        json_array_foreach(json_object_get(j, "items"), i, ev)
+        {
+                const char *p = json_string_value(json_object_get(ev, "path"));
+                int st = (int)json_integer_value(json_object_get(ev, "status"));
+                if (strcmp(p, "/v1/login") == 0 && st == 401 &&
+                    strcmp(json_string_value(json_object_get(ev, "actor")), "default/dev") == 0)
+                        logins_failed++;
+                if (strcmp(p, path) == 0 && st == 200)
+                        revokes++;
+        }
+        assert_int_equal(logins_failed, 5);
+        assert_int_equal(revokes, 1);
+        json_decref(j);
+        call_opts bad = {.token = f->admin, .query = {"since", "yesterday"}};
+        assert_int_equal(call(f, "GET", "/v1/events", NULL, &bad, &j), 400);
+        assert_string_equal(err_path(j), "since");
+        json_decref(j);
+        free(none);
+        free(again);
+        free(dev);
+        free(api);
+        free(api_id);
+}
+
 static void test_metrics(void **state)
 {
         fx *f = *state;
@@ -676,6 +868,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_sync, setup, teardown),
             cmocka_unit_test_setup_teardown(test_sync_scope, setup, teardown),
             cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_tenancy_sync, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_tokens_lockout_events, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
