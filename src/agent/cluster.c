@@ -250,22 +250,25 @@ static void manage_voters(sk_cluster *cl)
                         standby = s->id;
                 }
         }
-        if (spare)
-                assign(cl, spare, RAFT_STANDBY, "joined");
-        else if (alive_voters < target && standby)
+        /* Standbys first: a joining host shows up in the inventory only once it has its
+         * role, and the roles it sees then are final. */
+        if (alive_voters < target && standby)
                 assign(cl, standby, RAFT_VOTER, "the site needs voters");
+        else if (spare)
+                assign(cl, spare, alive_voters < target ? RAFT_VOTER : RAFT_STANDBY, "joined");
         else if (voters > target && (dead_voter || other_voter))
                 assign(cl, dead_voter ? dead_voter : other_voter, RAFT_STANDBY,
                        dead_voter ? "lost" : "too many voters");
 }
 
-static bool is_member(sk_cluster *cl, raft_id id)
+/* The raft role of a member, -1 for none. */
+static int member_role(sk_cluster *cl, raft_id id)
 {
         const struct raft_configuration *c = &cl->raft.configuration;
         for (unsigned i = 0; i < c->n; i++)
                 if (c->servers[i].id == id)
-                        return true;
-        return false;
+                        return c->servers[i].role;
+        return -1;
 }
 
 static void add_member(sk_cluster *cl, raft_id id, const char *address)
@@ -310,10 +313,15 @@ static void take_reports(sk_cluster *cl, json_t *cmds, json_t *adds)
                 if (sk_liveness_seen(&cl->live, id, at) == 1)
                         sk_info("cluster: host %s is back",
                                 json_string_value(json_object_get(report, "host")));
-                if (!is_member(cl, (raft_id)id))
+                /* A host enters the inventory once it is a member with a role (not a
+                 * spare still catching up). */
+                int role = member_role(cl, (raft_id)id);
+                if (role < 0)
                         json_array_append_new(adds, json_pack("{s:I, s:O}", "id", (json_int_t)id,
                                                               "address",
                                                               json_object_get(report, "address")));
+                if (role < 0 || role == RAFT_SPARE)
+                        continue;
                 _cleanup_json_ json_t *want = host_entry(cl, id, report);
                 if (!want || json_equal(sk_fsm_host(&cl->f, id), want) ||
                     json_equal(json_object_get(cl->submitted, key), want))
