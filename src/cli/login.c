@@ -172,7 +172,7 @@ int sk_cli_cmd_user_password(sk_cli_ctx *c)
         rc = sk_cli_connect(c, true);
         if (rc != SK_EXIT_OK)
                 return rc;
-        /* ?tenant= is for root admins acting elsewhere; in one's own tenant it is not
+        /* ?tenant= is for admins acting in a tenant below theirs; in one's own it is not
          * needed, so ask who we are first. */
         _cleanup_json_ json_t *me = NULL;
         rc = sk_cli_request(c, "GET", "/v1/whoami", NULL, &me, NULL);
