@@ -14,7 +14,14 @@ HOSTS = {
 
 def test_get_hosts_shows_roles_labels_devices_capacity(site_env):
     s = site_env.site("st", HOSTS).start()
-    view = s.wait_cluster()
+    s.wait_cluster()
+    # Device rules come with the site's desired state: give discovery a moment.
+    try:
+        wait_for(lambda: any((h.get("labels") or {}).get("device/camera") for h in
+                             s.tower_hosts()), 30, interval=0.5, what="device/camera on a host")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{json.dumps(s.tower_hosts(), indent=1)}\n{s.logs()}")
+    view = s.tower_hosts()
     print("hosts:", json.dumps(view, indent=1, sort_keys=True))
     by_name = {h["name"]: h for h in view}
     assert sorted(by_name) == sorted(HOSTS), view
