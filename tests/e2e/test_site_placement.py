@@ -81,6 +81,12 @@ def test_placement_devices_labels_spread_and_unplaceable(site_env):
     # The camera's node is in the container, as a character device at the same path.
     cam = [c for c in site_env.podman.running(site="pl") if c["Labels"]["skerry.service"] ==
            "cam"][0]
-    devices = site_env.podman.inspect(cam["Id"])["HostConfig"].get("Devices") or []
-    assert any(d.get("PathInContainer") == "/dev/video0" for d in devices), devices
-    assert exec_exit_code(site_env.podman, cam["Id"], ["test", "-c", "/dev/video0"]) == 0
+    info = site_env.podman.inspect(cam["Id"])
+    rc = exec_exit_code(site_env.podman, cam["Id"], ["test", "-c", "/dev/video0"])
+    if rc != 0:
+        # Diagnosis: is it there under the host's path (--dev-dir) instead?
+        host_path = s["pl-b"].dev_dir + "/video0"
+        there = exec_exit_code(site_env.podman, cam["Id"], ["test", "-c", host_path]) == 0
+        raise AssertionError(
+            f"no character device /dev/video0 in the cam container (at the host path "
+            f"{host_path} instead: {there}); container labels: {info['Config']['Labels']}")
