@@ -559,10 +559,11 @@ static int run(agent *ag, const char *data, sigset_t *sigs)
                 r = sk_supervisor_start(ag->sup, &err);
         if (r < 0)
                 return fail(err, r);
-        if (pthread_create(&ag->control, NULL, control_thread, ag) != 0 ||
-            !(ag->control_started = true) || pthread_create(&ag->beat, NULL, beat_thread, ag) != 0)
+        ag->control_started = pthread_create(&ag->control, NULL, control_thread, ag) == 0;
+        ag->beat_started =
+            ag->control_started && pthread_create(&ag->beat, NULL, beat_thread, ag) == 0;
+        if (!ag->beat_started)
                 return fail(NULL, -EAGAIN);
-        ag->beat_started = true;
         sk_info("agent %s on site %s running (listen %s, tower %s, runtime %s)", ag->id.host,
                 ag->id.site, ag->address, ag->id.tower, url);
         int sig = 0;
