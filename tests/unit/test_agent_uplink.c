@@ -252,7 +252,7 @@ static int teardown(void **state)
 static void join_ok(fixture *f, sk_identity *id)
 {
         _cleanup_json_ json_t *labels = json_pack("{s:s}", "role", "till");
-        sk_join_request req = {f->url, f->ca_file, "good", "h1", labels};
+        sk_join_request req = {f->url, f->ca_file, "good", "h1", labels, NULL};
         _cleanup_error_ sk_error *err = NULL;
         int r = sk_agent_join(f->agent_dir, &req, id, &err);
         if (r < 0)
@@ -263,7 +263,7 @@ static void test_join_refused_and_accepted(void **state)
 {
         fixture *f = *state;
         _cleanup_json_ json_t *labels = json_pack("{s:s}", "role", "till");
-        sk_join_request req = {f->url, f->ca_file, "used", "h1", labels};
+        sk_join_request req = {f->url, f->ca_file, "used", "h1", labels, NULL};
         sk_identity id;
         _cleanup_error_ sk_error *err = NULL;
         assert_int_equal(sk_agent_join(f->agent_dir, &req, &id, &err), -EACCES);
@@ -298,7 +298,7 @@ static void test_join_refused_and_accepted(void **state)
         assert_int_equal(sk_ca_open(other, &ca2, NULL), 0);
         _cleanup_free_ char *other_pem = NULL;
         assert_true(asprintf(&other_pem, "%s/ca.pem", other) > 0);
-        sk_join_request bad = {f->url, other_pem, "good", "h2", NULL};
+        sk_join_request bad = {f->url, other_pem, "good", "h2", NULL, NULL};
         sk_error_free(&err);
         assert_true(sk_agent_join(f->agent_dir, &bad, &id, &err) < 0);
 }
