@@ -214,12 +214,6 @@ int sk_tower_new_secret(char **secret, char **hash)
         return 0;
 }
 
-bool sk_tower_is_root_admin(const sk_tower_ctx *c)
-{
-        return c->tenant && strcmp(c->tenant, SK_TOWER_ROOT) == 0 && c->role &&
-               strcmp(c->role, "admin") == 0;
-}
-
 int sk_tower_role_rank(const char *role)
 {
         static const char *const ranks[] = {"viewer", "developer", "operator", "admin"};
@@ -344,8 +338,9 @@ static int auth_scope(sk_tower_ctx *c, sk_error **err)
 static int authorize(sk_tower_ctx *c, const route_def *rt, sk_error **err)
 {
         int rank = sk_tower_role_rank(c->role);
-        bool self = (rt->flags & F_SELF) && c->name && strcmp(c->scope, c->tenant) == 0 &&
-                    strcmp(c->name, c->user) == 0;
+        /* an API token acts within its role only, never as its user on itself */
+        bool self = (rt->flags & F_SELF) && !c->api_token && c->name &&
+                    strcmp(c->scope, c->tenant) == 0 && strcmp(c->name, c->user) == 0;
         if (!self && (rank < 0 || !(rt->roles & (1u << rank))))
                 return sk_error_set(err, EPERM, "role %s may not %s %s", c->role, rt->method,
                                     rt->pattern);

@@ -66,7 +66,7 @@ typedef struct sk_tower_ctx {
         sk_tower_api *api;
         const sk_tower_request *req;
         sk_tower_response *resp;
-        const char *kind; /* the {kind} path segment (plural), or NULL */
+        const char *kind; /* the resource kind of the route (plural), or NULL */
         const char *name; /* the {name} path segment, or NULL */
         /* user routes */
         char *tenant, *user, *role;
@@ -98,7 +98,6 @@ char *sk_tower_rfc3339(int64_t ms);
 /* 32 random bytes, base64url without padding, and its SHA-256 hex; caller frees both. */
 int sk_tower_new_secret(char **secret, char **hash);
 void sk_tower_hash_hex(const char *secret, char out[65]);
-bool sk_tower_is_root_admin(const sk_tower_ctx *c);
 /* The rank of a role: viewer 0, developer 1, operator 2, admin 3; -1 for anything else. */
 int sk_tower_role_rank(const char *role);
 /* The public id of a token: the first 12 hex digits of its SHA-256. */

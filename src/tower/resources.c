@@ -407,6 +407,13 @@ static int check_tenant(sk_tower_ctx *c, json_t *norm, sk_error **err)
                                           c->name, sk_tenancy_parent(c->tn, c->name))
                            : sk_error_set_path(err, EEXIST, "name", "the tenant name %s is taken",
                                                c->name);
+        if (exists && sk_tenancy_is_provider(c->tn, c->name) != (strcmp(type, "provider") == 0))
+                return sk_error_set_path(err, EINVAL, "type",
+                                         "a tenant's type does not change (tenant %s is %s)",
+                                         c->name,
+                                         sk_tenancy_is_provider(c->tn, c->name) ? "a provider"
+                                                                                : "an application "
+                                                                                  "tenant");
         const char *parent = exists ? sk_tenancy_parent(c->tn, c->name) : c->scope;
         if (given && strcmp(given, parent) != 0)
                 return sk_error_set_path(err, EINVAL, "parent",

@@ -695,6 +695,12 @@ static void test_tenancy_sync(void **state)
                          400);
         assert_string_equal(err_path(j), "parent");
         json_decref(j);
+        assert_int_equal(call(f, "PUT", "/v1/tenants/acme",
+                              "{\"kind\":\"tenant\",\"name\":\"acme\",\"type\":\"provider\"}",
+                              &retail, &j),
+                         400);
+        assert_string_equal(err_path(j), "type");
+        json_decref(j);
         assert_int_equal(
             call(f, "PUT", "/v1/sites/s1", SITE_BODY("s1", "{\"chain\":\"shared\"}"), &retail, &j),
             200);
@@ -787,6 +793,12 @@ static void test_tokens_lockout_events(void **state)
         assert_string_equal(json_string_value(json_object_get(j, "role")), "viewer");
         json_decref(j);
         assert_int_equal(call(f, "PUT", "/v1/applications/pos", APP_BODY("1.0.0", 1), &a, &j), 403);
+        json_decref(j);
+        /* nor may it change its user's password, nor make tokens */
+        assert_int_equal(
+            call(f, "PUT", "/v1/users/dev/password", "{\"password\":\"taken over\"}", &a, &j), 403);
+        json_decref(j);
+        assert_int_equal(call(f, "POST", "/v1/tokens", NULL, &a, &j), 403);
         json_decref(j);
         assert_int_equal(call(f, "GET", "/v1/tokens", NULL, &o, &j), 200);
         assert_int_equal(json_array_size(json_object_get(j, "items")), 2);
