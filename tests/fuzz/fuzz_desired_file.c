@@ -26,6 +26,14 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
         return remove(path);
 }
 
+/* A failed check: remove the temporary folder first (an abort skips atexit), then crash
+ * for libFuzzer to keep the input. */
+static void fail(void)
+{
+        nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+        abort();
+}
+
 static void cleanup(void)
 {
         nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
@@ -35,7 +43,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
         strcpy(dir, "/tmp/sk-fuzz-desired-XXXXXX");
         if (!mkdtemp(dir))
-                abort();
+                fail();
         snprintf(file, sizeof(file), "%s/desired.json", dir);
         atexit(cleanup);
         return 0;
@@ -56,21 +64,21 @@ static void use(const json_t *doc)
                         sk_desired_set_clear(&set);
         }
         if (r < 0 && (!err || !err->msg))
-                abort();
+                fail();
         sk_error_free(&err);
 
         /* a cluster seeds its replicated state from the file */
         sk_fsm f;
         if (sk_fsm_init(&f) < 0)
-                abort();
+                fail();
         _cleanup_json_ json_t *cmd = json_pack("{s:s, s:O}", "op", "desired", "doc", doc);
         size_t len = 0;
         _cleanup_free_ char *buf = sk_fsm_encode(cmd, &len);
         if (!buf)
-                abort();
+                fail();
         r = sk_fsm_apply(&f, buf, len, &err);
         if (r < 0 && (!err || !err->msg))
-                abort();
+                fail();
         sk_error_free(&err);
         sk_fsm_clear(&f);
 }
@@ -78,33 +86,33 @@ static void use(const json_t *doc)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         if (sk_file_write(file, (const char *)data, size, 0600, NULL) < 0)
-                abort();
+                fail();
         json_t *doc = NULL;
         sk_error *err = NULL;
         int r = sk_desired_load(dir, &doc, &err);
         if (r < 0) {
                 if (r == -ENOENT || !err || !err->msg)
-                        abort();
+                        fail();
                 sk_error_free(&err);
                 return 0;
         }
         if (!json_is_object(doc) || !json_is_integer(json_object_get(doc, "generation")))
-                abort();
+                fail();
         use(doc);
 
         /* as the uplink persists a document it took (uplink.c take_desired) */
         _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
         if (!text || sk_file_write(file, text, strlen(text), 0600, NULL) < 0)
-                abort();
+                fail();
         json_t *again = NULL;
         if (sk_desired_load(dir, &again, &err) < 0) {
                 fprintf(stderr, "the persisted document does not load: %s\n",
                         sk_error_msg(err, EINVAL));
-                abort();
+                fail();
         }
         if (json_integer_value(json_object_get(doc, "generation")) !=
             json_integer_value(json_object_get(again, "generation")))
-                abort();
+                fail();
         json_decref(again);
         json_decref(doc);
         return 0;

@@ -40,10 +40,23 @@ static char *host_uri;
 static unsigned runs;
 static bool strict, verbose;
 
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+        return remove(path);
+}
+
+/* A failed check: remove the temporary folder first (an abort skips atexit), then crash
+ * for libFuzzer to keep the input. */
+static void fail(void)
+{
+        nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+        abort();
+}
+
 static void die(const char *what, sk_error *err)
 {
         fprintf(stderr, "fuzz_tower_api setup: %s: %s\n", what, sk_error_msg(err, EIO));
-        abort();
+        fail();
 }
 
 /* Runs one request to its end as the server does: slow jobs between two rounds. */
@@ -56,7 +69,7 @@ static void handle(sk_tower_request *req, sk_tower_response *resp)
                 if (!resp->job)
                         break;
                 if (job)
-                        abort(); /* a second job for the same request */
+                        fail(); /* a second job for the same request */
                 job = resp->job;
                 resp->job = NULL;
                 sk_tower_response_clear(resp);
@@ -82,7 +95,7 @@ static json_t *setup_call(const char *method, const char *path, const char *body
                 char *text = resp.body ? json_dumps(resp.body, 0) : NULL;
                 fprintf(stderr, "fuzz_tower_api setup: %s %s: %d %s\n", method, path, resp.status,
                         text ? text : "");
-                abort();
+                fail();
         }
         json_t *out = json_incref(resp.body);
         sk_tower_response_clear(&resp);
@@ -114,7 +127,7 @@ static void join_host(void)
         if (asprintf(&host_uri, "skerry://site/%lld/host/%lld",
                      (long long)json_integer_value(json_object_get(resp.body, "site-id")),
                      (long long)json_integer_value(json_object_get(resp.body, "host-id"))) < 0)
-                abort();
+                fail();
         sk_tower_response_clear(&resp);
 }
 
@@ -159,12 +172,7 @@ static void open_store(void)
         _cleanup_json_ json_t *tok = setup_call("POST", "/v1/login", login);
         session_token = strdup(json_string_value(json_object_get(tok, "token")));
         if (!session_token)
-                abort();
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-        return remove(path);
+                fail();
 }
 
 static void cleanup(void)
@@ -186,7 +194,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
         strcpy(dir, "/tmp/sk-fuzz-tower-XXXXXX");
         if (!mkdtemp(dir))
-                abort();
+                fail();
         sk_error *err = NULL;
         if (sk_ca_open(dir, &ca, &err) < 0)
                 die("ca", err);
@@ -252,32 +260,32 @@ static bool is_text(const json_t *v)
 static void check(const sk_tower_request *req, const sk_tower_response *resp)
 {
         if (resp->status < 200 || resp->status > 599 || !resp->route)
-                abort();
+                fail();
         if (resp->text) {
                 if (resp->body || resp->status != 200)
-                        abort();
+                        fail();
                 return;
         }
         if (!resp->body) {
                 /* only a long-poll with nothing new has no body */
                 if (resp->status != 204 || !resp->wait_site)
-                        abort();
+                        fail();
                 return;
         }
         if (!json_is_object(resp->body))
-                abort();
+                fail();
         _cleanup_free_ char *text = json_dumps(resp->body, JSON_COMPACT);
         if (!text)
-                abort();
+                fail();
         if (resp->status >= 400) {
                 json_t *e = json_object_get(resp->body, "error");
                 if (!json_is_object(e) || !is_text(json_object_get(e, "code")) ||
                     !is_text(json_object_get(e, "message")))
-                        abort();
+                        fail();
         }
         if (strict && resp->status == 500) {
                 fprintf(stderr, "500 for %s %s: %s\n", req->method, req->path, text);
-                abort();
+                fail();
         }
 }
 
