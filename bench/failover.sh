@@ -3,9 +3,10 @@
 # runtime API) to its instances' replacement containers running on the other hosts of the
 # site. One site of three agents on one machine, default site settings (host-lost-after 5s),
 # one service of 3 replicas (one a host). RUNS (default 5) runs killing a follower and RUNS
-# killing the leader, alternating; after each, the host's agent is started again and the
-# next run waits until it is back and every instance runs exactly once. Prints each run and
-# the medians; the last lines are machine-readable "RESULT key=value".
+# killing the leader, alternating; after each, the host's agent is started again and waits
+# until it is back and every instance runs exactly once; each run starts from a fresh
+# deployment (one instance a host). Prints each run and the medians; the last lines are
+# machine-readable "RESULT key=value".
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 RUNS=${RUNS:-5}
@@ -55,6 +56,8 @@ elif cmd == "watch":  # SOCK SITE HOST INSTANCE...: wall clock (ms) when all run
             sys.exit(0)
         time.sleep(0.01)
     sys.exit(1)
+elif cmd == "hosts":  # SOCK SITE: how many hosts run the site's instances
+    print(len({h for hs in running(Conn(sys.argv[2]), sys.argv[3]).values() for h in hs}))
 elif cmd == "leader":  # reads get hosts -o json: the leader's name
     items = json.load(sys.stdin)["items"]
     leaders = [h["name"] for h in items if h.get("role") == "leader" and h.get("state") == "alive"]
@@ -130,6 +133,9 @@ setup() {
 		[ "$h" != "${NAMES[0]}" ] || wait_for 30 "$h to lead" is_leader "$h"
 	done
 	wait_for 60 "three hosts alive with one leader" all_alive
+}
+
+deploy() {
 	sk apply -f - >/dev/null <<YAML
 kind: application
 name: fo
@@ -148,8 +154,19 @@ application: fo
 version: "*"
 sites: role = failover
 YAML
-	wait_for 120 "$REPLICAS instances running once each" settled
 }
+
+# The scheduler never moves a running instance to rebalance, so a host that comes back
+# stays empty: every run starts from a fresh deployment, one instance a host.
+fresh_placement() {
+	if sk get deployment fo -o json >/dev/null 2>&1; then
+		sk delete deployment fo >/dev/null
+		wait_for 60 "the old containers gone" none_left skerry.site=$SITE
+	fi
+	deploy
+	wait_for 120 "$REPLICAS instances running once each, one a host" spread
+}
+spread() { settled && [ "$(fo hosts "$SOCK" "$SITE")" -eq "$REPLICAS" ]; }
 
 # one_run ROLE: kills a host of that role (follower or leader), sets RUN_MS to the
 # milliseconds until its instances run elsewhere, then brings it back. (Not called in a
@@ -157,6 +174,7 @@ YAML
 watch_ready() { grep -qx ready "$BENCH_DIR/watch.out"; }
 one_run() {
 	local role=$1 lead victim h insts t0 t1 ids id wpid
+	fresh_placement
 	lead=$(leader) || die "no leader"
 	victim=$lead
 	if [ "$role" = follower ]; then
