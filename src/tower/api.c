@@ -469,8 +469,11 @@ static void reply_error(sk_tower_response *resp, int r, const sk_error *e)
         const char *msg = sk_error_msg(e, code);
         if (status == 500)
                 sk_errorf("request failed: %s", msg);
-        json_t *o = json_pack("{s:s, s:s}", "code", name, "message",
-                              status == 500 ? "internal error (see the tower's log)" : msg);
+        json_t *message = json_string(status == 500 ? "internal error (see the tower's log)" : msg);
+        if (!message) /* the message quotes request bytes that are not UTF-8 */
+                message = json_string("the request's method, path or a value in it is not "
+                                      "valid UTF-8");
+        json_t *o = json_pack("{s:s, s:o}", "code", name, "message", message);
         if (e && e->path)
                 json_object_set_new(o, "path", json_string(e->path));
         if (e && e->column > 0)
