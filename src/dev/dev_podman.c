@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/runtime.h"
 #include "common/cleanup.h"
 #include "common/httpc.h"
 #include "common/log.h"
@@ -429,48 +430,37 @@ void sk_dev_podman_stop(sk_dev_podman *p)
         *p = (sk_dev_podman){0};
 }
 
+/* Through the agent's own runtime driver, so dev and agents see containers the same way. */
 int sk_dev_remove_containers(const char *socket, const char *const *sites, sk_error **err)
 {
-        _cleanup_httpc_ sk_httpc *c = NULL;
-        int r = runtime_client(socket, &c, err);
+        _cleanup_free_ char *url = NULL;
+        if (asprintf(&url, "unix://%s", socket) < 0)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        sk_runtime *rt = NULL;
+        int r = sk_runtime_docker_new(url, &rt, err);
         if (r < 0)
                 return r;
         int removed = 0;
-        static const char *const all[] = {"", NULL};
-        for (const char *const *site = sites ? sites : all; *site; site++) {
+        static const char *const every[] = {NULL};
+        const char *const *site = sites ? sites : every;
+        do {
+                /* No site: every container of the (private) store. */
                 _cleanup_json_ json_t *filter =
-                    sites ? json_pack("{s:[s+]}", "label", "skerry.site=", *site) : json_object();
-                _cleanup_free_ char *ftext = filter ? json_dumps(filter, JSON_COMPACT) : NULL;
-                _cleanup_free_ char *fesc = ftext ? sk_url_escape(ftext) : NULL;
-                _cleanup_free_ char *path = NULL;
-                if (!fesc || asprintf(&path, API "/containers/json?all=true&filters=%s", fesc) < 0)
-                        return sk_error_set(err, ENOMEM, "out of memory");
-                _cleanup_response_ sk_http_response resp = {0};
-                r = sk_httpc_request(c, "GET", path, NULL, 0, NULL, 30000, &resp, err);
-                if (r < 0)
-                        return r;
-                _cleanup_json_ json_t *list = json_loads(resp.body, 0, NULL);
-                if (resp.status != 200 || !json_is_array(list))
-                        return sk_error_set(err, EIO, "listing containers: HTTP %ld: %s",
-                                            resp.status, resp.body);
-                size_t i;
-                json_t *ct;
-                json_array_foreach(list, i, ct)
-                {
-                        const char *id = json_string_value(json_object_get(ct, "Id"));
-                        _cleanup_free_ char *del = NULL;
-                        if (!id || asprintf(&del, API "/containers/%s?force=true&v=true", id) < 0)
-                                continue;
-                        _cleanup_response_ sk_http_response d = {0};
-                        r = sk_httpc_request(c, "DELETE", del, NULL, 0, NULL, 60000, &d, err);
-                        if (r < 0)
-                                return r;
-                        if (d.status == 204 || d.status == 200 || d.status == 404)
+                    *site ? json_pack("{s:s}", "skerry.site", *site) : json_object();
+                sk_container_list list = {0};
+                r = filter ? rt->ops->list(rt, filter, &list, err)
+                           : sk_error_set(err, ENOMEM, "out of memory");
+                for (size_t i = 0; r == 0 && i < list.n; i++) {
+                        _cleanup_error_ sk_error *e = NULL;
+                        int d = rt->ops->remove(rt, list.items[i].id, true, &e);
+                        if (d == 0 || d == -ENOENT)
                                 removed++;
                         else
-                                sk_warn("cannot remove container %.12s: HTTP %ld: %s", id, d.status,
-                                        d.body);
+                                sk_warn("cannot remove container %.12s: %s", list.items[i].id,
+                                        sk_error_msg(e, d));
                 }
-        }
-        return removed;
+                sk_container_list_clear(&list);
+        } while (r == 0 && *site && *++site);
+        rt->ops->free(rt);
+        return r < 0 ? r : removed;
 }

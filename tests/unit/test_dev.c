@@ -515,7 +515,7 @@ static enum MHD_Result rt_answer(void *cls, struct MHD_Connection *conn, const c
         } else if (!strcmp(method, "DELETE") && !strncmp(url, "/v1.41/containers/", 18)) {
                 const char *force =
                     MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "force");
-                if (f->n_deleted < 8 && force && !strcmp(force, "true"))
+                if (f->n_deleted < 8 && force && !strcmp(force, "1"))
                         snprintf(f->deleted[f->n_deleted++], 64, "%s", url + 18);
                 status = 204;
                 reply = "";
@@ -546,8 +546,8 @@ static void test_remove_containers(void **state)
         const char *sites[] = {"dev-site-1", "dev-site-2", NULL};
         assert_int_equal(sk_dev_remove_containers(a.sun_path, sites, &err), 4);
         assert_int_equal(f.n_filters, 2);
-        assert_string_equal(f.filters[0], "{\"label\":[\"skerry.site=dev-site-1\"]} all=true");
-        assert_string_equal(f.filters[1], "{\"label\":[\"skerry.site=dev-site-2\"]} all=true");
+        assert_string_equal(f.filters[0], "{\"label\":[\"skerry.site=dev-site-1\"]} all=1");
+        assert_string_equal(f.filters[1], "{\"label\":[\"skerry.site=dev-site-2\"]} all=1");
         assert_int_equal(f.n_deleted, 4);
         assert_string_equal(f.deleted[0], "aaa");
         assert_string_equal(f.deleted[1], "bbb");
@@ -555,7 +555,7 @@ static void test_remove_containers(void **state)
         /* NULL: every container of the (private) store, no filter. */
         assert_int_equal(sk_dev_remove_containers(a.sun_path, NULL, &err), 2);
         assert_int_equal(f.n_filters, 3);
-        assert_string_equal(f.filters[2], "{} all=true");
+        assert_string_equal(f.filters[2], "{\"label\":[]} all=1");
         MHD_stop_daemon(d);
         close(fd);
 }
