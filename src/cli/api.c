@@ -37,9 +37,18 @@ char *sk_cli_resource_path(const char *plural, const char *name, const char *sub
         return buf;
 }
 
+/* The tower's words go to a terminal: no control characters (escape sequences) get through. */
+static char *mask_controls(char *s)
+{
+        for (char *p = s; p && *p; p++)
+                if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                        *p = '?';
+        return s;
+}
+
 static char *dup_string(const json_t *v)
 {
-        return json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+        return json_is_string(v) ? mask_controls(strdup(json_string_value(v))) : NULL;
 }
 
 int sk_cli_api_err_parse(long status, const char *body, sk_cli_api_err *out)
@@ -69,9 +78,7 @@ int sk_cli_api_err_parse(long status, const char *body, sk_cli_api_err *out)
                 out->message = NULL;
                 return -ENOMEM;
         }
-        for (char *p = out->message; *p; p++)
-                if ((unsigned char)*p < 0x20 || *p == 0x7f)
-                        *p = '?';
+        mask_controls(out->message);
         return 0;
 }
 

@@ -172,6 +172,18 @@ static void test_api_error(void **state)
         assert_int_equal(sk_cli_api_err_parse(503, "a\x1b[2Jb", &e), 0);
         assert_string_equal(e.message, "HTTP 503: a?[2Jb");
         sk_cli_api_err_clear(&e);
+
+        /* The API's own shape is no way to reach the terminal either. */
+        assert_int_equal(sk_cli_api_err_parse(400,
+                                              "{\"error\": {\"code\": \"in\\u001bvalid\", "
+                                              "\"message\": \"bad\\u001b[2J\", \"path\": "
+                                              "\"a\\u0007b\"}}",
+                                              &e),
+                         0);
+        assert_string_equal(e.code, "in?valid");
+        assert_string_equal(e.message, "bad?[2J");
+        assert_string_equal(e.path, "a?b");
+        sk_cli_api_err_clear(&e);
 }
 
 int main(void)
