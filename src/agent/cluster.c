@@ -49,8 +49,10 @@ struct sk_cluster {
         bool transport_init, io_init, raft_init, closing;
         pthread_t thread;
         bool thread_started;
-        bool barrier_inflight, change_inflight, sched_inflight;
-        struct raft_barrier barrier;
+        bool barrier_inflight, change_inflight, sched_inflight, confirm_inflight;
+        struct raft_barrier barrier, confirm;
+        json_t *candidates; /* host ids out of time, waiting for confirm */
+        int64_t confirm_started;
         struct raft_change change;
         sk_liveness live;
         json_t *submitted; /* host id -> host entry proposed, not yet applied */
@@ -290,12 +292,18 @@ static void add_member(sk_cluster *cl, raft_id id, const char *address)
 /* The inventory entry a report asks for. */
 static json_t *host_entry(sk_cluster *cl, int64_t id, const json_t *report)
 {
-        json_t *h = json_pack(
-            "{s:I, s:O?, s:O?, s:O?, s:O?, s:O?, s:b}", "id", (json_int_t)id, "name",
-            json_object_get(report, "host"), "address", json_object_get(report, "address"),
-            "labels", json_object_get(report, "labels"), "devices",
-            json_object_get(report, "devices"), "capacity", json_object_get(report, "capacity"),
-            "alive", sk_liveness_state(&cl->live, id) != 0);
+        /* Heard from again: alive. Otherwise as the state says: only a confirmed loss
+         * (on_confirmed) writes a host lost, never a report that happens to change while
+         * the host is a candidate. */
+        const json_t *now = sk_fsm_host(&cl->f, id);
+        bool alive = sk_liveness_state(&cl->live, id) == 1 || !now ||
+                     !json_is_false(json_object_get(now, "alive"));
+        json_t *h = json_pack("{s:I, s:O?, s:O?, s:O?, s:O?, s:O?, s:b}", "id", (json_int_t)id,
+                              "name", json_object_get(report, "host"), "address",
+                              json_object_get(report, "address"), "labels",
+                              json_object_get(report, "labels"), "devices",
+                              json_object_get(report, "devices"), "capacity",
+                              json_object_get(report, "capacity"), "alive", alive);
         if (h && !json_object_get(h, "devices"))
                 json_object_set_new(h, "devices", json_object());
         return h;
@@ -330,21 +338,90 @@ static void take_reports(sk_cluster *cl, json_t *cmds, json_t *adds)
         }
 }
 
-static void mark_lost(sk_cluster *cl, json_t *cmds, int64_t now)
+/* Hosts whose time ran out become candidates; they are declared lost only once a barrier
+ * committed after that, which proves this leader still has its quorum. A leader cut off
+ * from the others must not put "everyone else is lost" into its log: those entries would
+ * commit when the site is whole again and move work off hosts that never stopped. */
+static void mark_lost(sk_cluster *cl, int64_t now)
 {
         cl->live.lost_after_ms = sk_fsm_lost_after_ms(&cl->f);
         int64_t lost[cl->live.n + 1];
         size_t n = sk_liveness_check(&cl->live, now, lost);
-        for (size_t i = 0; i < n; i++) {
-                const json_t *h = sk_fsm_host(&cl->f, lost[i]);
-                if (!h)
+        for (size_t i = 0; i < n; i++)
+                if (sk_fsm_host(&cl->f, lost[i]))
+                        json_array_append_new(cl->candidates, json_integer(lost[i]));
+}
+
+/* Candidates not confirmed: they get a fresh period and are checked again. */
+static void retry_candidates(sk_cluster *cl, int64_t now)
+{
+        size_t i;
+        json_t *id;
+        json_array_foreach(cl->candidates, i, id)
+        {
+                int64_t h = json_integer_value(id);
+                if (sk_liveness_state(&cl->live, h) == 0) {
+                        sk_liveness_forget(&cl->live, h);
+                        sk_liveness_track(&cl->live, h, true, now);
+                }
+        }
+        json_array_clear(cl->candidates);
+}
+
+static void on_confirmed(struct raft_barrier *req, int status)
+{
+        sk_cluster *cl = req->data;
+        cl->confirm_inflight = false;
+        int64_t now = sk_monotonic_ms();
+        if (cl->closing)
+                return;
+        if (status != 0 || !cl->leader_ready ||
+            now - cl->confirm_started > cl->live.lost_after_ms) {
+                retry_candidates(cl, now);
+                return;
+        }
+        _cleanup_json_ json_t *cmds = json_array();
+        pthread_mutex_lock(&cl->lock);
+        size_t i;
+        json_t *id;
+        json_array_foreach(cl->candidates, i, id)
+        {
+                int64_t h = json_integer_value(id);
+                const json_t *host = sk_fsm_host(&cl->f, h);
+                /* heard from meanwhile, or already lost */
+                if (!host || sk_liveness_state(&cl->live, h) != 0 ||
+                    json_is_false(json_object_get(host, "alive")))
                         continue;
                 sk_warn("cluster: host %s is lost (nothing heard for %lld ms)",
-                        json_string_value(json_object_get(h, "name")),
+                        json_string_value(json_object_get(host, "name")),
                         (long long)cl->live.lost_after_ms);
-                json_t *copy = json_deep_copy(h);
+                json_t *copy = json_deep_copy(host);
                 json_object_set_new(copy, "alive", json_false());
                 json_array_append_new(cmds, json_pack("{s:s, s:o}", "op", "host", "host", copy));
+        }
+        json_array_clear(cl->candidates);
+        pthread_mutex_unlock(&cl->lock);
+        json_array_foreach(cmds, i, id)
+        {
+                char key[24];
+                const json_t *h = json_object_get(id, "host");
+                id_key(json_integer_value(json_object_get(h, "id")), key);
+                json_object_set(cl->submitted, key, (json_t *)h);
+                if (propose(cl, id, false, key) < 0)
+                        json_object_del(cl->submitted, key);
+        }
+}
+
+static void confirm_lost(sk_cluster *cl, int64_t now)
+{
+        if (cl->confirm_inflight || json_array_size(cl->candidates) == 0)
+                return;
+        cl->confirm.data = cl;
+        if (raft_barrier(&cl->raft, &cl->confirm, on_confirmed) == 0) {
+                cl->confirm_inflight = true;
+                cl->confirm_started = now;
+        } else {
+                retry_candidates(cl, now);
         }
 }
 
@@ -357,7 +434,7 @@ static void leader_work(sk_cluster *cl, int64_t now)
         json_array_extend(cmds, cl->queue);
         json_array_clear(cl->queue);
         take_reports(cl, cmds, adds);
-        mark_lost(cl, cmds, now);
+        mark_lost(cl, now);
         if (!cl->sched_inflight && json_array_size(cmds) == 0) {
                 _cleanup_error_ sk_error *err = NULL;
                 if (sk_fsm_schedule(&cl->f, &sched, &err) < 0)
@@ -386,6 +463,7 @@ static void leader_work(sk_cluster *cl, int64_t now)
                 add_member(cl, (raft_id)json_integer_value(json_object_get(cmd, "id")),
                            json_string_value(json_object_get(cmd, "address")));
         }
+        confirm_lost(cl, now);
         manage_voters(cl);
 }
 
@@ -412,6 +490,7 @@ static void on_barrier(struct raft_barrier *req, int status)
                 return;
         int64_t now = sk_monotonic_ms();
         sk_liveness_clear(&cl->live);
+        json_array_clear(cl->candidates);
         pthread_mutex_lock(&cl->lock);
         sk_liveness_init(&cl->live, sk_fsm_lost_after_ms(&cl->f));
         const char *key;
@@ -669,13 +748,15 @@ int sk_cluster_new(const sk_cluster_config *cfg, sk_cluster **out, sk_error **er
         cl->heartbeat_ms = cfg->heartbeat_ms > 0 ? cfg->heartbeat_ms : 100;
         cl->snapshot_threshold = cfg->snapshot_threshold ? cfg->snapshot_threshold : 64;
         cl->submitted = json_object();
+        cl->candidates = json_array();
         cl->members = json_object();
         cl->reports = json_object();
         cl->queue = json_array();
         sk_liveness_init(&cl->live, SK_FSM_LOST_AFTER_DEFAULT_MS);
         int r = sk_fsm_init(&cl->f);
         if (r < 0 || !cl->dir || !cl->raft_dir || !cl->address || !cl->site || !cl->host ||
-            !cl->peers || !cl->submitted || !cl->members || !cl->reports || !cl->queue)
+            !cl->peers || !cl->submitted || !cl->candidates || !cl->members || !cl->reports ||
+            !cl->queue)
                 r = sk_error_set(err, ENOMEM, "out of memory");
         if (r >= 0 && !(cl->ca_pem = read_text(cfg->data_dir, "ca.pem", err)))
                 r = -EIO;
@@ -738,6 +819,7 @@ void sk_cluster_free(sk_cluster *cl)
         sk_liveness_clear(&cl->live);
         json_decref(cl->peers);
         json_decref(cl->submitted);
+        json_decref(cl->candidates);
         json_decref(cl->members);
         json_decref(cl->reports);
         json_decref(cl->queue);

@@ -97,8 +97,8 @@ static void start_node(node *n)
                                  .host = n->name,
                                  .host_id = n->id,
                                  .peers = peers,
-                                 .election_ms = 300,
-                                 .heartbeat_ms = 50,
+                                 .election_ms = 1500,
+                                 .heartbeat_ms = 100,
                                  .snapshot_threshold = 8};
         _cleanup_error_ sk_error *err = NULL;
         int r = sk_cluster_new(&cfg, &n->cl, &err);
@@ -281,6 +281,33 @@ static bool back_alive(void)
                total_is(&fx.n[lost_node], 3);
 }
 
+static bool never(void)
+{
+        return false;
+}
+
+/* Every host alive in the leader's state, and every node's placements the leader's. */
+static bool all_alive(void)
+{
+        node *l = leader();
+        if (!l)
+                return false;
+        _cleanup_json_ json_t *st = sk_cluster_state(l->cl);
+        const char *k;
+        json_t *h;
+        json_object_foreach(json_object_get(st, "hosts"), k,
+                            h) if (!json_is_true(json_object_get(h, "alive"))) return false;
+        for (int i = 0; i < N; i++) {
+                if (!fx.n[i].up)
+                        return false;
+                _cleanup_json_ json_t *mine = sk_cluster_state(fx.n[i].cl);
+                if (!json_equal(json_object_get(mine, "placements"),
+                                json_object_get(st, "placements")))
+                        return false;
+        }
+        return json_object_size(json_object_get(st, "hosts")) == N;
+}
+
 static json_t *desired(void)
 {
         return json_pack(
@@ -365,6 +392,31 @@ static void test_three_nodes(void **state)
         for (int k = 0; k < N; k++)
                 if (fx.n[k].up)
                         assert_true(has_snapshot(fx.n[k].dir));
+
+        /* The whole site again; then one host is cut off from the other two (they die):
+         * it must not declare them lost, so nothing moves when they come back. */
+        start_node(old);
+        assert_true(run_until(all_alive, WAIT_MS));
+        node *alone = leader();
+        _cleanup_json_ json_t *st = sk_cluster_state(alone->cl);
+        _cleanup_json_ json_t *before = json_incref(json_object_get(st, "placements"));
+        for (int k = 0; k < N; k++)
+                if (&fx.n[k] != alone)
+                        stop_node(&fx.n[k]);
+        assert_false(run_until(never, 3000)); /* three times host-lost-after */
+        for (int k = 0; k < N; k++)
+                if (!fx.n[k].up)
+                        start_node(&fx.n[k]);
+        assert_true(run_until(all_alive, WAIT_MS));
+        assert_false(run_until(never, 2000));
+        node *l = leader();
+        assert_non_null(l);
+        _cleanup_json_ json_t *after = sk_cluster_state(l->cl);
+        if (!json_equal(before, json_object_get(after, "placements"))) {
+                _cleanup_free_ char *b = json_dumps(before, JSON_COMPACT);
+                _cleanup_free_ char *a = json_dumps(after, JSON_COMPACT);
+                fail_msg("placements moved:\nbefore %s\nafter %s", b, a);
+        }
 }
 
 int main(void)
