@@ -280,6 +280,8 @@ class SiteEnv(Env):
                     h.stop()
                 except AssertionError as e:
                     problems.append(str(e))
+                # Stopped here (and reported once): Env.stop_all need not see it again.
+                self.agents.pop(h.name, None)
         for t in self.extra_towers:
             if t.proc.alive():
                 rc = t.proc.stop()
