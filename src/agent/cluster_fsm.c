@@ -218,6 +218,19 @@ int sk_fsm_schedule(const sk_fsm *f, json_t **cmd, sk_error **err)
         json_t *h;
         json_object_foreach(json_object_get(f->state, "hosts"), k, h)
             json_array_append(json_object_get(in, "hosts"), h);
+        /* The tower sends {"tenant": {cpu, memory, instances}}; the scheduler reads a list. */
+        json_t *quotas = json_object_get(desired, "quotas");
+        if (json_object_size(quotas) > 0) {
+                json_t *list = json_array();
+                json_object_set_new(in, "quotas", list);
+                json_t *q;
+                json_object_foreach(quotas, k, q)
+                {
+                        json_t *entry = json_is_object(q) ? json_deep_copy(q) : json_object();
+                        json_object_set_new(entry, "tenant", json_string(k));
+                        json_array_append_new(list, entry);
+                }
+        }
         _cleanup_sched_state_ sk_sched_state st = {0};
         int r = sk_sched_state_from_json(in, &st, err);
         if (r < 0)

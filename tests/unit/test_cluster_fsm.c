@@ -227,6 +227,35 @@ static void test_unplaceable(void **state)
         sk_fsm_clear(&f);
 }
 
+/* The tower's per-tenant quotas in the desired document bound what the scheduler places. */
+static void test_quota(void **state)
+{
+        sk_fsm f;
+        assert_int_equal(sk_fsm_init(&f), 0);
+        json_t *doc = desired_doc(1, NULL);
+        json_object_set_new(doc, "quotas",
+                            json_pack("{s:{s:I, s:I, s:I}}", "default", "cpu", (json_int_t)4000,
+                                      "memory", (json_int_t)(8LL << 30), "instances",
+                                      (json_int_t)2));
+        apply(&f, json_pack("{s:s, s:o}", "op", "desired", "doc", doc));
+        apply_host(&f, host(1, "h1", true, true));
+        apply_host(&f, host(2, "h2", true, false));
+        assert_true(schedule(&f));
+        /* four instances wanted (api x3, cam x1), two allowed */
+        assert_int_equal(json_array_size(json_object_get(f.state, "placements")), 2);
+        _cleanup_json_ json_t *st = sk_fsm_unplaced_status(&f, "s1", "h1");
+        assert_int_equal(json_array_size(st), 2);
+        size_t i;
+        json_t *u;
+        json_array_foreach(st, i, u)
+        {
+                assert_string_equal(json_string_value(json_object_get(u, "state")), "unplaceable");
+                assert_non_null(strstr(json_string_value(json_object_get(u, "reason")),
+                                       "quota of tenant default exceeded"));
+        }
+        sk_fsm_clear(&f);
+}
+
 static void test_snapshot_restore(void **state)
 {
         sk_fsm a, b;
@@ -304,6 +333,7 @@ int main(void)
             cmocka_unit_test(test_malformed_entries),
             cmocka_unit_test(test_schedule_and_local_share),
             cmocka_unit_test(test_unplaceable),
+            cmocka_unit_test(test_quota),
             cmocka_unit_test(test_snapshot_restore),
             cmocka_unit_test(test_liveness),
         };
