@@ -1,4 +1,5 @@
-/* libmicrohttpd glue: one request thread (the store is used from it alone), TLS with
+/* libmicrohttpd glue: one request thread (the store is used from it, or under api_lock from
+ * a replica's notification thread), TLS with
  * optional client certificates, a 1 MiB body limit, and long-polls held as suspended
  * connections in per-site waiter lists, resumed on change or by a small timer thread. */
 #include <gnutls/gnutls.h>
@@ -45,6 +46,9 @@ struct sk_tower_http {
         struct MHD_Daemon *daemon;
         sk_tower_api *api;
         char *ca_pem;
+        /* The API and its store are used by one thread at a time: the request thread, or
+         * the store-notification thread of a replica. Taken before lock, never after. */
+        pthread_mutex_t api_lock;
         pthread_mutex_t lock;
         pthread_cond_t tick;
         pthread_t timer, worker;
@@ -243,7 +247,9 @@ static enum MHD_Result too_large(sk_tower_http *h, struct MHD_Connection *mc)
         sk_tower_response resp = {.status = 413, .route = "body-limit"};
         resp.body = json_pack("{s:{s:s, s:s}}", "error", "code", "too-large", "message",
                               "the request body is over 1 MiB");
+        pthread_mutex_lock(&h->api_lock);
         sk_tower_api_count(h->api, resp.route, 413);
+        pthread_mutex_unlock(&h->api_lock);
         enum MHD_Result r = send_response(mc, &resp);
         sk_tower_response_clear(&resp);
         return r;
@@ -332,7 +338,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
             .remote_addr = addr[0] ? addr : NULL,
         };
         sk_tower_response resp;
+        pthread_mutex_lock(&h->api_lock);
         sk_tower_api_handle(h->api, &req, &resp);
+        pthread_mutex_unlock(&h->api_lock);
         if (resp.job) {
                 if (c->job)
                         c->job->free(c->job);
@@ -370,7 +378,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
                 resp.body = NULL;
                 resp.status = 204;
         }
+        pthread_mutex_lock(&h->api_lock);
         sk_tower_api_count(h->api, resp.route, resp.status);
+        pthread_mutex_unlock(&h->api_lock);
         sk_debug("%s %s -> %d", method, url, resp.status);
         enum MHD_Result r = send_response(mc, &resp);
         sk_tower_response_clear(&resp);
@@ -452,6 +462,7 @@ int sk_tower_http_start(sk_tower_api *api, const sk_tower_http_opts *opts, sk_to
                 return sk_error_set(err, ENOMEM, "out of memory");
         }
         h->api = api;
+        pthread_mutex_init(&h->api_lock, NULL);
         pthread_mutex_init(&h->lock, NULL);
         pthread_cond_init(&h->tick, NULL);
         pthread_cond_init(&h->work, NULL);
@@ -536,6 +547,22 @@ void sk_tower_http_stop(sk_tower_http *h)
         pthread_cond_destroy(&h->tick);
         pthread_cond_destroy(&h->work);
         pthread_mutex_destroy(&h->lock);
+        pthread_mutex_destroy(&h->api_lock);
         free(h->ca_pem);
         free(h);
+}
+
+void sk_tower_http_refresh(sk_tower_http *h)
+{
+        _cleanup_error_ sk_error *e = NULL;
+        pthread_mutex_lock(&h->api_lock);
+        int r = sk_tower_sync_refresh(h->api, false, &e);
+        pthread_mutex_unlock(&h->api_lock);
+        if (r < 0)
+                sk_errorf("site sync refresh failed: %s", sk_error_msg(e, -r));
+}
+
+void sk_tower_http_wake_site(sk_tower_http *h, int64_t site_id)
+{
+        on_site_changed(h, site_id);
 }

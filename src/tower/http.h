@@ -23,6 +23,12 @@ int sk_tower_http_start(sk_tower_api *api, const sk_tower_http_opts *opts, sk_to
 /* Answers held long-polls, stops the server and frees it. */
 void sk_tower_http_stop(sk_tower_http *h);
 
+/* For replicas sharing a store, from any thread: recompute the sites' desired documents
+ * now (another replica changed the store), as the request thread does after a write; and
+ * wake the long-polls this server holds for a site whose sync state moved elsewhere. */
+void sk_tower_http_refresh(sk_tower_http *h);
+void sk_tower_http_wake_site(sk_tower_http *h, int64_t site_id);
+
 /* Splits "ADDR:PORT" / "[V6]:PORT" into its parts; caller frees host. */
 int sk_tower_split_listen(const char *listen, char **host, char **port, sk_error **err);
 

@@ -14,7 +14,7 @@
 
 #include "common/error.h"
 
-#define SK_STORE_ABI 1
+#define SK_STORE_ABI 2
 
 typedef struct sk_store sk_store;
 
@@ -165,7 +165,21 @@ typedef struct sk_store_ops {
         /* The audit trail: append one event; list those at or after since, oldest first. */
         int (*event_add)(sk_store *s, const sk_event_row *ev, sk_error **err);
         int (*event_list)(sk_store *s, int64_t since, sk_event_fn fn, void *user, sk_error **err);
+
+        /* Holds lock `key` until the current transaction ends, so that towers sharing the
+         * store (PostgreSQL replicas) take turns: pg_advisory_xact_lock there; on SQLite,
+         * where one process owns the file, nothing more is needed. -EINVAL outside a
+         * transaction. Keys: SK_STORE_LOCK_*. */
+        int (*lock)(sk_store *s, int64_t key, sk_error **err);
+        /* Tower-wide settings shared by every replica (the CA when the store is shared).
+         * get: -ENOENT when unset (caller frees *value); add: -EEXIST when already set. */
+        int (*setting_get)(sk_store *s, const char *key, char **value, sk_error **err);
+        int (*setting_add)(sk_store *s, const char *key, const char *value, sk_error **err);
 } sk_store_ops;
+
+/* Lock keys for sk_store_ops.lock. */
+#define SK_STORE_LOCK_SYNC      1 /* recomputing sites' desired documents (sync.c) */
+#define SK_STORE_LOCK_BOOTSTRAP 2 /* first start: CA, default tenant, admin token */
 
 struct sk_store {
         const sk_store_ops *ops;

@@ -112,6 +112,13 @@ static const char *const migrations[] = {
     "  address TEXT NOT NULL DEFAULT '',"
     "  status INTEGER NOT NULL);"
     "CREATE INDEX events_time ON events (time);",
+    /* 3: replicas. Tower-wide settings (the shared CA), and a notification naming each site
+     * whose sync state moved, so every replica wakes the long-polls it holds for it. */
+    "CREATE TABLE settings (key TEXT COLLATE \"C\" PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE FUNCTION skerry_site_notify() RETURNS trigger LANGUAGE plpgsql AS $$"
+    "  BEGIN PERFORM pg_notify('skerry_site', NEW.site_id::text); RETURN NULL; END $$;"
+    "CREATE TRIGGER site_sync_notify AFTER INSERT OR UPDATE ON site_sync FOR EACH ROW"
+    "  EXECUTE FUNCTION skerry_site_notify();",
 };
 
 /* Serializes migrations of replicas that start together ("skerry" in ASCII). */
@@ -157,6 +164,9 @@ enum stmt_id {
         ST_TOKEN_LIST,
         ST_EVENT_ADD,
         ST_EVENT_LIST,
+        ST_LOCK,
+        ST_SETTING_GET,
+        ST_SETTING_ADD,
         ST__MAX,
 };
 
@@ -221,6 +231,11 @@ static const char *const stmt_sql[ST__MAX] = {
                      " status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     [ST_EVENT_LIST] = "SELECT id, time, tenant, actor, method, path, resource, address, status"
                       " FROM events WHERE time >= $1 ORDER BY id",
+    /* the key space of the migration lock, offset by the caller's key */
+    [ST_LOCK] = "SELECT pg_advisory_xact_lock(126905100694137 + $1::bigint)",
+    [ST_SETTING_GET] = "SELECT value FROM settings WHERE key = $1",
+    [ST_SETTING_ADD] = "INSERT INTO settings (key, value) VALUES ($1, $2)"
+                       " ON CONFLICT (key) DO NOTHING",
 };
 
 typedef struct sk_pg {
@@ -1178,6 +1193,50 @@ static int pg_event_list(sk_store *store, int64_t since, sk_event_fn fn, void *u
         return 0;
 }
 
+static int pg_lock(sk_store *store, int64_t key, sk_error **err)
+{
+        sk_pg *s = to_pg(store);
+        if (s->depth <= 0)
+                return sk_error_set(err, EINVAL, "store: lock outside a transaction");
+        num key_n;
+        const char *const p[] = {num_of(&key_n, key)};
+        _cleanup_pgres_ PGresult *res = NULL;
+        return run_ok(s, ST_LOCK, 1, p, &res, err, "lock");
+}
+
+static int pg_setting_get(sk_store *store, const char *key, char **value, sk_error **err)
+{
+        sk_pg *s = to_pg(store);
+        int r;
+        if ((r = require(err, "key", key)) < 0)
+                return r;
+        _cleanup_pgres_ PGresult *res = NULL;
+        if ((r = run_ok(s, ST_SETTING_GET, 1, &key, &res, err, "setting_get")) < 0)
+                return r;
+        if (PQntuples(res) == 0)
+                return sk_error_set(err, ENOENT, "setting %s not found", key);
+        char *v = strdup(PQgetvalue(res, 0, 0));
+        if (!v)
+                return sk_error_set(err, ENOMEM, "store: out of memory");
+        *value = v;
+        return 0;
+}
+
+static int pg_setting_add(sk_store *store, const char *key, const char *value, sk_error **err)
+{
+        sk_pg *s = to_pg(store);
+        int r;
+        if ((r = require(err, "key", key)) < 0 || (r = require(err, "value", value)) < 0)
+                return r;
+        const char *const p[] = {key, value};
+        _cleanup_pgres_ PGresult *res = NULL;
+        if ((r = run_ok(s, ST_SETTING_ADD, 2, p, &res, err, "setting_add")) < 0)
+                return r;
+        if (changes(res) == 0)
+                return sk_error_set(err, EEXIST, "setting %s is already set", key);
+        return 0;
+}
+
 static void pg_close(sk_store *store)
 {
         sk_pg *s = to_pg(store);
@@ -1221,6 +1280,9 @@ static const sk_store_ops pg_ops = {
     .token_list = pg_token_list,
     .event_add = pg_event_add,
     .event_list = pg_event_list,
+    .lock = pg_lock,
+    .setting_get = pg_setting_get,
+    .setting_add = pg_setting_add,
 };
 
 static void pg_closep(sk_pg **s)

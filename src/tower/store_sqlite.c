@@ -103,6 +103,9 @@ static const char *const migrations[] = {
     "  address TEXT NOT NULL DEFAULT '',"
     "  status INTEGER NOT NULL);"
     "CREATE INDEX events_time ON events (time);",
+    /* 3: tower-wide settings (the shared CA of PostgreSQL replicas; kept here too so the
+     * interface is the same on both backends). */
+    "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
 };
 
 #define RESOURCE_COLS "id, tenant, kind, name, version, json, created, updated"
@@ -151,6 +154,8 @@ enum stmt_id {
         ST_TOKEN_LIST,
         ST_EVENT_ADD,
         ST_EVENT_LIST,
+        ST_SETTING_GET,
+        ST_SETTING_ADD,
         ST__MAX,
 };
 
@@ -219,6 +224,9 @@ static const char *const stmt_sql[ST__MAX] = {
                      " status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_EVENT_LIST] = "SELECT id, time, tenant, actor, method, path, resource, address, status"
                       " FROM events WHERE time >= ?1 ORDER BY id",
+    [ST_SETTING_GET] = "SELECT value FROM settings WHERE key = ?1",
+    [ST_SETTING_ADD] = "INSERT INTO settings (key, value) VALUES (?1, ?2)"
+                       " ON CONFLICT (key) DO NOTHING",
 };
 
 typedef struct sk_sqlite {
@@ -1180,6 +1188,54 @@ static int sq_event_add(sk_store *store, const sk_event_row *ev, sk_error **err)
         return r > 0 ? db_fail(s, err, "event_add") : r;
 }
 
+/* One process owns the file and BEGIN IMMEDIATE already serializes writers. */
+static int sq_lock(sk_store *store, int64_t key, sk_error **err)
+{
+        if (to_sqlite(store)->depth <= 0)
+                return sk_error_set(err, EINVAL, "store: lock outside a transaction");
+        return 0;
+}
+
+static int sq_setting_get(sk_store *store, const char *key, char **value, sk_error **err)
+{
+        sk_sqlite *s = to_sqlite(store);
+        int r;
+        if ((r = require(err, "key", key)) < 0)
+                return r;
+        _cleanup_stmt_ stmt q = {0};
+        if ((r = stmt_get(s, ST_SETTING_GET, &q, err)) < 0 ||
+            (r = bind_texts(&q, err, 1, &key)) < 0)
+                return r;
+        int rc = sqlite3_step(q.st);
+        if (rc == SQLITE_DONE)
+                return sk_error_set(err, ENOENT, "setting %s not found", key);
+        if (rc != SQLITE_ROW)
+                return db_fail(s, err, "setting_get");
+        char *v = strdup(col_text(q.st, 0));
+        if (!v)
+                return sk_error_set(err, ENOMEM, "store: out of memory");
+        *value = v;
+        return 0;
+}
+
+static int sq_setting_add(sk_store *store, const char *key, const char *value, sk_error **err)
+{
+        sk_sqlite *s = to_sqlite(store);
+        int r;
+        if ((r = require(err, "key", key)) < 0 || (r = require(err, "value", value)) < 0)
+                return r;
+        _cleanup_stmt_ stmt q = {0};
+        const char *const v[] = {key, value};
+        if ((r = stmt_get(s, ST_SETTING_ADD, &q, err)) < 0 || (r = bind_texts(&q, err, 2, v)) < 0)
+                return r;
+        r = step_done(&q, err, "setting_add");
+        if (r > 0)
+                return db_fail(s, err, "setting_add");
+        if (r == 0 && sqlite3_changes(s->db) == 0)
+                return sk_error_set(err, EEXIST, "setting %s is already set", key);
+        return r;
+}
+
 static int sq_event_list(sk_store *store, int64_t since, sk_event_fn fn, void *user, sk_error **err)
 {
         sk_sqlite *s = to_sqlite(store);
@@ -1255,6 +1311,9 @@ static const sk_store_ops sqlite_ops = {
     .token_list = sq_token_list,
     .event_add = sq_event_add,
     .event_list = sq_event_list,
+    .lock = sq_lock,
+    .setting_get = sq_setting_get,
+    .setting_add = sq_setting_add,
 };
 
 static void sq_closep(sk_sqlite **s)

@@ -250,6 +250,46 @@ static int refresh_sites(sk_tower_api *api, const world *w, const site_list *sit
         return 0;
 }
 
+/* Recomputes the sites (only > 0: that one) in one transaction under the sync lock. Towers
+ * sharing the store take turns here, and each reads deployments and sites only once it
+ * holds the lock, so it sees every change committed before; comparing with the stored hash
+ * under the lock then gives one content one generation, whichever replica gets there
+ * first (the others find the hash equal). */
+static int refresh_locked(sk_tower_api *api, int64_t only, int64_t **changed_out, size_t *n_changed,
+                          sk_error **err)
+{
+        sk_store *s = api->store;
+        int r = s->ops->begin(s, err);
+        if (r < 0)
+                return r;
+        r = s->ops->lock(s, SK_STORE_LOCK_SYNC, err);
+        _cleanup_world_ world w = {0};
+        if (r >= 0)
+                r = load_world(api, &w, err);
+        site_list sites = {0};
+        if (r >= 0 && only > 0)
+                r = s->ops->resource_get_by_id(s, only, add_site, &sites, err);
+        else if (r >= 0)
+                r = s->ops->resource_list(s, NULL, "site", add_site, &sites, err);
+        int64_t *changed = r >= 0 ? calloc(sites.n + 1, sizeof(int64_t)) : NULL;
+        if (r >= 0 && !changed)
+                r = sk_error_set(err, ENOMEM, "out of memory");
+        if (r >= 0)
+                r = refresh_sites(api, &w, &sites, changed, n_changed, err);
+        if (r >= 0)
+                r = s->ops->commit(s, err);
+        else
+                s->ops->rollback(s);
+        site_list_free(&sites);
+        if (r < 0) {
+                free(changed);
+                *n_changed = 0;
+                return r;
+        }
+        *changed_out = changed;
+        return 0;
+}
+
 /* only: 0 every site, > 0 that site alone, < 0 none (the write changed no document). */
 static int refresh(sk_tower_api *api, bool force, int64_t only, sk_error **err)
 {
@@ -262,29 +302,9 @@ static int refresh(sk_tower_api *api, bool force, int64_t only, sk_error **err)
                 api->sync_rev = rev;
                 return 0;
         }
-        _cleanup_world_ world w = {0};
-        r = load_world(api, &w, err);
-        if (r < 0)
-                return r;
-        site_list sites = {0};
-        if (only > 0)
-                r = s->ops->resource_get_by_id(s, only, add_site, &sites, err);
-        else
-                r = s->ops->resource_list(s, NULL, "site", add_site, &sites, err);
-        _cleanup_free_ int64_t *changed = calloc(sites.n + 1, sizeof(int64_t));
+        _cleanup_free_ int64_t *changed = NULL;
         size_t n_changed = 0;
-        if (r >= 0 && !changed)
-                r = sk_error_set(err, ENOMEM, "out of memory");
-        if (r >= 0)
-                r = s->ops->begin(s, err);
-        if (r >= 0) {
-                r = refresh_sites(api, &w, &sites, changed, &n_changed, err);
-                if (r >= 0)
-                        r = s->ops->commit(s, err);
-                if (r < 0)
-                        s->ops->rollback(s);
-        }
-        site_list_free(&sites);
+        r = refresh_locked(api, only, &changed, &n_changed, err);
         if (r < 0)
                 return r;
         api->sync_rev = rev;

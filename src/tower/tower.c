@@ -1,5 +1,6 @@
-/* `skerry tower`: opens the data folder (store, CA, admin token), issues the server
- * certificate and serves the API until SIGTERM or SIGINT. */
+/* `skerry tower`: opens the data folder and the store (SQLite in the data folder, or a
+ * PostgreSQL database shared with other replicas), the CA and the admin token, issues the
+ * server certificate and serves the API until SIGTERM or SIGINT. */
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -15,6 +17,8 @@
 #include "common/pki.h"
 #include "tower/api.h"
 #include "tower/http.h"
+#include "tower/listen.h"
+#include "tower/replica.h"
 #include "tower/store.h"
 #include "tower/tower.h"
 
@@ -23,10 +27,13 @@
 
 static void usage(FILE *f)
 {
-        fputs("usage: skerry tower --data DIR [--listen ADDR:PORT]\n"
+        fputs("usage: skerry tower --data DIR [--listen ADDR:PORT] [--store CONNINFO]\n"
               "  --data DIR          store, CA and keys (env SKERRY_DATA)\n"
               "  --listen ADDR:PORT  HTTPS address (env SKERRY_LISTEN, default " DEFAULT_LISTEN
-              ")\n",
+              ")\n"
+              "  --store CONNINFO    a PostgreSQL database shared by several tower replicas:\n"
+              "                      postgresql://... or 'host=... dbname=...' (env\n"
+              "                      SKERRY_STORE; default SQLite in DIR/tower.db)\n",
               f);
 }
 
@@ -62,6 +69,17 @@ static size_t server_names(const char *host, char hostname[256], const char *nam
         return n;
 }
 
+static int write_admin_token(const char *path, const char *token, sk_error **err)
+{
+        _cleanup_free_ char *line = NULL;
+        if (asprintf(&line, "%s\n", token) < 0)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        int r = sk_file_write(path, line, strlen(line), 0600, err);
+        if (r >= 0)
+                sk_info("wrote the admin token to %s", path);
+        return r;
+}
+
 static int ensure_admin_token(sk_tower_api *api, const char *dir, sk_error **err)
 {
         _cleanup_free_ char *path = NULL;
@@ -72,13 +90,73 @@ static int ensure_admin_token(sk_tower_api *api, const char *dir, sk_error **err
         int r = sk_tower_bootstrap(api, first ? &token : NULL, err);
         if (r < 0 || !first)
                 return r;
-        _cleanup_free_ char *line = NULL;
-        if (asprintf(&line, "%s\n", token) < 0)
-                return sk_error_set(err, ENOMEM, "out of memory");
-        r = sk_file_write(path, line, strlen(line), 0600, err);
+        return write_admin_token(path, token, err);
+}
+
+/* A replica on a shared store: the CA and the first start's bootstrap happen once, in one
+ * transaction under the bootstrap lock, whichever replica gets there first; that one
+ * writes the admin token to its data folder. */
+static int replica_bootstrap(sk_store *store, const char *dir, sk_ca **ca, sk_tower_api **api,
+                             sk_error **err)
+{
+        int r = store->ops->begin(store, err);
+        if (r < 0)
+                return r;
+        r = store->ops->lock(store, SK_STORE_LOCK_BOOTSTRAP, err);
         if (r >= 0)
-                sk_info("wrote the admin token to %s", path);
-        return r;
+                r = sk_tower_replica_ca(store, dir, ca, err);
+        if (r >= 0)
+                r = sk_tower_api_new(store, *ca, api, err);
+        bool first = false;
+        if (r >= 0) {
+                _cleanup_free_ char *when = NULL;
+                r = store->ops->setting_get(store, "bootstrapped", &when, NULL);
+                first = r == -ENOENT;
+                if (first)
+                        r = 0;
+                else if (r < 0)
+                        r = sk_error_set(err, -r, "reading the store's bootstrap marker failed");
+        }
+        if (first) {
+                char stamp[32];
+                snprintf(stamp, sizeof(stamp), "%lld", (long long)time(NULL));
+                r = store->ops->setting_add(store, "bootstrapped", stamp, err);
+        }
+        _cleanup_free_ char *token = NULL;
+        if (r >= 0)
+                r = sk_tower_bootstrap(*api, first ? &token : NULL, err);
+        if (r >= 0)
+                r = store->ops->commit(store, err);
+        else
+                store->ops->rollback(store);
+        if (r < 0 || !first)
+                return r;
+        _cleanup_free_ char *path = NULL;
+        if (asprintf(&path, "%s/admin.token", dir) < 0)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        return write_admin_token(path, token, err);
+}
+
+/* Whether --store names a PostgreSQL database: a libpq URI or key=value conninfo. */
+static bool is_pg_conninfo(const char *s)
+{
+        return strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0 ||
+               strchr(s, '=') != NULL;
+}
+
+static void listener_stopp(sk_tower_listener **l)
+{
+        sk_tower_listener_stop(*l);
+}
+
+static void on_store_moved(void *ctx)
+{
+        sk_tower_http_refresh(ctx);
+}
+
+static void on_store_site(void *ctx, int64_t site_id)
+{
+        sk_tower_http_wake_site(ctx, site_id);
 }
 
 /* Creates dir and its missing parents; only the data folder itself gets mode 0700. */
@@ -98,7 +176,7 @@ static int mkdir_parents(const char *dir, sk_error **err)
         return 0;
 }
 
-static int run(const char *dir, const char *listen, sk_error **err)
+static int run(const char *dir, const char *listen, const char *conninfo, sk_error **err)
 {
         /* a bad --listen is refused before anything is created */
         _cleanup_free_ char *host = NULL, *port = NULL;
@@ -108,15 +186,23 @@ static int run(const char *dir, const char *listen, sk_error **err)
         r = mkdir_parents(dir, err);
         if (r < 0)
                 return r;
-        _cleanup_free_ char *db = NULL;
-        if (asprintf(&db, "%s/tower.db", dir) < 0)
-                return sk_error_set(err, ENOMEM, "out of memory");
         __attribute__((cleanup(store_closep))) sk_store *store = NULL;
-        r = sk_store_sqlite_open(db, &store, err);
+        if (conninfo) {
+                r = sk_store_pg_open(conninfo, &store, err);
+        } else {
+                _cleanup_free_ char *db = NULL;
+                if (asprintf(&db, "%s/tower.db", dir) < 0)
+                        return sk_error_set(err, ENOMEM, "out of memory");
+                r = sk_store_sqlite_open(db, &store, err);
+        }
         if (r < 0)
                 return r;
         _cleanup_ca_ sk_ca *ca = NULL;
-        r = sk_ca_open(dir, &ca, err);
+        __attribute__((cleanup(api_freep))) sk_tower_api *api = NULL;
+        if (conninfo)
+                r = replica_bootstrap(store, dir, &ca, &api, err);
+        else
+                r = sk_ca_open(dir, &ca, err);
         if (r < 0)
                 return r;
         char hostname[256] = "";
@@ -126,12 +212,13 @@ static int run(const char *dir, const char *listen, sk_error **err)
         r = sk_ca_issue_server(ca, names, n, SERVER_CERT_DAYS, &cert, &key, err);
         if (r < 0)
                 return r;
-        __attribute__((cleanup(api_freep))) sk_tower_api *api = NULL;
-        r = sk_tower_api_new(store, ca, &api, err);
-        if (r >= 0)
-                r = ensure_admin_token(api, dir, err);
-        if (r < 0)
-                return r;
+        if (!conninfo) {
+                r = sk_tower_api_new(store, ca, &api, err);
+                if (r >= 0)
+                        r = ensure_admin_token(api, dir, err);
+                if (r < 0)
+                        return r;
+        }
 
         /* each connected site holds a descriptor: use all the hard limit allows */
         struct rlimit rl;
@@ -153,12 +240,25 @@ static int run(const char *dir, const char *listen, sk_error **err)
         explicit_bzero(key, strlen(key));
         if (r < 0)
                 return r;
+        /* Other replicas' changes: recompute documents and wake the long-polls held here. */
+        __attribute__((cleanup(listener_stopp))) sk_tower_listener *listener = NULL;
+        if (conninfo) {
+                sk_tower_listener_cbs cbs = {on_store_moved, on_store_site, http, 0};
+                r = sk_tower_listener_start(conninfo, &cbs, &listener, err);
+                if (r < 0) {
+                        sk_tower_http_stop(http);
+                        return r;
+                }
+                /* what changed between bootstrap and LISTEN */
+                sk_tower_http_refresh(http);
+        }
         bool v6 = strchr(host, ':') != NULL;
         sk_info("listening on https://%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "",
                 (unsigned)bound);
         int sig = 0;
         sigwait(&set, &sig);
         sk_info("stopping (%s)", strsignal(sig));
+        sk_tower_listener_stop(take_ptr(&listener));
         sk_tower_http_stop(http);
         return 0;
 }
@@ -168,8 +268,10 @@ int sk_tower_main(int argc, char **argv)
         sk_log_init("tower");
         const char *dir = getenv("SKERRY_DATA");
         const char *listen = getenv("SKERRY_LISTEN");
+        const char *store = getenv("SKERRY_STORE");
         static const struct option longopts[] = {{"data", required_argument, NULL, 'd'},
                                                  {"listen", required_argument, NULL, 'l'},
+                                                 {"store", required_argument, NULL, 's'},
                                                  {"help", no_argument, NULL, 'h'},
                                                  {NULL, 0, NULL, 0}};
         optind = 1;
@@ -181,6 +283,9 @@ int sk_tower_main(int argc, char **argv)
                         break;
                 case 'l':
                         listen = optarg;
+                        break;
+                case 's':
+                        store = optarg;
                         break;
                 case 'h':
                         usage(stdout);
@@ -200,8 +305,16 @@ int sk_tower_main(int argc, char **argv)
                 usage(stderr);
                 return 2;
         }
+        if (store && *store && !is_pg_conninfo(store)) {
+                fprintf(stderr,
+                        "skerry tower: --store must be a PostgreSQL URI (postgresql://...) or a "
+                        "'key=value' conninfo\n");
+                usage(stderr);
+                return 2;
+        }
         _cleanup_error_ sk_error *err = NULL;
-        int r = run(dir, listen && *listen ? listen : DEFAULT_LISTEN, &err);
+        int r = run(dir, listen && *listen ? listen : DEFAULT_LISTEN,
+                    store && *store ? store : NULL, &err);
         if (r < 0) {
                 sk_errorf("%s", sk_error_msg(err, r));
                 return 1;
