@@ -303,7 +303,7 @@ static json_t *device_paths(const json_t *svc, const json_t *discovery)
                         json_t *paths = json_array();
                         size_t m;
                         json_array_foreach(json_object_get(discovery, l), m, node)
-                            json_array_append(paths, json_object_get(node, "host-path"));
+                            json_array_append(paths, (json_t *)node);
                         json_object_set_new(out, l, paths);
                 }
         }

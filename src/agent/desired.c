@@ -38,6 +38,7 @@ static void container_clear(sk_desired_container *c)
         strv_free(c->cmd);
         strv_free(c->env);
         strv_free(c->devices);
+        strv_free(c->device_targets);
         json_decref(c->labels);
         free(c->spec_hash);
 }
@@ -234,39 +235,41 @@ static json_t *strv_json(char **v)
         return a;
 }
 
-/* The host nodes of every device label the container asks for. */
-static int build_devices(const json_t *labels, const json_t *nodes, const char *cpath, char ***out,
-                         char **reason)
+/* The nodes of every device label the container asks for: where each is on the host
+ * (under --dev-dir) and where it appears inside the container (its /dev path). */
+static int build_devices(const json_t *labels, const json_t *nodes, const char *cpath,
+                         sk_desired_container *c, char **reason)
 {
-        *out = NULL;
         size_t n = 0, i, k;
-        const json_t *l, *p;
+        const json_t *l, *node;
         json_array_foreach(labels, i, l) n +=
             json_array_size(json_object_get(nodes, json_string_value(l) ?: ""));
         if (json_array_size(labels) == 0)
                 return 0;
-        char **v = calloc(n + 1, sizeof(*v));
-        if (!v)
+        c->devices = calloc(n + 1, sizeof(*c->devices));
+        c->device_targets = calloc(n + 1, sizeof(*c->device_targets));
+        if (!c->devices || !c->device_targets)
                 return -ENOMEM;
         size_t at = 0;
         json_array_foreach(labels, i, l)
         {
                 const char *label = json_string_value(l);
-                const json_t *paths = label ? json_object_get(nodes, label) : NULL;
-                if (json_array_size(paths) == 0) {
-                        strv_free(v);
+                const json_t *found = label ? json_object_get(nodes, label) : NULL;
+                if (json_array_size(found) == 0)
                         return fail(reason, "%s.devices: this host has no %s device", cpath,
                                     label ? label : "(not a string)");
-                }
-                json_array_foreach(paths, k, p)
+                json_array_foreach(found, k, node)
                 {
-                        if (json_is_string(p) && !(v[at++] = strdup(json_string_value(p)))) {
-                                strv_free(v);
+                        const char *inside = json_string_value(json_object_get(node, "path"));
+                        const char *host = json_string_value(json_object_get(node, "host-path"));
+                        if (!inside)
+                                continue;
+                        c->devices[at] = strdup(host ? host : inside);
+                        c->device_targets[at] = strdup(inside);
+                        if (!c->devices[at++] || !c->device_targets[at - 1])
                                 return -ENOMEM;
-                        }
                 }
         }
-        *out = v;
         return 0;
 }
 
@@ -310,8 +313,8 @@ static int build_container(sk_desired_instance *inst, const json_t *svc, const j
                             restart);
         if (json_array_size(json_object_get(ctr, "mounts")) > 0)
                 fail(&inst->fail_reason, "volumes are not supported yet");
-        int r = build_devices(json_object_get(ctr, "devices"), devices, cpath, &c->devices,
-                              &inst->fail_reason);
+        int r =
+            build_devices(json_object_get(ctr, "devices"), devices, cpath, c, &inst->fail_reason);
         if (r < 0)
                 return r;
         r = build_cmd(json_object_get(ctr, "cmd"), cpath, &c->cmd, &inst->fail_reason);
@@ -346,8 +349,10 @@ static int build_container(sk_desired_instance *inst, const json_t *svc, const j
                       "cpu", (json_int_t)c->cpu_millicores, "memory", (json_int_t)c->memory_bytes,
                       "labels", c->labels);
         /* Only when there are any, so the hash of a container without devices stays. */
-        if (shape && c->devices)
+        if (shape && c->devices) {
                 json_object_set_new(shape, "devices", strv_json(c->devices));
+                json_object_set_new(shape, "device-targets", strv_json(c->device_targets));
+        }
         if (!c->labels || !shape)
                 return -ENOMEM;
         c->spec_hash = sk_desired_hash(shape);

@@ -28,8 +28,9 @@ typedef struct sk_desired_container {
         json_t *labels;
         int64_t cpu_millicores;
         int64_t memory_bytes;
-        char **devices;  /* NULL-terminated host device node paths, or NULL */
-        char *spec_hash; /* hex */
+        char **devices;        /* NULL-terminated host device node paths, or NULL */
+        char **device_targets; /* parallel: each node's path inside the container */
+        char *spec_hash;       /* hex */
         sk_restart_policy restart;
 } sk_desired_container;
 
@@ -48,10 +49,10 @@ typedef struct sk_desired_set {
 } sk_desired_set;
 
 /* placed: the array sk_placement_local or sk_fsm_local_placed made; an instance's
- * "devices" ({label: [host paths]}) gives the nodes for the device labels its containers
- * ask for. An instance whose spec this host cannot honour (from-secret variables,
- * volumes, a device label without nodes, an unknown ${VAR}) gets fail_reason
- * instead of an error, so the others still run; errors are for malformed input. */
+ * "devices" ({label: [{"path", "host-path"}]}, as device discovery reports nodes) gives the nodes
+ * for the device labels its containers ask for. An instance whose spec this host cannot honour
+ * (from-secret variables, volumes, a device label without nodes, an unknown ${VAR}) gets
+ * fail_reason instead of an error, so the others still run; errors are for malformed input. */
 int sk_desired_build(const json_t *placed, const char *site, const char *host, sk_desired_set *out,
                      sk_error **err);
 void sk_desired_set_clear(sk_desired_set *s);

@@ -14,14 +14,17 @@
 
 /* What to create. Strings are borrowed for the duration of the call. */
 typedef struct sk_container_spec {
-        const char *name;  /* runtime container name */
-        const char *image; /* "localhost/busybox:latest" */
-        const char *const *cmd; /* NULL-terminated, or NULL for the image's default */
-        const char *const *env; /* NULL-terminated "K=V", or NULL */
-        json_t *labels;         /* object of string -> string */
-        int64_t cpu_millicores; /* 0: no limit */
-        int64_t memory_bytes;   /* 0: no limit */
+        const char *name;           /* runtime container name */
+        const char *image;          /* "localhost/busybox:latest" */
+        const char *const *cmd;     /* NULL-terminated, or NULL for the image's default */
+        const char *const *env;     /* NULL-terminated "K=V", or NULL */
+        json_t *labels;             /* object of string -> string */
+        int64_t cpu_millicores;     /* 0: no limit */
+        int64_t memory_bytes;       /* 0: no limit */
         const char *const *devices; /* NULL-terminated host device paths, or NULL */
+        /* Parallel to devices: where each node appears inside the container (a node found
+         * under --dev-dir still shows at /dev/...); NULL, or a NULL entry: the same path. */
+        const char *const *device_targets;
 } sk_container_spec;
 
 typedef enum sk_container_state {

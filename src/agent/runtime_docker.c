@@ -226,12 +226,17 @@ static int host_config(const sk_container_spec *spec, json_t **out, sk_error **e
         if (spec->devices) {
                 json_t *devs = json_array();
                 json_object_set_new(hc, "Devices", devs);
-                for (const char *const *d = spec->devices; *d; d++) {
-                        if (**d != '/')
+                for (size_t i = 0; spec->devices[i]; i++) {
+                        const char *host = spec->devices[i];
+                        const char *inside = spec->device_targets && spec->device_targets[i]
+                                                 ? spec->device_targets[i]
+                                                 : host;
+                        if (*host != '/' || *inside != '/')
                                 return sk_error_set_path(err, EINVAL, "devices",
-                                                         "device %s: not an absolute path", *d);
-                        json_array_append_new(devs, json_pack("{s:s, s:s, s:s}", "PathOnHost", *d,
-                                                              "PathInContainer", *d,
+                                                         "device %s: not an absolute path",
+                                                         *host != '/' ? host : inside);
+                        json_array_append_new(devs, json_pack("{s:s, s:s, s:s}", "PathOnHost", host,
+                                                              "PathInContainer", inside,
                                                               "CgroupPermissions", "rwm"));
                 }
         }

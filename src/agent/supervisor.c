@@ -218,6 +218,7 @@ static void do_create(sk_supervisor *s, const sk_desired_container *w, bool rest
                     .cpu_millicores = w->cpu_millicores,
                     .memory_bytes = w->memory_bytes,
                     .devices = (const char *const *)w->devices,
+                    .device_targets = (const char *const *)w->device_targets,
                 };
                 sk_info("%s container %s (%s)", restart ? "restarting" : "creating", w->name,
                         w->image);

@@ -176,10 +176,12 @@ static void test_schedule_and_local_share(void **state)
                 assert_non_null(json_object_get(p, "spec"));
                 if (strcmp(json_string_value(json_object_get(p, "service")), "cam") == 0) {
                         cam = true;
-                        assert_string_equal(
-                            json_string_value(json_array_get(
-                                json_object_get(json_object_get(p, "devices"), "camera"), 0)),
-                            "/x/video0");
+                        json_t *node = json_array_get(
+                            json_object_get(json_object_get(p, "devices"), "camera"), 0);
+                        assert_string_equal(json_string_value(json_object_get(node, "host-path")),
+                                            "/x/video0");
+                        assert_string_equal(json_string_value(json_object_get(node, "path")),
+                                            "/dev/video0");
                 }
         }
         assert_true(cam);

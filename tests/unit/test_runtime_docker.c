@@ -155,12 +155,19 @@ static char *container_name(const char *which)
         return n;
 }
 
+static const char *const *device_targets; /* for the next create, then reset */
+
 static char *create(const char *which, const char *const *cmd, const char *const *devices)
 {
         _cleanup_json_ json_t *labels = test_labels(which);
         _cleanup_free_ char *name = container_name(which);
-        sk_container_spec spec = {
-            .name = name, .image = IMAGE, .cmd = cmd, .labels = labels, .devices = devices};
+        sk_container_spec spec = {.name = name,
+                                  .image = IMAGE,
+                                  .cmd = cmd,
+                                  .labels = labels,
+                                  .devices = devices,
+                                  .device_targets = device_targets};
+        device_targets = NULL;
         _cleanup_error_ sk_error *err = NULL;
         char *id = NULL;
         int r = fx.rt->ops->create(fx.rt, &spec, &id, &err);
@@ -533,10 +540,14 @@ static void test_device(void **state)
         if (mknod(node, S_IFCHR | 0666, makedev(1, 3)) < 0)
                 fail_msg("mknod %s: %s", node, strerror(errno));
         _cleanup_free_ char *script = NULL;
-        assert_true(asprintf(&script, "ls -l %s && echo written >%s && echo write-ok", node, node) >
-                    0);
+        /* Found outside /dev on the host (as under --dev-dir), at its /dev path inside. */
+        const char *inside = "/dev/skerry-cam0";
+        assert_true(
+            asprintf(&script, "ls -l %s && echo written >%s && echo write-ok", inside, inside) > 0);
         const char *const cmd[] = {"sh", "-c", script, NULL};
         const char *const devices[] = {node, NULL};
+        static const char *const targets[] = {"/dev/skerry-cam0", NULL};
+        device_targets = targets;
         char *id = run("device", cmd, devices);
         sk_container_info info = {0};
         wait_exited(id, &info);
@@ -547,7 +558,7 @@ static void test_device(void **state)
         if (r < 0)
                 fail_msg("logs: %s", sk_error_msg(err, r));
         /* busybox: "crw-rw-rw-    1 root     root        1,   3 Jan  1 00:00 PATH" */
-        if (text[0] != 'c' || !strstr(text, "1,   3") || !strstr(text, node) ||
+        if (text[0] != 'c' || !strstr(text, "1,   3") || !strstr(text, inside) ||
             !strstr(text, "write-ok\n"))
                 fail_msg("device not passed through; container said: %s", text);
         destroy(id);

@@ -388,6 +388,38 @@ static void test_desired_unsupported_fail_with_reason(void **state)
         sk_desired_set_clear(&set);
 }
 
+/* A device node found under --dev-dir is passed from there to its /dev path inside. */
+static void test_desired_devices(void **state)
+{
+        _cleanup_json_ json_t *placed =
+            json_pack("[{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:{s:s, s:[{s:s, s:s, s:[s]}]}, "
+                      "s:{s:[{s:s, s:s}, {s:s, s:s}]}}]",
+                      "instance", "default/d/cam/0", "tenant", "default", "deployment", "d",
+                      "application", "a", "version", "1", "service", "cam", "replica",
+                      (json_int_t)0, "spec", "name", "cam", "containers", "name", "c", "image", "i",
+                      "devices", "camera", "devices", "camera", "path", "/dev/video0", "host-path",
+                      "/srv/devs/video0", "path", "/dev/video1", "host-path", "/srv/devs/video1");
+        assert_non_null(placed);
+        sk_desired_set set;
+        _cleanup_error_ sk_error *err = NULL;
+        assert_int_equal(sk_desired_build(placed, "s", "h1", &set, &err), 0);
+        assert_int_equal(set.n, 1);
+        assert_null(set.items[0].fail_reason);
+        const sk_desired_container *c = &set.items[0].containers[0];
+        assert_string_equal(c->devices[0], "/srv/devs/video0");
+        assert_string_equal(c->device_targets[0], "/dev/video0");
+        assert_string_equal(c->devices[1], "/srv/devs/video1");
+        assert_string_equal(c->device_targets[1], "/dev/video1");
+        assert_null(c->devices[2]);
+        sk_desired_set_clear(&set);
+
+        /* Asking for a label this host has no node of fails the instance, with the reason. */
+        json_object_set_new(json_array_get(placed, 0), "devices", json_object());
+        assert_int_equal(sk_desired_build(placed, "s", "h1", &set, &err), 0);
+        assert_non_null(strstr(set.items[0].fail_reason, "this host has no camera device"));
+        sk_desired_set_clear(&set);
+}
+
 static sk_container_info seen_from(const sk_desired_container *w, const char *id,
                                    sk_container_state st, int exit_code)
 {
@@ -765,6 +797,7 @@ int main(void)
             cmocka_unit_test(test_placement_replicas_and_one_per_host),
             cmocka_unit_test(test_desired_container_shape),
             cmocka_unit_test(test_desired_unsupported_fail_with_reason),
+            cmocka_unit_test(test_desired_devices),
             cmocka_unit_test(test_plan_create_adopt_remove),
             cmocka_unit_test(test_plan_restart_policies),
             cmocka_unit_test(test_plan_backoff_doubles_caps_and_resets),
