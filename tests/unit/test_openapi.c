@@ -704,6 +704,8 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
         fx *f = *state;
+        if (!f) /* the setup failed before it made anything */
+                return 0;
         char cmd[128];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
         int rc = system(cmd);
