@@ -78,7 +78,8 @@ typedef struct sk_runtime_ops {
         int (*logs)(sk_runtime *rt, const char *id, int64_t since, int tail, char **text,
                     sk_error **err);
         /* Blocks, calling fn for every container event with the label filter, until fn
-         * returns non-zero or the connection ends. */
+         * returns non-zero or the connection ends. fn is also called with ev NULL about
+         * once a second, so a caller can end a quiet stream. */
         int (*events)(sk_runtime *rt, const json_t *label_filter, sk_runtime_event_fn fn,
                       void *user, sk_error **err);
         /* CPU (total ns) and memory (bytes) use. */

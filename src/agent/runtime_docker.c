@@ -591,6 +591,15 @@ static int event_data(const char *data, size_t len, void *user)
         return s->stopped ? 1 : 0;
 }
 
+/* The idle tick of docker_events: lets the caller stop a stream that carries no events. */
+static int event_tick(void *user)
+{
+        struct event_stream *s = user;
+        if (!s->stopped && s->fn(NULL, s->user) != 0)
+                s->stopped = true;
+        return s->stopped;
+}
+
 static int docker_events(sk_runtime *rt, const json_t *label_filter, sk_runtime_event_fn fn,
                          void *user, sk_error **err)
 {
@@ -606,8 +615,11 @@ static int docker_events(sk_runtime *rt, const json_t *label_filter, sk_runtime_
         if ((r = new_httpc(to_docker(rt), &h, err)) < 0)
                 return r;
         struct event_stream s = {.fn = fn, .user = user};
+        sk_httpc_set_abort(h, event_tick, &s);
         long status = 0;
         r = sk_httpc_stream(h, "GET", path, event_data, &s, &status, err);
+        if (r == -ECANCELED && s.stopped)
+                r = 0; /* the caller asked to stop */
         if (r == 0 && !s.stopped && s.len)
                 event_line(&s, s.buf, s.len);
         if (r == 0 && !s.stopped && status != 200)

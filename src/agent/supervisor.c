@@ -416,16 +416,13 @@ static void *supervise(void *arg)
         return NULL;
 }
 
-/* What the events thread shares with the supervisor. The event stream returns only on
- * an event or a closed connection, so the thread may outlive the supervisor: it then owns
- * this context (and its runtime handle) and frees it when the stream ends, if ever. */
+/* What the events thread shares with the supervisor. */
 typedef struct events_ctx {
         pthread_mutex_t lock;
-        pthread_cond_t done_cond; /* CLOCK_MONOTONIC */
-        sk_supervisor *sup;       /* NULL once the supervisor let go */
+        pthread_cond_t stop_cond; /* CLOCK_MONOTONIC */
+        sk_supervisor *sup;       /* NULL once the supervisor stops */
         sk_runtime *rt;
         json_t *filter;
-        bool done, orphaned;
 } events_ctx;
 
 static void events_ctx_free(events_ctx *c)
@@ -434,7 +431,7 @@ static void events_ctx_free(events_ctx *c)
                 c->rt->ops->free(c->rt);
         json_decref(c->filter);
         pthread_mutex_destroy(&c->lock);
-        pthread_cond_destroy(&c->done_cond);
+        pthread_cond_destroy(&c->stop_cond);
         free(c);
 }
 
@@ -442,12 +439,13 @@ static int on_event(const sk_runtime_event *ev, void *user)
 {
         events_ctx *c = user;
         pthread_mutex_lock(&c->lock);
-        if (c->sup)
+        if (c->sup && ev) /* ev NULL: the stream's idle tick, a chance to stop */
                 sk_supervisor_wake(c->sup);
         bool stop = !c->sup;
         pthread_mutex_unlock(&c->lock);
-        sk_debug("runtime event %s %.12s", ev->action ? ev->action : "?",
-                 ev->container_id ? ev->container_id : "?");
+        if (ev)
+                sk_debug("runtime event %s %.12s", ev->action ? ev->action : "?",
+                         ev->container_id ? ev->container_id : "?");
         return stop ? 1 : 0;
 }
 
@@ -474,15 +472,10 @@ static void *watch_events(void *arg)
                 /* The stream may have missed something while it was down. */
                 if (c->sup)
                         sk_supervisor_wake(c->sup);
-                while (c->sup && pthread_cond_timedwait(&c->done_cond, &c->lock, &ts) == 0)
+                while (c->sup && pthread_cond_timedwait(&c->stop_cond, &c->lock, &ts) == 0)
                         ;
         }
-        c->done = true;
-        bool orphaned = c->orphaned;
-        pthread_cond_broadcast(&c->done_cond);
         pthread_mutex_unlock(&c->lock);
-        if (orphaned)
-                events_ctx_free(c);
         return NULL;
 }
 
@@ -495,7 +488,7 @@ static int start_events(sk_supervisor *s, sk_error **err)
         pthread_condattr_t ca;
         pthread_condattr_init(&ca);
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&c->done_cond, &ca);
+        pthread_cond_init(&c->stop_cond, &ca);
         pthread_condattr_destroy(&ca);
         c->sup = s;
         c->rt = take_ptr(&s->events_rt);
@@ -508,28 +501,18 @@ static int start_events(sk_supervisor *s, sk_error **err)
         return 0;
 }
 
+/* The stream's idle tick sees the stop within about a second. */
 static void stop_events(sk_supervisor *s)
 {
         events_ctx *c = take_ptr(&s->events);
         if (!c)
                 return;
-        struct timespec ts;
-        timespec_at(&ts, sk_monotonic_ms() + 1500);
         pthread_mutex_lock(&c->lock);
         c->sup = NULL;
-        pthread_cond_broadcast(&c->done_cond);
-        while (!c->done && pthread_cond_timedwait(&c->done_cond, &c->lock, &ts) == 0)
-                ;
-        bool done = c->done;
-        c->orphaned = !done;
+        pthread_cond_broadcast(&c->stop_cond);
         pthread_mutex_unlock(&c->lock);
-        if (done) {
-                pthread_join(s->events_thread, NULL);
-                events_ctx_free(c);
-        } else {
-                sk_debug("runtime event stream still blocked; it ends with the process");
-                pthread_detach(s->events_thread);
-        }
+        pthread_join(s->events_thread, NULL);
+        events_ctx_free(c);
 }
 
 int sk_supervisor_start(sk_supervisor *s, sk_error **err)

@@ -357,7 +357,8 @@ static void test_exit_code(void **state)
 struct events_ctx {
         pthread_mutex_t lock;
         char id[128];
-        bool saw_start, saw_die, finished;
+        bool saw_start, saw_die, finished, stop_on_tick;
+        int ticks;
         int rc;
         char *msg;
 };
@@ -366,13 +367,15 @@ static int on_event(const sk_runtime_event *ev, void *user)
 {
         struct events_ctx *c = user;
         pthread_mutex_lock(&c->lock);
-        if (c->id[0] && strcmp(ev->container_id, c->id) == 0) {
+        if (!ev)
+                c->ticks++;
+        else if (c->id[0] && strcmp(ev->container_id, c->id) == 0) {
                 if (strcmp(ev->action, "start") == 0)
                         c->saw_start = true;
                 if (strcmp(ev->action, "die") == 0 && c->saw_start)
                         c->saw_die = true;
         }
-        bool stop = c->saw_start && c->saw_die;
+        bool stop = (c->saw_start && c->saw_die) || (c->stop_on_tick && c->ticks >= 2);
         pthread_mutex_unlock(&c->lock);
         return stop ? 1 : 0;
 }
@@ -426,6 +429,20 @@ static void test_events(void **state)
                 fail_msg("events: %s", c.msg ? c.msg : "error");
         assert_true(c.saw_start);
         assert_true(c.saw_die);
+        free(c.msg);
+}
+
+/* A stream with no events still ends when the caller says so, through the idle tick. */
+static void test_events_quiet_stream_stops(void **state)
+{
+        struct events_ctx c = {.lock = PTHREAD_MUTEX_INITIALIZER, .stop_on_tick = true};
+        double start = now_s();
+        events_thread(&c);
+        if (c.rc < 0)
+                fail_msg("events: %s", c.msg ? c.msg : "error");
+        assert_true(c.ticks >= 2);
+        assert_false(c.saw_start);
+        assert_true(now_s() - start < 10);
         free(c.msg);
 }
 
@@ -689,6 +706,7 @@ int main(void)
             cmocka_unit_test(test_logs),
             cmocka_unit_test(test_exit_code),
             cmocka_unit_test(test_events),
+            cmocka_unit_test(test_events_quiet_stream_stops),
             cmocka_unit_test(test_pull),
             cmocka_unit_test(test_name_conflict),
             cmocka_unit_test(test_missing_image_and_unknown_id),
