@@ -222,8 +222,12 @@ class Site:
             alive = {h["name"] for h in view if h.get("state") == "alive"}
             leaders = [h for h in view if h.get("role") == "leader"]
             return alive >= names and len(leaders) == 1 and view
-        return wait_for(ready, timeout, interval=0.5,
-                        what=f"hosts {sorted(names)} alive with one leader")
+        try:
+            return wait_for(ready, timeout, interval=0.5,
+                            what=f"hosts {sorted(names)} alive with one leader")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\nhosts: {json.dumps(self.hosts_view())}\n"
+                                 f"{self.last_site_error}\n{self.logs()}")
 
     # --- what runs (Podman) --------------------------------------------------------------
 
