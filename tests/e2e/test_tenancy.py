@@ -219,3 +219,65 @@ def test_refused_credentials_say_why_without_telling_who_exists(env):
     failed = [e for e in events if e["path"] == "/v1/login" and e["status"] == 401
               and e["actor"] == "acme/alice"]
     assert len(failed) == 6, failed
+
+
+def test_quota_exceeded_makes_instances_unplaceable(env):
+    """A tenant's quota-per-site holds on the site: what does not fit waits, with the reason."""
+    p = env.podman
+    env.apply("""
+kind: tenant
+name: small
+type: application
+sites: chain = shared
+quota-per-site: {cpu: 1, memory: 1Gi, instances: 2}
+---
+kind: site
+name: quota-1
+labels: {chain: shared}
+""")
+    user(env, "small", "carol", "developer", "carol password")
+    carol = login(env, "small/carol", "carol password")
+    env.cli("apply", "-f", "-", token=carol, input=f"""
+kind: application
+name: many
+version: "1.0.0"
+services:
+  - name: web
+    replicas: 4
+    resources: {{cpu: 0.25, memory: 64Mi}}
+    containers: [{{name: c, image: "{IMAGE}", cmd: ["/bin/sleep", "3600"]}}]
+---
+kind: deployment
+name: many
+application: many
+sites: chain = shared
+""")
+    env.start_agent("quota-1", "quota-host")
+
+    # Two instances run (the instances quota), two are reported unplaceable with the reason.
+    wait_for(lambda: len(p.running(site="quota-1")) == 2, 90, what="2 instances running")
+
+    def unplaceable():
+        items = json.loads(env.cli("get", "instances", "--site", "quota-1", "-o", "json",
+                                   token=carol).stdout)["items"]
+        return [i for i in items if i["state"] == "unplaceable"]
+    waiting = wait_for(lambda: len(unplaceable()) == 2 and unplaceable(), 60,
+                       what="2 instances unplaceable")
+    for i in waiting:
+        assert "quota of tenant small exceeded" in i["reason"], i
+    time.sleep(3)
+    assert len(p.running(site="quota-1")) == 2
+
+    # Within the quota again (2 replicas), nothing is left waiting.
+    env.cli("apply", "-f", "-", token=carol, input=f"""
+kind: application
+name: many
+version: "1.0.1"
+services:
+  - name: web
+    replicas: 2
+    resources: {{cpu: 0.25, memory: 64Mi}}
+    containers: [{{name: c, image: "{IMAGE}", cmd: ["/bin/sleep", "3600"]}}]
+""")
+    wait_for(lambda: unplaceable() == [], 60, what="no instance left unplaceable")
+    wait_for(lambda: len(p.running(site="quota-1")) == 2, 60, what="2 instances running")
