@@ -55,6 +55,8 @@ static const route_def ROUTES[] = {
     {"POST", "/v1/sync/status", NULL, sk_tower_h_sync_status, SK_AUTH_HOST, 0, 0},
     {"GET", "/v1/whoami", NULL, sk_tower_h_whoami, SK_AUTH_USER, R_ALL, 0},
     {"GET", "/v1/hosts", NULL, sk_tower_h_hosts, SK_AUTH_USER, R_ALL, F_PROVIDER},
+    {"DELETE", "/v1/hosts/{name}", "hosts", sk_tower_h_host_delete, SK_AUTH_USER, R_OPS_UP,
+     F_PROVIDER},
     {"GET", "/v1/instances", NULL, sk_tower_h_instances, SK_AUTH_USER, R_ALL, 0},
     {"GET", "/v1/events", NULL, sk_tower_h_events, SK_AUTH_USER, R_ADMIN, 0},
     {"GET", "/v1/tokens", NULL, sk_tower_h_tokens_list, SK_AUTH_USER, R_ALL, 0},

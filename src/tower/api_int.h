@@ -123,6 +123,7 @@ int sk_tower_h_login(sk_tower_ctx *c, sk_error **err);
 int sk_tower_h_password(sk_tower_ctx *c, sk_error **err);
 int sk_tower_h_whoami(sk_tower_ctx *c, sk_error **err);
 int sk_tower_h_hosts(sk_tower_ctx *c, sk_error **err);
+int sk_tower_h_host_delete(sk_tower_ctx *c, sk_error **err);
 int sk_tower_h_instances(sk_tower_ctx *c, sk_error **err);
 /* Handlers (tokens.c) */
 int sk_tower_h_tokens_list(sk_tower_ctx *c, sk_error **err);

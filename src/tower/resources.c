@@ -923,6 +923,48 @@ int sk_tower_h_hosts(sk_tower_ctx *c, sk_error **err)
         return 0;
 }
 
+typedef struct host_find {
+        const char *name;
+        int64_t id;
+} host_find;
+
+static int host_named(const sk_host_row *row, void *user)
+{
+        host_find *f = user;
+        if (strcmp(row->name, f->name) != 0)
+                return 0;
+        f->id = row->id;
+        return 1;
+}
+
+int sk_tower_h_host_delete(sk_tower_ctx *c, sk_error **err)
+{
+        const char *site = sk_tower_query(c, "site");
+        if (!site)
+                return sk_error_set_path(err, EINVAL, "site", "the query parameter is required");
+        int64_t site_id;
+        int r = sk_tower_site_find(c->api, c->scope, site, &site_id, NULL, err);
+        if (r < 0)
+                return r;
+        sk_store *s = c->api->store;
+        host_find f = {c->name, 0};
+        r = s->ops->host_list(s, site_id, host_named, &f, err);
+        if (r < 0)
+                return r;
+        if (!f.id)
+                return sk_error_set_path(err, ENOENT, "name", "site %s has no host named %s", site,
+                                         c->name);
+        /* The host row goes (its certificate is refused from now on, as every host request
+         * looks the row up) and its id goes into the site's desired document as removed. */
+        r = s->ops->host_delete(s, f.id, sk_tower_now(c->api), err);
+        if (r < 0)
+                return r;
+        c->sync_only = site_id;
+        sk_info("host %s (host-id %lld) removed from site %s", c->name, (long long)f.id, site);
+        sk_tower_reply(c, 200, json_pack("{s:s}", "result", "deleted"));
+        return 0;
+}
+
 static int instance_to_json(const sk_instance_row *row, void *user)
 {
         json_t *doc = json_loads(row->json, 0, NULL);

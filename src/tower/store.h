@@ -133,6 +133,13 @@ typedef struct sk_store_ops {
         int (*host_list)(sk_store *s, int64_t site_id, sk_host_fn fn, void *user, sk_error **err);
         int (*host_seen)(sk_store *s, int64_t host_id, int64_t now, const char *status_json,
                          sk_error **err);
+        /* Forgets a host (its instance rows go with it) and remembers its id as removed
+         * from its site, so the site's desired document can say so; bumps the revision.
+         * -ENOENT when unknown. */
+        int (*host_delete)(sk_store *s, int64_t host_id, int64_t now, sk_error **err);
+        /* The ids removed from a site, ascending (caller frees *ids; NULL when none). */
+        int (*host_removed_list)(sk_store *s, int64_t site_id, int64_t **ids, size_t *n,
+                                 sk_error **err);
 
         /* Instance status: a host's report replaces all rows of that host. */
         int (*instances_replace)(sk_store *s, int64_t site_id, int64_t host_id,

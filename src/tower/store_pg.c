@@ -119,6 +119,12 @@ static const char *const migrations[] = {
     "  BEGIN PERFORM pg_notify('skerry_site', NEW.site_id::text); RETURN NULL; END $$;"
     "CREATE TRIGGER site_sync_notify AFTER INSERT OR UPDATE ON site_sync FOR EACH ROW"
     "  EXECUTE FUNCTION skerry_site_notify();",
+    /* 4: hosts removed from a site (the site's desired document lists them). */
+    "CREATE TABLE removed_hosts ("
+    "  site_id BIGINT NOT NULL REFERENCES resources (id) ON DELETE CASCADE,"
+    "  host_id BIGINT NOT NULL,"
+    "  removed BIGINT NOT NULL,"
+    "  PRIMARY KEY (site_id, host_id));",
 };
 
 /* Serializes migrations of replicas that start together ("skerry" in ASCII). */
@@ -150,6 +156,9 @@ enum stmt_id {
         ST_HOST_GET,
         ST_HOST_LIST,
         ST_HOST_SEEN,
+        ST_HOST_REMOVE_MARK,
+        ST_HOST_DELETE,
+        ST_HOST_REMOVED_LIST,
         ST_INST_DELETE_HOST,
         ST_INST_INSERT,
         ST_INST_LIST,
@@ -206,6 +215,12 @@ static const char *const stmt_sql[ST__MAX] = {
     [ST_HOST_LIST] = "SELECT " HOST_COLS " FROM hosts WHERE site_id = $1 ORDER BY name",
     [ST_HOST_SEEN] = "UPDATE hosts SET last_seen = $2,"
                      " status_json = coalesce($3::text, status_json) WHERE id = $1",
+    [ST_HOST_REMOVE_MARK] = "INSERT INTO removed_hosts (site_id, host_id, removed)"
+                            " SELECT site_id, id, $2 FROM hosts WHERE id = $1"
+                            " ON CONFLICT DO NOTHING",
+    [ST_HOST_DELETE] = "DELETE FROM hosts WHERE id = $1",
+    [ST_HOST_REMOVED_LIST] = "SELECT host_id FROM removed_hosts WHERE site_id = $1"
+                             " ORDER BY host_id",
     [ST_INST_DELETE_HOST] = "DELETE FROM instances WHERE host_id = $1",
     [ST_INST_INSERT] = "INSERT INTO instances (site_id, host_id, instance, json, updated)"
                        " VALUES ($1, $2, $3, $4, $5)",
@@ -877,6 +892,53 @@ static int pg_host_list(sk_store *store, int64_t site_id, sk_host_fn fn, void *u
         return each_host(res, fn, user);
 }
 
+static int pg_host_delete(sk_store *store, int64_t host_id, int64_t now, sk_error **err)
+{
+        sk_pg *s = to_pg(store);
+        _cleanup_tx_ tx t = {0};
+        int r = tx_begin(&t, store, err);
+        if (r < 0)
+                return r;
+        num host_n, now_n;
+        const char *const p[] = {num_of(&host_n, host_id), num_of(&now_n, now)};
+        int64_t n;
+        {
+                _cleanup_pgres_ PGresult *mark = NULL, *del = NULL;
+                if ((r = run_ok(s, ST_HOST_REMOVE_MARK, 2, p, &mark, err, "host_delete")) < 0 ||
+                    (r = run_ok(s, ST_HOST_DELETE, 1, p, &del, err, "host_delete")) < 0)
+                        return r;
+                n = changes(del);
+        }
+        if (n == 0)
+                return sk_error_set(err, ENOENT, "host %lld not found", (long long)host_id);
+        if ((r = revision_bump(s, err)) < 0 || (r = tx_commit(&t, err)) < 0)
+                return r;
+        return 0;
+}
+
+static int pg_host_removed_list(sk_store *store, int64_t site_id, int64_t **ids, size_t *n,
+                                sk_error **err)
+{
+        sk_pg *s = to_pg(store);
+        *ids = NULL;
+        *n = 0;
+        num site_n;
+        const char *const p[] = {num_of(&site_n, site_id)};
+        _cleanup_pgres_ PGresult *res = NULL;
+        int r = run_ok(s, ST_HOST_REMOVED_LIST, 1, p, &res, err, "host_removed_list");
+        if (r < 0)
+                return r;
+        int rows = PQntuples(res);
+        if (rows == 0)
+                return 0;
+        if (!(*ids = calloc((size_t)rows, sizeof(**ids))))
+                return sk_error_set(err, ENOMEM, "out of memory");
+        for (int i = 0; i < rows; i++)
+                (*ids)[i] = get_i64(res, i, 0);
+        *n = (size_t)rows;
+        return 0;
+}
+
 /* status_json NULL: a heartbeat only, the last status stays. */
 static int pg_host_seen(sk_store *store, int64_t host_id, int64_t now, const char *status_json,
                         sk_error **err)
@@ -1268,6 +1330,8 @@ static const sk_store_ops pg_ops = {
     .host_get = pg_host_get,
     .host_list = pg_host_list,
     .host_seen = pg_host_seen,
+    .host_delete = pg_host_delete,
+    .host_removed_list = pg_host_removed_list,
     .instances_replace = pg_instances_replace,
     .instances_list = pg_instances_list,
     .instances_delete_site = pg_instances_delete_site,

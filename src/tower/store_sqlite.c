@@ -106,6 +106,12 @@ static const char *const migrations[] = {
     /* 3: tower-wide settings (the shared CA of PostgreSQL replicas; kept here too so the
      * interface is the same on both backends). */
     "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    /* 4: hosts removed from a site (the site's desired document lists them). */
+    "CREATE TABLE removed_hosts ("
+    "  site_id INTEGER NOT NULL REFERENCES resources (id) ON DELETE CASCADE,"
+    "  host_id INTEGER NOT NULL,"
+    "  removed INTEGER NOT NULL,"
+    "  PRIMARY KEY (site_id, host_id)) WITHOUT ROWID;",
 };
 
 #define RESOURCE_COLS "id, tenant, kind, name, version, json, created, updated"
@@ -140,6 +146,9 @@ enum stmt_id {
         ST_HOST_GET,
         ST_HOST_LIST,
         ST_HOST_SEEN,
+        ST_HOST_REMOVE_MARK,
+        ST_HOST_DELETE,
+        ST_HOST_REMOVED_LIST,
         ST_INST_DELETE_HOST,
         ST_INST_INSERT,
         ST_INST_LIST,
@@ -198,6 +207,12 @@ static const char *const stmt_sql[ST__MAX] = {
     [ST_HOST_LIST] = "SELECT " HOST_COLS " FROM hosts WHERE site_id = ?1 ORDER BY name",
     [ST_HOST_SEEN] = "UPDATE hosts SET last_seen = ?2,"
                      " status_json = coalesce(?3, status_json) WHERE id = ?1",
+    [ST_HOST_REMOVE_MARK] = "INSERT INTO removed_hosts (site_id, host_id, removed)"
+                            " SELECT site_id, id, ?2 FROM hosts WHERE id = ?1"
+                            " ON CONFLICT DO NOTHING",
+    [ST_HOST_DELETE] = "DELETE FROM hosts WHERE id = ?1",
+    [ST_HOST_REMOVED_LIST] = "SELECT host_id FROM removed_hosts WHERE site_id = ?1"
+                             " ORDER BY host_id",
     [ST_INST_DELETE_HOST] = "DELETE FROM instances WHERE host_id = ?1",
     [ST_INST_INSERT] = "INSERT INTO instances (site_id, host_id, instance, json, updated)"
                        " VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -862,6 +877,66 @@ static int sq_host_list(sk_store *store, int64_t site_id, sk_host_fn fn, void *u
         return n < 0 ? n : stopped;
 }
 
+static int sq_host_delete(sk_store *store, int64_t host_id, int64_t now, sk_error **err)
+{
+        sk_sqlite *s = to_sqlite(store);
+        _cleanup_tx_ tx t = {0};
+        int r = tx_begin(&t, store, err);
+        if (r < 0)
+                return r;
+        static const enum stmt_id steps[] = {ST_HOST_REMOVE_MARK, ST_HOST_DELETE};
+        for (size_t i = 0; i < 2; i++) {
+                _cleanup_stmt_ stmt q = {0};
+                if ((r = stmt_get(s, steps[i], &q, err)) < 0)
+                        return r;
+                sqlite3_bind_int64(q.st, 1, host_id);
+                if (i == 0)
+                        sqlite3_bind_int64(q.st, 2, now);
+                r = step_done(&q, err, "host_delete");
+                if (r > 0)
+                        r = db_fail(s, err, "host_delete");
+                if (r < 0)
+                        return r;
+                if (i == 1 && sqlite3_changes(s->db) == 0)
+                        return sk_error_set(err, ENOENT, "host %lld not found", (long long)host_id);
+        }
+        if ((r = revision_bump(s, err)) < 0 || (r = tx_commit(&t, err)) < 0)
+                return r;
+        return 0;
+}
+
+static int sq_host_removed_list(sk_store *store, int64_t site_id, int64_t **ids, size_t *n,
+                                sk_error **err)
+{
+        sk_sqlite *s = to_sqlite(store);
+        *ids = NULL;
+        *n = 0;
+        _cleanup_stmt_ stmt q = {0};
+        int r = stmt_get(s, ST_HOST_REMOVED_LIST, &q, err);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(q.st, 1, site_id);
+        int rc;
+        while ((rc = sqlite3_step(q.st)) == SQLITE_ROW) {
+                int64_t *more = realloc(*ids, (*n + 1) * sizeof(**ids));
+                if (!more) {
+                        free(*ids);
+                        *ids = NULL;
+                        *n = 0;
+                        return sk_error_set(err, ENOMEM, "out of memory");
+                }
+                *ids = more;
+                (*ids)[(*n)++] = sqlite3_column_int64(q.st, 0);
+        }
+        if (rc != SQLITE_DONE) {
+                free(*ids);
+                *ids = NULL;
+                *n = 0;
+                return db_fail(s, err, "host_removed_list");
+        }
+        return 0;
+}
+
 /* status_json NULL: a heartbeat only, the last status stays. */
 static int sq_host_seen(sk_store *store, int64_t host_id, int64_t now, const char *status_json,
                         sk_error **err)
@@ -1299,6 +1374,8 @@ static const sk_store_ops sqlite_ops = {
     .host_get = sq_host_get,
     .host_list = sq_host_list,
     .host_seen = sq_host_seen,
+    .host_delete = sq_host_delete,
+    .host_removed_list = sq_host_removed_list,
     .instances_replace = sq_instances_replace,
     .instances_list = sq_instances_list,
     .instances_delete_site = sq_instances_delete_site,

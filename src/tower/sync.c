@@ -141,7 +141,22 @@ static int site_row(sk_tower_api *api, int64_t site_id, owned_row *row, sk_error
         return 0;
 }
 
-static json_t *desired_doc(const world *w, const owned_row *site)
+/* The ids of the hosts removed from the site, for its leader to drop from the raft
+ * configuration and refuse (docs/site-cluster.md); NULL when none (or unreadable: the
+ * next refresh tries again, as the document's hash then differs). */
+static json_t *removed_hosts(sk_tower_api *api, int64_t site_id)
+{
+        _cleanup_free_ int64_t *ids = NULL;
+        size_t n = 0;
+        if (api->store->ops->host_removed_list(api->store, site_id, &ids, &n, NULL) < 0 || n == 0)
+                return NULL;
+        json_t *list = json_array();
+        for (size_t i = 0; list && i < n; i++)
+                json_array_append_new(list, json_integer(ids[i]));
+        return list;
+}
+
+static json_t *desired_doc(sk_tower_api *api, const world *w, const owned_row *site)
 {
         _cleanup_json_ json_t *labels = sk_tower_site_labels(site->doc, site->tenant);
         json_t *s = json_deep_copy(site->doc);
@@ -168,6 +183,9 @@ static json_t *desired_doc(const world *w, const owned_row *site)
                 json_object_set_new(doc, "quotas", quotas);
         else
                 json_decref(quotas);
+        json_t *removed = removed_hosts(api, site->id);
+        if (removed)
+                json_object_set_new(doc, "removed-hosts", removed);
         return doc;
 }
 
@@ -181,7 +199,7 @@ int sk_tower_sync_desired(sk_tower_api *api, int64_t site_id, json_t **doc, sk_e
         r = load_world(api, &w, err);
         if (r < 0)
                 return r;
-        *doc = desired_doc(&w, &site);
+        *doc = desired_doc(api, &w, &site);
         return *doc ? 0 : sk_error_set(err, ENOMEM, "out of memory");
 }
 
@@ -230,7 +248,7 @@ static int refresh_sites(sk_tower_api *api, const world *w, const site_list *sit
 {
         sk_store *s = api->store;
         for (size_t i = 0; i < sites->n; i++) {
-                _cleanup_json_ json_t *doc = desired_doc(w, &sites->rows[i]);
+                _cleanup_json_ json_t *doc = desired_doc(api, w, &sites->rows[i]);
                 char hex[65];
                 if (!doc || hash_doc(doc, hex) < 0)
                         return sk_error_set(err, ENOMEM, "out of memory");

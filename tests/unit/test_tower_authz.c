@@ -73,6 +73,10 @@ static const expect MATRIX[] = {
     {"GET", "/v1/hosts", "user", &RETAIL, "/v1/hosts", "site=store-1", NULL, "AAAA", "NNNN",
      "FFFA"},
     {"GET", "/v1/hosts", "user", &ACME, "/v1/hosts", "site=store-1", NULL, "FFFF", "NNNN", "FFFF"},
+    {"DELETE", "/v1/hosts/{name}", "user", &RETAIL, "/v1/hosts/h1", "site=store-1", NULL, "FFAA",
+     "NNNN", "FFFA"},
+    {"DELETE", "/v1/hosts/{name}", "user", &ACME, "/v1/hosts/h1", "site=store-1", NULL, "FFFF",
+     "NNNN", "FFFF"},
     {"GET", "/v1/instances", "user", &ACME, "/v1/instances", NULL, NULL, "AAAA", "NNNN", "FFFA"},
     {"GET", "/v1/instances", "user", &ACME, "/v1/instances", "site=far-1", NULL, "NNNN", "NNNN",
      "FFFN"},
@@ -227,6 +231,12 @@ static void must(sk_tower_api *api, const char *admin, const char *method, const
         json_decref(j);
 }
 
+static int row_id(const sk_resource_row *row, void *user)
+{
+        *(int64_t *)user = row->id;
+        return 0;
+}
+
 /* Builds the tree once; every case starts from a copy of this store file. */
 static int group_setup(void **state)
 {
@@ -257,6 +267,10 @@ static int group_setup(void **state)
         }
         must(api, admin, "PUT", "/v1/sites/store-1", "retail", SITE("store-1"));
         must(api, admin, "PUT", "/v1/sites/far-1", "other", SITE("far-1"));
+        int64_t store1 = 0; /* with a host h1, for DELETE /v1/hosts/h1 */
+        assert_int_equal(
+            s->ops->resource_get(s, "retail", "site", "store-1", "", row_id, &store1, NULL), 0);
+        assert_int_equal(s->ops->host_add(s, store1, "h1", "{}", 1, NULL, NULL), 0);
         must(api, admin, "PUT", "/v1/applications/kiosk", "acme", APP("kiosk"));
         must(api, admin, "PUT", "/v1/applications/old", "acme", APP("old"));
         must(api, admin, "PUT", "/v1/deployments/kiosk-all", "acme", DEP);
