@@ -49,7 +49,8 @@ struct sk_cluster {
         bool transport_init, io_init, raft_init, closing;
         pthread_t thread;
         bool thread_started;
-        bool barrier_inflight, change_inflight, sched_inflight, confirm_inflight;
+        bool barrier_inflight, change_inflight, sched_inflight, confirm_inflight, transfer_inflight;
+        struct raft_transfer transfer;
         struct raft_barrier barrier, confirm;
         json_t *candidates; /* host ids out of time, waiting for confirm */
         int64_t confirm_started;
@@ -263,6 +264,54 @@ static void manage_voters(sk_cluster *cl)
                        dead_voter ? "lost" : "too many voters");
 }
 
+static void on_transferred(struct raft_transfer *req)
+{
+        sk_cluster *cl = req->data;
+        cl->transfer_inflight = false;
+}
+
+/* Hosts the tower removed (the FSM's deny list) leave the raft configuration, one change
+ * at a time. A removed leader hands leadership over first: the next leader removes it. */
+static void remove_members(sk_cluster *cl)
+{
+        if (cl->change_inflight || cl->transfer_inflight)
+                return;
+        const struct raft_configuration *c = &cl->raft.configuration;
+        raft_id gone = 0;
+        unsigned voters = 0;
+        pthread_mutex_lock(&cl->lock);
+        for (unsigned i = 0; i < c->n; i++) {
+                voters += c->servers[i].role == RAFT_VOTER;
+                if (!gone && sk_fsm_is_removed(&cl->f, (int64_t)c->servers[i].id))
+                        gone = c->servers[i].id;
+        }
+        pthread_mutex_unlock(&cl->lock);
+        if (!gone)
+                return;
+        if ((int64_t)gone == cl->host_id) {
+                if (voters < 2)
+                        return; /* nobody to hand over to; the site has just this host */
+                cl->transfer.data = cl;
+                if (raft_transfer(&cl->raft, &cl->transfer, 0, on_transferred) == 0) {
+                        cl->transfer_inflight = true;
+                        sk_warn("cluster: this host was removed from the site; handing over "
+                                "leadership");
+                }
+                return;
+        }
+        cl->change.data = cl;
+        int r = raft_remove(&cl->raft, &cl->change, gone, on_changed);
+        if (r == 0) {
+                cl->change_inflight = true;
+                sk_info("cluster: removing host %llu from the raft configuration (removed from "
+                        "the site)",
+                        (unsigned long long)gone);
+        } else {
+                sk_debug("cluster: removing host %llu: %s", (unsigned long long)gone,
+                         raft_strerror(r));
+        }
+}
+
 /* The raft role of a member, -1 for none. */
 static int member_role(sk_cluster *cl, raft_id id)
 {
@@ -316,6 +365,8 @@ static void take_reports(sk_cluster *cl, json_t *cmds, json_t *adds)
         json_object_foreach(cl->reports, key, rec)
         {
                 int64_t id = strtoll(key, NULL, 10);
+                if (sk_fsm_is_removed(&cl->f, id))
+                        continue; /* heard before the removal: never added back */
                 const json_t *report = json_object_get(rec, "report");
                 int64_t at = json_integer_value(json_object_get(rec, "at"));
                 if (sk_liveness_seen(&cl->live, id, at) == 1)
@@ -464,6 +515,7 @@ static void leader_work(sk_cluster *cl, int64_t now)
                            json_string_value(json_object_get(cmd, "address")));
         }
         confirm_lost(cl, now);
+        remove_members(cl);
         manage_voters(cl);
 }
 
@@ -608,6 +660,15 @@ static void on_wake(uv_async_t *a)
         }
 }
 
+static bool is_denied(int64_t host_id, void *user)
+{
+        sk_cluster *cl = user;
+        pthread_mutex_lock(&cl->lock);
+        bool r = sk_fsm_is_removed(&cl->f, host_id);
+        pthread_mutex_unlock(&cl->lock);
+        return r;
+}
+
 static void on_http(int fd, int64_t host_id, void *user)
 {
         sk_cluster *cl = user;
@@ -647,6 +708,7 @@ static int loop_setup(sk_cluster *cl, sk_error **err)
                                  .cert_pem = cl->cert_pem,
                                  .key_pem = cl->key_pem,
                                  .on_http = on_http,
+                                 .is_denied = is_denied,
                                  .http_user = cl};
         r = sk_raft_tls_init(&cl->transport, &cl->loop, &tc, err);
         if (r < 0)
@@ -942,7 +1004,9 @@ int sk_cluster_heartbeat(sk_cluster *cl, int64_t host_id, const json_t *report)
         id_key(host_id, key);
         pthread_mutex_lock(&cl->lock);
         int r = -EAGAIN;
-        if (cl->leader_ready) {
+        if (sk_fsm_is_removed(&cl->f, host_id))
+                r = -EPERM;
+        else if (cl->leader_ready) {
                 const json_t *prev = json_object_get(json_object_get(cl->reports, key), "report");
                 if (!json_equal(prev, report))
                         cl->changed = true; /* the tower should hear of it */
@@ -1075,6 +1139,16 @@ static int api_handle(void *user, const char *method, const char *path, const ch
 {
         sk_cluster *cl = user;
         bool get = strcmp(method, "GET") == 0;
+        /* raft_tls refuses a removed host's new connections; this covers one opened
+         * before the removal reached this host */
+        pthread_mutex_lock(&cl->lock);
+        bool denied = sk_fsm_is_removed(&cl->f, peer);
+        pthread_mutex_unlock(&cl->lock);
+        if (denied) {
+                *answer = sk_siteapi_error("forbidden", "host %lld was removed from the site",
+                                           (long long)peer);
+                return 403;
+        }
         if (strcmp(path, "/v1/site/heartbeat") == 0 && strcmp(method, "POST") == 0) {
                 if (!json_is_object(body)) {
                         *answer = sk_siteapi_error("invalid", "the body must be a report object");

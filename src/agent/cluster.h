@@ -66,7 +66,7 @@ int sk_cluster_local_placed(sk_cluster *cl, const json_t *discovery, json_t **pl
 /* A new desired document from the tower (leader: proposed to raft; otherwise -EAGAIN). */
 int sk_cluster_submit_desired(sk_cluster *cl, const json_t *doc);
 /* A host's heartbeat (docs/site-cluster.md, "Heartbeats"): taken when this node is the
- * ready leader (0); -EAGAIN otherwise. */
+ * ready leader (0); -EPERM from a host removed from the site; -EAGAIN otherwise. */
 int sk_cluster_heartbeat(sk_cluster *cl, int64_t host_id, const json_t *report);
 /* Leader: every host's latest report, each with "role" and "state" (alive | lost) added,
  * as the tower's POST /v1/sync/status bodies. The leader's own carries the unplaced

@@ -13,7 +13,8 @@
 
 static json_t *empty_state(void)
 {
-        return json_pack("{s:n, s:{}, s:[], s:[]}", "desired", "hosts", "placements", "unplaced");
+        return json_pack("{s:n, s:{}, s:[], s:[], s:[]}", "desired", "hosts", "placements",
+                         "unplaced", "removed");
 }
 
 int sk_fsm_init(sk_fsm *f)
@@ -74,9 +75,12 @@ static int apply_host(sk_fsm *f, const json_t *h, sk_error **err)
         int r = check_host(h, err);
         if (r < 0)
                 return r;
+        int64_t id = json_integer_value(json_object_get(h, "id"));
+        /* a report that raced the removal does not bring the host back */
+        if (sk_fsm_is_removed(f, id))
+                return 0;
         char key[24];
-        snprintf(key, sizeof(key), "%" PRId64,
-                 (int64_t)json_integer_value(json_object_get(h, "id")));
+        snprintf(key, sizeof(key), "%" PRId64, id);
         json_t *hosts = json_object_get(f->state, "hosts");
         if (json_equal(json_object_get(hosts, key), h))
                 return 0;
@@ -113,6 +117,56 @@ static int apply_sched(sk_fsm *f, const json_t *cmd, sk_error **err)
         return SK_FSM_PLACEMENTS;
 }
 
+bool sk_fsm_is_removed(const sk_fsm *f, int64_t host_id)
+{
+        size_t i;
+        const json_t *id;
+        json_array_foreach(json_object_get(f->state, "removed"), i, id)
+        {
+                if (json_integer_value(id) == host_id)
+                        return true;
+        }
+        return false;
+}
+
+/* The tower's removed-hosts: each id joins the deny list (kept sorted, never shrinks) and
+ * leaves the inventory. Every host applies this alike, so every host refuses them. */
+static int apply_removed(sk_fsm *f, const json_t *doc, sk_error **err)
+{
+        const json_t *ids = json_object_get(doc, "removed-hosts");
+        if (!ids)
+                return 0;
+        if (!json_is_array(ids))
+                return sk_error_set_path(err, EINVAL, "doc.removed-hosts", "must be a list");
+        size_t i;
+        const json_t *id;
+        json_array_foreach(ids, i, id)
+        {
+                if (!json_is_integer(id) || json_integer_value(id) <= 0)
+                        return sk_error_set_path(err, EINVAL, "doc.removed-hosts",
+                                                 "[%zu] must be a positive integer", i);
+        }
+        json_t *removed = json_object_get(f->state, "removed");
+        int changed = 0;
+        json_array_foreach(ids, i, id)
+        {
+                int64_t h = json_integer_value(id);
+                if (sk_fsm_is_removed(f, h))
+                        continue;
+                size_t at = 0;
+                while (at < json_array_size(removed) &&
+                       json_integer_value(json_array_get(removed, at)) < h)
+                        at++;
+                if (json_array_insert_new(removed, at, json_integer(h)) < 0)
+                        return -ENOMEM;
+                char key[24];
+                snprintf(key, sizeof(key), "%" PRId64, h);
+                json_object_del(json_object_get(f->state, "hosts"), key);
+                changed = SK_FSM_HOSTS;
+        }
+        return changed;
+}
+
 int sk_fsm_apply(sk_fsm *f, const void *buf, size_t len, sk_error **err)
 {
         _cleanup_json_ json_t *cmd = decode(buf, len, err);
@@ -128,9 +182,13 @@ int sk_fsm_apply(sk_fsm *f, const void *buf, size_t len, sk_error **err)
                                                  "must be a desired document with a generation");
                 if (json_equal(json_object_get(f->state, "desired"), doc))
                         return 0;
+                /* checked before anything changes: a malformed entry changes nothing */
+                int r = apply_removed(f, doc, err);
+                if (r < 0)
+                        return r;
                 if (json_object_set_new(f->state, "desired", json_deep_copy(doc)) < 0)
                         return -ENOMEM;
-                return SK_FSM_DESIRED;
+                return SK_FSM_DESIRED | r;
         }
         if (strcmp(op, "host") == 0)
                 return apply_host(f, json_object_get(cmd, "host"), err);
@@ -166,6 +224,12 @@ int sk_fsm_restore(sk_fsm *f, const void *buf, size_t len, sk_error **err)
                                     "unplaced");
         if (!json_object_get(st, "desired"))
                 json_object_set_new(st, "desired", json_null());
+        const json_t *removed = json_object_get(st, "removed");
+        if (removed && !json_is_array(removed))
+                return sk_error_set_path(err, EINVAL, "removed",
+                                         "cluster snapshot: must be a list");
+        if (!removed) /* a snapshot from before removals existed */
+                json_object_set_new(st, "removed", json_array());
         json_decref(f->state);
         f->state = take_ptr(&st);
         return 0;

@@ -4,14 +4,16 @@
  * State, as JSON (also the snapshot's body):
  *   {"desired": DOC | null,     the site's desired document as the tower last sent it
  *    "hosts": {"<host-id>": HOST, ...},
- *    "placements": [PLACEMENT, ...], "unplaced": [UNPLACED, ...]}   (scheduler.h forms)
+ *    "placements": [PLACEMENT, ...], "unplaced": [UNPLACED, ...],   (scheduler.h forms)
+ *    "removed": [host id, ...]}  the deny list: hosts the tower removed (ascending)
  *   HOST: {"id": 3, "name": "h1", "address": "10.0.0.5:7443", "labels": {... with the
  *          built-ins system/name, system/arch, device/<label>}, "devices": DISCOVERY,
  *          "capacity": {"cpu": millicores, "memory": bytes}, "alive": true}
  *
  * Commands (raft entries) are JSON objects, NUL-padded to a multiple of 8 bytes (libraft
  * 0.15 shifts unpadded entries on followers):
- *   {"op": "desired", "doc": DOC}
+ *   {"op": "desired", "doc": DOC}               its "removed-hosts" join "removed" and
+ *                                                leave "hosts"
  *   {"op": "host", "host": HOST}                 insert or replace by id
  *   {"op": "host-remove", "id": 3}
  *   {"op": "sched", "placements": [...], "unplaced": [...]} */
@@ -19,6 +21,7 @@
 #define SK_AGENT_CLUSTER_FSM_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +55,8 @@ const json_t *sk_fsm_desired(const sk_fsm *f);
 const json_t *sk_fsm_hosts(const sk_fsm *f);
 const json_t *sk_fsm_host(const sk_fsm *f, int64_t id);
 int64_t sk_fsm_generation(const sk_fsm *f);
+/* The host was removed from the site (the deny list): refuse it everywhere. */
+bool sk_fsm_is_removed(const sk_fsm *f, int64_t host_id);
 /* The site's host-lost-after in ms (default 5 s). */
 int64_t sk_fsm_lost_after_ms(const sk_fsm *f);
 

@@ -235,6 +235,7 @@ int sk_raft_tls_init(struct raft_uv_transport *t, uv_loop_t *loop, const sk_raft
         tr->bind_address = cfg->bind_address ? strdup(cfg->bind_address) : NULL;
         tr->on_http = cfg->on_http;
         tr->http_user = cfg->http_user;
+        tr->is_denied = cfg->is_denied;
         if (!tr->ca_pem || (cfg->bind_address && !tr->bind_address))
                 return sk_error_set(err, ENOMEM, "out of memory");
 

@@ -18,6 +18,7 @@
 
 #include <raft.h>
 #include <raft/uv.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -40,6 +41,10 @@ typedef struct sk_raft_tls_config {
          * the loop's thread. */
         void (*on_http)(int fd, int64_t host_id, void *user);
         void *http_user;
+        /* Optional: true when host_id has been removed from the site (the replicated deny
+         * list): its connections are refused like a host of another site's, both ways.
+         * Called in the loop's thread with http_user. */
+        bool (*is_denied)(int64_t host_id, void *user);
 } sk_raft_tls_config;
 
 typedef struct sk_raft_tls_stats {

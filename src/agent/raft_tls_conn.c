@@ -307,6 +307,10 @@ static int conn_verify(sk_rtls_conn *c)
                             (long long)site, (long long)tr->site_id);
                 return -EACCES;
         }
+        if (tr->is_denied && tr->is_denied(*host, tr->http_user)) {
+                conn_refuse(c, "host %lld was removed from the site", (long long)*host);
+                return -EACCES;
+        }
         if (c->client && (uint64_t)*host != c->peer_id) {
                 conn_refuse(c, "certificate is host %lld, raft server %llu was dialled",
                             (long long)*host, (unsigned long long)c->peer_id);

@@ -39,6 +39,7 @@ typedef struct sk_rtls {
         raft_uv_accept_cb accept_cb;
         void (*on_http)(int fd, int64_t host_id, void *user);
         void *http_user;
+        bool (*is_denied)(int64_t host_id, void *user);
 
         struct sk_rtls_conn *conns; /* every connection not yet freed */
         bool closing, close_fired;

@@ -52,8 +52,12 @@ static const sk_cli_verb verbs[] = {
      "describe KIND NAME [--site S] [--version V]",
      "Shows every field of one resource; for a deployment also the status of its\n"
      "instances on each site."},
-    {"delete", NULL, sk_cli_cmd_delete, SK_OPT_VERSION, 2, 2, "delete KIND NAME [--version V]",
-     "Deletes a resource; for an application --version removes only that version."},
+    {"delete", NULL, sk_cli_cmd_delete, SK_OPT_VERSION | SK_OPT_SITE, 2, 2,
+     "delete KIND NAME [--version V] [--site S]",
+     "Deletes a resource; for an application --version removes only that version.\n"
+     "`delete host NAME --site S` removes a host from its site: the tower and the site's\n"
+     "hosts refuse its certificate, and its instances are placed on the others at once\n"
+     "(its containers are not stopped; see docs/site-cluster.md)."},
     {"match", NULL, sk_cli_cmd_match, 0, 1, MANY, "match 'EXPR'",
      "Prints the names of the sites whose labels the expression selects, e.g.\n"
      "  skerry match 'chain = acme and region in (north, west)'"},

@@ -155,12 +155,19 @@ int sk_cli_cmd_delete(sk_cli_ctx *c)
         const sk_kind_info *k = sk_cli_kind_arg(c, c->args[0]);
         if (!k)
                 return SK_EXIT_USAGE;
+        if (k->kind == SK_KIND_INSTANCE)
+                return sk_cli_usage_error(c, "instances are not deleted one by one: delete or "
+                                             "change their deployment");
+        if (k->kind == SK_KIND_HOST && !c->site)
+                return sk_cli_usage_error(c, "a host is removed from its site: add --site S");
+        if (c->site_local)
+                return sk_cli_usage_error(c, "delete goes through the tower, not --site-local");
         int rc = check_flags(c, k);
         if (rc == SK_EXIT_OK)
                 rc = sk_cli_connect(c, true);
         if (rc != SK_EXIT_OK)
                 return rc;
-        const char *q[] = {"version", c->version, "tenant", c->tenant, NULL};
+        const char *q[] = {"site", c->site, "version", c->version, "tenant", c->tenant, NULL};
         _cleanup_free_ char *path = sk_cli_resource_path(k->plural, c->args[1], NULL, q);
         if (!path)
                 return sk_cli_fail(NULL, -ENOMEM);

@@ -288,6 +288,77 @@ static void test_snapshot_restore(void **state)
         sk_fsm_clear(&b);
 }
 
+/* The tower's removed-hosts: the host leaves the inventory and joins the deny list on
+ * every host alike, a late report does not bring it back, its instances are placed on the
+ * others at once (no waiting for host-lost-after), and the list survives a snapshot. */
+static void test_removed_hosts(void **state)
+{
+        sk_fsm f;
+        assert_int_equal(sk_fsm_init(&f), 0);
+        assert_int_equal(
+            apply(&f, json_pack("{s:s, s:o}", "op", "desired", "doc", desired_doc(1, NULL))),
+            SK_FSM_DESIRED);
+        assert_int_equal(apply_host(&f, host(1, "h1", true, true)), SK_FSM_HOSTS);
+        assert_int_equal(apply_host(&f, host(2, "h2", true, false)), SK_FSM_HOSTS);
+        assert_int_equal(apply_host(&f, host(3, "h3", true, false)), SK_FSM_HOSTS);
+        assert_true(schedule(&f));
+        assert_int_equal(count_on(&f, "h2"), 1);
+        assert_false(sk_fsm_is_removed(&f, 2));
+
+        /* malformed: nothing changes, the path is named */
+        json_t *bad = desired_doc(2, NULL);
+        json_object_set_new(bad, "removed-hosts", json_pack("[I, s]", (json_int_t)2, "x"));
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0;
+        json_t *cmd = json_pack("{s:s, s:o}", "op", "desired", "doc", bad);
+        buf = sk_fsm_encode(cmd, &len);
+        json_decref(cmd);
+        _cleanup_error_ sk_error *err = NULL;
+        assert_int_equal(sk_fsm_apply(&f, buf, len, &err), -EINVAL);
+        assert_string_equal(err->path, "doc.removed-hosts");
+        assert_int_equal(sk_fsm_generation(&f), 1);
+        assert_non_null(sk_fsm_host(&f, 2));
+
+        json_t *doc = desired_doc(2, NULL);
+        json_object_set_new(doc, "removed-hosts", json_pack("[I]", (json_int_t)2));
+        assert_int_equal(apply(&f, json_pack("{s:s, s:o}", "op", "desired", "doc", doc)),
+                         SK_FSM_DESIRED | SK_FSM_HOSTS);
+        assert_true(sk_fsm_is_removed(&f, 2));
+        assert_false(sk_fsm_is_removed(&f, 3));
+        assert_null(sk_fsm_host(&f, 2));
+        /* a heartbeat that raced the removal is ignored */
+        assert_int_equal(apply_host(&f, host(2, "h2", true, false)), 0);
+        assert_null(sk_fsm_host(&f, 2));
+        /* h2's instance moves now: h2 is not lost, it is gone */
+        assert_true(schedule(&f));
+        assert_int_equal(count_on(&f, "h2"), 0);
+        assert_int_equal(count_on(&f, "h1") + count_on(&f, "h3"), 4);
+        assert_false(schedule(&f));
+
+        /* the next document lists it again (the tower keeps every removal): no change */
+        json_t *again = desired_doc(3, NULL);
+        json_object_set_new(again, "removed-hosts", json_pack("[I]", (json_int_t)2));
+        assert_int_equal(apply(&f, json_pack("{s:s, s:o}", "op", "desired", "doc", again)),
+                         SK_FSM_DESIRED);
+
+        size_t slen = 0;
+        _cleanup_free_ char *snap = sk_fsm_snapshot(&f, &slen);
+        sk_fsm g;
+        assert_int_equal(sk_fsm_init(&g), 0);
+        assert_int_equal(sk_fsm_restore(&g, snap, slen, NULL), 0);
+        assert_true(sk_fsm_is_removed(&g, 2));
+        assert_true(json_equal(g.state, f.state));
+        /* a snapshot from before removals existed loads with an empty list */
+        _cleanup_json_ json_t *old =
+            json_pack("{s:n, s:{}, s:[], s:[]}", "desired", "hosts", "placements", "unplaced");
+        _cleanup_free_ char *oldbuf = sk_fsm_encode(old, &slen);
+        assert_int_equal(sk_fsm_restore(&g, oldbuf, slen, NULL), 0);
+        assert_false(sk_fsm_is_removed(&g, 2));
+        assert_int_equal(json_array_size(json_object_get(g.state, "removed")), 0);
+        sk_fsm_clear(&g);
+        sk_fsm_clear(&f);
+}
+
 static void test_liveness(void **state)
 {
         sk_liveness l;
@@ -337,6 +408,7 @@ int main(void)
             cmocka_unit_test(test_unplaceable),
             cmocka_unit_test(test_quota),
             cmocka_unit_test(test_snapshot_restore),
+            cmocka_unit_test(test_removed_hosts),
             cmocka_unit_test(test_liveness),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
