@@ -398,6 +398,14 @@ static json_t *reports(void *user)
         return sk_cluster_reports(ag->cl);
 }
 
+/* A leader the tower does not accept (removed from the site) cannot fetch the document
+ * that says so: it steps aside, so that a host the tower accepts runs the uplink. */
+static void uplink_refused(void *user)
+{
+        agent *ag = user;
+        sk_cluster_step_aside(ag->cl);
+}
+
 static void leadership(agent *ag, const json_t *state)
 {
         bool leader = sk_cluster_is_leader(ag->cl);
@@ -412,6 +420,7 @@ static void leadership(agent *ag, const json_t *state)
                         json_object_get(json_object_get(state, "desired"), "generation")),
                     .on_desired = on_desired,
                     .reports = reports,
+                    .on_refused = uplink_refused,
                     .user = ag,
                 };
                 int r = sk_uplink_new(&uc, &ag->up, &err);

@@ -51,6 +51,7 @@ struct sk_cluster {
         bool thread_started;
         bool barrier_inflight, change_inflight, sched_inflight, confirm_inflight, transfer_inflight;
         struct raft_transfer transfer;
+        int64_t last_transfer_ms;
         struct raft_barrier barrier, confirm;
         json_t *candidates; /* host ids out of time, waiting for confirm */
         int64_t confirm_started;
@@ -67,7 +68,7 @@ struct sk_cluster {
         pthread_cond_t started_cond;
         bool loop_ready;
         sk_fsm f;
-        bool leader_ready, changed, stop;
+        bool leader_ready, changed, stop, step_aside;
         raft_id leader_id;
         char *leader_addr;
         json_t *members; /* host id -> "voter" | "standby" | "spare", with "address" */
@@ -270,6 +271,23 @@ static void on_transferred(struct raft_transfer *req)
         cl->transfer_inflight = false;
 }
 
+static bool hand_over(sk_cluster *cl, const char *why)
+{
+        const struct raft_configuration *c = &cl->raft.configuration;
+        unsigned voters = 0;
+        for (unsigned i = 0; i < c->n; i++)
+                voters += c->servers[i].role == RAFT_VOTER;
+        if (cl->transfer_inflight || voters < 2)
+                return false; /* nobody to hand over to */
+        cl->transfer.data = cl;
+        if (raft_transfer(&cl->raft, &cl->transfer, 0, on_transferred) != 0)
+                return false;
+        cl->transfer_inflight = true;
+        cl->last_transfer_ms = sk_monotonic_ms();
+        sk_warn("cluster: handing over leadership: %s", why);
+        return true;
+}
+
 /* Hosts the tower removed (the FSM's deny list) leave the raft configuration, one change
  * at a time. A removed leader hands leadership over first: the next leader removes it. */
 static void remove_members(sk_cluster *cl)
@@ -278,10 +296,8 @@ static void remove_members(sk_cluster *cl)
                 return;
         const struct raft_configuration *c = &cl->raft.configuration;
         raft_id gone = 0;
-        unsigned voters = 0;
         pthread_mutex_lock(&cl->lock);
         for (unsigned i = 0; i < c->n; i++) {
-                voters += c->servers[i].role == RAFT_VOTER;
                 if (!gone && sk_fsm_is_removed(&cl->f, (int64_t)c->servers[i].id))
                         gone = c->servers[i].id;
         }
@@ -289,14 +305,7 @@ static void remove_members(sk_cluster *cl)
         if (!gone)
                 return;
         if ((int64_t)gone == cl->host_id) {
-                if (voters < 2)
-                        return; /* nobody to hand over to; the site has just this host */
-                cl->transfer.data = cl;
-                if (raft_transfer(&cl->raft, &cl->transfer, 0, on_transferred) == 0) {
-                        cl->transfer_inflight = true;
-                        sk_warn("cluster: this host was removed from the site; handing over "
-                                "leadership");
-                }
+                hand_over(cl, "this host was removed from the site");
                 return;
         }
         cl->change.data = cl;
@@ -515,6 +524,13 @@ static void leader_work(sk_cluster *cl, int64_t now)
                            json_string_value(json_object_get(cmd, "address")));
         }
         confirm_lost(cl, now);
+        pthread_mutex_lock(&cl->lock);
+        bool aside = cl->step_aside;
+        cl->step_aside = false;
+        pthread_mutex_unlock(&cl->lock);
+        if (aside &&
+            (!cl->last_transfer_ms || now - cl->last_transfer_ms >= SK_CLUSTER_STEP_ASIDE_MS))
+                hand_over(cl, "the tower refuses this host's certificate");
         remove_members(cl);
         manage_voters(cl);
 }
@@ -996,6 +1012,14 @@ int sk_cluster_submit_desired(sk_cluster *cl, const json_t *doc)
         }
         pthread_mutex_unlock(&cl->lock);
         return r;
+}
+
+void sk_cluster_step_aside(sk_cluster *cl)
+{
+        pthread_mutex_lock(&cl->lock);
+        if (cl->leader_ready)
+                cl->step_aside = true;
+        pthread_mutex_unlock(&cl->lock);
 }
 
 int sk_cluster_heartbeat(sk_cluster *cl, int64_t host_id, const json_t *report)

@@ -65,6 +65,12 @@ int sk_cluster_local_placed(sk_cluster *cl, const json_t *discovery, json_t **pl
 
 /* A new desired document from the tower (leader: proposed to raft; otherwise -EAGAIN). */
 int sk_cluster_submit_desired(sk_cluster *cl, const json_t *doc);
+/* Leader: hand leadership to another voter (at most once per SK_CLUSTER_STEP_ASIDE_MS);
+ * nothing when this host is the only voter. The uplink calls it when the tower refuses
+ * this host's certificate (a removed host never hears of its removal from the tower). */
+#define SK_CLUSTER_STEP_ASIDE_MS 10000
+void sk_cluster_step_aside(sk_cluster *cl);
+
 /* A host's heartbeat (docs/site-cluster.md, "Heartbeats"): taken when this node is the
  * ready leader (0); -EPERM from a host removed from the site; -EAGAIN otherwise. */
 int sk_cluster_heartbeat(sk_cluster *cl, int64_t host_id, const json_t *report);

@@ -20,6 +20,7 @@ struct sk_uplink {
         int64_t generation;
         void (*on_desired)(const json_t *doc, void *user);
         json_t *(*reports)(void *user);
+        void (*on_refused)(void *user);
         void *user;
 
         pthread_mutex_t lock;
@@ -199,6 +200,8 @@ static void *sync_loop(void *arg)
                         r = take_desired(u, body, &err);
                 else if (r == 0 && status != 204)
                         r = answer_error(status, body, "sync", &err);
+                if (r < 0 && status == 401 && u->on_refused)
+                        u->on_refused(u->user);
                 if (r == 0) {
                         reach_up(&rs);
                         delay = 0;
@@ -329,6 +332,7 @@ int sk_uplink_new(const sk_uplink_config *cfg, sk_uplink **out, sk_error **err)
         u->generation = cfg->generation;
         u->on_desired = cfg->on_desired;
         u->reports = cfg->reports;
+        u->on_refused = cfg->on_refused;
         u->user = cfg->user;
         u->status_dirty = true;
         if (!u->dir || !u->tower || !u->host || !u->ca || !u->cert || !u->key || !u->desired_path) {

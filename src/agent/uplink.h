@@ -35,6 +35,9 @@ typedef struct sk_uplink_config {
          * array of POST /v1/sync/status bodies). Called from the uplink's threads. */
         void (*on_desired)(const json_t *doc, void *user);
         json_t *(*reports)(void *user);
+        /* Optional: the tower refused this host's certificate (401) on the sync. Called from
+         * the sync thread after each such answer. */
+        void (*on_refused)(void *user);
         void *user;
 } sk_uplink_config;
 

@@ -9,6 +9,7 @@ import shutil
 import ssl
 import time
 
+from conftest import wait_for
 from site_harness import (app_yaml, identity, instance_ids, print_flush,  # noqa: F401
                           site_env, stays, tls_probe)
 
@@ -99,3 +100,35 @@ def test_remove_host(site_env):
     assert identity(v)["host-id"] != old_id
     hosts = json.loads(site_env.cli("get", "hosts", "--site", "rm", "-o", "json").stdout)
     assert victim in [h["name"] for h in hosts["items"]], hosts
+
+
+def test_remove_the_leader(site_env):
+    """The leader itself is removed while it runs: it hands leadership over, the new leader
+    takes it out of the raft configuration, and its work runs on the others."""
+    s = site_env.site("rl", {f"rl-{x}": {} for x in "abc"}, lost_after=LOST_AFTER).start()
+    s.wait_cluster()
+    site_env.apply(app_yaml("rl", SERVICES))
+    want = instance_ids("rl", {"web": 3, "worker": 2})
+    s.wait_exactly_once(want, timeout=90, what="the first placement")
+    victim = s.leader()
+    others = sorted(h for h in s.hosts if h != victim)
+    t0 = time.monotonic()
+    site_env.cli("delete", "host", victim, "--site", "rl")
+
+    def elsewhere():
+        pl = s.placements()
+        return set(want) <= set(pl) and all(
+            any(h != victim for h in pl[i]) for i in want) and pl
+    s.wait_leader(others)
+    try:
+        wait_for(elsewhere, 40, interval=0.2, what=f"every instance on {others}")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\nrunning: {s.placements()}\n{s.logs()}")
+    print_flush(f"leader {victim} removed: new leader {s.leader(others[0])}, its instances "
+                f"ran elsewhere after {time.monotonic() - t0:.2f} s")
+    view = s.site_hosts(others[0]) or []
+    assert sorted(h["name"] for h in view) == others, view
+    # Whatever the removed agent still runs is its own business; once it is gone, every
+    # instance runs exactly once on the others.
+    s[victim].kill9()
+    s.wait_exactly_once(want, avoid={victim}, what="every instance exactly once on the others")
