@@ -301,10 +301,10 @@ static json_t *report(agent *ag)
         json_object_set_new(labels, "system/arch", json_string(arch()));
         _cleanup_json_ json_t *dl = sk_devices_host_labels(disc);
         json_object_update(labels, dl);
-        return json_pack("{s:I, s:s, s:s, s:o, s:O, s:o, s:o}", "host-id",
+        return json_pack("{s:I, s:s, s:s, s:o, s:o, s:o, s:o}", "host-id",
                          (json_int_t)ag->id.host_id, "host", ag->id.host, "address", ag->address,
-                         "labels", labels, "devices", disc ? disc : json_object(), "capacity",
-                         capacity(), "instances", sk_supervisor_status(ag->sup));
+                         "labels", labels, "devices", disc ? json_incref(disc) : json_object(),
+                         "capacity", capacity(), "instances", sk_supervisor_status(ag->sup));
 }
 
 /* Sends r to the leader: ourselves, the known leader, or peers in turn until one leads. */

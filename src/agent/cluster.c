@@ -1076,9 +1076,11 @@ json_t *sk_cluster_reports(sk_cluster *cl)
                                       : NULL;
                 if (!insts)
                         insts = json_array();
-                if (id == cl->host_id)
-                        json_array_extend(insts,
-                                          sk_fsm_unplaced_status(&cl->f, cl->site, cl->host));
+                if (id == cl->host_id) {
+                        json_t *unplaced = sk_fsm_unplaced_status(&cl->f, cl->site, cl->host);
+                        json_array_extend(insts, unplaced); /* takes no reference */
+                        json_decref(unplaced);
+                }
                 json_object_set_new(body, "instances", insts);
                 json_array_append_new(out, body);
         }
