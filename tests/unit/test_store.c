@@ -518,6 +518,59 @@ static void test_hosts(void **state)
         assert_int_equal(s->ops->host_get(s, h3 + 1000, copy_host, &c, &err), -ENOENT);
 }
 
+/* A removed host is forgotten with its instance rows, its id remembered for its site. */
+static void test_host_delete(void **state)
+{
+        sk_store *s = store_of(state);
+        int64_t a = add_site(s, "a"), b = add_site(s, "b");
+        int64_t h1 = 0, h2 = 0, h3 = 0, hb = 0;
+        assert_int_equal(s->ops->host_add(s, a, "h1", "{}", 1, &h1, NULL), 0);
+        assert_int_equal(s->ops->host_add(s, a, "h2", "{}", 1, &h2, NULL), 0);
+        assert_int_equal(s->ops->host_add(s, a, "h3", "{}", 1, &h3, NULL), 0);
+        assert_int_equal(s->ops->host_add(s, b, "h1", "{}", 1, &hb, NULL), 0);
+        sk_instance_row rows[] = {{.instance = "default/pos/api/0", .json = "{}"}};
+        assert_int_equal(s->ops->instances_replace(s, a, h2, rows, 1, NULL), 0);
+        assert_int_equal(s->ops->instances_replace(s, a, h1, rows, 1, NULL), 0);
+
+        int64_t *ids = NULL;
+        size_t n = 99;
+        assert_int_equal(s->ops->host_removed_list(s, a, &ids, &n, NULL), 0);
+        assert_int_equal(n, 0);
+        assert_null(ids);
+
+        int64_t rev = revision(s);
+        assert_int_equal(s->ops->host_delete(s, h3, 10, NULL), 0);
+        assert_int_equal(s->ops->host_delete(s, h2, 11, NULL), 0);
+        assert_true(revision(s) > rev);
+        _cleanup_error_ sk_error *err = NULL;
+        assert_int_equal(s->ops->host_delete(s, h2, 12, &err), -ENOENT);
+        sk_error_free(&err);
+        host_copy c = {0};
+        assert_int_equal(s->ops->host_get(s, h2, copy_host, &c, &err), -ENOENT);
+        sk_error_free(&err);
+
+        collect left = {0};
+        assert_int_equal(s->ops->host_list(s, a, collect_host, &left, NULL), 0);
+        assert_string_equal(left.buf, "h1");
+        collect insts = {0};
+        assert_int_equal(s->ops->instances_list(s, a, NULL, collect_instance, &insts, NULL), 0);
+        assert_int_equal(insts.n, 1); /* h1's row stays, h2's went with it */
+
+        assert_int_equal(s->ops->host_removed_list(s, a, &ids, &n, NULL), 0);
+        assert_int_equal(n, 2);
+        assert_true(ids[0] < ids[1]);
+        assert_true((ids[0] == h2 && ids[1] == h3) || (ids[0] == h3 && ids[1] == h2));
+        free(ids);
+        assert_int_equal(s->ops->host_removed_list(s, b, &ids, &n, NULL), 0);
+        assert_int_equal(n, 0);
+        free(ids);
+
+        /* The name is free again and the new host gets a new id. */
+        int64_t again = 0;
+        assert_int_equal(s->ops->host_add(s, a, "h2", "{}", 20, &again, NULL), 0);
+        assert_true(again != h2);
+}
+
 static void test_instances(void **state)
 {
         sk_store *s = store_of(state);
@@ -872,6 +925,7 @@ static void test_byte_order(void **state)
             cmocka_unit_test_setup_teardown(test_site_sync, setup, teardown),                      \
             cmocka_unit_test_setup_teardown(test_join_tokens, setup, teardown),                    \
             cmocka_unit_test_setup_teardown(test_hosts, setup, teardown),                          \
+            cmocka_unit_test_setup_teardown(test_host_delete, setup, teardown),                    \
             cmocka_unit_test_setup_teardown(test_instances, setup, teardown),                      \
             cmocka_unit_test_setup_teardown(test_site_delete_cascades, setup, teardown),           \
             cmocka_unit_test_setup_teardown(test_passwords, setup, teardown),                      \
