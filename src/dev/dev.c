@@ -244,9 +244,9 @@ static int print_banner(dev *d, sk_error **err)
         printf("  %s apply -f %s && %s get deployment example -o yaml\n\n", cli_name(d), example,
                cli_name(d));
         if (d->o.hosts > 1)
-                printf("warning: until site clustering lands, every host of a site runs every "
-                       "instance: --hosts %d runs each instance %d times.\n\n",
-                       d->o.hosts, d->o.hosts);
+                printf("The %d hosts of each site form one cluster: `%s get hosts --site %s` "
+                       "shows them; stop one agent and its instances move to the others.\n\n",
+                       d->o.hosts, cli_name(d), d->sites[0]);
         fflush(stdout);
         return 0;
 }

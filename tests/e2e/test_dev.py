@@ -1,5 +1,6 @@
 """`skerry dev`: the whole installation on one machine, as the README's first command runs it."""
 
+import json
 import os
 import re
 import signal
@@ -29,7 +30,8 @@ def test_dev_runs_the_example_and_cleans_up(tmp_path):
     port = free_port()
     out_path = tmp_path / "dev.out"
     with open(out_path, "w") as out:
-        p = subprocess.Popen([SKERRY, "dev", "--data", data, "--listen", f"127.0.0.1:{port}"],
+        p = subprocess.Popen([SKERRY, "dev", "--data", data, "--listen", f"127.0.0.1:{port}",
+                              "--hosts", "2"],
                              stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         def started():
@@ -57,6 +59,12 @@ def test_dev_runs_the_example_and_cleans_up(tmp_path):
         wait_for(running, 120, interval=1, what="the example running")
         sites = cli("get", "sites")
         assert "dev-site" in sites
+        # Two hosts, one site cluster: one leader, both alive.
+        def two_hosts():
+            hosts = json.loads(cli("get", "hosts", "--site", "dev-site", "-o", "json"))["items"]
+            return (len(hosts) == 2 and all(h.get("state") == "alive" for h in hosts)
+                    and sorted(h.get("role") for h in hosts).count("leader") == 1)
+        wait_for(two_hosts, 60, interval=1, what="two alive hosts, one leader")
     finally:
         if p.poll() is None:
             p.send_signal(signal.SIGINT)
