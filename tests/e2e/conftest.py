@@ -7,6 +7,7 @@ processes are killed, containers removed by the podman-service script's `stop`.
 import http.client
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -35,9 +36,17 @@ def wait_for(predicate, timeout=30.0, interval=0.2, what="condition"):
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now, below the kernel's ephemeral range (32768 and up), so an
+    outgoing connection made before the test binds it cannot take it meanwhile."""
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port in 20000..32000")
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):

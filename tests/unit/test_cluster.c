@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "testutil.h"
 #include <curl/curl.h>
 
 #include "agent/cluster.h"
@@ -53,13 +55,9 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 
 static int free_port(void)
 {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t len = sizeof(a);
-        bind(fd, (struct sockaddr *)&a, sizeof(a));
-        getsockname(fd, (struct sockaddr *)&a, &len);
-        close(fd);
-        return ntohs(a.sin_port);
+        int port = sk_test_free_port();
+        assert_true(port > 0);
+        return port;
 }
 
 static void write_file(const char *dir, const char *name, const char *text)

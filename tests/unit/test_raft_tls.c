@@ -8,6 +8,8 @@
 /* cmocka needs the three above first. */
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <arpa/inet.h>
 #include <ftw.h>
 #include <gnutls/gnutls.h>
@@ -85,14 +87,9 @@ static int setup(void **state)
 
 static int free_port(void)
 {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        assert_true(fd >= 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t len = sizeof(a);
-        assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-        assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-        close(fd);
-        return ntohs(a.sin_port);
+        int port = sk_test_free_port();
+        assert_true(port > 0);
+        return port;
 }
 
 static void make_ident(sk_ca *ca, int64_t site, int64_t host, char **cert, char **key)
