@@ -32,6 +32,8 @@ struct sk_ca {
         gnutls_x509_crt_t crt;
         gnutls_x509_privkey_t key;
         char *cert_pem;
+        /* 0 for the tower's CA; a site CA's site, whose identities alone it may sign. */
+        int64_t site_id;
         /* GnuTLS does not promise that one key object may sign from two threads at once. */
         pthread_mutex_t lock;
 };
@@ -384,6 +386,58 @@ static int ca_create(const char *cert_path, const char *key_path, sk_ca *ca, sk_
         return 0;
 }
 
+static int find_skerry_uri(gnutls_x509_crt_t crt, char **uri, sk_error **err);
+static const char *parse_id(const char *s, int64_t *id);
+
+/* 0 with the site id when crt names a site ("skerry://site/<id>"), -ENOENT otherwise. */
+static int site_ca_id(gnutls_x509_crt_t crt, int64_t *site_id)
+{
+        _cleanup_free_ char *uri = NULL;
+        if (find_skerry_uri(crt, &uri, NULL) < 0)
+                return -ENOENT;
+        return sk_pki_parse_site_uri(uri, site_id) < 0 ? -ENOENT : 0;
+}
+
+/* Imports a CA certificate and its key from PEM, checking that they belong together; what
+ * names them in messages. The key text is wiped once imported. */
+static int ca_import(const char *what, const char *cert_pem, size_t cert_len, char *key_pem,
+                     size_t key_len, sk_ca *ca, sk_error **err)
+{
+        int r = gnutls_x509_crt_init(&ca->crt);
+        if (r < 0)
+                return gtls_fail(err, r, "CA certificate");
+        gnutls_datum_t d = {(unsigned char *)cert_pem, (unsigned)cert_len};
+        r = gnutls_x509_crt_import(ca->crt, &d, GNUTLS_X509_FMT_PEM);
+        if (r < 0)
+                return sk_error_set(err, EINVAL, "%s: not a PEM certificate: %s", what,
+                                    gnutls_strerror(r));
+        if (gnutls_x509_crt_get_ca_status(ca->crt, NULL) <= 0)
+                return sk_error_set(err, EINVAL, "%s: not a CA certificate", what);
+
+        r = gnutls_x509_privkey_init(&ca->key);
+        if (r < 0)
+                return gtls_fail(err, r, "CA key");
+        gnutls_datum_t k = {(unsigned char *)key_pem, (unsigned)key_len};
+        r = gnutls_x509_privkey_import2(ca->key, &k, GNUTLS_X509_FMT_PEM, NULL, 0);
+        explicit_bzero(key_pem, key_len);
+        if (r < 0)
+                return sk_error_set(err, EINVAL, "%s key: not a PEM private key: %s", what,
+                                    gnutls_strerror(r));
+
+        unsigned char crt_id[64], key_id[64];
+        size_t crt_id_len = sizeof(crt_id), key_id_len = sizeof(key_id);
+        r = gnutls_x509_crt_get_key_id(ca->crt, GNUTLS_KEYID_USE_SHA256, crt_id, &crt_id_len);
+        if (r >= 0)
+                r = gnutls_x509_privkey_get_key_id(ca->key, GNUTLS_KEYID_USE_SHA256, key_id,
+                                                   &key_id_len);
+        if (r < 0)
+                return gtls_fail(err, r, "CA key id");
+        if (crt_id_len != key_id_len || memcmp(crt_id, key_id, crt_id_len) != 0)
+                return sk_error_set(err, EINVAL, "%s: the key does not belong to the certificate",
+                                    what);
+        return export_crt_pem(ca->crt, &ca->cert_pem, err);
+}
+
 static int ca_load(const char *cert_path, const char *key_path, sk_ca *ca, sk_error **err)
 {
         _cleanup_free_ char *cert_pem = NULL, *key_pem = NULL;
@@ -398,39 +452,12 @@ static int ca_load(const char *cert_path, const char *key_path, sk_ca *ca, sk_er
         if (stat(key_path, &st) == 0 && (st.st_mode & 077))
                 sk_warn("%s is readable by others (mode %04o); it should be 0600", key_path,
                         (unsigned)(st.st_mode & 07777));
-
-        r = gnutls_x509_crt_init(&ca->crt);
+        r = ca_import(cert_path, cert_pem, cert_len, key_pem, key_len, ca, err);
         if (r < 0)
-                return gtls_fail(err, r, "CA certificate");
-        gnutls_datum_t d = {(unsigned char *)cert_pem, (unsigned)cert_len};
-        r = gnutls_x509_crt_import(ca->crt, &d, GNUTLS_X509_FMT_PEM);
-        if (r < 0)
-                return sk_error_set(err, EINVAL, "%s: not a PEM certificate: %s", cert_path,
-                                    gnutls_strerror(r));
-        if (gnutls_x509_crt_get_ca_status(ca->crt, NULL) <= 0)
-                return sk_error_set(err, EINVAL, "%s: not a CA certificate", cert_path);
-
-        r = gnutls_x509_privkey_init(&ca->key);
-        if (r < 0)
-                return gtls_fail(err, r, "CA key");
-        gnutls_datum_t k = {(unsigned char *)key_pem, (unsigned)key_len};
-        r = gnutls_x509_privkey_import2(ca->key, &k, GNUTLS_X509_FMT_PEM, NULL, 0);
-        explicit_bzero(key_pem, key_len);
-        if (r < 0)
-                return sk_error_set(err, EINVAL, "%s: not a PEM private key: %s", key_path,
-                                    gnutls_strerror(r));
-
-        unsigned char crt_id[64], key_id[64];
-        size_t crt_id_len = sizeof(crt_id), key_id_len = sizeof(key_id);
-        r = gnutls_x509_crt_get_key_id(ca->crt, GNUTLS_KEYID_USE_SHA256, crt_id, &crt_id_len);
-        if (r >= 0)
-                r = gnutls_x509_privkey_get_key_id(ca->key, GNUTLS_KEYID_USE_SHA256, key_id,
-                                                   &key_id_len);
-        if (r < 0)
-                return gtls_fail(err, r, "CA key id");
-        if (crt_id_len != key_id_len || memcmp(crt_id, key_id, crt_id_len) != 0)
-                return sk_error_set(err, EINVAL, "%s does not belong to %s", key_path, cert_path);
-        return export_crt_pem(ca->crt, &ca->cert_pem, err);
+                return r;
+        if (site_ca_id(ca->crt, &ca->site_id) == 0)
+                return sk_error_set(err, EINVAL, "%s: a site CA, not the tower's CA", cert_path);
+        return 0;
 }
 
 static char *path_join(const char *dir, const char *name)
@@ -465,6 +492,89 @@ int sk_ca_open(const char *dir, sk_ca **out, sk_error **err)
                 return r;
         }
         *out = take_ptr(&ca);
+        return 0;
+}
+
+/* ---- site CAs ---- */
+
+int sk_ca_load_site(const char *cert_pem, const char *key_pem, sk_ca **out, sk_error **err)
+{
+        if (!cert_pem || !key_pem)
+                return sk_error_set(err, EINVAL, "site CA: no certificate or key");
+        _cleanup_ca_ sk_ca *ca = NULL;
+        int r = ca_alloc(&ca, err);
+        if (r < 0)
+                return r;
+        /* ca_import wipes the key text it reads, and the caller's must stay as it is. */
+        size_t key_len = strlen(key_pem);
+        _cleanup_free_ char *key = strdup(key_pem);
+        if (!key)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        r = ca_import("site CA", cert_pem, strlen(cert_pem), key, key_len, ca, err);
+        if (r < 0)
+                return r;
+        if (site_ca_id(ca->crt, &ca->site_id) < 0)
+                return sk_error_set(err, EINVAL,
+                                    "site CA: certificate names no site "
+                                    "(URI skerry://site/<id>)");
+        *out = take_ptr(&ca);
+        return 0;
+}
+
+int64_t sk_ca_site_id(const sk_ca *ca)
+{
+        return ca->site_id;
+}
+
+int sk_ca_issue_site_ca(sk_ca *ca, int64_t site_id, char **cert_pem, char **key_pem, sk_error **err)
+{
+        if (ca->site_id != 0)
+                return sk_error_set(err, EINVAL, "a site CA cannot issue another site CA");
+        if (site_id <= 0)
+                return sk_error_set(err, EINVAL, "site_id: must be positive, not %lld",
+                                    (long long)site_id);
+        _cleanup_free_ char *uri = NULL, *cn = NULL;
+        if (asprintf(&uri, URI_PREFIX "site/%lld", (long long)site_id) < 0 ||
+            asprintf(&cn, "skerry site %lld CA", (long long)site_id) < 0) {
+                uri = cn = NULL;
+                return sk_error_set(err, ENOMEM, "out of memory");
+        }
+        _cleanup_privkey_ gnutls_x509_privkey_t key = NULL;
+        int r = new_p256_key(&key, err);
+        if (r < 0)
+                return r;
+        _cleanup_crt_ gnutls_x509_crt_t crt = NULL;
+        r = crt_new(cn, CA_DAYS, &crt, err);
+        if (r < 0)
+                return r;
+        /* No longer than the tower CA: a chain is only as valid as its root. */
+        time_t root_end = gnutls_x509_crt_get_expiration_time(ca->crt);
+        if (root_end != (time_t)-1)
+                r = gnutls_x509_crt_set_expiration_time(crt, root_end);
+        if (r >= 0)
+                r = gnutls_x509_crt_set_key(crt, key);
+        /* Path length 0: it signs hosts, never another CA. */
+        if (r >= 0)
+                r = gnutls_x509_crt_set_basic_constraints(crt, 1, 0);
+        if (r >= 0)
+                r = gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_KEY_CERT_SIGN);
+        if (r >= 0)
+                r = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_URI, uri,
+                                                         (unsigned)strlen(uri), GNUTLS_FSAN_SET);
+        if (r < 0)
+                return gtls_fail(err, r, "site CA certificate");
+        r = set_subject_key_id(crt, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *cert = NULL, *keyp = NULL;
+        r = ca_sign(ca, crt, &cert, err);
+        if (r < 0)
+                return r;
+        r = export_key_pem(key, &keyp, err);
+        if (r < 0)
+                return r;
+        *cert_pem = take_ptr(&cert);
+        *key_pem = take_ptr(&keyp);
         return 0;
 }
 
@@ -583,6 +693,13 @@ int sk_ca_sign_client(sk_ca *ca, const char *csr_pem, const char *cn, const char
                 return r;
         if (!uri || !uri[0] || !strstr(uri, "://"))
                 return sk_error_set(err, EINVAL, "uri: \"%s\" is not a URI", uri ? uri : "");
+        int64_t uri_site = 0;
+        if (ca->site_id != 0 &&
+            (sk_pki_parse_host_uri(uri, &uri_site, NULL) < 0 || uri_site != ca->site_id))
+                return sk_error_set(err, EINVAL,
+                                    "uri: \"%s\" is not a host of site %lld, the only site "
+                                    "this site CA signs for",
+                                    uri, (long long)ca->site_id);
         _cleanup_crq_ gnutls_x509_crq_t crq = NULL;
         r = import_csr(csr_pem, &crq, err);
         if (r < 0)
@@ -684,45 +801,46 @@ static int find_skerry_uri(gnutls_x509_crt_t crt, char **uri, sk_error **err)
         }
 }
 
-int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri, sk_error **err)
+static int import_der(const gnutls_datum_t *raw, const char *what, gnutls_x509_crt_t *out,
+                      sk_error **err)
 {
-        unsigned n = 0;
-        const gnutls_datum_t *raw = gnutls_certificate_get_peers(session, &n);
-        if (!raw || n == 0)
-                return sk_error_set(err, EACCES, "no client certificate");
-        if (gnutls_certificate_type_get2(session, GNUTLS_CTYPE_PEERS) != GNUTLS_CRT_X509)
-                return sk_error_set(err, EACCES, "client certificate is not X.509");
-
-        _cleanup_crt_ gnutls_x509_crt_t leaf = NULL;
-        int r = gnutls_x509_crt_init(&leaf);
+        _cleanup_crt_ gnutls_x509_crt_t crt = NULL;
+        int r = gnutls_x509_crt_init(&crt);
         if (r < 0)
-                return gtls_fail(err, r, "client certificate");
-        r = gnutls_x509_crt_import(leaf, &raw[0], GNUTLS_X509_FMT_DER);
+                return gtls_fail(err, r, what);
+        r = gnutls_x509_crt_import(crt, raw, GNUTLS_X509_FMT_DER);
         if (r < 0)
-                return sk_error_set(err, EACCES, "client certificate cannot be parsed: %s",
+                return sk_error_set(err, EACCES, "%s cannot be parsed: %s", what,
                                     gnutls_strerror(r));
+        *out = take_ptr(&crt);
+        return 0;
+}
 
-        _cleanup_trust_ gnutls_x509_trust_list_t trust = NULL;
-        r = gnutls_x509_trust_list_init(&trust, 0);
-        if (r < 0)
-                return gtls_fail(err, r, "trust list");
-        gnutls_datum_t ca = {(unsigned char *)ca_pem, ca_pem ? (unsigned)strlen(ca_pem) : 0};
-        r = gnutls_x509_trust_list_add_trust_mem(trust, &ca, NULL, GNUTLS_X509_FMT_PEM, 0, 0);
-        if (r <= 0)
-                return sk_error_set(err, EINVAL, "CA certificate: no PEM certificate found%s%s",
-                                    r < 0 ? ": " : "", r < 0 ? gnutls_strerror(r) : "");
+/* The one intermediate we accept: a site CA as sk_ca_issue_site_ca makes it (CA, path
+ * length 0, keyCertSign, the site's URI). The chain check proper is GnuTLS's. */
+static int check_site_ca(gnutls_x509_crt_t crt, int64_t *site_id, sk_error **err)
+{
+        unsigned critical = 0, is_ca = 0, usage = 0;
+        int pathlen = -1;
+        int r = gnutls_x509_crt_get_basic_constraints(crt, &critical, &is_ca, &pathlen);
+        if (r < 0 || !is_ca || pathlen != 0)
+                return sk_error_set(err, EACCES,
+                                    "client certificate chain: the intermediate is not a site "
+                                    "CA (a CA with path length 0)");
+        r = gnutls_x509_crt_get_key_usage(crt, &usage, &critical);
+        if (r < 0 || !(usage & GNUTLS_KEY_KEY_CERT_SIGN))
+                return sk_error_set(err, EACCES,
+                                    "client certificate chain: the site CA may not sign "
+                                    "certificates (no keyCertSign)");
+        if (site_ca_id(crt, site_id) < 0)
+                return sk_error_set(err, EACCES,
+                                    "client certificate chain: the site CA names no site "
+                                    "(URI skerry://site/<id>)");
+        return 0;
+}
 
-        /* Only the leaf: our CA signs hosts directly, so intermediates sent by a peer would
-         * be someone else's. The purpose check keeps a server certificate from posing as a
-         * host. Time validity is checked by default. */
-        gnutls_typed_vdata_st purpose = {
-            .type = GNUTLS_DT_KEY_PURPOSE_OID,
-            .data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT,
-        };
-        unsigned status = 0;
-        r = gnutls_x509_trust_list_verify_crt2(trust, &leaf, 1, &purpose, 1, 0, &status, NULL);
-        if (r < 0)
-                return gtls_fail(err, r, "verifying the client certificate");
+static int status_error(unsigned status, sk_error **err)
+{
         if (status & (GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_SIGNATURE_FAILURE |
                       GNUTLS_CERT_SIGNER_NOT_CA | GNUTLS_CERT_INSECURE_ALGORITHM))
                 return sk_error_set(err, EACCES, "client certificate is not from this tower's CA");
@@ -739,11 +857,90 @@ int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri,
                 return sk_error_set(err, EACCES, "client certificate refused: %s",
                                     why.data ? (const char *)why.data : "invalid");
         }
+        return 0;
+}
 
-        r = find_skerry_uri(leaf, uri, err);
+int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri, sk_error **err)
+{
+        unsigned n = 0;
+        const gnutls_datum_t *raw = gnutls_certificate_get_peers(session, &n);
+        if (!raw || n == 0)
+                return sk_error_set(err, EACCES, "no client certificate");
+        if (gnutls_certificate_type_get2(session, GNUTLS_CTYPE_PEERS) != GNUTLS_CRT_X509)
+                return sk_error_set(err, EACCES, "client certificate is not X.509");
+        /* A host signed by the tower CA sends its certificate alone; one signed by its site's
+         * CA sends that CA after it. Anything longer is no chain we make. */
+        if (n > 2)
+                return sk_error_set(err, EACCES,
+                                    "client certificate chain: %u certificates, at most a host "
+                                    "certificate and its site CA",
+                                    n);
+
+        _cleanup_crt_ gnutls_x509_crt_t leaf = NULL, site_ca = NULL;
+        int r = import_der(&raw[0], "client certificate", &leaf, err);
+        if (r < 0)
+                return r;
+        /* A CA as the leaf would let a site CA's holder pose as a host named by nothing. */
+        if (gnutls_x509_crt_get_ca_status(leaf, NULL) > 0)
+                return sk_error_set(err, EACCES, "client certificate is a CA, not a host");
+        int64_t ca_site = 0;
+        if (n == 2) {
+                r = import_der(&raw[1], "client certificate chain", &site_ca, err);
+                if (r < 0)
+                        return r;
+                r = check_site_ca(site_ca, &ca_site, err);
+                if (r < 0)
+                        return r;
+                /* Names alike are not enough: the signature must be the site CA's. */
+                unsigned st = 0;
+                r = gnutls_x509_crt_verify(leaf, &site_ca, 1, 0, &st);
+                if (r < 0 || (st & (GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_SIGNATURE_FAILURE)))
+                        return sk_error_set(err, EACCES,
+                                            "client certificate is not signed by the site CA "
+                                            "sent with it");
+        }
+
+        _cleanup_trust_ gnutls_x509_trust_list_t trust = NULL;
+        r = gnutls_x509_trust_list_init(&trust, 0);
+        if (r < 0)
+                return gtls_fail(err, r, "trust list");
+        gnutls_datum_t ca = {(unsigned char *)ca_pem, ca_pem ? (unsigned)strlen(ca_pem) : 0};
+        r = gnutls_x509_trust_list_add_trust_mem(trust, &ca, NULL, GNUTLS_X509_FMT_PEM, 0, 0);
+        if (r <= 0)
+                return sk_error_set(err, EINVAL, "CA certificate: no PEM certificate found%s%s",
+                                    r < 0 ? ": " : "", r < 0 ? gnutls_strerror(r) : "");
+
+        /* The purpose check keeps a server certificate from posing as a host. GnuTLS checks
+         * time validity, signatures, CA flags and path lengths along the chain. */
+        gnutls_typed_vdata_st purpose = {
+            .type = GNUTLS_DT_KEY_PURPOSE_OID,
+            .data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT,
+        };
+        gnutls_x509_crt_t chain[2] = {leaf, site_ca};
+        unsigned status = 0;
+        r = gnutls_x509_trust_list_verify_crt2(trust, chain, n, &purpose, 1, 0, &status, NULL);
+        if (r < 0)
+                return gtls_fail(err, r, "verifying the client certificate");
+        r = status_error(status, err);
+        if (r < 0)
+                return r;
+
+        _cleanup_free_ char *found = NULL;
+        r = find_skerry_uri(leaf, &found, err);
         if (r == -ENOENT)
                 return sk_error_set(err, EACCES, "client certificate has no skerry identity");
-        return r;
+        if (r < 0)
+                return r;
+        /* URI name constraints cannot tell site 7 from site 8 (they match hosts, not paths),
+         * so a site CA's reach is checked here: only identities of its own site. */
+        int64_t leaf_site = 0;
+        if (n == 2 && (sk_pki_parse_host_uri(found, &leaf_site, NULL) < 0 || leaf_site != ca_site))
+                return sk_error_set(err, EACCES,
+                                    "client certificate \"%s\" is not a host of site %lld, "
+                                    "whose site CA signed it",
+                                    found, (long long)ca_site);
+        *uri = take_ptr(&found);
+        return 0;
 }
 
 /* A positive decimal id without sign, spaces or leading zeros, so each id has one URI. */
@@ -779,5 +976,19 @@ int sk_pki_parse_host_uri(const char *uri, int64_t *site_id, int64_t *host_id)
                 *site_id = s;
         if (host_id)
                 *host_id = h;
+        return 0;
+}
+
+int sk_pki_parse_site_uri(const char *uri, int64_t *site_id)
+{
+        static const char site[] = URI_PREFIX "site/";
+        int64_t s = 0;
+        if (!uri || strncmp(uri, site, strlen(site)) != 0)
+                return -EINVAL;
+        const char *p = parse_id(uri + strlen(site), &s);
+        if (!p || *p != '\0')
+                return -EINVAL;
+        if (site_id)
+                *site_id = s;
         return 0;
 }

@@ -5,7 +5,12 @@
  * into a client certificate whose identity is a URI subject alternative name
  * "skerry://site/<site-id>/host/<host-id>" (numeric ids from the tower's store); the
  * subject CN is the host name, for people. A peer is authenticated by chaining its
- * certificate to the CA and reading that URI back. */
+ * certificate to the CA and reading that URI back.
+ *
+ * So that a host can join while the tower is unreachable, the tower also issues each site
+ * a site CA (URI "skerry://site/<site-id>", path length 0) that signs identities of that
+ * site only. Such a host sends its certificate followed by the site CA's; verifiers accept
+ * the chain leaf -> site CA -> tower CA when both name the same site. */
 #ifndef SK_COMMON_PKI_H
 #define SK_COMMON_PKI_H
 
@@ -31,17 +36,36 @@ int sk_ca_issue_server(sk_ca *ca, const char *const *names, size_t n_names, unsi
 int sk_ca_sign_client(sk_ca *ca, const char *csr_pem, const char *cn, const char *uri,
                       unsigned days, char **cert_pem, sk_error **err);
 
+/* A fresh ECDSA P-256 key and a site CA certificate for site_id signed by the tower CA
+ * (CA, path length 0, keyCertSign, URI "skerry://site/<site_id>", expiring with the tower
+ * CA). Both PEM; caller frees. -EINVAL when ca is itself a site CA. */
+int sk_ca_issue_site_ca(sk_ca *ca, int64_t site_id, char **cert_pem, char **key_pem,
+                        sk_error **err);
+
+/* Loads a site CA from its PEM certificate and key. sk_ca_sign_client with it signs only
+ * "skerry://site/<its site>/host/..." identities; the certificate it returns is the leaf
+ * alone, and peers send it followed by sk_ca_cert_pem of the site CA. */
+int sk_ca_load_site(const char *cert_pem, const char *key_pem, sk_ca **out, sk_error **err);
+
+/* The site a site CA signs for; 0 for the tower's CA. */
+int64_t sk_ca_site_id(const sk_ca *ca);
+
 /* A fresh ECDSA P-256 key and a CSR with subject CN=cn. Both PEM; caller frees. */
 int sk_pki_make_key_and_csr(const char *cn, char **key_pem, char **csr_pem, sk_error **err);
 
 /* Verifies the peer certificate of an established TLS session against trust (the CA
- * certificate PEM) and returns its URI SAN. -EACCES with a clear message when there is
- * no certificate, it does not chain to the CA, it has expired, or it carries no URI. */
-int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri,
-                       sk_error **err);
+ * certificate PEM) and returns its URI SAN. The peer sends either a leaf signed by the CA,
+ * or a leaf and the site CA that signed it, which must be signed by the CA and name the
+ * leaf's site. -EACCES with a clear message when there is no certificate, it does not
+ * chain to the CA, it has expired, it carries no URI, or a site CA speaks for another
+ * site. */
+int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri, sk_error **err);
 
 /* Parses "skerry://site/<site>/host/<host>" into its ids; -EINVAL otherwise. */
 int sk_pki_parse_host_uri(const char *uri, int64_t *site_id, int64_t *host_id);
+
+/* Parses a site CA's "skerry://site/<site>" into its id; -EINVAL otherwise. */
+int sk_pki_parse_site_uri(const char *uri, int64_t *site_id);
 
 /* Reads and writes small files whole; writes go through a temporary file and rename,
  * with the given mode. */

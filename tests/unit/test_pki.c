@@ -741,6 +741,354 @@ static void test_file_write_mode(void **state)
         assert_non_null(strstr(sk_error_msg(err, -ENOENT), "missing"));
 }
 
+/* ---- site CAs ---- */
+
+#define SITE_URI "skerry://site/4"
+
+static char *concat(const char *a, const char *b)
+{
+        char *s = NULL;
+        assert_true(asprintf(&s, "%s%s", a, b) > 0);
+        return s;
+}
+
+static char *tower_ca_key(struct fixture *f)
+{
+        _cleanup_free_ char *path = path_in(f->dir, "ca.key");
+        char *pem = NULL;
+        assert_int_equal(sk_file_read(path, &pem, NULL, NULL), 0);
+        return pem;
+}
+
+/* Any certificate signed by issuer_cert/issuer_key with the given URI and constraints
+ * (pathlen < -1: no basic constraints at all), the kinds sk_ca_* refuse to make. */
+static char *forge_cert(const char *issuer_cert, const char *issuer_key, const char *uri, int is_ca,
+                        int pathlen, unsigned usage, char **key_pem)
+{
+        _cleanup_free_ char *csr = NULL;
+        assert_int_equal(sk_pki_make_key_and_csr("forged", key_pem, &csr, NULL), 0);
+        gnutls_x509_privkey_t ikey = import_key(issuer_key);
+        gnutls_x509_privkey_t key = import_key(*key_pem);
+        gnutls_x509_crt_t icrt = import_crt(issuer_cert);
+        gnutls_x509_crt_t crt = NULL;
+        time_t now = time(NULL);
+        assert_int_equal(gnutls_x509_crt_init(&crt), 0);
+        assert_int_equal(gnutls_x509_crt_set_version(crt, 3), 0);
+        assert_int_equal(gnutls_x509_crt_set_serial(crt, "\x42\x02", 2), 0);
+        assert_int_equal(gnutls_x509_crt_set_activation_time(crt, now - 60), 0);
+        assert_int_equal(gnutls_x509_crt_set_expiration_time(crt, now + 86400), 0);
+        assert_int_equal(
+            gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, "forged", 6), 0);
+        assert_int_equal(gnutls_x509_crt_set_key(crt, key), 0);
+        assert_int_equal(gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_URI, uri, strlen(uri),
+                                                              GNUTLS_FSAN_SET),
+                         0);
+        if (pathlen >= -1)
+                assert_int_equal(gnutls_x509_crt_set_basic_constraints(crt, is_ca, pathlen), 0);
+        if (usage)
+                assert_int_equal(gnutls_x509_crt_set_key_usage(crt, usage), 0);
+        if (!is_ca)
+                assert_int_equal(
+                    gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_CLIENT, 0), 0);
+        unsigned char id[64];
+        size_t size = sizeof(id);
+        assert_int_equal(gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA1, id, &size), 0);
+        assert_int_equal(gnutls_x509_crt_set_subject_key_id(crt, id, size), 0);
+        size = sizeof(id);
+        if (gnutls_x509_crt_get_subject_key_id(icrt, id, &size, NULL) == 0)
+                assert_int_equal(gnutls_x509_crt_set_authority_key_id(crt, id, size), 0);
+        assert_int_equal(gnutls_x509_crt_sign2(crt, icrt, ikey, GNUTLS_DIG_SHA256, 0), 0);
+        gnutls_datum_t d = {NULL, 0};
+        assert_int_equal(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &d), 0);
+        char *pem = strndup((const char *)d.data, d.size);
+        gnutls_free(d.data);
+        gnutls_x509_crt_deinit(crt);
+        gnutls_x509_crt_deinit(icrt);
+        gnutls_x509_privkey_deinit(key);
+        gnutls_x509_privkey_deinit(ikey);
+        return pem;
+}
+
+static void test_site_ca_issued(void **state)
+{
+        struct fixture *f = *state;
+        _cleanup_free_ char *cert = NULL, *key = NULL;
+        _cleanup_error_ sk_error *err = NULL;
+        assert_int_equal(sk_ca_issue_site_ca(f->ca, 4, &cert, &key, &err), 0);
+        gnutls_x509_crt_t crt = import_crt(cert);
+        unsigned critical = 0, is_ca = 0, usage = 0;
+        int pathlen = -1;
+        assert_int_equal(gnutls_x509_crt_get_basic_constraints(crt, &critical, &is_ca, &pathlen),
+                         1);
+        assert_true(is_ca);
+        assert_int_equal(pathlen, 0);
+        assert_true(gnutls_x509_crt_get_key_usage(crt, &usage, &critical) >= 0);
+        assert_int_equal(usage, GNUTLS_KEY_KEY_CERT_SIGN);
+        char buf[64];
+        size_t size = sizeof(buf);
+        unsigned type = 0;
+        assert_int_equal(gnutls_x509_crt_get_subject_alt_name2(crt, 0, buf, &size, &type, NULL),
+                         GNUTLS_SAN_URI);
+        assert_int_equal(size, strlen(SITE_URI));
+        assert_memory_equal(buf, SITE_URI, size);
+        _cleanup_free_ char *issuer = crt_dn(crt, 1);
+        assert_string_equal(issuer, "CN=skerry CA");
+        assert_int_equal(verify_with(crt, sk_ca_cert_pem(f->ca)), 0);
+        /* It ends with the tower CA. */
+        gnutls_x509_crt_t root = import_crt(sk_ca_cert_pem(f->ca));
+        assert_int_equal(gnutls_x509_crt_get_expiration_time(crt),
+                         gnutls_x509_crt_get_expiration_time(root));
+        gnutls_x509_crt_deinit(root);
+        gnutls_x509_crt_deinit(crt);
+
+        /* Loaded back, it knows its site and refuses to make another CA. */
+        _cleanup_ca_ sk_ca *site = NULL;
+        assert_int_equal(sk_ca_load_site(cert, key, &site, &err), 0);
+        assert_int_equal(sk_ca_site_id(site), 4);
+        assert_int_equal(sk_ca_site_id(f->ca), 0);
+        _cleanup_free_ char *c2 = NULL, *k2 = NULL;
+        assert_int_equal(sk_ca_issue_site_ca(site, 4, &c2, &k2, &err), -EINVAL);
+        assert_null(c2);
+        assert_int_equal(sk_ca_issue_site_ca(f->ca, 0, &c2, &k2, NULL), -EINVAL);
+
+        /* The tower CA is no site CA, and a key of another certificate is refused. */
+        _cleanup_free_ char *tk = tower_ca_key(f);
+        _cleanup_ca_ sk_ca *bad = NULL;
+        sk_error *e2 = NULL;
+        assert_int_equal(sk_ca_load_site(sk_ca_cert_pem(f->ca), tk, &bad, &e2), -EINVAL);
+        assert_non_null(strstr(sk_error_msg(e2, -EINVAL), "names no site"));
+        sk_error_free(&e2);
+        assert_int_equal(sk_ca_load_site(cert, tk, &bad, &e2), -EINVAL);
+        assert_non_null(strstr(sk_error_msg(e2, -EINVAL), "does not belong"));
+        sk_error_free(&e2);
+        assert_null(bad);
+        /* The caller's key text is left as it was. */
+        assert_non_null(strstr(key, "PRIVATE KEY"));
+}
+
+static void test_site_ca_signs_own_site_only(void **state)
+{
+        struct fixture *f = *state;
+        _cleanup_free_ char *cert = NULL, *key = NULL;
+        assert_int_equal(sk_ca_issue_site_ca(f->ca, 4, &cert, &key, NULL), 0);
+        _cleanup_ca_ sk_ca *site = NULL;
+        assert_int_equal(sk_ca_load_site(cert, key, &site, NULL), 0);
+
+        _cleanup_free_ char *hkey = NULL, *csr = NULL, *leaf = NULL;
+        assert_int_equal(sk_pki_make_key_and_csr("till-9", &hkey, &csr, NULL), 0);
+        assert_int_equal(sk_ca_sign_client(site, csr, "till-9", HOST_URI, 30, &leaf, NULL), 0);
+        gnutls_x509_crt_t crt = import_crt(leaf);
+        _cleanup_free_ char *issuer = crt_dn(crt, 1);
+        assert_string_equal(issuer, "CN=skerry site 4 CA");
+        assert_int_equal(verify_with(crt, cert), 0);
+        /* Not the tower CA's own signature. */
+        assert_int_not_equal(verify_with(crt, sk_ca_cert_pem(f->ca)), 0);
+        gnutls_x509_crt_deinit(crt);
+
+        static const char *const refused[] = {"skerry://site/5/host/9", "skerry://site/4",
+                                              "skerry://site/40/host/9", "https://x/y"};
+        for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+                _cleanup_free_ char *other = NULL;
+                _cleanup_error_ sk_error *err = NULL;
+                assert_int_equal(
+                    sk_ca_sign_client(site, csr, "till-9", refused[i], 30, &other, &err), -EINVAL);
+                assert_null(other);
+                assert_non_null(strstr(sk_error_msg(err, -EINVAL), "uri:"));
+        }
+}
+
+static void test_parse_site_uri(void **state)
+{
+        int64_t s = 0;
+        assert_int_equal(sk_pki_parse_site_uri("skerry://site/17", &s), 0);
+        assert_int_equal(s, 17);
+        static const char *const bad[] = {
+            "skerry://site/",   "skerry://site/0",  "skerry://site/7/", "skerry://site/7/host/1",
+            "skerry://site/-7", "skerry://site/07", "skerry://tower/7", NULL};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                assert_int_equal(sk_pki_parse_site_uri(bad[i], &s), -EINVAL);
+}
+
+/* A site CA of site_id from the fixture's tower CA, and a host of host_uri signed by it;
+ * returns "leaf + site CA" as a host sends it. */
+static char *site_chain(struct fixture *f, int64_t site_id, const char *host_uri, char **key)
+{
+        _cleanup_free_ char *cert = NULL, *ckey = NULL, *csr = NULL, *leaf = NULL;
+        assert_int_equal(sk_ca_issue_site_ca(f->ca, site_id, &cert, &ckey, NULL), 0);
+        _cleanup_ca_ sk_ca *site = NULL;
+        assert_int_equal(sk_ca_load_site(cert, ckey, &site, NULL), 0);
+        assert_int_equal(sk_pki_make_key_and_csr("till-9", key, &csr, NULL), 0);
+        assert_int_equal(sk_ca_sign_client(site, csr, "till-9", host_uri, 30, &leaf, NULL), 0);
+        return concat(leaf, cert);
+}
+
+static void test_tls_peer_through_site_ca(void **state)
+{
+        struct fixture *f = *state;
+        _cleanup_free_ char *key = NULL, *uri = NULL, *msg = NULL;
+        _cleanup_free_ char *chain = site_chain(f, 4, HOST_URI, &key);
+        assert_int_equal(handshake_and_verify(f, chain, key, &uri, &msg), 0);
+        assert_null(msg);
+        assert_string_equal(uri, HOST_URI);
+
+        /* The leaf alone, without its site CA, does not chain to the tower CA. */
+        free(uri);
+        uri = NULL;
+        char *end = strstr(chain, "-----END CERTIFICATE-----");
+        assert_non_null(end);
+        end[strlen("-----END CERTIFICATE-----\n")] = '\0';
+        assert_int_equal(handshake_and_verify(f, chain, key, &uri, &msg), -EACCES);
+        assert_null(uri);
+        assert_string_equal(msg, "client certificate is not from this tower's CA");
+}
+
+static void test_tls_site_ca_of_other_site(void **state)
+{
+        struct fixture *f = *state;
+        /* A site-8 CA signing a site-4 identity: what sk_ca_sign_client refuses to do. */
+        _cleanup_free_ char *cert = NULL, *ckey = NULL, *key = NULL, *uri = NULL, *msg = NULL;
+        assert_int_equal(sk_ca_issue_site_ca(f->ca, 8, &cert, &ckey, NULL), 0);
+        _cleanup_free_ char *leaf =
+            forge_cert(cert, ckey, HOST_URI, 0, -1, GNUTLS_KEY_DIGITAL_SIGNATURE, &key);
+        _cleanup_free_ char *chain = concat(leaf, cert);
+        assert_int_equal(handshake_and_verify(f, chain, key, &uri, &msg), -EACCES);
+        assert_null(uri);
+        assert_string_equal(msg, "client certificate \"" HOST_URI "\" is not a host of site 8, "
+                                 "whose site CA signed it");
+
+        /* The same forgery for its own site passes: the site check is what refused it. */
+        free(key);
+        free(msg);
+        key = msg = NULL;
+        _cleanup_free_ char *leaf8 = forge_cert(cert, ckey, "skerry://site/8/host/3", 0, -1,
+                                                GNUTLS_KEY_DIGITAL_SIGNATURE, &key);
+        _cleanup_free_ char *chain8 = concat(leaf8, cert);
+        assert_int_equal(handshake_and_verify(f, chain8, key, &uri, &msg), 0);
+        assert_string_equal(uri, "skerry://site/8/host/3");
+}
+
+static void test_tls_site_ca_without_ca_constraints(void **state)
+{
+        struct fixture *f = *state;
+        _cleanup_free_ char *tk = tower_ca_key(f);
+        static const struct {
+                int is_ca, pathlen;
+                unsigned usage;
+                const char *uri, *msg;
+        } cases[] = {
+            {0, -1, GNUTLS_KEY_KEY_CERT_SIGN, SITE_URI,
+             "client certificate chain: the intermediate is not a site CA (a CA with path "
+             "length 0)"},
+            {1, -1, GNUTLS_KEY_KEY_CERT_SIGN, SITE_URI,
+             "client certificate chain: the intermediate is not a site CA (a CA with path "
+             "length 0)"},
+            {0, -2, 0, SITE_URI,
+             "client certificate chain: the intermediate is not a site CA (a CA with path "
+             "length 0)"},
+            {1, 0, GNUTLS_KEY_DIGITAL_SIGNATURE, SITE_URI,
+             "client certificate chain: the site CA may not sign certificates (no "
+             "keyCertSign)"},
+            {1, 0, GNUTLS_KEY_KEY_CERT_SIGN, "skerry://site/4/host/2",
+             "client certificate chain: the site CA names no site (URI skerry://site/<id>)"},
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                _cleanup_free_ char *ikey = NULL, *key = NULL, *uri = NULL, *msg = NULL;
+                _cleanup_free_ char *inter =
+                    forge_cert(sk_ca_cert_pem(f->ca), tk, cases[i].uri, cases[i].is_ca,
+                               cases[i].pathlen, cases[i].usage, &ikey);
+                _cleanup_free_ char *leaf =
+                    forge_cert(inter, ikey, HOST_URI, 0, -1, GNUTLS_KEY_DIGITAL_SIGNATURE, &key);
+                _cleanup_free_ char *chain = concat(leaf, inter);
+                assert_int_equal(handshake_and_verify(f, chain, key, &uri, &msg), -EACCES);
+                assert_null(uri);
+                assert_string_equal(msg, cases[i].msg);
+        }
+        /* A well-formed forgery passes, so the fields above are what was refused. */
+        _cleanup_free_ char *ikey = NULL, *key = NULL, *uri = NULL, *msg = NULL;
+        _cleanup_free_ char *inter =
+            forge_cert(sk_ca_cert_pem(f->ca), tk, SITE_URI, 1, 0, GNUTLS_KEY_KEY_CERT_SIGN, &ikey);
+        _cleanup_free_ char *leaf =
+            forge_cert(inter, ikey, HOST_URI, 0, -1, GNUTLS_KEY_DIGITAL_SIGNATURE, &key);
+        _cleanup_free_ char *chain = concat(leaf, inter);
+        assert_int_equal(handshake_and_verify(f, chain, key, &uri, &msg), 0);
+        assert_string_equal(uri, HOST_URI);
+        explicit_bzero(tk, strlen(tk));
+}
+
+static void test_tls_leaf_signed_by_host(void **state)
+{
+        struct fixture *f = *state;
+        /* A real host certificate of site 4 used as an issuer. */
+        _cleanup_free_ char *hkey = NULL;
+        _cleanup_free_ char *host = client_cert_from(f->ca, "skerry://site/4/host/2", &hkey);
+        _cleanup_free_ char *key = NULL, *uri = NULL, *msg = NULL;
+        _cleanup_free_ char *leaf =
+            forge_cert(host, hkey, HOST_URI, 0, -1, GNUTLS_KEY_DIGITAL_SIGNATURE, &key);
+        _cleanup_free_ char *chain = concat(leaf, host);
+        assert_int_equal(handshake_and_verify(f, chain, key, &uri, &msg), -EACCES);
+        assert_null(uri);
+        assert_string_equal(msg, "client certificate chain: the intermediate is not a site CA "
+                                 "(a CA with path length 0)");
+}
+
+static void test_tls_site_ca_refusals(void **state)
+{
+        struct fixture *f = *state;
+        _cleanup_free_ char *cert = NULL, *ckey = NULL;
+        assert_int_equal(sk_ca_issue_site_ca(f->ca, 4, &cert, &ckey, NULL), 0);
+
+        /* A CA as the leaf (one that may sign TLS handshakes; the site CA itself may not). */
+        _cleanup_free_ char *tk = tower_ca_key(f);
+        _cleanup_free_ char *cakey = NULL, *uri = NULL, *msg = NULL;
+        _cleanup_free_ char *caleaf =
+            forge_cert(sk_ca_cert_pem(f->ca), tk, HOST_URI, 1, 0,
+                       GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_DIGITAL_SIGNATURE, &cakey);
+        explicit_bzero(tk, strlen(tk));
+        assert_int_equal(handshake_and_verify(f, caleaf, cakey, &uri, &msg), -EACCES);
+        assert_null(uri);
+        assert_string_equal(msg, "client certificate is a CA, not a host");
+        free(msg);
+        msg = NULL;
+
+        /* A leaf of our site CA sent with the site CA of another tower. */
+        _cleanup_free_ char *other_dir = path_in(f->dir, "other");
+        _cleanup_ca_ sk_ca *other = NULL;
+        assert_int_equal(sk_ca_open(other_dir, &other, NULL), 0);
+        _cleanup_free_ char *ocert = NULL, *okey = NULL, *key = NULL, *csr = NULL, *leaf = NULL;
+        assert_int_equal(sk_ca_issue_site_ca(other, 4, &ocert, &okey, NULL), 0);
+        _cleanup_ca_ sk_ca *osite = NULL;
+        assert_int_equal(sk_ca_load_site(ocert, okey, &osite, NULL), 0);
+        assert_int_equal(sk_pki_make_key_and_csr("till-9", &key, &csr, NULL), 0);
+        assert_int_equal(sk_ca_sign_client(osite, csr, "till-9", HOST_URI, 30, &leaf, NULL), 0);
+        _cleanup_free_ char *chain = concat(leaf, ocert);
+        assert_int_equal(handshake_and_verify(f, chain, key, &uri, &msg), -EACCES);
+        assert_null(uri);
+        assert_string_equal(msg, "client certificate is not from this tower's CA");
+        free(msg);
+        msg = NULL;
+
+        /* That leaf sent with our own site CA of the same site (same name, other key): GnuTLS
+         * drops a chain certificate that did not sign the one before it, and what arrives
+         * alone does not chain; a sender that kept it would meet the signature check. */
+        _cleanup_free_ char *mixed = concat(leaf, cert);
+        assert_int_equal(handshake_and_verify(f, mixed, key, &uri, &msg), -EACCES);
+        assert_null(uri);
+        assert_true(strcmp(msg, "client certificate is not from this tower's CA") == 0 ||
+                    strcmp(msg, "client certificate is not signed by the site CA sent with it") ==
+                        0);
+        free(msg);
+        msg = NULL;
+
+        /* Three certificates. */
+        _cleanup_free_ char *k3 = NULL;
+        _cleanup_free_ char *g3 = site_chain(f, 4, HOST_URI, &k3);
+        _cleanup_free_ char *t3 = concat(g3, sk_ca_cert_pem(f->ca));
+        assert_int_equal(handshake_and_verify(f, t3, k3, &uri, &msg), -EACCES);
+        assert_null(uri);
+        assert_string_equal(msg, "client certificate chain: 3 certificates, at most a host "
+                                 "certificate and its site CA");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -757,6 +1105,15 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_tls_expired_peer, setup, teardown),
             cmocka_unit_test_setup_teardown(test_tls_peer_without_identity, setup, teardown),
             cmocka_unit_test(test_parse_host_uri),
+            cmocka_unit_test(test_parse_site_uri),
+            cmocka_unit_test_setup_teardown(test_site_ca_issued, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_site_ca_signs_own_site_only, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_tls_peer_through_site_ca, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_tls_site_ca_of_other_site, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_tls_site_ca_without_ca_constraints, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_tls_leaf_signed_by_host, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_tls_site_ca_refusals, setup, teardown),
             cmocka_unit_test_setup_teardown(test_file_write_mode, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
