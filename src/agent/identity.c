@@ -170,6 +170,20 @@ int sk_agent_join(const char *dir, const sk_join_request *req, sk_identity *out,
             (r = write_file(dir, "cert.pem", cert, 0644, err)) < 0 ||
             (r = write_file(dir, "ca.pem", ca, 0644, err)) < 0)
                 return r;
+        /* The site's CA (every host holds it: whichever leads signs hosts that join while
+         * the tower is unreachable). A tower without site CAs sends none. */
+        const json_t *site_ca = json_object_get(ans, "site-ca");
+        if (site_ca) {
+                const char *sc = json_string_value(json_object_get(site_ca, "certificate"));
+                const char *sk = json_string_value(json_object_get(site_ca, "key"));
+                if (!sc || !sk)
+                        return sk_error_set_path(err, EPROTO, "site-ca",
+                                                 "the join answer's site CA lacks certificate "
+                                                 "or key");
+                if ((r = write_file(dir, "site-ca.key", sk, 0600, err)) < 0 ||
+                    (r = write_file(dir, "site-ca.pem", sc, 0644, err)) < 0)
+                        return r;
+        }
         const json_t *peers = json_object_get(ans, "peers");
         _cleanup_free_ char *peers_text =
             json_is_array(peers) ? json_dumps(peers, JSON_COMPACT) : strdup("[]");

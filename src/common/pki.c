@@ -495,6 +495,24 @@ int sk_ca_open(const char *dir, sk_ca **out, sk_error **err)
         return 0;
 }
 
+int sk_ca_derive_secret(sk_ca *ca, const char *label, unsigned char out[SK_CA_SECRET_BYTES],
+                        sk_error **err)
+{
+        _cleanup_datum_ gnutls_datum_t der = {NULL, 0};
+        pthread_mutex_lock(&ca->lock);
+        int r = gnutls_x509_privkey_export2(ca->key, GNUTLS_X509_FMT_DER, &der);
+        pthread_mutex_unlock(&ca->lock);
+        if (r < 0)
+                return gtls_fail(err, r, "exporting the CA key");
+        /* HMAC keyed with the CA's private key: whoever holds the CA can derive it again,
+         * nobody else can. */
+        r = gnutls_hmac_fast(GNUTLS_MAC_SHA256, der.data, der.size, label, strlen(label), out);
+        explicit_bzero(der.data, der.size);
+        if (r < 0)
+                return gtls_fail(err, r, "deriving a secret from the CA key");
+        return 0;
+}
+
 /* ---- site CAs ---- */
 
 int sk_ca_load_site(const char *cert_pem, const char *key_pem, sk_ca **out, sk_error **err)

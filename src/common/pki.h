@@ -47,6 +47,12 @@ int sk_ca_issue_site_ca(sk_ca *ca, int64_t site_id, char **cert_pem, char **key_
  * alone, and peers send it followed by sk_ca_cert_pem of the site CA. */
 int sk_ca_load_site(const char *cert_pem, const char *key_pem, sk_ca **out, sk_error **err);
 
+/* A 32-byte secret derived from the CA's private key and label (HMAC-SHA256): the same for
+ * every holder of the CA, unknown to anyone else. Seals what the tower keeps in its store. */
+#define SK_CA_SECRET_BYTES 32
+int sk_ca_derive_secret(sk_ca *ca, const char *label, unsigned char out[SK_CA_SECRET_BYTES],
+                        sk_error **err);
+
 /* The site a site CA signs for; 0 for the tower's CA. */
 int64_t sk_ca_site_id(const sk_ca *ca);
 

@@ -11,6 +11,7 @@
 #include "model/labelexpr.h"
 #include "model/spec.h"
 #include "tower/api_int.h"
+#include "tower/siteca.h"
 
 #define HOST_CERT_DAYS 365
 #define DUMP_FLAGS     (JSON_COMPACT | JSON_SORT_KEYS)
@@ -560,6 +561,15 @@ static int check_labels(const json_t *labels, sk_error **err)
         return 0;
 }
 
+static void wipe_freep(char **p)
+{
+        if (*p) {
+                sodium_memzero(*p, strlen(*p));
+                free(*p);
+        }
+}
+#define _cleanup_wipe_ __attribute__((cleanup(wipe_freep)))
+
 /* Token checks, host row, certificate and token use: all or nothing. */
 static int join_tx(sk_tower_ctx *c, const char *hash, int64_t site_id, const char *name,
                    const char *labels, const char *csr, int64_t *host_id, char **cert,
@@ -631,6 +641,13 @@ int sk_tower_h_join(sk_tower_ctx *c, sk_error **err)
         if (site_row(c->api, jt.site_id, &site, NULL) < 0)
                 return sk_error_set(err, EACCES, "the join token's site no longer exists");
         _cleanup_free_ char *labels_text = labels ? json_dumps(labels, DUMP_FLAGS) : strdup("{}");
+        /* Every host gets the site CA, not only the first: any of them may lead when a host
+         * joins with the tower unreachable (docs/site-cluster.md). */
+        _cleanup_free_ char *site_ca = NULL;
+        _cleanup_wipe_ char *site_ca_key = NULL;
+        r = sk_tower_site_ca(s, c->api->ca, jt.site_id, &site_ca, &site_ca_key, err);
+        if (r < 0)
+                return r;
         _cleanup_free_ char *cert = NULL;
         int64_t host_id = 0;
         r = s->ops->begin(s, err);
@@ -655,11 +672,11 @@ int sk_tower_h_join(sk_tower_ctx *c, sk_error **err)
         sk_info("host %s joined site %s/%s (site-id %lld, host-id %lld)", name, site.tenant,
                 site.name, (long long)jt.site_id, (long long)host_id);
         sk_tower_reply(c, 200,
-                       json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:O}", "site", site.name,
-                                 "tenant", site.tenant, "host", name, "site-id",
+                       json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:O, s:{s:s, s:s}}", "site",
+                                 site.name, "tenant", site.tenant, "host", name, "site-id",
                                  (json_int_t)jt.site_id, "host-id", (json_int_t)host_id,
                                  "certificate", cert, "ca", sk_ca_cert_pem(c->api->ca), "peers",
-                                 peers));
+                                 peers, "site-ca", "certificate", site_ca, "key", site_ca_key));
         return 0;
 }
 
