@@ -167,6 +167,114 @@ static int apply_removed(sk_fsm *f, const json_t *doc, sk_error **err)
         return changed;
 }
 
+/* ---- site-local joins ---- */
+
+static bool valid_hash(const char *h)
+{
+        if (!h || strlen(h) != 64)
+                return false;
+        for (const char *p = h; *p; p++)
+                if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+                        return false;
+        return true;
+}
+
+/* The object under key in the state, created when missing (states from before it). */
+static json_t *state_object(sk_fsm *f, const char *key)
+{
+        json_t *o = json_object_get(f->state, key);
+        if (!json_is_object(o)) {
+                o = json_object();
+                if (json_object_set_new(f->state, key, o) < 0)
+                        return NULL;
+        }
+        return o;
+}
+
+/* Tokens whose time ran out at `now` (the entry's own clock, so every host drops alike). */
+static void prune_tokens(json_t *tokens, int64_t now)
+{
+        const char *k;
+        json_t *v;
+        void *tmp;
+        json_object_foreach_safe(tokens, tmp, k, v)
+        {
+                if (json_integer_value(json_object_get(v, "expires")) <= now)
+                        json_object_del(tokens, k);
+        }
+}
+
+int64_t sk_fsm_local_host_id(int64_t site_id, int64_t n)
+{
+        if (site_id <= 0 || site_id >= SK_FSM_LOCAL_SITE_MAX || n <= 0 || n >= (1LL << 24))
+                return 0;
+        return SK_FSM_LOCAL_ID_BASE + site_id * (1LL << 24) + n;
+}
+
+static int apply_join_token(sk_fsm *f, const json_t *cmd, sk_error **err)
+{
+        const char *hash = json_string_value(json_object_get(cmd, "hash"));
+        const json_t *expires = json_object_get(cmd, "expires");
+        const json_t *now = json_object_get(cmd, "now");
+        if (!valid_hash(hash))
+                return sk_error_set_path(err, EINVAL, "hash", "must be 64 lowercase hex digits");
+        if (!json_is_integer(expires) || !json_is_integer(now))
+                return sk_error_set_path(err, EINVAL, "expires",
+                                         "expires and now must be integers (ms)");
+        json_t *tokens = state_object(f, "join-tokens");
+        if (!tokens)
+                return -ENOMEM;
+        prune_tokens(tokens, json_integer_value(now));
+        if (json_object_set_new(tokens, hash, json_pack("{s:O}", "expires", expires)) < 0)
+                return -ENOMEM;
+        return SK_FSM_JOINS;
+}
+
+/* Uses a token: it goes, the site's count of local joins grows, and the new host's id is
+ * recorded under the token's hash for the leader that proposed it to read. An unknown or
+ * expired token changes nothing (the leader sees no result and refuses). */
+static int apply_join_use(sk_fsm *f, const json_t *cmd, sk_error **err)
+{
+        const char *hash = json_string_value(json_object_get(cmd, "hash"));
+        const json_t *now = json_object_get(cmd, "now");
+        const json_t *site = json_object_get(cmd, "site-id");
+        if (!valid_hash(hash))
+                return sk_error_set_path(err, EINVAL, "hash", "must be 64 lowercase hex digits");
+        if (!json_is_integer(now))
+                return sk_error_set_path(err, EINVAL, "now", "must be an integer (ms)");
+        if (!json_is_integer(site) || sk_fsm_local_host_id(json_integer_value(site), 1) == 0)
+                return sk_error_set_path(err, EINVAL, "site-id", "must be a site id below 2^38");
+        json_t *tokens = state_object(f, "join-tokens");
+        json_t *joins = state_object(f, "local-joins");
+        if (!tokens || !joins)
+                return -ENOMEM;
+        prune_tokens(tokens, json_integer_value(now));
+        if (!json_object_get(tokens, hash))
+                return 0;
+        int64_t n = json_integer_value(json_object_get(f->state, "local-count")) + 1;
+        int64_t id = sk_fsm_local_host_id(json_integer_value(site), n);
+        if (id == 0)
+                return sk_error_set_path(err, EINVAL, "hash", "the site's local host ids ran out");
+        json_object_del(tokens, hash);
+        if (json_object_set_new(f->state, "local-count", json_integer(n)) < 0 ||
+            json_object_set_new(joins, hash, json_integer(id)) < 0)
+                return -ENOMEM;
+        return SK_FSM_JOINS;
+}
+
+bool sk_fsm_join_token_valid(const sk_fsm *f, const char *hash, int64_t now)
+{
+        const json_t *t =
+            json_object_get(json_object_get(f->state, "join-tokens"), hash ? hash : "");
+        return t && json_integer_value(json_object_get(t, "expires")) > now;
+}
+
+int64_t sk_fsm_join_result(const sk_fsm *f, const char *hash)
+{
+        return json_integer_value(
+            json_object_get(json_object_get(f->state, "local-joins"), hash ? hash : ""));
+}
+
 int sk_fsm_apply(sk_fsm *f, const void *buf, size_t len, sk_error **err)
 {
         _cleanup_json_ json_t *cmd = decode(buf, len, err);
@@ -203,6 +311,10 @@ int sk_fsm_apply(sk_fsm *f, const void *buf, size_t len, sk_error **err)
         }
         if (strcmp(op, "sched") == 0)
                 return apply_sched(f, cmd, err);
+        if (strcmp(op, "join-token") == 0)
+                return apply_join_token(f, cmd, err);
+        if (strcmp(op, "join-use") == 0)
+                return apply_join_use(f, cmd, err);
         return sk_error_set_path(err, EINVAL, "op", "unknown operation \"%s\"", op);
 }
 
@@ -230,6 +342,17 @@ int sk_fsm_restore(sk_fsm *f, const void *buf, size_t len, sk_error **err)
                                          "cluster snapshot: must be a list");
         if (!removed) /* a snapshot from before removals existed */
                 json_object_set_new(st, "removed", json_array());
+        static const char *const objects[] = {"join-tokens", "local-joins"};
+        for (size_t i = 0; i < sizeof(objects) / sizeof(objects[0]); i++) {
+                const json_t *o = json_object_get(st, objects[i]);
+                if (o && !json_is_object(o))
+                        return sk_error_set_path(err, EINVAL, objects[i],
+                                                 "cluster snapshot: must be an object");
+        }
+        const json_t *count = json_object_get(st, "local-count");
+        if (count && !json_is_integer(count))
+                return sk_error_set_path(err, EINVAL, "local-count",
+                                         "cluster snapshot: must be an integer");
         json_decref(f->state);
         f->state = take_ptr(&st);
         return 0;

@@ -5,7 +5,9 @@
  *   {"desired": DOC | null,     the site's desired document as the tower last sent it
  *    "hosts": {"<host-id>": HOST, ...},
  *    "placements": [PLACEMENT, ...], "unplaced": [UNPLACED, ...],   (scheduler.h forms)
- *    "removed": [host id, ...]}  the deny list: hosts the tower removed (ascending)
+ *    "removed": [host id, ...],  the deny list: hosts the tower removed (ascending)
+ *    "join-tokens": {"<sha256 hex>": {"expires": ms}},   site-local join tokens, unused
+ *    "local-count": n, "local-joins": {"<sha256 hex>": host id}}   hosts joined site-locally
  *   HOST: {"id": 3, "name": "h1", "address": "10.0.0.5:7443", "labels": {... with the
  *          built-ins system/name, system/arch, device/<label>}, "devices": DISCOVERY,
  *          "capacity": {"cpu": millicores, "memory": bytes}, "alive": true}
@@ -16,7 +18,11 @@
  *                                                leave "hosts"
  *   {"op": "host", "host": HOST}                 insert or replace by id
  *   {"op": "host-remove", "id": 3}
- *   {"op": "sched", "placements": [...], "unplaced": [...]} */
+ *   {"op": "sched", "placements": [...], "unplaced": [...]}
+ *   {"op": "join-token", "hash": HEX, "expires": ms, "now": ms}   a site-local join token
+ *   {"op": "join-use", "hash": HEX, "now": ms, "site-id": S}      uses it: the next local
+ *                                                 host id, recorded under the hash
+ * Times in entries are the proposing leader's wall clock, so every host prunes alike. */
 #ifndef SK_AGENT_CLUSTER_FSM_H
 #define SK_AGENT_CLUSTER_FSM_H
 
@@ -30,6 +36,12 @@
 #define SK_FSM_DESIRED    1 /* what sk_fsm_apply changed */
 #define SK_FSM_HOSTS      2
 #define SK_FSM_PLACEMENTS 4
+#define SK_FSM_JOINS      8
+
+/* Host ids of site-local joins: 2^62 + site-id * 2^24 + n, far above the tower's own
+ * sequence, so they never collide and name their site. */
+#define SK_FSM_LOCAL_ID_BASE  (1LL << 62)
+#define SK_FSM_LOCAL_SITE_MAX (1LL << 38)
 
 #define SK_FSM_LOST_AFTER_DEFAULT_MS 5000
 
@@ -59,6 +71,13 @@ int64_t sk_fsm_generation(const sk_fsm *f);
 bool sk_fsm_is_removed(const sk_fsm *f, int64_t host_id);
 /* The site's host-lost-after in ms (default 5 s). */
 int64_t sk_fsm_lost_after_ms(const sk_fsm *f);
+
+/* The n-th (from 1) site-local host id of a site; 0 when out of range. */
+int64_t sk_fsm_local_host_id(int64_t site_id, int64_t n);
+/* Whether a join token with that hash is known and unexpired at now (ms). */
+bool sk_fsm_join_token_valid(const sk_fsm *f, const char *hash, int64_t now);
+/* The host id a used token gave, or 0. */
+int64_t sk_fsm_join_result(const sk_fsm *f, const char *hash);
 
 /* Runs the scheduler over the state. *cmd is a "sched" command when its answer differs
  * from the stored one, NULL when it is the same (or there is no desired document). */

@@ -399,6 +399,100 @@ static void test_liveness(void **state)
         sk_liveness_clear(&l);
 }
 
+/* Site-local joins: a token is replicated, used once for the next local host id (a range
+ * that names the site and cannot meet the tower's ids), refused when expired, and the whole
+ * survives a snapshot. */
+#define HASH_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define HASH_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define HASH_C "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+
+static json_t *token_cmd(const char *hash, int64_t expires, int64_t now)
+{
+        return json_pack("{s:s, s:s, s:I, s:I}", "op", "join-token", "hash", hash, "expires",
+                         (json_int_t)expires, "now", (json_int_t)now);
+}
+
+static json_t *use_cmd(const char *hash, int64_t now, int64_t site)
+{
+        return json_pack("{s:s, s:s, s:I, s:I}", "op", "join-use", "hash", hash, "now",
+                         (json_int_t)now, "site-id", (json_int_t)site);
+}
+
+static void test_local_joins(void **state)
+{
+        sk_fsm f, g;
+        assert_int_equal(sk_fsm_init(&f), 0);
+        assert_int_equal(sk_fsm_init(&g), 0);
+        assert_int_equal(sk_fsm_local_host_id(7, 1), (1LL << 62) + 7 * (1LL << 24) + 1);
+        assert_int_equal(sk_fsm_local_host_id(0, 1), 0);
+        assert_int_equal(sk_fsm_local_host_id(7, 1LL << 24), 0);
+        assert_int_equal(sk_fsm_local_host_id(1LL << 38, 1), 0);
+
+        assert_int_equal(apply(&f, token_cmd(HASH_A, 10000, 1000)), SK_FSM_JOINS);
+        assert_int_equal(apply(&f, token_cmd(HASH_B, 5000, 1000)), SK_FSM_JOINS);
+        assert_true(sk_fsm_join_token_valid(&f, HASH_A, 2000));
+        assert_false(sk_fsm_join_token_valid(&f, HASH_A, 10000));
+        assert_false(sk_fsm_join_token_valid(&f, HASH_C, 2000));
+        assert_int_equal(sk_fsm_join_result(&f, HASH_A), 0);
+
+        /* used: the first local id of site 7, recorded under the hash; the token is gone */
+        assert_int_equal(apply(&f, use_cmd(HASH_A, 2000, 7)), SK_FSM_JOINS);
+        int64_t first = sk_fsm_local_host_id(7, 1);
+        assert_int_equal(sk_fsm_join_result(&f, HASH_A), first);
+        assert_false(sk_fsm_join_token_valid(&f, HASH_A, 2000));
+        /* used twice: nothing changes, no second id */
+        assert_int_equal(apply(&f, use_cmd(HASH_A, 2100, 7)), 0);
+        assert_int_equal(sk_fsm_join_result(&f, HASH_A), first);
+        /* expired at the entry's time: refused (no result) */
+        assert_int_equal(apply(&f, use_cmd(HASH_B, 5000, 7)), 0);
+        assert_int_equal(sk_fsm_join_result(&f, HASH_B), 0);
+        /* an unknown token likewise */
+        assert_int_equal(apply(&f, use_cmd(HASH_C, 2000, 7)), 0);
+        assert_int_equal(sk_fsm_join_result(&f, HASH_C), 0);
+
+        /* a snapshot carries tokens, results and the counter: the next id follows */
+        assert_int_equal(apply(&f, token_cmd(HASH_C, 90000, 6000)), SK_FSM_JOINS);
+        size_t len = 0;
+        _cleanup_free_ char *snap = sk_fsm_snapshot(&f, &len);
+        assert_int_equal(sk_fsm_restore(&g, snap, len, NULL), 0);
+        assert_true(json_equal(f.state, g.state));
+        assert_int_equal(apply(&g, use_cmd(HASH_C, 7000, 7)), SK_FSM_JOINS);
+        assert_int_equal(sk_fsm_join_result(&g, HASH_C), sk_fsm_local_host_id(7, 2));
+        assert_int_equal(sk_fsm_join_result(&g, HASH_A), first);
+
+        /* malformed entries change nothing and name the field */
+        _cleanup_json_ json_t *before = json_deep_copy(g.state);
+        static const char *const bad[][2] = {
+            {"{\"op\": \"join-token\", \"hash\": \"ABC\", \"expires\": 1, \"now\": 0}", "hash"},
+            {"{\"op\": \"join-token\", \"hash\": \"" HASH_A "\", \"expires\": \"x\", \"now\": 0}",
+             "expires"},
+            {"{\"op\": \"join-use\", \"hash\": \"" HASH_A "\", \"now\": 1}", "site-id"},
+            {"{\"op\": \"join-use\", \"hash\": \"" HASH_A "\", \"site-id\": 7}", "now"},
+            {"{\"op\": \"join-use\", \"hash\": 5, \"now\": 1, \"site-id\": 7}", "hash"},
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                sk_error *err = NULL;
+                size_t n = strlen(bad[i][0]);
+                _cleanup_free_ char *buf = calloc(1, (n + 8) / 8 * 8);
+                memcpy(buf, bad[i][0], n);
+                assert_int_equal(sk_fsm_apply(&g, buf, (n + 8) / 8 * 8, &err), -EINVAL);
+                assert_non_null(err);
+                assert_string_equal(err->path, bad[i][1]);
+                sk_error_free(&err);
+        }
+        assert_true(json_equal(before, g.state));
+
+        /* a snapshot with a damaged field is refused */
+        sk_error *err = NULL;
+        static const char broken[] = "{\"hosts\": {}, \"placements\": [], \"unplaced\": [], "
+                                     "\"join-tokens\": []}\0\0\0\0\0\0";
+        assert_int_equal(sk_fsm_restore(&g, broken, sizeof(broken) - 1, &err), -EINVAL);
+        assert_string_equal(err->path, "join-tokens");
+        sk_error_free(&err);
+        sk_fsm_clear(&f);
+        sk_fsm_clear(&g);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -410,6 +504,7 @@ int main(void)
             cmocka_unit_test(test_snapshot_restore),
             cmocka_unit_test(test_removed_hosts),
             cmocka_unit_test(test_liveness),
+            cmocka_unit_test(test_local_joins),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
