@@ -100,7 +100,9 @@ with \`kill -9\` of its agent and then of its containers (through the runtime AP
 times from the kill until every instance of that host runs on another host (a watcher
 polls the runtime API every 10 ms; it was started before the kill). Then the host's agent
 starts again and the next run waits until it is back and every instance runs exactly once.
-Follower and leader runs alternate; the leader is the one \`skerry get hosts\` names.
+Every run starts from a fresh deployment, one instance a host (the scheduler never moves a
+running instance to rebalance, so a host that returns stays empty). Follower and leader
+runs alternate; the leader is the one \`skerry get hosts\` names.
 
 | host killed | each run (ms) | median (ms) |
 | --- | --- | --- |
