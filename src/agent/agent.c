@@ -21,6 +21,7 @@
 #include "agent/identity.h"
 #include "agent/runtime.h"
 #include "agent/siteapi.h"
+#include "agent/sitejoin.h"
 #include "agent/supervisor.h"
 #include "agent/uplink.h"
 #include "common/cleanup.h"
@@ -32,7 +33,7 @@
 #define SK_AGENT_DEVICES_MS   3000 /* device discovery again */
 
 typedef struct agent_args {
-        const char *data, *tower, *ca, *join, *runtime, *name, *labels, *listen, *dev_dir;
+        const char *data, *tower, *ca, *join, *peer, *runtime, *name, *labels, *listen, *dev_dir;
 } agent_args;
 
 static void usage(FILE *f)
@@ -48,6 +49,9 @@ static void usage(FILE *f)
               "  --ca FILE         the tower's CA certificate (first start)\n"
               "  --join TOKEN      one-time join token from `skerry site token SITE`\n"
               "                    (first start; ignored once joined)\n"
+              "  --peer ADDR:PORT  join through this host of the site instead of the tower\n"
+              "                    (its --listen), with a token from `skerry --site-local\n"
+              "                    ADDR --agent-data DIR site token`; needs --listen\n"
               "  --runtime URL     Docker Engine API socket (default " DEFAULT_RUNTIME ")\n"
               "  --name HOST       this host's name on the site (default: the hostname)\n"
               "  --labels k=v,...  host labels\n"
@@ -73,12 +77,24 @@ static int usage_error(const char *fmt, ...)
 /* 0: parsed, 1: help printed, 2: usage error (printed). */
 static int parse_args(int argc, char **argv, agent_args *a)
 {
-        enum { O_DATA = 256, O_TOWER, O_CA, O_JOIN, O_RUNTIME, O_NAME, O_LABELS, O_LISTEN, O_DEV };
+        enum {
+                O_DATA = 256,
+                O_TOWER,
+                O_CA,
+                O_JOIN,
+                O_PEER,
+                O_RUNTIME,
+                O_NAME,
+                O_LABELS,
+                O_LISTEN,
+                O_DEV
+        };
         static const struct option opts[] = {
             {"data", required_argument, NULL, O_DATA},
             {"tower", required_argument, NULL, O_TOWER},
             {"ca", required_argument, NULL, O_CA},
             {"join", required_argument, NULL, O_JOIN},
+            {"peer", required_argument, NULL, O_PEER},
             {"runtime", required_argument, NULL, O_RUNTIME},
             {"name", required_argument, NULL, O_NAME},
             {"labels", required_argument, NULL, O_LABELS},
@@ -104,6 +120,9 @@ static int parse_args(int argc, char **argv, agent_args *a)
                         break;
                 case O_JOIN:
                         a->join = optarg;
+                        break;
+                case O_PEER:
+                        a->peer = optarg;
                         break;
                 case O_RUNTIME:
                         a->runtime = optarg;
@@ -139,6 +158,10 @@ static int parse_args(int argc, char **argv, agent_args *a)
                 return usage_error("--runtime %s: must be unix:///path/to/socket", a->runtime);
         if (a->listen && !strchr(a->listen, ':'))
                 return usage_error("--listen %s: must be ADDR:PORT", a->listen);
+        if (a->peer && !strchr(a->peer, ':'))
+                return usage_error("--peer %s: must be ADDR:PORT", a->peer);
+        if (a->peer && (a->tower || a->ca))
+                return usage_error("%s", "--peer joins without the tower: no --tower or --ca");
         return 0;
 }
 
@@ -181,21 +204,34 @@ static int establish_identity(const agent_args *a, sk_identity *id)
                 fprintf(stderr, "skerry agent: %s\n", sk_error_msg(err, r));
                 return 1;
         }
-        if (!a->tower || !a->ca || !a->join)
+        if (a->peer && (!a->join || !a->listen))
+                return usage_error("%s: not joined yet; joining through --peer needs --join and "
+                                   "--listen",
+                                   a->data);
+        if (!a->peer && (!a->tower || !a->ca || !a->join))
                 return usage_error("%s: not joined yet; the first start needs --tower, --ca "
-                                   "and --join",
+                                   "and --join (or --join and --peer)",
                                    a->data);
         char hostname[HOST_NAME_MAX + 1] = "";
         if (!a->name && gethostname(hostname, sizeof(hostname)) < 0)
                 return usage_error("%s", "cannot read the hostname: pass --name");
-        sk_join_request req = {.tower = a->tower,
-                               .ca_file = a->ca,
-                               .token = a->join,
-                               .name = a->name ? a->name : hostname,
-                               .labels = labels,
-                               .address = a->listen};
         sk_error_free(&err);
-        r = sk_agent_join(a->data, &req, id, &err);
+        if (a->peer) {
+                sk_site_join_request sreq = {.peer = a->peer,
+                                             .token = a->join,
+                                             .name = a->name ? a->name : hostname,
+                                             .labels = labels,
+                                             .address = a->listen};
+                r = sk_agent_join_site(a->data, &sreq, id, &err);
+        } else {
+                sk_join_request req = {.tower = a->tower,
+                                       .ca_file = a->ca,
+                                       .token = a->join,
+                                       .name = a->name ? a->name : hostname,
+                                       .labels = labels,
+                                       .address = a->listen};
+                r = sk_agent_join(a->data, &req, id, &err);
+        }
         if (r < 0) {
                 fprintf(stderr, "skerry agent: %s\n", sk_error_msg(err, r));
                 return 1;

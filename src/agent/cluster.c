@@ -1,9 +1,11 @@
 #include "agent/cluster.h"
 
+#include <gnutls/x509.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <raft.h>
 #include <raft/uv.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,11 +24,15 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/pki.h"
+#include "model/spec.h"
 
 #define TICK_MS          100
 #define SEGMENT_SIZE     (1u << 20)
 #define SNAPSHOT_TRAIL   32
 #define PROXY_TIMEOUT_MS 5000
+/* How long a site API request waits for its raft entry to apply. */
+#define JOIN_WAIT_MS        4000
+#define SITE_HOST_CERT_DAYS 365
 
 struct sk_cluster {
         char *dir, *raft_dir, *address, *site, *host;
@@ -74,6 +80,7 @@ struct sk_cluster {
         json_t *members; /* host id -> "voter" | "standby" | "spare", with "address" */
         json_t *reports; /* host id -> {"report": ..., "at": ms, "wall": unix ms} */
         json_t *queue;   /* commands for the leader to propose */
+        json_t *joining; /* token hashes of site-local joins in progress */
         size_t peer_cursor;
 };
 
@@ -830,11 +837,12 @@ int sk_cluster_new(const sk_cluster_config *cfg, sk_cluster **out, sk_error **er
         cl->members = json_object();
         cl->reports = json_object();
         cl->queue = json_array();
+        cl->joining = json_object();
         sk_liveness_init(&cl->live, SK_FSM_LOST_AFTER_DEFAULT_MS);
         int r = sk_fsm_init(&cl->f);
         if (r < 0 || !cl->dir || !cl->raft_dir || !cl->address || !cl->site || !cl->host ||
             !cl->peers || !cl->submitted || !cl->candidates || !cl->members || !cl->reports ||
-            !cl->queue)
+            !cl->queue || !cl->joining)
                 r = sk_error_set(err, ENOMEM, "out of memory");
         if (r >= 0 && !(cl->ca_pem = read_text(cfg->data_dir, "ca.pem", err)))
                 r = -EIO;
@@ -901,6 +909,7 @@ void sk_cluster_free(sk_cluster *cl)
         json_decref(cl->members);
         json_decref(cl->reports);
         json_decref(cl->queue);
+        json_decref(cl->joining);
         free(cl->leader_addr);
         free(cl->dir);
         free(cl->raft_dir);
@@ -1136,8 +1145,9 @@ json_t *sk_cluster_instances_view(sk_cluster *cl)
 
 /* ---- the site-local API ---- */
 
-/* Asks the leader (the views are its): GET path there. */
-static int proxy(sk_cluster *cl, const char *path, json_t **answer)
+/* Asks the leader (the views and the joins are its): METHOD path there. */
+static int proxy_call(sk_cluster *cl, const char *method, const char *path, const json_t *body,
+                      json_t **answer)
 {
         _cleanup_free_ char *leader = sk_cluster_leader_address(cl);
         if (!leader) {
@@ -1149,7 +1159,7 @@ static int proxy(sk_cluster *cl, const char *path, json_t **answer)
         long status = 0;
         int r = sk_site_client_new(cl->dir, &c, &err);
         if (r >= 0)
-                r = sk_site_client_call(c, leader, "GET", path, NULL, PROXY_TIMEOUT_MS, &status,
+                r = sk_site_client_call(c, leader, method, path, body, PROXY_TIMEOUT_MS, &status,
                                         answer, &err);
         sk_site_client_free(c);
         if (r < 0) {
@@ -1160,11 +1170,317 @@ static int proxy(sk_cluster *cl, const char *path, json_t **answer)
         return (int)status;
 }
 
+static int proxy(sk_cluster *cl, const char *path, json_t **answer)
+{
+        return proxy_call(cl, "GET", path, NULL, answer);
+}
+
+/* ---- site-local joins (docs/site-cluster.md) ---- */
+
+static void sha256_hex(const char *text, char hex[65])
+{
+        unsigned char h[crypto_hash_sha256_BYTES];
+        crypto_hash_sha256(h, (const unsigned char *)text, strlen(text));
+        sodium_bin2hex(hex, 65, h, sizeof(h));
+}
+
+/* SHA-256 of the first certificate of a PEM, as hex: what a site-local token pins. */
+static int cert_fingerprint(const char *pem, char hex[65])
+{
+        gnutls_x509_crt_t crt = NULL;
+        unsigned char fp[32];
+        size_t n = sizeof(fp);
+        gnutls_datum_t d = {(unsigned char *)pem, (unsigned)strlen(pem)};
+        int r = gnutls_x509_crt_init(&crt);
+        if (r >= 0)
+                r = gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM);
+        if (r >= 0)
+                r = gnutls_x509_crt_get_fingerprint(crt, GNUTLS_DIG_SHA256, fp, &n);
+        if (crt)
+                gnutls_x509_crt_deinit(crt);
+        if (r < 0 || n != sizeof(fp))
+                return -EINVAL;
+        sodium_bin2hex(hex, 65, fp, n);
+        return 0;
+}
+
+/* Queues cmd for the leader (only while leading) and waits up to JOIN_WAIT_MS for done(). */
+static int submit_and_wait(sk_cluster *cl, json_t *cmd, bool (*done)(const sk_fsm *, void *),
+                           void *arg)
+{
+        pthread_mutex_lock(&cl->lock);
+        bool ready = cl->leader_ready;
+        if (ready)
+                json_array_append(cl->queue, cmd);
+        pthread_mutex_unlock(&cl->lock);
+        if (!ready)
+                return -EAGAIN;
+        for (int waited = 0; waited < JOIN_WAIT_MS; waited += 20) {
+                pthread_mutex_lock(&cl->lock);
+                bool ok = done(&cl->f, arg);
+                pthread_mutex_unlock(&cl->lock);
+                if (ok)
+                        return 0;
+                usleep(20 * 1000);
+        }
+        return -ETIMEDOUT;
+}
+
+typedef struct token_wait {
+        const char *hash;
+        int64_t now;
+} token_wait;
+
+static bool token_known(const sk_fsm *f, void *arg)
+{
+        token_wait *w = arg;
+        return sk_fsm_join_token_valid(f, w->hash, w->now);
+}
+
+static bool token_done(const sk_fsm *f, void *arg)
+{
+        token_wait *w = arg;
+        return sk_fsm_join_result(f, w->hash) != 0 || !sk_fsm_join_token_valid(f, w->hash, w->now);
+}
+
+/* POST /v1/site/tokens {"ttl": seconds}: a one-time site-local join token, replicated as
+ * its hash. The token is "SECRET.FINGERPRINT": the tower CA's SHA-256, which the joining
+ * host pins before it sends the secret anywhere. */
+static int site_token(sk_cluster *cl, const json_t *body, json_t **answer)
+{
+        const json_t *ttl = json_object_get(body, "ttl");
+        json_int_t seconds = ttl ? json_integer_value(ttl) : 3600;
+        if ((ttl && !json_is_integer(ttl)) || seconds < 60 || seconds > 7 * 86400) {
+                *answer = sk_siteapi_error("invalid", "ttl: must be seconds between 60 and 604800");
+                return 400;
+        }
+        unsigned char raw[32];
+        randombytes_buf(raw, sizeof(raw));
+        char secret[65], hash[65], fp[65];
+        sodium_bin2hex(secret, sizeof(secret), raw, sizeof(raw));
+        sodium_memzero(raw, sizeof(raw));
+        sha256_hex(secret, hash);
+        if (cert_fingerprint(cl->ca_pem, fp) < 0) {
+                *answer = sk_siteapi_error("internal", "this host's CA certificate is unreadable");
+                return 500;
+        }
+        int64_t now = wall_ms(), expires = now + (int64_t)seconds * 1000;
+        _cleanup_json_ json_t *cmd =
+            json_pack("{s:s, s:s, s:I, s:I}", "op", "join-token", "hash", hash, "expires",
+                      (json_int_t)expires, "now", (json_int_t)now);
+        token_wait w = {hash, now};
+        int r = cmd ? submit_and_wait(cl, cmd, token_known, &w) : -ENOMEM;
+        if (r < 0) {
+                *answer = sk_siteapi_error("unavailable", "the site did not record the token: %s",
+                                           strerror(-r));
+                return 503;
+        }
+        char token[140];
+        snprintf(token, sizeof(token), "%s.%s", secret, fp);
+        _cleanup_free_ char *until = rfc3339(expires);
+        *answer = json_pack("{s:s, s:s}", "token", token, "expires", until);
+        sk_info("cluster: made a site-local join token (expires %s)", until);
+        return 200;
+}
+
+static bool name_taken(const sk_fsm *f, const char *name)
+{
+        const char *k;
+        json_t *h;
+        json_object_foreach((json_t *)sk_fsm_hosts(f), k, h)
+        {
+                if (json_is_string(json_object_get(h, "name")) &&
+                    strcmp(json_string_value(json_object_get(h, "name")), name) == 0)
+                        return true;
+        }
+        return false;
+}
+
+static json_t *peers_of(sk_cluster *cl)
+{
+        json_t *out = json_array();
+        pthread_mutex_lock(&cl->lock);
+        const char *k;
+        json_t *h;
+        json_object_foreach((json_t *)sk_fsm_hosts(&cl->f), k, h)
+        {
+                const json_t *addr = json_object_get(h, "address");
+                if (json_is_string(addr))
+                        json_array_append_new(out, json_pack("{s:O, s:I, s:O}", "host",
+                                                             json_object_get(h, "name"), "host-id",
+                                                             (json_int_t)strtoll(k, NULL, 10),
+                                                             "address", addr));
+        }
+        pthread_mutex_unlock(&cl->lock);
+        return out;
+}
+
+static char *read_dir_file(sk_cluster *cl, const char *name)
+{
+        _cleanup_free_ char *path = sk_identity_path(cl->dir, name);
+        char *text = NULL;
+        if (!path || sk_file_read(path, &text, NULL, NULL) < 0)
+                return NULL;
+        return text;
+}
+
+static void wipe_freep(char **p)
+{
+        if (*p) {
+                sodium_memzero(*p, strlen(*p));
+                free(*p);
+        }
+}
+#define _cleanup_wipe_ __attribute__((cleanup(wipe_freep)))
+
+/* POST /v1/site/join {"token", "csr", "name", "labels", "address"} from a host without a
+ * certificate yet: the leader uses the token (a raft entry), signs the CSR with the site
+ * CA for the next site-local host id and answers as the tower's join does. */
+static int site_join(sk_cluster *cl, const json_t *body, json_t **answer)
+{
+        const char *token = json_string_value(json_object_get(body, "token"));
+        const char *csr = json_string_value(json_object_get(body, "csr"));
+        const char *name = json_string_value(json_object_get(body, "name"));
+        const json_t *labels = json_object_get(body, "labels");
+        const json_t *address = json_object_get(body, "address");
+        if (!token || strlen(token) != 64) {
+                *answer = sk_siteapi_error("invalid", "token: must be the token's secret part");
+                return 400;
+        }
+        if (!name || !sk_spec_valid_name(name)) {
+                *answer =
+                    sk_siteapi_error("invalid", "name: must be a DNS label ([a-z0-9-], 1..63)");
+                return 400;
+        }
+        if (!csr || !*csr) {
+                *answer = sk_siteapi_error("invalid", "csr: must be a PEM certificate request");
+                return 400;
+        }
+        if (labels && !json_is_object(labels)) {
+                *answer = sk_siteapi_error("invalid", "labels: must be an object of strings");
+                return 400;
+        }
+        if (!json_is_string(address) || !strchr(json_string_value(address), ':')) {
+                *answer = sk_siteapi_error("invalid", "address: must be \"ADDR:PORT\"");
+                return 400;
+        }
+        _cleanup_free_ char *site_ca = read_dir_file(cl, "site-ca.pem");
+        _cleanup_wipe_ char *site_key = read_dir_file(cl, "site-ca.key");
+        if (!site_ca || !site_key) {
+                *answer = sk_siteapi_error("unavailable",
+                                           "the leader holds no site CA (%s/site-ca.pem): "
+                                           "its host joined before site CAs existed",
+                                           cl->dir);
+                return 503;
+        }
+        sk_identity id;
+        _cleanup_error_ sk_error *err = NULL;
+        int r = sk_identity_load(cl->dir, &id, &err);
+        if (r < 0) {
+                *answer = sk_siteapi_error("internal", "%s", sk_error_msg(err, r));
+                return 500;
+        }
+        char hash[65];
+        sha256_hex(token, hash);
+        int64_t now = wall_ms();
+        pthread_mutex_lock(&cl->lock);
+        bool valid = sk_fsm_join_token_valid(&cl->f, hash, now);
+        bool used = sk_fsm_join_result(&cl->f, hash) != 0;
+        bool taken = name_taken(&cl->f, name);
+        /* one request per token at a time: a second one would read the first's result */
+        bool busy = json_object_get(cl->joining, hash) != NULL;
+        if (valid && !taken && !busy)
+                json_object_set_new(cl->joining, hash, json_true());
+        pthread_mutex_unlock(&cl->lock);
+        int status = 0;
+        if (used || busy)
+                *answer = sk_siteapi_error("unauthenticated", "join token already used"),
+                status = 401;
+        else if (!valid)
+                *answer = sk_siteapi_error("unauthenticated", "unknown or expired join token"),
+                status = 401;
+        else if (taken)
+                *answer = sk_siteapi_error("conflict", "name: the site already has a host named %s",
+                                           name),
+                status = 409;
+        if (status) {
+                sk_identity_clear(&id);
+                return status;
+        }
+        _cleanup_json_ json_t *cmd =
+            json_pack("{s:s, s:s, s:I, s:I}", "op", "join-use", "hash", hash, "now",
+                      (json_int_t)now, "site-id", (json_int_t)id.site_id);
+        token_wait w = {hash, now};
+        r = cmd ? submit_and_wait(cl, cmd, token_done, &w) : -ENOMEM;
+        pthread_mutex_lock(&cl->lock);
+        int64_t host_id = sk_fsm_join_result(&cl->f, hash);
+        json_object_del(cl->joining, hash);
+        pthread_mutex_unlock(&cl->lock);
+        if (r < 0 || host_id == 0) {
+                sk_identity_clear(&id);
+                *answer =
+                    r < 0 ? sk_siteapi_error("unavailable", "the site did not record the join: %s",
+                                             strerror(-r))
+                          : sk_siteapi_error("unauthenticated", "unknown or expired join token");
+                return r < 0 ? 503 : 401;
+        }
+        _cleanup_ca_ sk_ca *ca = NULL;
+        _cleanup_free_ char *uri = NULL, *leaf = NULL;
+        if (asprintf(&uri, "skerry://site/%lld/host/%lld", (long long)id.site_id,
+                     (long long)host_id) < 0)
+                uri = NULL;
+        r = uri ? sk_ca_load_site(site_ca, site_key, &ca, &err) : -ENOMEM;
+        if (r >= 0)
+                r = sk_ca_sign_client(ca, csr, name, uri, SITE_HOST_CERT_DAYS, &leaf, &err);
+        if (r < 0) {
+                sk_identity_clear(&id);
+                /* the token is spent: a bad CSR needs a new one, as at the tower */
+                *answer = sk_siteapi_error(r == -EINVAL ? "invalid" : "internal", "csr: %s",
+                                           sk_error_msg(err, r));
+                return r == -EINVAL ? 400 : 500;
+        }
+        _cleanup_free_ char *chain = NULL;
+        if (asprintf(&chain, "%s%s", leaf, site_ca) < 0)
+                chain = NULL;
+        json_t *peers = peers_of(cl);
+        *answer = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s?, s:s, s:o, s:{s:s, s:s}}", "tower",
+                            id.tower, "site", id.site, "tenant", id.tenant, "host", name, "site-id",
+                            (json_int_t)id.site_id, "host-id", (json_int_t)host_id, "certificate",
+                            chain, "ca", cl->ca_pem, "peers", peers, "site-ca", "certificate",
+                            site_ca, "key", site_key);
+        sk_info("cluster: host %s joined site %s locally (host-id %lld)", name, id.site,
+                (long long)host_id);
+        sk_identity_clear(&id);
+        return *answer ? 200 : 500;
+}
+
 static int api_handle(void *user, const char *method, const char *path, const char *query,
                       int64_t peer, const json_t *body, json_t **answer)
 {
         sk_cluster *cl = user;
         bool get = strcmp(method, "GET") == 0;
+        bool post = strcmp(method, "POST") == 0;
+        /* A caller without a certificate (host id 0, raft_tls lets it through for these two
+         * requests only) may read the CA it pins and join; nothing else. */
+        if (peer == 0 && !(get && strcmp(path, "/v1/site/ca") == 0) &&
+            !(post && strcmp(path, "/v1/site/join") == 0)) {
+                *answer = sk_siteapi_error("unauthenticated", "a host certificate is required");
+                return 401;
+        }
+        if (get && strcmp(path, "/v1/site/ca") == 0) {
+                *answer = json_pack("{s:s}", "ca", cl->ca_pem);
+                return 200;
+        }
+        if (post && (strcmp(path, "/v1/site/join") == 0 || strcmp(path, "/v1/site/tokens") == 0)) {
+                bool join = strcmp(path, "/v1/site/join") == 0;
+                if (!json_is_object(body) && (join || body)) {
+                        *answer = sk_siteapi_error("invalid", "the body must be a JSON object");
+                        return 400;
+                }
+                if (!sk_cluster_is_leader(cl))
+                        return proxy_call(cl, "POST", path, body, answer);
+                return join ? site_join(cl, body, answer) : site_token(cl, body, answer);
+        }
         /* raft_tls refuses a removed host's new connections; this covers one opened
          * before the removal reached this host */
         pthread_mutex_lock(&cl->lock);

@@ -54,6 +54,7 @@ typedef struct sk_rtls_conn {
         size_t hello_len;
         raft_id peer_id;   /* client: the id dialled; server: the id the hello claims */
         int64_t cert_host; /* host id in the peer's verified certificate */
+        bool anonymous;    /* server: the peer sent no certificate (site-local join only) */
 
         struct raft_uv_connect *req; /* client, until cb fired */
         raft_uv_connect_cb cb;
@@ -274,8 +275,11 @@ static int conn_tls_setup(sk_rtls_conn *c)
         if ((r = gnutls_priority_set(c->tls, tr->prio)) < 0 ||
             (r = gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, tr->cred)) < 0)
                 return r;
+        /* With the site API, a host that has no certificate yet may join (and only that:
+         * conn_consume); without it, no certificate, no connection. */
         if (!c->client)
-                gnutls_certificate_server_set_request(c->tls, GNUTLS_CERT_REQUIRE);
+                gnutls_certificate_server_set_request(c->tls, tr->on_http ? GNUTLS_CERT_REQUEST
+                                                                          : GNUTLS_CERT_REQUIRE);
         /* Our own timer bounds the handshake; GnuTLS has no clock in non-blocking use. */
         gnutls_handshake_set_timeout(c->tls, 0);
         gnutls_transport_set_ptr(c->tls, c);
@@ -506,6 +510,38 @@ static void conn_accept_http(sk_rtls_conn *c)
         tr->on_http(fd, c->cert_host, tr->http_user);
 }
 
+/* A peer without a certificate: allowed at most SK_RTLS_ANON_MAX times a minute (the
+ * join path is the one door open to anyone; keep it narrow), and only for the requests
+ * anonymous_request names. */
+static int conn_admit_anonymous(sk_rtls_conn *c)
+{
+        sk_rtls *tr = c->tr;
+        uint64_t now = uv_now(tr->loop);
+        if (now - tr->anon_window >= 60000) {
+                tr->anon_window = now;
+                tr->anon_count = 0;
+        }
+        if (++tr->anon_count > SK_RTLS_ANON_MAX) {
+                conn_refuse(c, "too many connections without a certificate (%d a minute)",
+                            SK_RTLS_ANON_MAX);
+                return -EBUSY;
+        }
+        c->anonymous = true;
+        c->cert_host = 0;
+        c->state = C_HELLO;
+        return 0;
+}
+
+/* The two requests a host without a certificate may make: read the CA it pins, and join. */
+static bool anonymous_request(const uint8_t *p, size_t n)
+{
+        static const char *const allowed[] = {"GET /v1/site/ca ", "POST /v1/site/join "};
+        for (size_t i = 0; i < SK_ARRAY_SIZE(allowed); i++)
+                if (n >= strlen(allowed[i]) && memcmp(p, allowed[i], strlen(allowed[i])) == 0)
+                        return true;
+        return false;
+}
+
 /* The hello is complete: check it and hand the connection to raft. */
 static void conn_accept_hello(sk_rtls_conn *c)
 {
@@ -563,6 +599,17 @@ static int conn_consume(sk_rtls_conn *c, const uint8_t *p, size_t n)
                 c->hello_len += k;
                 p += k;
                 n -= k;
+                if (c->anonymous) {
+                        /* both allowed request lines are shorter than a hello header */
+                        if (c->hello_len < SK_RTLS_HELLO_HEADER)
+                                continue;
+                        if (!anonymous_request(c->hello, c->hello_len)) {
+                                conn_refuse(c, "no certificate: only a site-local join is allowed");
+                                return -EACCES;
+                        }
+                        conn_accept_http(c);
+                        break;
+                }
                 if (c->tr->on_http && c->hello_len >= 4 &&
                     c->hello_len < SK_RTLS_HELLO_HEADER + 1 && looks_http(c->hello, c->hello_len)) {
                         if (c->hello_len < SK_RTLS_HELLO_HEADER && n > 0)
@@ -649,8 +696,14 @@ static void conn_advance(sk_rtls_conn *c)
                         return;
                 }
                 c->handshaken = true;
-                if (conn_verify(c) < 0)
+                unsigned n_certs = 0;
+                if (!c->client && c->tr->on_http &&
+                    !gnutls_certificate_get_peers(c->tls, &n_certs)) {
+                        if (conn_admit_anonymous(c) < 0)
+                                return;
+                } else if (conn_verify(c) < 0) {
                         return;
+                }
                 if (c->client)
                         conn_send_hello(c);
                 else

@@ -20,6 +20,8 @@
 /* A refusal of the same peer address for the same reason is logged as a warning at most
  * this often (debug otherwise). */
 #define SK_RTLS_QUIET_MS 60000
+/* Connections without a certificate (site-local joins) accepted per minute, at most. */
+#define SK_RTLS_ANON_MAX 20
 
 struct sk_rtls_conn;
 
@@ -45,6 +47,8 @@ typedef struct sk_rtls {
         bool closing, close_fired;
         raft_uv_transport_close_cb close_cb;
         sk_raft_tls_stats stats;
+        uint64_t anon_window; /* ms: start of the minute counted in anon_count */
+        int anon_count;       /* connections without a certificate in that minute */
         struct {
                 uint64_t key, at;
         } quiet[16]; /* recent refusals: hash of peer address and reason, when */

@@ -65,9 +65,11 @@ static const sk_cli_verb verbs[] = {
      "rollout status DEPLOYMENT [--watch]",
      "Shows how many instances of a deployment run on each site; --watch repeats until\n"
      "every desired instance runs."},
-    {"site", "token", sk_cli_cmd_site_token, SK_OPT_TTL, 1, 1, "site token SITE [--ttl 1h]",
+    {"site", "token", sk_cli_cmd_site_token, SK_OPT_TTL, 0, 1, "site token SITE [--ttl 1h]",
      "Creates a one-time join token for one host of SITE and prints it alone on stdout\n"
-     "(default lifetime 1h, at most 7 days)."},
+     "(default lifetime 1h, at most 7 days). With --site-local ADDR --agent-data DIR and no\n"
+     "SITE, the site's leader makes a site-local token instead (the tower may be down), for\n"
+     "`skerry agent --join TOKEN --peer ADDR:PORT`."},
     {"login", NULL, sk_cli_cmd_login, SK_OPT_PRINT, 1, 1, "login TENANT/USER [--print]",
      "Asks for the password (or reads it from stdin when that is not a terminal), logs in\n"
      "and keeps the address, CA and token in ~/.config/skerry/config.json (mode 0600).\n"

@@ -203,13 +203,35 @@ int sk_cli_cmd_user_password(sk_cli_ctx *c)
 
 int sk_cli_cmd_site_token(sk_cli_ctx *c)
 {
-        int64_t ms;
+        int64_t ms = 0;
         if (c->ttl && sk_duration_ms(c->ttl, &ms) < 0)
                 return sk_cli_usage_error(c, "--ttl: '%s' is not a duration like 30m or 1h",
                                           c->ttl);
+        if (!c->site_local && c->nargs == 0)
+                return sk_cli_usage_error(c, "site token needs SITE (or --site-local ADDR "
+                                             "--agent-data DIR for a site-local token)");
+        if (c->site_local && c->nargs > 0)
+                return sk_cli_usage_error(c, "with --site-local the site is that of --agent-data: "
+                                             "no SITE");
         int rc = sk_cli_connect(c, true);
         if (rc != SK_EXIT_OK)
                 return rc;
+        if (c->site_local) {
+                /* The site's leader makes it, replicated; it works with the tower down. */
+                _cleanup_json_ json_t *sbody =
+                    c->ttl ? json_pack("{s:I}", "ttl", (json_int_t)(ms / 1000)) : json_object();
+                _cleanup_json_ json_t *sv = NULL;
+                rc = sk_cli_request(c, "POST", "/v1/site/tokens", sbody, &sv, NULL);
+                if (rc != SK_EXIT_OK)
+                        return rc;
+                const char *stoken = json_string_value(json_object_get(sv, "token"));
+                if (!stoken) {
+                        fprintf(stderr, "skerry: the site's answer has no token\n");
+                        return SK_EXIT_ERROR;
+                }
+                printf("%s\n", stoken);
+                return SK_EXIT_OK;
+        }
         const char *q[] = {"tenant", c->tenant, NULL};
         _cleanup_free_ char *path = sk_cli_resource_path("sites", c->args[0], "tokens", q);
         if (!path)

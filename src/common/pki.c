@@ -878,6 +878,19 @@ static int status_error(unsigned status, sk_error **err)
         return 0;
 }
 
+/* Whether der is the very certificate of ca_pem. */
+static bool is_ca_cert(const gnutls_datum_t *der, const char *ca_pem)
+{
+        _cleanup_crt_ gnutls_x509_crt_t ca = NULL;
+        _cleanup_datum_ gnutls_datum_t ca_der = {NULL, 0};
+        gnutls_datum_t d = {(unsigned char *)ca_pem, ca_pem ? (unsigned)strlen(ca_pem) : 0};
+        if (!ca_pem || gnutls_x509_crt_init(&ca) < 0 ||
+            gnutls_x509_crt_import(ca, &d, GNUTLS_X509_FMT_PEM) < 0 ||
+            gnutls_x509_crt_export2(ca, GNUTLS_X509_FMT_DER, &ca_der) < 0)
+                return false;
+        return ca_der.size == der->size && memcmp(ca_der.data, der->data, der->size) == 0;
+}
+
 int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri, sk_error **err)
 {
         unsigned n = 0;
@@ -887,7 +900,11 @@ int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri,
         if (gnutls_certificate_type_get2(session, GNUTLS_CTYPE_PEERS) != GNUTLS_CRT_X509)
                 return sk_error_set(err, EACCES, "client certificate is not X.509");
         /* A host signed by the tower CA sends its certificate alone; one signed by its site's
-         * CA sends that CA after it. Anything longer is no chain we make. */
+         * CA sends that CA after it. Some TLS stacks (OpenSSL) append the root they were
+         * given as well: the tower CA itself adds nothing, drop it. Anything longer is no
+         * chain we make. */
+        while (n > 1 && is_ca_cert(&raw[n - 1], ca_pem))
+                n--;
         if (n > 2)
                 return sk_error_set(err, EACCES,
                                     "client certificate chain: %u certificates, at most a host "
