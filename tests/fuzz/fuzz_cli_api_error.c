@@ -45,8 +45,13 @@ static void parse_error(long status, const char *body, const json_t *v)
                 abort();
         const json_t *msg = json_object_get(json_object_get(v, "error"), "message");
         if (json_is_string(msg)) {
-                if (strcmp(e.message, json_string_value(msg)) != 0)
+                /* the API's message, with control characters masked for the terminal */
+                const char *want = json_string_value(msg);
+                if (strlen(e.message) != strlen(want) || has_control(e.message, false))
                         abort();
+                for (size_t i = 0; want[i]; i++)
+                        if (e.message[i] != want[i] && e.message[i] != '?')
+                                abort();
         } else if (e.code || e.path || e.column || strncmp(e.message, "HTTP ", 5) != 0 ||
                    has_control(e.message, false)) {
                 abort(); /* not the API's shape: the status and a clean first line */
