@@ -1027,3 +1027,11 @@ int sk_pki_parse_site_uri(const char *uri, int64_t *site_id)
                 *site_id = s;
         return 0;
 }
+
+bool sk_pki_is_site_local_id(int64_t site_id, int64_t host_id)
+{
+        if (site_id <= 0 || site_id >= (1LL << 38))
+                return false;
+        int64_t first = SK_PKI_LOCAL_ID_BASE + site_id * (1LL << 24);
+        return host_id > first && host_id < first + (1LL << 24);
+}

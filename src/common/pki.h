@@ -15,6 +15,7 @@
 #define SK_COMMON_PKI_H
 
 #include <gnutls/gnutls.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/error.h"
@@ -69,6 +70,11 @@ int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri,
 
 /* Parses "skerry://site/<site>/host/<host>" into its ids; -EINVAL otherwise. */
 int sk_pki_parse_host_uri(const char *uri, int64_t *site_id, int64_t *host_id);
+
+/* Host ids a site gives the hosts that join it while the tower is unreachable:
+ * 2^62 + site_id * 2^24 + n, 0 < n < 2^24 (far above the tower's own sequence). */
+#define SK_PKI_LOCAL_ID_BASE (1LL << 62)
+bool sk_pki_is_site_local_id(int64_t site_id, int64_t host_id);
 
 /* Parses a site CA's "skerry://site/<site>" into its id; -EINVAL otherwise. */
 int sk_pki_parse_site_uri(const char *uri, int64_t *site_id);

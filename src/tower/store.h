@@ -129,6 +129,11 @@ typedef struct sk_store_ops {
         /* Hosts. host_add returns -EEXIST when the site has a host of that name. */
         int (*host_add)(sk_store *s, int64_t site_id, const char *name, const char *labels_json,
                         int64_t now, int64_t *id, sk_error **err);
+        /* A host that joined its site while the tower was unreachable, with the id the site
+         * gave it (docs/site-cluster.md: far above the tower's own ids, which it leaves
+         * where they were). -EEXIST when the id or the name is taken. */
+        int (*host_adopt)(sk_store *s, int64_t site_id, int64_t host_id, const char *name,
+                          const char *labels_json, int64_t now, sk_error **err);
         int (*host_get)(sk_store *s, int64_t host_id, sk_host_fn fn, void *user, sk_error **err);
         int (*host_list)(sk_store *s, int64_t site_id, sk_host_fn fn, void *user, sk_error **err);
         int (*host_seen)(sk_store *s, int64_t host_id, int64_t now, const char *status_json,

@@ -153,6 +153,7 @@ enum stmt_id {
         ST_JOIN_GET,
         ST_JOIN_USE,
         ST_HOST_ADD,
+        ST_HOST_ADOPT,
         ST_HOST_GET,
         ST_HOST_LIST,
         ST_HOST_SEEN,
@@ -211,6 +212,9 @@ static const char *const stmt_sql[ST__MAX] = {
     [ST_JOIN_USE] = "UPDATE join_tokens SET used = $2 WHERE hash = $1 AND used = 0",
     [ST_HOST_ADD] = "INSERT INTO hosts (site_id, name, labels_json, joined, last_seen)"
                     " VALUES ($1, $2, $3, $4, $4) RETURNING id",
+    /* An explicit id leaves the identity sequence where it was. */
+    [ST_HOST_ADOPT] = "INSERT INTO hosts (id, site_id, name, labels_json, joined, last_seen)"
+                      " OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $5)",
     [ST_HOST_GET] = "SELECT " HOST_COLS " FROM hosts WHERE id = $1",
     [ST_HOST_LIST] = "SELECT " HOST_COLS " FROM hosts WHERE site_id = $1 ORDER BY name",
     [ST_HOST_SEEN] = "UPDATE hosts SET last_seen = $2,"
@@ -847,6 +851,29 @@ static int pg_host_add(sk_store *store, int64_t site_id, const char *name, const
         return 0;
 }
 
+static int pg_host_adopt(sk_store *store, int64_t site_id, int64_t id, const char *name,
+                         const char *labels_json, int64_t now, sk_error **err)
+{
+        sk_pg *s = to_pg(store);
+        int r;
+        if ((r = require(err, "name", name)) < 0)
+                return r;
+        _cleanup_tx_ tx t = {0};
+        if ((r = tx_begin_single(&t, store, err)) < 0)
+                return r;
+        num id_n, site_n, now_n;
+        const char *const p[] = {num_of(&id_n, id), num_of(&site_n, site_id), name,
+                                 labels_json ? labels_json : "{}", num_of(&now_n, now)};
+        _cleanup_pgres_ PGresult *res = NULL;
+        r = run(s, ST_HOST_ADOPT, 5, p, &res, err, "host_adopt");
+        if (r == PG_FOREIGN_KEY)
+                return site_missing(err, site_id);
+        if (r == PG_UNIQUE)
+                return sk_error_set(err, EEXIST, "host id %lld or name %s is taken on site %lld",
+                                    (long long)id, name, (long long)site_id);
+        return finish_single(s, &t, r, res, err, "host_adopt");
+}
+
 static int each_host(const PGresult *res, sk_host_fn fn, void *user)
 {
         for (int i = 0; fn && i < PQntuples(res); i++) {
@@ -1327,6 +1354,7 @@ static const sk_store_ops pg_ops = {
     .join_token_get = pg_join_token_get,
     .join_token_use = pg_join_token_use,
     .host_add = pg_host_add,
+    .host_adopt = pg_host_adopt,
     .host_get = pg_host_get,
     .host_list = pg_host_list,
     .host_seen = pg_host_seen,

@@ -143,6 +143,9 @@ enum stmt_id {
         ST_JOIN_GET,
         ST_JOIN_USE,
         ST_HOST_ADD,
+        ST_HOST_ADOPT,
+        ST_HOST_SEQ_GET,
+        ST_HOST_SEQ_SET,
         ST_HOST_GET,
         ST_HOST_LIST,
         ST_HOST_SEEN,
@@ -201,8 +204,19 @@ static const char *const stmt_sql[ST__MAX] = {
     [ST_JOIN_ADD] = "INSERT INTO join_tokens (hash, site_id, expires) VALUES (?1, ?2, ?3)",
     [ST_JOIN_GET] = "SELECT site_id, expires, used FROM join_tokens WHERE hash = ?1",
     [ST_JOIN_USE] = "UPDATE join_tokens SET used = ?2 WHERE hash = ?1 AND used = 0",
-    [ST_HOST_ADD] = "INSERT INTO hosts (site_id, name, labels_json, joined, last_seen)"
-                    " VALUES (?1, ?2, ?3, ?4, ?4)",
+    /* The id explicitly: AUTOINCREMENT would follow an adopted site-local id (2^62 and up),
+     * so the next one is past the highest id below that range and past every id ever
+     * used (sqlite_sequence, which host_adopt leaves where it was). */
+    [ST_HOST_ADD] =
+        "INSERT INTO hosts (id, site_id, name, labels_json, joined, last_seen)"
+        " VALUES (max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'hosts'"
+        "   AND seq < 4611686018427387904), 0),"
+        "  coalesce((SELECT max(id) FROM hosts WHERE id < 4611686018427387904), 0)) + 1,"
+        " ?1, ?2, ?3, ?4, ?4)",
+    [ST_HOST_ADOPT] = "INSERT INTO hosts (id, site_id, name, labels_json, joined, last_seen)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+    [ST_HOST_SEQ_GET] = "SELECT seq FROM sqlite_sequence WHERE name = 'hosts'",
+    [ST_HOST_SEQ_SET] = "UPDATE sqlite_sequence SET seq = ?1 WHERE name = 'hosts'",
     [ST_HOST_GET] = "SELECT " HOST_COLS " FROM hosts WHERE id = ?1",
     [ST_HOST_LIST] = "SELECT " HOST_COLS " FROM hosts WHERE site_id = ?1 ORDER BY name",
     [ST_HOST_SEEN] = "UPDATE hosts SET last_seen = ?2,"
@@ -819,6 +833,53 @@ static int sq_host_add(sk_store *store, int64_t site_id, const char *name, const
         return 0;
 }
 
+static int sq_host_adopt(sk_store *store, int64_t site_id, int64_t id, const char *name,
+                         const char *labels_json, int64_t now, sk_error **err)
+{
+        sk_sqlite *s = to_sqlite(store);
+        int r;
+        if ((r = require(err, "name", name)) < 0)
+                return r;
+        int64_t seq = 0;
+        {
+                _cleanup_stmt_ stmt q = {0};
+                if ((r = stmt_get(s, ST_HOST_SEQ_GET, &q, err)) < 0)
+                        return r;
+                int rc = sqlite3_step(q.st);
+                if (rc == SQLITE_ROW)
+                        seq = sqlite3_column_int64(q.st, 0);
+                else if (rc != SQLITE_DONE)
+                        return db_fail(s, err, "host_adopt");
+        }
+        {
+                _cleanup_stmt_ stmt q = {0};
+                if ((r = stmt_get(s, ST_HOST_ADOPT, &q, err)) < 0)
+                        return r;
+                sqlite3_bind_int64(q.st, 1, id);
+                sqlite3_bind_int64(q.st, 2, site_id);
+                bind_text(&q, 3, name);
+                bind_text(&q, 4, labels_json ? labels_json : "{}");
+                sqlite3_bind_int64(q.st, 5, now);
+                r = step_done(&q, err, "host_adopt");
+                if (r == SQLITE_CONSTRAINT_FOREIGNKEY)
+                        return site_missing(err, site_id);
+                if (r == SQLITE_CONSTRAINT_UNIQUE || r == SQLITE_CONSTRAINT_PRIMARYKEY)
+                        return sk_error_set(err, EEXIST,
+                                            "host id %lld or name %s is taken on site %lld",
+                                            (long long)id, name, (long long)site_id);
+                if (r > 0)
+                        return db_fail(s, err, "host_adopt");
+                if (r < 0)
+                        return r;
+        }
+        _cleanup_stmt_ stmt q = {0};
+        if ((r = stmt_get(s, ST_HOST_SEQ_SET, &q, err)) < 0)
+                return r;
+        sqlite3_bind_int64(q.st, 1, seq);
+        r = step_done(&q, err, "host_adopt");
+        return r > 0 ? db_fail(s, err, "host_adopt") : r;
+}
+
 static int each_host(stmt *q, sk_host_fn fn, void *user, int *stopped, sk_error **err,
                      const char *what)
 {
@@ -1371,6 +1432,7 @@ static const sk_store_ops sqlite_ops = {
     .join_token_get = sq_join_token_get,
     .join_token_use = sq_join_token_use,
     .host_add = sq_host_add,
+    .host_adopt = sq_host_adopt,
     .host_get = sq_host_get,
     .host_list = sq_host_list,
     .host_seen = sq_host_seen,

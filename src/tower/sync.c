@@ -8,6 +8,7 @@
 
 #include "common/cleanup.h"
 #include "common/log.h"
+#include "common/pki.h"
 #include "model/labelexpr.h"
 #include "model/spec.h"
 #include "tower/api_int.h"
@@ -480,6 +481,53 @@ static int build_instances(sk_tower_ctx *c, json_t *list, const char *site, cons
         return 0;
 }
 
+/* A host the site's leader reports that the tower does not know: one that joined the site
+ * while the tower was unreachable, with an id from the site's own range
+ * (docs/site-cluster.md). The leader is a host of that site, which already holds the site
+ * CA that signed it, so its word names no more than its own site; the range keeps it from
+ * naming another site's ids, and a removed id stays removed. *id stays 0 when the report
+ * is not such a host. */
+static int adopt_host(sk_tower_ctx *c, const json_t *body, const char *name, int64_t *id,
+                      sk_error **err)
+{
+        sk_store *s = c->api->store;
+        const json_t *hid = json_object_get(body, "host-id");
+        int64_t host_id = json_integer_value(hid);
+        if (!json_is_integer(hid) || !sk_pki_is_site_local_id(c->site_id, host_id))
+                return 0;
+        if (!sk_spec_valid_name(name))
+                return sk_error_set_path(err, EINVAL, "host",
+                                         "must be a DNS label ([a-z0-9-], 1..63)");
+        _cleanup_free_ int64_t *removed = NULL;
+        size_t n = 0;
+        int r = s->ops->host_removed_list(s, c->site_id, &removed, &n, err);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                if (removed[i] == host_id)
+                        return sk_error_set_path(err, EINVAL, "host-id",
+                                                 "host %lld was removed from this site",
+                                                 (long long)host_id);
+        r = s->ops->begin(s, err);
+        if (r < 0)
+                return r;
+        r = s->ops->host_adopt(s, c->site_id, host_id, name, "{}", sk_tower_now(c->api), err);
+        if (r >= 0)
+                r = s->ops->commit(s, err);
+        else
+                s->ops->rollback(s);
+        if (r == -EEXIST)
+                return sk_error_set_path(err, EEXIST, "host-id", "host id %lld or name %s is taken",
+                                         (long long)host_id, name);
+        if (r < 0)
+                return r;
+        sk_info("site-id %lld: adopted host %s (host-id %lld), which joined the site while the "
+                "tower was unreachable",
+                (long long)c->site_id, name, (long long)host_id);
+        *id = host_id;
+        return 0;
+}
+
 int sk_tower_h_sync_status(sk_tower_ctx *c, sk_error **err)
 {
         _cleanup_json_ json_t *body = NULL;
@@ -502,6 +550,11 @@ int sk_tower_h_sync_status(sk_tower_ctx *c, sk_error **err)
                 site_host sh = {claimed, 0};
                 if (claimed)
                         s->ops->host_list(s, c->site_id, find_site_host, &sh, NULL);
+                if (!sh.id && claimed) {
+                        r = adopt_host(c, body, claimed, &sh.id, err);
+                        if (r < 0)
+                                return r;
+                }
                 if (!sh.id)
                         return sk_error_set_path(err, EINVAL, "host",
                                                  "must be a host of this certificate's site (%s)",

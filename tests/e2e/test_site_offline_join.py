@@ -1,12 +1,30 @@
 """Issue 3: a host joins its site while the tower is unreachable. Three agents form the
 site; the tower stops; a site-local token from `skerry --site-local ... site token`; a
 fourth agent joins through a peer with it (a certificate from the site CA, a host id from
-the site's own range) and gets its instance of a one-per-host service."""
+the site's own range) and gets its instance of a one-per-host service. When the tower is
+back, the leader's reports make it adopt the host: `get hosts --site` lists it, with the
+id the site gave it, and the tower accepts its site-CA-signed certificate."""
 
+import http.client
 import os
+import ssl
 
 from conftest import Proc, wait_for
 from site_harness import Host, app_yaml, identity, site_env, tls_probe  # noqa: F401
+
+
+def tower_get_as_host(tower, data, path):
+    """GET path on the tower with the host certificate (chain) of agent folder data."""
+    ctx = ssl.create_default_context(cafile=tower.ca)
+    ctx.check_hostname = False
+    ctx.load_cert_chain(os.path.join(data, "cert.pem"), os.path.join(data, "key.pem"))
+    c = http.client.HTTPSConnection("127.0.0.1", tower.port, context=ctx, timeout=10)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.read().decode(errors="replace")
+    finally:
+        c.close()
 
 
 def test_join_with_the_tower_down(site_env):
@@ -74,3 +92,21 @@ def test_join_with_the_tower_down(site_env):
     wait_for(lambda: sorted(h for hs in s.placements().values() for h in hs)
              == ["so-a", "so-b", "so-c", "so-d"], 90,
              what="an instance on the host that joined with the tower down")
+
+    # The tower comes back: the leader reports so-d, and the tower adopts it with its id.
+    site_env.tower.start()
+
+    def listed():
+        hosts = {h["name"]: h for h in s.tower_hosts()}
+        return "so-d" in hosts and hosts["so-d"]
+    got = wait_for(listed, 60, interval=0.5, what="so-d in get hosts --site so")
+    assert got["id"] == me["host-id"], got
+    status, body = tower_get_as_host(site_env.tower, d.data, "/v1/sync/desired")
+    assert status == 200, (status, body)
+    # The tower's own next join still gets an id of its own sequence.
+    f = Host(s, "so-f")
+    s.hosts["so-f"] = f
+    f.start()
+    wait_for(lambda: f.joined or not f.alive(), 30, what="so-f to join through the tower")
+    assert f.alive(), f.log()
+    assert identity(f)["host-id"] < 2**62, identity(f)

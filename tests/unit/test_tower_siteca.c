@@ -1,5 +1,6 @@
 /* The tower's site CAs (tower/siteca.c) against a real SQLite store and a real CA in a
- * temporary folder: issued once per site, sealed in the store, usable to sign hosts. */
+ * temporary folder: issued once per site, sealed in the store, usable to sign hosts; and
+ * the store adopting hosts that joined a site while the tower was unreachable. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -146,12 +147,65 @@ static void test_damaged_setting(void **state)
         assert_null(k);
 }
 
+static int count_rows(const sk_host_row *row, void *user)
+{
+        (*(int64_t *)user)++;
+        return 0;
+}
+
+static int copy_name(const sk_host_row *row, void *user)
+{
+        snprintf(user, 64, "%s", row->name);
+        return 0;
+}
+
+/* An adopted site-local id keeps its id, is listed, and leaves the tower's own sequence
+ * where it was: the next join gets the next low id, never one next to the adopted. */
+static void test_adopt_keeps_sequence(void **state)
+{
+        fx *f = *state;
+        sk_store *s = f->store;
+        int64_t site = 0;
+        _cleanup_error_ sk_error *err = NULL;
+        assert_int_equal(
+            s->ops->resource_put(s, "default", "site", "s1", "", "{\"labels\":{}}", &site, &err),
+            SK_PUT_CREATED);
+        int64_t h1 = 0, h2 = 0, h3 = 0;
+        assert_int_equal(s->ops->host_add(s, site, "h1", "{}", 1, &h1, &err), 0);
+        int64_t local = SK_PKI_LOCAL_ID_BASE + site * (1LL << 24) + 1;
+        assert_true(sk_pki_is_site_local_id(site, local));
+        assert_false(sk_pki_is_site_local_id(site + 1, local));
+        assert_false(sk_pki_is_site_local_id(site, h1));
+        assert_int_equal(s->ops->host_adopt(s, site, local, "d1", "{}", 2, &err), 0);
+        assert_int_equal(s->ops->host_add(s, site, "h2", "{}", 3, &h2, &err), 0);
+        assert_int_equal(h2, h1 + 1);
+        /* a deleted id is not given again */
+        assert_int_equal(s->ops->host_delete(s, h2, 4, &err), 0);
+        assert_int_equal(s->ops->host_add(s, site, "h3", "{}", 5, &h3, &err), 0);
+        assert_int_equal(h3, h2 + 1);
+        int64_t n = 0;
+        assert_true(s->ops->host_list(s, site, count_rows, &n, NULL) >= 0);
+        assert_int_equal(n, 3);
+        char name[64] = "";
+        assert_true(s->ops->host_get(s, local, copy_name, name, NULL) >= 0);
+        assert_string_equal(name, "d1");
+        /* the id or the name taken */
+        sk_error *e2 = NULL;
+        assert_int_equal(s->ops->host_adopt(s, site, local, "d2", "{}", 6, &e2), -EEXIST);
+        sk_error_free(&e2);
+        assert_int_equal(s->ops->host_adopt(s, site, local + 1, "h1", "{}", 6, &e2), -EEXIST);
+        sk_error_free(&e2);
+        assert_int_equal(s->ops->host_adopt(s, site + 1000, local + 2, "x", "{}", 6, &e2), -ENOENT);
+        sk_error_free(&e2);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_issued_once_and_signs, setup, teardown),
             cmocka_unit_test_setup_teardown(test_other_tower_cannot_unseal, setup, teardown),
             cmocka_unit_test_setup_teardown(test_damaged_setting, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_adopt_keeps_sequence, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
