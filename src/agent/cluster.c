@@ -33,12 +33,6 @@
 /* How long a site API request waits for its raft entry to apply. */
 #define JOIN_WAIT_MS        4000
 #define SITE_HOST_CERT_DAYS 365
-/* A heartbeat answer older than this when raft last heard the leader is not the last
- * contact (two agent heartbeats): raft's own contact counts instead. */
-#define CONTACT_SLACK_MS 2000
-
-/* Until cluster.h declares it (the agent calls it). */
-void sk_cluster_leader_contact(sk_cluster *cl, const char *address, int64_t at_ms);
 
 struct sk_cluster {
         char *dir, *raft_dir, *address, *site, *host;
@@ -71,7 +65,7 @@ struct sk_cluster {
         sk_liveness live;
         json_t *submitted; /* host id -> host entry proposed, not yet applied */
         raft_id last_leader;
-        int64_t last_leader_ms; /* raft's last message from it, monotonic ms */
+        int64_t last_leader_ms;
         sk_siteapi *api;
         int start_error;
 
@@ -83,12 +77,10 @@ struct sk_cluster {
         bool leader_ready, changed, stop, step_aside;
         raft_id leader_id;
         char *leader_addr;
-        json_t *members;    /* host id -> "voter" | "standby" | "spare", with "address" */
-        json_t *reports;    /* host id -> {"report": ..., "at": ms, "wall": unix ms} */
-        json_t *queue;      /* commands for the leader to propose */
-        json_t *joining;    /* token hashes of site-local joins in progress */
-        raft_id contact_id; /* the leader that last answered this host's heartbeat */
-        int64_t contact_ms; /* when, monotonic ms */
+        json_t *members; /* host id -> "voter" | "standby" | "spare", with "address" */
+        json_t *reports; /* host id -> {"report": ..., "at": ms, "wall": unix ms} */
+        json_t *queue;   /* commands for the leader to propose */
+        json_t *joining; /* token hashes of site-local joins in progress */
         size_t peer_cursor;
 };
 
@@ -114,16 +106,6 @@ static void id_key(int64_t id, char key[24])
         snprintf(key, 24, "%" PRId64, id);
 }
 
-static void on_tick(uv_timer_t *t);
-
-/* Runs the tick at the next loop iteration: an applied entry reaches the supervisor, and a
- * lost host's placements the scheduler, without waiting up to TICK_MS each. */
-static void kick(sk_cluster *cl)
-{
-        if (!cl->closing)
-                uv_timer_start(&cl->tick, on_tick, 0, TICK_MS);
-}
-
 /* ---- the FSM, as raft sees it ---- */
 
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
@@ -135,8 +117,6 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         if (r > 0)
                 cl->changed = true;
         pthread_mutex_unlock(&cl->lock);
-        if (r > 0)
-                kick(cl);
         if (r < 0)
                 sk_warn("cluster: skipping an entry: %s", sk_error_msg(err, r));
         *result = NULL;
@@ -560,10 +540,6 @@ static void leader_work(sk_cluster *cl, int64_t now)
                 hand_over(cl, "the tower refuses this host's certificate");
         remove_members(cl);
         manage_voters(cl);
-        /* A host's time runs out between ticks: look then, not up to TICK_MS later. */
-        int64_t due = sk_liveness_next_due(&cl->live);
-        if (due > now && due - now < TICK_MS)
-                uv_timer_start(&cl->tick, on_tick, (uint64_t)(due - now) + 1, TICK_MS);
 }
 
 /* desired.json from before the cluster (or a tower sync the raft log never got) seeds an
@@ -579,18 +555,6 @@ static void seed_desired(sk_cluster *cl)
         _cleanup_json_ json_t *cmd = json_pack("{s:s, s:O}", "op", "desired", "doc", doc);
         if (cmd && propose(cl, cmd, false, NULL) == 0)
                 sk_info("cluster: seeding the site state from %s/desired.json", cl->dir);
-}
-
-/* The old leader's last contact, as for any host: its last answer to this host's
- * heartbeat, unless raft heard it lead well after that (heartbeats failing), then raft's
- * last message. Under the lock. */
-static int64_t old_leader_contact(sk_cluster *cl, int64_t now)
-{
-        int64_t last = cl->last_leader_ms ? cl->last_leader_ms : now;
-        if (cl->contact_id == cl->last_leader && cl->contact_ms > 0 &&
-            last - cl->contact_ms <= CONTACT_SLACK_MS && cl->contact_ms < last)
-                last = cl->contact_ms;
-        return last;
 }
 
 static void on_barrier(struct raft_barrier *req, int status)
@@ -609,9 +573,9 @@ static void on_barrier(struct raft_barrier *req, int status)
         json_object_foreach((json_t *)sk_fsm_hosts(&cl->f), key, h)
         {
                 int64_t id = strtoll(key, NULL, 10);
-                int64_t last = (raft_id)id == cl->last_leader ? old_leader_contact(cl, now) : now;
-                if ((raft_id)id == cl->last_leader)
-                        sk_info("DBG old leader %lld: last %lld ms ago (raft %lld ms ago, hb id %llu %lld ms ago)", (long long)id, (long long)(now - last), (long long)(cl->last_leader_ms ? now - cl->last_leader_ms : -1), (unsigned long long)cl->contact_id, (long long)(now - cl->contact_ms));
+                /* The old leader was last heard from when we last heard it lead. */
+                int64_t last =
+                    (raft_id)id == cl->last_leader && cl->last_leader_ms ? cl->last_leader_ms : now;
                 sk_liveness_track(&cl->live, id, json_is_true(json_object_get(h, "alive")), last);
         }
         cl->leader_ready = true;
@@ -619,7 +583,6 @@ static void on_barrier(struct raft_barrier *req, int status)
         pthread_mutex_unlock(&cl->lock);
         sk_info("cluster: this host (%s) leads site %s", cl->host, cl->site);
         seed_desired(cl);
-        kick(cl);
 }
 
 static void publish_members(sk_cluster *cl, raft_id lid, const char *laddr)
@@ -664,13 +627,9 @@ static void on_tick(uv_timer_t *t)
         publish_members(cl, lid, laddr);
         bool leader = raft_state(&cl->raft) == RAFT_LEADER;
         if (!leader) {
-                /* When raft last heard the leader, not when it last named it: it names
-                 * a dead leader until its election timer runs out. */
                 if (lid && (int64_t)lid != cl->host_id) {
-                        raft_time io_now = cl->io.time(&cl->io);
-                        raft_time heard = cl->raft.election_timer_start;
                         cl->last_leader = lid;
-                        cl->last_leader_ms = now - (int64_t)(io_now > heard ? io_now - heard : 0);
+                        cl->last_leader_ms = now;
                 }
                 pthread_mutex_lock(&cl->lock);
                 if (cl->leader_ready) {
@@ -1092,22 +1051,6 @@ int sk_cluster_heartbeat(sk_cluster *cl, int64_t host_id, const json_t *report)
         }
         pthread_mutex_unlock(&cl->lock);
         return r;
-}
-
-void sk_cluster_leader_contact(sk_cluster *cl, const char *address, int64_t at_ms)
-{
-        pthread_mutex_lock(&cl->lock);
-        const char *key;
-        json_t *m;
-        json_object_foreach(cl->members, key, m)
-        {
-                const char *a = json_string_value(json_object_get(m, "address"));
-                if (a && strcmp(a, address) == 0) {
-                        cl->contact_id = (raft_id)strtoll(key, NULL, 10);
-                        cl->contact_ms = at_ms;
-                }
-        }
-        pthread_mutex_unlock(&cl->lock);
 }
 
 static const char *host_state(const json_t *h)
