@@ -227,7 +227,7 @@ char *sk_cli_format_age(const char *rfc3339, time_t now)
         if (!rfc3339 || !*rfc3339)
                 return strdup("-");
         if (!parse_rfc3339(rfc3339, &t))
-                return strdup(rfc3339);
+                return sanitize(rfc3339); /* shown as it came, but never raw to a terminal */
         long d = (long)(now - t);
         if (d < 0)
                 d = 0;

@@ -134,6 +134,7 @@ static void test_age(void **state)
             {"yesterday", "yesterday"},
             {"2025-12-31T23:59:50", "2025-12-31T23:59:50"}, /* no zone: shown as is */
             {"", "-"},
+            {"2026-01-01\x1b[2J", "2026-01-01?[2J"}, /* never raw to a terminal */
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 _cleanup_free_ char *got = sk_cli_format_age(cases[i].in, NOW);
