@@ -343,6 +343,9 @@ static json_t *report(agent *ag)
                          "capacity", capacity(), "instances", sk_supervisor_status(ag->sup));
 }
 
+/* In cluster.c; until cluster.h declares it. */
+void sk_cluster_leader_contact(sk_cluster *cl, const char *address, int64_t at_ms);
+
 /* Sends r to the leader: ourselves, the known leader, or peers in turn until one leads. */
 static int send_heartbeat(agent *ag, const json_t *r)
 {
@@ -363,8 +366,11 @@ static int send_heartbeat(agent *ag, const json_t *r)
                         sk_debug("heartbeat to %s: %s", addr, sk_error_msg(err, rc));
                         return rc;
                 }
-                if (status == 200)
+                if (status == 200) {
+                        /* the contact a new leader counts host-lost-after from if it dies */
+                        sk_cluster_leader_contact(ag->cl, addr, sk_monotonic_ms());
                         return 0;
+                }
                 const char *leader = json_string_value(json_object_get(ans, "leader"));
                 free(addr);
                 addr = leader && strcmp(leader, ag->address) != 0 ? strdup(leader) : NULL;

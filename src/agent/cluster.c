@@ -33,6 +33,15 @@
 /* How long a site API request waits for its raft entry to apply. */
 #define JOIN_WAIT_MS        4000
 #define SITE_HOST_CERT_DAYS 365
+/* A heartbeat answer older than this when raft last heard the leader is not the last
+ * contact (two agent heartbeats): raft's own contact counts instead. */
+#define CONTACT_SLACK_MS 2000
+/* A new leader leaves an old leader that may still be alive this long (at most
+ * host-lost-after) to report: its heartbeats could not reach the new leader before. */
+#define LEADER_GRACE_MS 2000
+
+/* Until cluster.h declares it (the agent calls it). */
+void sk_cluster_leader_contact(sk_cluster *cl, const char *address, int64_t at_ms);
 
 struct sk_cluster {
         char *dir, *raft_dir, *address, *site, *host;
@@ -65,7 +74,7 @@ struct sk_cluster {
         sk_liveness live;
         json_t *submitted; /* host id -> host entry proposed, not yet applied */
         raft_id last_leader;
-        int64_t last_leader_ms;
+        int64_t last_leader_ms; /* raft's last message from it, monotonic ms */
         sk_siteapi *api;
         int start_error;
 
@@ -77,10 +86,12 @@ struct sk_cluster {
         bool leader_ready, changed, stop, step_aside;
         raft_id leader_id;
         char *leader_addr;
-        json_t *members; /* host id -> "voter" | "standby" | "spare", with "address" */
-        json_t *reports; /* host id -> {"report": ..., "at": ms, "wall": unix ms} */
-        json_t *queue;   /* commands for the leader to propose */
-        json_t *joining; /* token hashes of site-local joins in progress */
+        json_t *members;    /* host id -> "voter" | "standby" | "spare", with "address" */
+        json_t *reports;    /* host id -> {"report": ..., "at": ms, "wall": unix ms} */
+        json_t *queue;      /* commands for the leader to propose */
+        json_t *joining;    /* token hashes of site-local joins in progress */
+        raft_id contact_id; /* the leader that last answered this host's heartbeat */
+        int64_t contact_ms; /* when, monotonic ms */
         size_t peer_cursor;
 };
 
@@ -106,6 +117,16 @@ static void id_key(int64_t id, char key[24])
         snprintf(key, 24, "%" PRId64, id);
 }
 
+static void on_tick(uv_timer_t *t);
+
+/* Runs the tick at the next loop iteration: an applied entry reaches the supervisor, and a
+ * lost host's placements the scheduler, without waiting up to TICK_MS each. */
+static void kick(sk_cluster *cl)
+{
+        if (!cl->closing)
+                uv_timer_start(&cl->tick, on_tick, 0, TICK_MS);
+}
+
 /* ---- the FSM, as raft sees it ---- */
 
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
@@ -117,6 +138,8 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         if (r > 0)
                 cl->changed = true;
         pthread_mutex_unlock(&cl->lock);
+        if (r > 0)
+                kick(cl);
         if (r < 0)
                 sk_warn("cluster: skipping an entry: %s", sk_error_msg(err, r));
         *result = NULL;
@@ -540,6 +563,10 @@ static void leader_work(sk_cluster *cl, int64_t now)
                 hand_over(cl, "the tower refuses this host's certificate");
         remove_members(cl);
         manage_voters(cl);
+        /* A host's time runs out between ticks: look then, not up to TICK_MS later. */
+        int64_t due = sk_liveness_next_due(&cl->live);
+        if (due > now && due - now < TICK_MS)
+                uv_timer_start(&cl->tick, on_tick, (uint64_t)(due - now) + 1, TICK_MS);
 }
 
 /* desired.json from before the cluster (or a tower sync the raft log never got) seeds an
@@ -555,6 +582,20 @@ static void seed_desired(sk_cluster *cl)
         _cleanup_json_ json_t *cmd = json_pack("{s:s, s:O}", "op", "desired", "doc", doc);
         if (cmd && propose(cl, cmd, false, NULL) == 0)
                 sk_info("cluster: seeding the site state from %s/desired.json", cl->dir);
+}
+
+/* The old leader's last contact, as for any host: its last answer to this host's
+ * heartbeat, unless raft heard it lead well after that (heartbeats failing), then raft's
+ * last message; but no earlier than leaves it LEADER_GRACE_MS from now. Under the lock. */
+static int64_t old_leader_contact(sk_cluster *cl, int64_t now)
+{
+        int64_t last = cl->last_leader_ms ? cl->last_leader_ms : now;
+        if (cl->contact_id == cl->last_leader && cl->contact_ms > 0 &&
+            last - cl->contact_ms <= CONTACT_SLACK_MS && cl->contact_ms < last)
+                last = cl->contact_ms;
+        int64_t after = sk_fsm_lost_after_ms(&cl->f);
+        int64_t least = now - after + (after < LEADER_GRACE_MS ? after : LEADER_GRACE_MS);
+        return last > least ? last : least;
 }
 
 static void on_barrier(struct raft_barrier *req, int status)
@@ -573,9 +614,7 @@ static void on_barrier(struct raft_barrier *req, int status)
         json_object_foreach((json_t *)sk_fsm_hosts(&cl->f), key, h)
         {
                 int64_t id = strtoll(key, NULL, 10);
-                /* The old leader was last heard from when we last heard it lead. */
-                int64_t last =
-                    (raft_id)id == cl->last_leader && cl->last_leader_ms ? cl->last_leader_ms : now;
+                int64_t last = (raft_id)id == cl->last_leader ? old_leader_contact(cl, now) : now;
                 sk_liveness_track(&cl->live, id, json_is_true(json_object_get(h, "alive")), last);
         }
         cl->leader_ready = true;
@@ -583,6 +622,7 @@ static void on_barrier(struct raft_barrier *req, int status)
         pthread_mutex_unlock(&cl->lock);
         sk_info("cluster: this host (%s) leads site %s", cl->host, cl->site);
         seed_desired(cl);
+        kick(cl);
 }
 
 static void publish_members(sk_cluster *cl, raft_id lid, const char *laddr)
@@ -624,12 +664,23 @@ static void on_tick(uv_timer_t *t)
         raft_id lid = 0;
         const char *laddr = NULL;
         raft_leader(&cl->raft, &lid, &laddr);
-        publish_members(cl, lid, laddr);
         bool leader = raft_state(&cl->raft) == RAFT_LEADER;
+        /* Until its barrier commits this host is no leader to others: the site API would
+         * send their requests on to itself (a tick after every applied entry falls into
+         * that window often). */
+        if (leader && !cl->leader_ready) {
+                lid = 0;
+                laddr = NULL;
+        }
+        publish_members(cl, lid, laddr);
         if (!leader) {
+                /* When raft last heard the leader, not when it last named it: it names
+                 * a dead leader until its election timer runs out. */
                 if (lid && (int64_t)lid != cl->host_id) {
+                        raft_time io_now = cl->io.time(&cl->io);
+                        raft_time heard = cl->raft.election_timer_start;
                         cl->last_leader = lid;
-                        cl->last_leader_ms = now;
+                        cl->last_leader_ms = now - (int64_t)(io_now > heard ? io_now - heard : 0);
                 }
                 pthread_mutex_lock(&cl->lock);
                 if (cl->leader_ready) {
@@ -1051,6 +1102,22 @@ int sk_cluster_heartbeat(sk_cluster *cl, int64_t host_id, const json_t *report)
         }
         pthread_mutex_unlock(&cl->lock);
         return r;
+}
+
+void sk_cluster_leader_contact(sk_cluster *cl, const char *address, int64_t at_ms)
+{
+        pthread_mutex_lock(&cl->lock);
+        const char *key;
+        json_t *m;
+        json_object_foreach(cl->members, key, m)
+        {
+                const char *a = json_string_value(json_object_get(m, "address"));
+                if (a && strcmp(a, address) == 0) {
+                        cl->contact_id = (raft_id)strtoll(key, NULL, 10);
+                        cl->contact_ms = at_ms;
+                }
+        }
+        pthread_mutex_unlock(&cl->lock);
 }
 
 static const char *host_state(const json_t *h)

@@ -84,6 +84,15 @@ size_t sk_liveness_check(sk_liveness *l, int64_t now_ms, int64_t *lost)
         return n;
 }
 
+int64_t sk_liveness_next_due(const sk_liveness *l)
+{
+        int64_t due = INT64_MAX;
+        for (size_t i = 0; i < l->n; i++)
+                if (l->items[i].alive && l->items[i].last_ms + l->lost_after_ms < due)
+                        due = l->items[i].last_ms + l->lost_after_ms;
+        return due;
+}
+
 int sk_liveness_state(const sk_liveness *l, int64_t id)
 {
         const sk_liveness_entry *e = find(l, id);

@@ -39,6 +39,9 @@ void sk_liveness_forget(sk_liveness *l, int64_t id);
 /* Marks hosts lost whose last contact is older than lost_after; writes their ids to
  * lost (room for l->n) and returns how many newly lost. */
 size_t sk_liveness_check(sk_liveness *l, int64_t now_ms, int64_t *lost);
+/* When the first alive host's time runs out (its last contact plus lost_after): the next
+ * check that can find a host lost. INT64_MAX when no host is alive. */
+int64_t sk_liveness_next_due(const sk_liveness *l);
 /* -1: unknown, 0: lost, 1: alive. */
 int sk_liveness_state(const sk_liveness *l, int64_t id);
 

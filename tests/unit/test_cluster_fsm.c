@@ -359,6 +359,30 @@ static void test_removed_hosts(void **state)
         sk_fsm_clear(&f);
 }
 
+/* The leader looks for lost hosts when the first alive one's time runs out, not at its
+ * next tick. */
+static void test_liveness_next_due(void **state)
+{
+        sk_liveness l;
+        sk_liveness_init(&l, 5000);
+        int64_t lost[4];
+        assert_true(sk_liveness_next_due(&l) == INT64_MAX); /* nobody tracked */
+        assert_int_equal(sk_liveness_track(&l, 1, true, 10000), 0);
+        assert_int_equal(sk_liveness_track(&l, 2, true, 9000), 0);
+        assert_int_equal(sk_liveness_track(&l, 3, false, 1000), 0); /* lost: never due */
+        assert_int_equal(sk_liveness_next_due(&l), 14000);
+        /* at the due time exactly, the check finds it */
+        assert_int_equal(sk_liveness_check(&l, sk_liveness_next_due(&l) - 1, lost), 0);
+        assert_int_equal(sk_liveness_check(&l, sk_liveness_next_due(&l), lost), 1);
+        assert_int_equal(lost[0], 2);
+        assert_int_equal(sk_liveness_next_due(&l), 15000);
+        assert_int_equal(sk_liveness_seen(&l, 1, 12000), 0);
+        assert_int_equal(sk_liveness_next_due(&l), 17000);
+        assert_int_equal(sk_liveness_check(&l, 17000, lost), 1);
+        assert_true(sk_liveness_next_due(&l) == INT64_MAX); /* everyone lost */
+        sk_liveness_clear(&l);
+}
+
 static void test_liveness(void **state)
 {
         sk_liveness l;
@@ -504,6 +528,7 @@ int main(void)
             cmocka_unit_test(test_snapshot_restore),
             cmocka_unit_test(test_removed_hosts),
             cmocka_unit_test(test_liveness),
+            cmocka_unit_test(test_liveness_next_due),
             cmocka_unit_test(test_local_joins),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
