@@ -343,9 +343,6 @@ static json_t *report(agent *ag)
                          "capacity", capacity(), "instances", sk_supervisor_status(ag->sup));
 }
 
-/* In cluster.c; until cluster.h declares it. */
-void sk_cluster_leader_contact(sk_cluster *cl, const char *address, int64_t at_ms);
-
 /* Sends r to the leader: ourselves, the known leader, or peers in turn until one leads. */
 static int send_heartbeat(agent *ag, const json_t *r)
 {

@@ -40,9 +40,6 @@
  * host-lost-after) to report: its heartbeats could not reach the new leader before. */
 #define LEADER_GRACE_MS 2000
 
-/* Until cluster.h declares it (the agent calls it). */
-void sk_cluster_leader_contact(sk_cluster *cl, const char *address, int64_t at_ms);
-
 struct sk_cluster {
         char *dir, *raft_dir, *address, *site, *host;
         int64_t host_id;

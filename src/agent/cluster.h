@@ -74,6 +74,9 @@ void sk_cluster_step_aside(sk_cluster *cl);
 /* A host's heartbeat (docs/site-cluster.md, "Heartbeats"): taken when this node is the
  * ready leader (0); -EPERM from a host removed from the site; -EAGAIN otherwise. */
 int sk_cluster_heartbeat(sk_cluster *cl, int64_t host_id, const json_t *report);
+/* This host's heartbeat was answered by the host at address (the leader) at at_ms
+ * (monotonic ms): the last contact a new leader counts that host's host-lost-after from. */
+void sk_cluster_leader_contact(sk_cluster *cl, const char *address, int64_t at_ms);
 /* Leader: every host's latest report, each with "role" and "state" (alive | lost) added,
  * as the tower's POST /v1/sync/status bodies. The leader's own carries the unplaced
  * instances (state "unplaceable"). */

@@ -33,9 +33,6 @@
 #define N       3
 #define WAIT_MS 30000
 
-/* In cluster.c; until cluster.h declares it. */
-void sk_cluster_leader_contact(sk_cluster *cl, const char *address, int64_t at_ms);
-
 static int64_t now_ms(void)
 {
         struct timespec ts;
