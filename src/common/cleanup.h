@@ -27,10 +27,10 @@ static inline void sk_json_decrefp(json_t **j)
         json_decref(*j);
 }
 
-#define _cleanup_free_  __attribute__((cleanup(sk_freep)))
-#define _cleanup_close_ __attribute__((cleanup(sk_closep)))
+#define _cleanup_free_   __attribute__((cleanup(sk_freep)))
+#define _cleanup_close_  __attribute__((cleanup(sk_closep)))
 #define _cleanup_fclose_ __attribute__((cleanup(sk_fclosep)))
-#define _cleanup_json_  __attribute__((cleanup(sk_json_decrefp)))
+#define _cleanup_json_   __attribute__((cleanup(sk_json_decrefp)))
 
 /* Returns *pp and sets it to NULL, so the cleanup handler does not release it. */
 #define take_ptr(pp)                                                                               \

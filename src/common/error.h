@@ -21,13 +21,13 @@ typedef struct sk_error {
 
 /* Sets *err (when err and not already set) and returns -code. */
 int sk_error_set(sk_error **err, int code, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Like sk_error_set, and records the JSON path of the field at fault. */
 int sk_error_set_path(sk_error **err, int code, const char *path, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 /* Like sk_error_set, with a line and column in some text input. */
 int sk_error_set_pos(sk_error **err, int code, int line, int column, const char *fmt, ...)
-        __attribute__((format(printf, 5, 6)));
+    __attribute__((format(printf, 5, 6)));
 /* Adds "PREFIX: " in front of an existing message (context on the way up). */
 int sk_error_prefix(sk_error **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sk_error_free(sk_error **err);

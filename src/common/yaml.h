@@ -26,8 +26,8 @@
 #include "common/error.h"
 
 typedef struct sk_yaml_doc {
-        json_t *value; /* owned */
-        int line;      /* 1-based line where the document starts */
+        json_t *value;           /* owned */
+        int line;                /* 1-based line where the document starts */
         struct sk_yaml_pos *pos; /* owned: positions by JSON path */
         size_t npos;
 } sk_yaml_doc;
