@@ -309,6 +309,25 @@ static int ca_sign(sk_ca *ca, gnutls_x509_crt_t crt, char **pem, sk_error **err)
         return r;
 }
 
+/* The end of issuing a certificate for a key made here: sign it, hand out both PEMs. */
+static int sign_with_key(sk_ca *ca, gnutls_x509_crt_t crt, gnutls_x509_privkey_t key,
+                         char **cert_pem, char **key_pem, sk_error **err)
+{
+        int r = set_subject_key_id(crt, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *cert = NULL, *keyp = NULL;
+        r = ca_sign(ca, crt, &cert, err);
+        if (r < 0)
+                return r;
+        r = export_key_pem(key, &keyp, err);
+        if (r < 0)
+                return r;
+        *cert_pem = take_ptr(&cert);
+        *key_pem = take_ptr(&keyp);
+        return 0;
+}
+
 /* ---- the CA ---- */
 
 void sk_ca_free(sk_ca *ca)
@@ -581,19 +600,7 @@ int sk_ca_issue_site_ca(sk_ca *ca, int64_t site_id, char **cert_pem, char **key_
                                                          (unsigned)strlen(uri), GNUTLS_FSAN_SET);
         if (r < 0)
                 return gtls_fail(err, r, "site CA certificate");
-        r = set_subject_key_id(crt, err);
-        if (r < 0)
-                return r;
-        _cleanup_free_ char *cert = NULL, *keyp = NULL;
-        r = ca_sign(ca, crt, &cert, err);
-        if (r < 0)
-                return r;
-        r = export_key_pem(key, &keyp, err);
-        if (r < 0)
-                return r;
-        *cert_pem = take_ptr(&cert);
-        *key_pem = take_ptr(&keyp);
-        return 0;
+        return sign_with_key(ca, crt, key, cert_pem, key_pem, err);
 }
 
 /* ---- issuing ---- */
@@ -655,19 +662,7 @@ int sk_ca_issue_server(sk_ca *ca, const char *const *names, size_t n_names, unsi
                 r = gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_SERVER, 0);
         if (r < 0)
                 return gtls_fail(err, r, "server certificate");
-        r = set_subject_key_id(crt, err);
-        if (r < 0)
-                return r;
-        _cleanup_free_ char *cert = NULL, *keyp = NULL;
-        r = ca_sign(ca, crt, &cert, err);
-        if (r < 0)
-                return r;
-        r = export_key_pem(key, &keyp, err);
-        if (r < 0)
-                return r;
-        *cert_pem = take_ptr(&cert);
-        *key_pem = take_ptr(&keyp);
-        return 0;
+        return sign_with_key(ca, crt, key, cert_pem, key_pem, err);
 }
 
 static int import_csr(const char *csr_pem, gnutls_x509_crq_t *out, sk_error **err)
