@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <libpq-fe.h>
 #include <poll.h>
 #include <sqlite3.h>
@@ -1088,23 +1090,7 @@ static struct {
 /* Runs tests/lib/postgres-service.sh VERB pg.dir; the first line it prints lands in out. */
 static int pg_service(const char *verb, char *out, size_t len)
 {
-        char cmd[256];
-        snprintf(cmd, sizeof(cmd), "tests/lib/postgres-service.sh %s '%s'", verb, pg.dir);
-        FILE *p = popen(cmd, "r");
-        if (!p)
-                return -1;
-        char line[512] = "", rest[256];
-        if (!fgets(line, sizeof(line), p))
-                line[0] = '\0';
-        while (fgets(rest, sizeof(rest), p))
-                ;
-        int st = pclose(p);
-        if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-                return -1;
-        line[strcspn(line, "\n")] = '\0';
-        if (out)
-                snprintf(out, len, "%s", line);
-        return 0;
+        return sk_test_service("tests/lib/postgres-service.sh", verb, pg.dir, out, len);
 }
 
 static PGconn *pg_connect(const char *conninfo)

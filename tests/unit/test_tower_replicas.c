@@ -20,6 +20,8 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include "common/cleanup.h"
 #include "common/pki.h"
 #include "tower/api.h"
@@ -35,23 +37,7 @@ static struct {
 
 static int pg_service(const char *verb, char *out, size_t len)
 {
-        char cmd[256];
-        snprintf(cmd, sizeof(cmd), "tests/lib/postgres-service.sh %s '%s'", verb, pg.dir);
-        FILE *p = popen(cmd, "r");
-        if (!p)
-                return -1;
-        char line[512] = "", rest[256];
-        if (!fgets(line, sizeof(line), p))
-                line[0] = '\0';
-        while (fgets(rest, sizeof(rest), p))
-                ;
-        int st = pclose(p);
-        if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-                return -1;
-        line[strcspn(line, "\n")] = '\0';
-        if (out)
-                snprintf(out, len, "%s", line);
-        return 0;
+        return sk_test_service("tests/lib/postgres-service.sh", verb, pg.dir, out, len);
 }
 
 static int pg_admin(const char *sql)

@@ -4,8 +4,11 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +34,30 @@ static inline int sk_test_free_port(void)
                         return port;
         }
         return -1;
+}
+
+/* Runs a test service script (tests/lib/NAME.sh VERB DIR, from the repository root); the
+ * first line it prints lands in out when out. 0 when it exited 0, -1 otherwise. */
+static inline int sk_test_service(const char *script, const char *verb, const char *dir, char *out,
+                                  size_t len)
+{
+        char cmd[512];
+        snprintf(cmd, sizeof(cmd), "%s %s '%s'", script, verb, dir);
+        FILE *p = popen(cmd, "r");
+        if (!p)
+                return -1;
+        char line[512] = "", rest[256];
+        if (!fgets(line, sizeof(line), p))
+                line[0] = '\0';
+        while (fgets(rest, sizeof(rest), p))
+                ;
+        int st = pclose(p);
+        if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                return -1;
+        line[strcspn(line, "\n")] = '\0';
+        if (out)
+                snprintf(out, len, "%s", line);
+        return 0;
 }
 
 #endif
