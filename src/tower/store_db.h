@@ -142,6 +142,23 @@ typedef struct sk_store_dialect {
         void (*close)(sk_store_db *db); /* frees the backend's struct */
 } sk_store_dialect;
 
+/* The functions of a dialect: each backend defines them, static, by these names. */
+#define SK_DIALECT_FUNCTIONS                                                                       \
+        .run = dialect_run, .next = dialect_next, .text = dialect_text, .num = dialect_num,        \
+        .errmsg = dialect_errmsg, .release = dialect_release, .tx = dialect_tx,                    \
+        .tx_state = dialect_tx_state, .exec = dialect_exec, .version_get = dialect_version_get,    \
+        .version_set = dialect_version_set, .close = dialect_close
+
+/* Schema text both dialects write alike (inside their migration 2, which never changes). */
+#define SK_SCHEMA_EVENTS_REST                                                                      \
+        "  actor TEXT NOT NULL,"                                                                   \
+        "  method TEXT NOT NULL,"                                                                  \
+        "  path TEXT NOT NULL,"                                                                    \
+        "  resource TEXT NOT NULL DEFAULT '',"                                                     \
+        "  address TEXT NOT NULL DEFAULT '',"                                                      \
+        "  status INTEGER NOT NULL);"                                                              \
+        "CREATE INDEX events_time ON events (time);"
+
 /* The head of every backend's struct: an sk_store* is an sk_store_db* is the backend's. */
 struct sk_store_db {
         sk_store base;

@@ -104,14 +104,7 @@ static const char *const migrations[] = {
     "CREATE TABLE events ("
     "  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
     "  time BIGINT NOT NULL,"
-    "  tenant TEXT COLLATE \"C\" NOT NULL,"
-    "  actor TEXT NOT NULL,"
-    "  method TEXT NOT NULL,"
-    "  path TEXT NOT NULL,"
-    "  resource TEXT NOT NULL DEFAULT '',"
-    "  address TEXT NOT NULL DEFAULT '',"
-    "  status INTEGER NOT NULL);"
-    "CREATE INDEX events_time ON events (time);",
+    "  tenant TEXT COLLATE \"C\" NOT NULL," SK_SCHEMA_EVENTS_REST,
     /* 3: replicas. Tower-wide settings (the shared CA), and a notification naming each site
      * whose sync state moved, so every replica wakes the long-polls it holds for it. */
     "CREATE TABLE settings (key TEXT COLLATE \"C\" PRIMARY KEY, value TEXT NOT NULL);"
@@ -234,7 +227,7 @@ typedef struct num {
 
 /* The result of a statement is whole: q->handle, read row by row. A constraint failure
  * keeps its result for errmsg. */
-static int pg_run(sk_query *q, const char *sql, const sk_param *p, size_t n, sk_error **err)
+static int dialect_run(sk_query *q, const char *sql, const sk_param *p, size_t n, sk_error **err)
 {
         sk_pg *s = to_pg(q->db);
         int r;
@@ -268,32 +261,32 @@ static int pg_run(sk_query *q, const char *sql, const sk_param *p, size_t n, sk_
         return db_fail(s, res, err, "statement");
 }
 
-static int pg_next(sk_query *q, sk_error **err)
+static int dialect_next(sk_query *q, sk_error **err)
 {
         return ++q->row < PQntuples(q->handle);
 }
 
-static const char *pg_text(const sk_query *q, int col)
+static const char *dialect_text(const sk_query *q, int col)
 {
         return PQgetvalue(q->handle, q->row, col);
 }
 
-static int64_t pg_num(const sk_query *q, int col)
+static int64_t dialect_num(const sk_query *q, int col)
 {
         return strtoll(PQgetvalue(q->handle, q->row, col), NULL, 10);
 }
 
-static const char *pg_errmsg(const sk_query *q)
+static const char *dialect_errmsg(const sk_query *q)
 {
         return result_msg(to_pg(q->db), q->handle);
 }
 
-static void pg_release(sk_query *q)
+static void dialect_release(sk_query *q)
 {
         PQclear(q->handle);
 }
 
-static int pg_tx(sk_store_db *db, enum sk_tx_op op, sk_error **err)
+static int dialect_tx(sk_store_db *db, enum sk_tx_op op, sk_error **err)
 {
         static const char *const sql[] = {
             [SK_TX_BEGIN] = "BEGIN",
@@ -317,7 +310,7 @@ static int pg_tx(sk_store_db *db, enum sk_tx_op op, sk_error **err)
         return 0;
 }
 
-static enum sk_tx_state pg_tx_state(sk_store_db *db)
+static enum sk_tx_state dialect_tx_state(sk_store_db *db)
 {
         PGTransactionStatusType ts = PQtransactionStatus(to_pg(db)->conn);
         return ts == PQTRANS_INTRANS   ? SK_TX_OPEN
@@ -325,7 +318,7 @@ static enum sk_tx_state pg_tx_state(sk_store_db *db)
                                        : SK_TX_NONE;
 }
 
-static int pg_exec(sk_store_db *db, const char *sql, sk_error **err)
+static int dialect_exec(sk_store_db *db, const char *sql, sk_error **err)
 {
         return exec_sql(to_pg(db), sql, err, "migrate");
 }
@@ -344,7 +337,7 @@ static int pg_migrate_lock(sk_store_db *db, sk_error **err)
                         err, "schema_version");
 }
 
-static int pg_version_get(sk_store_db *db, int64_t *version, sk_error **err)
+static int dialect_version_get(sk_store_db *db, int64_t *version, sk_error **err)
 {
         sk_pg *s = to_pg(db);
         _cleanup_pgres_ PGresult *r = PQexec(s->conn, "SELECT version FROM schema_version");
@@ -356,7 +349,7 @@ static int pg_version_get(sk_store_db *db, int64_t *version, sk_error **err)
         return 0;
 }
 
-static int pg_version_set(sk_store_db *db, int64_t version, sk_error **err)
+static int dialect_version_set(sk_store_db *db, int64_t version, sk_error **err)
 {
         char sql[96];
         snprintf(sql, sizeof(sql), "UPDATE schema_version SET version = %lld WHERE id = 1",
@@ -365,7 +358,7 @@ static int pg_version_set(sk_store_db *db, int64_t version, sk_error **err)
 }
 
 /* Closing the connection rolls back whatever transaction is still open. */
-static void pg_close(sk_store_db *db)
+static void dialect_close(sk_store_db *db)
 {
         PQfinish(to_pg(db)->conn);
         free(db);
@@ -376,19 +369,8 @@ static const sk_store_dialect pg_dialect = {
     .migrations = migrations,
     .n_migrations = SK_ARRAY_SIZE(migrations),
     .savepoint_per_call = true,
-    .run = pg_run,
-    .next = pg_next,
-    .text = pg_text,
-    .num = pg_num,
-    .errmsg = pg_errmsg,
-    .release = pg_release,
-    .tx = pg_tx,
-    .tx_state = pg_tx_state,
-    .exec = pg_exec,
-    .version_get = pg_version_get,
-    .version_set = pg_version_set,
     .migrate_lock = pg_migrate_lock,
-    .close = pg_close,
+    SK_DIALECT_FUNCTIONS,
 };
 
 static void pg_closep(sk_pg **s)

@@ -93,14 +93,7 @@ static const char *const migrations[] = {
     "CREATE TABLE events ("
     "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  time INTEGER NOT NULL,"
-    "  tenant TEXT NOT NULL,"
-    "  actor TEXT NOT NULL,"
-    "  method TEXT NOT NULL,"
-    "  path TEXT NOT NULL,"
-    "  resource TEXT NOT NULL DEFAULT '',"
-    "  address TEXT NOT NULL DEFAULT '',"
-    "  status INTEGER NOT NULL);"
-    "CREATE INDEX events_time ON events (time);",
+    "  tenant TEXT NOT NULL," SK_SCHEMA_EVENTS_REST,
     /* 3: tower-wide settings (the shared CA of PostgreSQL replicas; kept here too so the
      * interface is the same on both backends). */
     "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
@@ -207,7 +200,7 @@ static int bind(sqlite3_stmt *st, const sk_param *p, size_t n)
 }
 
 /* Binds and steps once: a first row stays pending for next; a write is done. */
-static int sq_run(sk_query *q, const char *sql, const sk_param *p, size_t n, sk_error **err)
+static int dialect_run(sk_query *q, const char *sql, const sk_param *p, size_t n, sk_error **err)
 {
         sk_sqlite *s = to_sqlite(q->db);
         int r = stmt_get(s, q, sql, err);
@@ -233,7 +226,7 @@ static int sq_run(sk_query *q, const char *sql, const sk_param *p, size_t n, sk_
         return db_fail(s, err, "step");
 }
 
-static int sq_next(sk_query *q, sk_error **err)
+static int dialect_next(sk_query *q, sk_error **err)
 {
         int rc = sqlite3_step(q->handle);
         if (rc == SQLITE_ROW)
@@ -243,23 +236,23 @@ static int sq_next(sk_query *q, sk_error **err)
         return db_fail(to_sqlite(q->db), err, "step");
 }
 
-static const char *sq_text(const sk_query *q, int col)
+static const char *dialect_text(const sk_query *q, int col)
 {
         const unsigned char *t = sqlite3_column_text(q->handle, col);
         return t ? (const char *)t : "";
 }
 
-static int64_t sq_num(const sk_query *q, int col)
+static int64_t dialect_num(const sk_query *q, int col)
 {
         return sqlite3_column_int64(q->handle, col);
 }
 
-static const char *sq_errmsg(const sk_query *q)
+static const char *dialect_errmsg(const sk_query *q)
 {
         return sqlite3_errmsg(to_sqlite(q->db)->db);
 }
 
-static void sq_release(sk_query *q)
+static void dialect_release(sk_query *q)
 {
         sqlite3_stmt *st = q->handle;
         if (q->own) {
@@ -271,7 +264,7 @@ static void sq_release(sk_query *q)
         to_sqlite(q->db)->busy[q->id] = false;
 }
 
-static int sq_tx(sk_store_db *db, enum sk_tx_op op, sk_error **err)
+static int dialect_tx(sk_store_db *db, enum sk_tx_op op, sk_error **err)
 {
         sk_sqlite *s = to_sqlite(db);
         sqlite3_stmt **st = &s->stmts[SK_ST__MAX + op];
@@ -284,12 +277,12 @@ static int sq_tx(sk_store_db *db, enum sk_tx_op op, sk_error **err)
 }
 
 /* SQLite may roll back on its own (I/O error, full disk). */
-static enum sk_tx_state sq_tx_state(sk_store_db *db)
+static enum sk_tx_state dialect_tx_state(sk_store_db *db)
 {
         return sqlite3_get_autocommit(to_sqlite(db)->db) ? SK_TX_NONE : SK_TX_OPEN;
 }
 
-static int sq_exec(sk_store_db *db, const char *sql, sk_error **err)
+static int dialect_exec(sk_store_db *db, const char *sql, sk_error **err)
 {
         sk_sqlite *s = to_sqlite(db);
         char *msg = NULL;
@@ -320,19 +313,19 @@ static int pragma(sk_sqlite *s, const char *sql, int64_t *out, char **text, sk_e
         return r;
 }
 
-static int sq_version_get(sk_store_db *db, int64_t *version, sk_error **err)
+static int dialect_version_get(sk_store_db *db, int64_t *version, sk_error **err)
 {
         return pragma(to_sqlite(db), "PRAGMA user_version", version, NULL, err);
 }
 
-static int sq_version_set(sk_store_db *db, int64_t version, sk_error **err)
+static int dialect_version_set(sk_store_db *db, int64_t version, sk_error **err)
 {
         char sql[64];
         snprintf(sql, sizeof(sql), "PRAGMA user_version = %lld", (long long)version);
-        return sq_exec(db, sql, err);
+        return dialect_exec(db, sql, err);
 }
 
-static void sq_close(sk_store_db *db)
+static void dialect_close(sk_store_db *db)
 {
         sk_sqlite *s = to_sqlite(db);
         if (s->db && !sqlite3_get_autocommit(s->db))
@@ -347,18 +340,7 @@ static const sk_store_dialect sqlite_dialect = {
     .sql = sqlite_sql,
     .migrations = migrations,
     .n_migrations = SK_ARRAY_SIZE(migrations),
-    .run = sq_run,
-    .next = sq_next,
-    .text = sq_text,
-    .num = sq_num,
-    .errmsg = sq_errmsg,
-    .release = sq_release,
-    .tx = sq_tx,
-    .tx_state = sq_tx_state,
-    .exec = sq_exec,
-    .version_get = sq_version_get,
-    .version_set = sq_version_set,
-    .close = sq_close,
+    SK_DIALECT_FUNCTIONS,
 };
 
 static void sq_closep(sk_sqlite **s)
@@ -411,8 +393,8 @@ int sk_store_sqlite_open(const char *path, sk_store **out, sk_error **err)
         sqlite3_extended_result_codes(s->db, 1);
         sqlite3_busy_timeout(s->db, 5000);
         if ((r = set_wal(s, err)) < 0 ||
-            (r = sq_exec(&s->head, "PRAGMA synchronous = NORMAL", err)) < 0 ||
-            (r = sq_exec(&s->head, "PRAGMA foreign_keys = ON", err)) < 0)
+            (r = dialect_exec(&s->head, "PRAGMA synchronous = NORMAL", err)) < 0 ||
+            (r = dialect_exec(&s->head, "PRAGMA foreign_keys = ON", err)) < 0)
                 return r;
         return sk_db_open_done(&take_ptr(&s)->head, out, err);
 }
