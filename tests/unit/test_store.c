@@ -638,6 +638,49 @@ static void test_instances(void **state)
         assert_string_equal(gone.buf, "default/pos/api/0");
 }
 
+/* A prefix is a range on both backends: exact for names of several bytes a character, for
+ * a last character that has no successor (U+10FFFF), and no character is a wildcard. */
+static void test_instance_prefixes(void **state)
+{
+        sk_store *s = store_of(state);
+        int64_t a = add_site(s, "a"), h = 0;
+        assert_int_equal(s->ops->host_add(s, a, "h1", "{}", 1, &h, NULL), 0);
+        static const char *const names[] = {"t/caf\xc3\xa9/0",
+                                            "t/caf\xc3\xa9s/0",
+                                            "t/caf\xc3\xaa/0",
+                                            "t/cafe/0",
+                                            "t/\xf4\x8f\xbf\xbf",
+                                            "t/\xf4\x8f\xbf\xbfx",
+                                            "t0",
+                                            "t/a_b/0",
+                                            "t/axb/0",
+                                            "t/a%/0",
+                                            "t/ab%/0"};
+        sk_instance_row rows[SK_ARRAY_SIZE(names)];
+        for (size_t i = 0; i < SK_ARRAY_SIZE(names); i++)
+                rows[i] = (sk_instance_row){.instance = names[i], .json = "{}"};
+        assert_int_equal(s->ops->instances_replace(s, a, h, rows, SK_ARRAY_SIZE(rows), NULL), 0);
+        static const struct {
+                const char *prefix, *want;
+        } cases[] = {
+            {"t/caf\xc3\xa9", "t/caf\xc3\xa9/0,t/caf\xc3\xa9s/0"},
+            {"t/\xf4\x8f\xbf\xbf", "t/\xf4\x8f\xbf\xbf,t/\xf4\x8f\xbf\xbfx"},
+            {"t/a_", "t/a_b/0"},
+            {"t/a%", "t/a%/0"},
+            {"t0", "t0"},
+        };
+        for (size_t i = 0; i < SK_ARRAY_SIZE(cases); i++) {
+                collect c = {0};
+                assert_int_equal(
+                    s->ops->instances_list(s, a, cases[i].prefix, collect_instance, &c, NULL), 0);
+                assert_string_equal(c.buf, cases[i].want);
+                collect all = {0};
+                assert_int_equal(
+                    s->ops->instances_list(s, 0, cases[i].prefix, collect_instance, &all, NULL), 0);
+                assert_string_equal(all.buf, cases[i].want);
+        }
+}
+
 static void test_site_delete_cascades(void **state)
 {
         sk_store *s = store_of(state);
@@ -929,6 +972,7 @@ static void test_byte_order(void **state)
             cmocka_unit_test_setup_teardown(test_hosts, setup, teardown),                          \
             cmocka_unit_test_setup_teardown(test_host_delete, setup, teardown),                    \
             cmocka_unit_test_setup_teardown(test_instances, setup, teardown),                      \
+            cmocka_unit_test_setup_teardown(test_instance_prefixes, setup, teardown),              \
             cmocka_unit_test_setup_teardown(test_site_delete_cascades, setup, teardown),           \
             cmocka_unit_test_setup_teardown(test_passwords, setup, teardown),                      \
             cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),                         \
