@@ -1,5 +1,6 @@
 /* The tower's store seam (DESIGN.md section 6): one interface, backends behind a function
- * table (SQLite now, PostgreSQL later), so API logic is tested once for both.
+ * table (SQLite and PostgreSQL: one layer over two dialects, store_db.h), so API logic is
+ * tested once for both.
  *
  * Every resource row belongs to a tenant. Documents are JSON text as validated by
  * model/spec.c and stored whole; the store indexes only what it must look up by. Names

@@ -65,7 +65,7 @@ static int dup_text(const sk_query *q, int col, char **out, sk_error **err)
         return 0;
 }
 
-/* ---- Row mapping: one function a row type builds the struct and calls the callback. */
+/* ---- Row mapping: per row type, one function builds the struct and calls the callback. */
 
 typedef void (*any_fn)(void);
 typedef int (*row_call)(const sk_query *q, any_fn fn, void *user);
