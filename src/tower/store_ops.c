@@ -317,6 +317,15 @@ static int write_error(const sk_query *q, int r, int64_t site_id, const char *ex
         return r > 0 ? sk_db_fail(q, err, what) : r;
 }
 
+/* A write_call whose failures are all errors (as write_error says). */
+static int write_checked(sk_store_db *db, enum sk_stmt id, const sk_param *p, size_t n,
+                         int64_t site_id, const char *exists, sk_error **err, const char *what)
+{
+        _cleanup_query_ sk_query q = {0};
+        int r = write_call(db, &q, id, p, n, err);
+        return write_error(&q, r, site_id, exists, err, what);
+}
+
 static int site_sync_get(sk_store *s, int64_t site_id, int64_t *generation, char **hash,
                          sk_error **err)
 {
@@ -337,24 +346,20 @@ static int site_sync_set(sk_store *s, int64_t site_id, int64_t generation, const
                          sk_error **err)
 {
         int r = require(err, "hash", hash);
-        if (r < 0)
-                return r;
-        _cleanup_query_ sk_query q = {0};
         const sk_param p[] = {SK_NUM(site_id), SK_NUM(generation), SK_TEXT(hash)};
-        r = write_call(sk_db_of(s), &q, SK_ST_SYNC_SET, p, N(p), err);
-        return write_error(&q, r, site_id, NULL, err, "site_sync_set");
+        return r < 0 ? r
+                     : write_checked(sk_db_of(s), SK_ST_SYNC_SET, p, N(p), site_id, NULL, err,
+                                     "site_sync_set");
 }
 
 static int join_token_add(sk_store *s, const char *token_hash, int64_t site_id, int64_t expires,
                           sk_error **err)
 {
         int r = require(err, "token_hash", token_hash);
-        if (r < 0)
-                return r;
-        _cleanup_query_ sk_query q = {0};
         const sk_param p[] = {SK_TEXT(token_hash), SK_NUM(site_id), SK_NUM(expires)};
-        r = write_call(sk_db_of(s), &q, SK_ST_JOIN_ADD, p, N(p), err);
-        return write_error(&q, r, site_id, "join token already exists", err, "join_token_add");
+        return r < 0 ? r
+                     : write_checked(sk_db_of(s), SK_ST_JOIN_ADD, p, N(p), site_id,
+                                     "join token already exists", err, "join_token_add");
 }
 
 static int join_token_get(sk_store *s, const char *token_hash, sk_join_token *out, sk_error **err)
@@ -627,12 +632,11 @@ static int token_insert(sk_store *s, const char *token_hash, const char *tenant,
                         {"role", role});
         if (r < 0)
                 return r;
-        _cleanup_query_ sk_query q = {0};
         const sk_param p[] = {SK_TEXT(token_hash), SK_TEXT(tenant),  SK_TEXT(user), SK_TEXT(role),
                               SK_NUM(expires),     SK_NUM(now_ms()), SK_TEXT(name)};
         enum sk_stmt id = name ? SK_ST_TOKEN_ADD_API : SK_ST_TOKEN_ADD;
-        r = write_call(sk_db_of(s), &q, id, p, name ? 7 : 6, err);
-        return write_error(&q, r, 0, "token already exists", err, "token_add");
+        return write_checked(sk_db_of(s), id, p, name ? 7 : 6, 0, "token already exists", err,
+                             "token_add");
 }
 
 static int token_add(sk_store *s, const char *token_hash, const char *tenant, const char *user,
