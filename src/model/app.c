@@ -41,11 +41,6 @@ static bool http_path_ok(const char *s)
         return ok;
 }
 
-static bool any_string(const char *s)
-{
-        return s != NULL;
-}
-
 static const sk_string_rule image_rule = {image_ok,
                                           "must be an image reference: a string of 1 to 512 "
                                           "characters without spaces"};
@@ -53,7 +48,6 @@ static const sk_string_rule abs_path_rule = {abs_path_ok, "must be an absolute p
                                                           "with '/', without '..')"};
 static const sk_string_rule http_path_rule = {http_path_ok, "must be a URL path starting with "
                                                             "'/', without spaces"};
-static const sk_string_rule cmd_arg_rule = {any_string, "must be a string"};
 
 static const sk_int_rule port_rule = {1, 65535};
 static const sk_int_rule replicas_rule = {0, 1000};
@@ -157,7 +151,7 @@ static const sk_list_rule mounts_rule = {
 
 static const sk_list_rule cmd_rule = {
     .item = &sk_ft_string,
-    .item_arg = &cmd_arg_rule,
+    .item_arg = &sk_rule_any_string,
     .item_size = sizeof(char *),
     .min = 1,
     .max = 1024,

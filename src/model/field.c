@@ -774,6 +774,139 @@ static bool object_equal(const sk_field *f, const void *a, const void *b)
 
 const sk_field_type sk_ft_object = {object_parse, object_write, object_free, object_equal, NULL};
 
+/* ---- keyed mappings ---- */
+
+static int keyed_parse(const json_t *v, const char *path, const sk_field *f, void *dst,
+                       const sk_field_ctx *ctx, sk_error **err)
+{
+        const sk_keyed_rule *rule = f->arg;
+        sk_list *l = dst;
+        if (!json_is_object(v))
+                return sk_field_bad(err, path, "must be a mapping");
+        if (!(l->items = calloc(json_object_size(v) + 1, rule->item_size)))
+                return sk_field_oom(err);
+        sk_field item = {.type = rule->item, .arg = rule->item_arg};
+        const char *key;
+        json_t *val;
+        json_object_foreach((json_t *)v, key, val)
+        {
+                _cleanup_free_ char *p = sk_yaml_path_key(path, key);
+                if (!p)
+                        return sk_field_oom(err);
+                if (!rule->key->ok(key))
+                        return sk_field_bad(err, p, rule->key->msg);
+                char *at = (char *)l->items + l->n * rule->item_size;
+                int r = rule->item->parse(val, p, &item, at + rule->value_offset, ctx, err);
+                l->n++;
+                if (r < 0)
+                        return r;
+                if (!(*(char **)(at + rule->key_offset) = strdup(key)))
+                        return sk_field_oom(err);
+        }
+        return 0;
+}
+
+static int keyed_write(const sk_field *f, const void *src, json_t **out)
+{
+        const sk_keyed_rule *rule = f->arg;
+        const sk_list *l = src;
+        if (!l->items)
+                return 0;
+        _cleanup_json_ json_t *o = json_object();
+        if (!o)
+                return -ENOMEM;
+        sk_field item = {.type = rule->item, .arg = rule->item_arg};
+        for (size_t i = 0; i < l->n; i++) {
+                const char *at = (const char *)l->items + i * rule->item_size;
+                json_t *val = NULL;
+                int r = rule->item->write(&item, at + rule->value_offset, &val);
+                if (r < 0 || (r == 1 && json_object_set_new(
+                                            o, *(char *const *)(at + rule->key_offset), val) < 0))
+                        return -ENOMEM;
+        }
+        *out = take_ptr(&o);
+        return 1;
+}
+
+static void keyed_free(const sk_field *f, void *dst)
+{
+        const sk_keyed_rule *rule = f->arg;
+        sk_list *l = dst;
+        sk_field item = {.type = rule->item, .arg = rule->item_arg};
+        for (size_t i = 0; i < l->n; i++) {
+                char *at = (char *)l->items + i * rule->item_size;
+                free(*(char **)(at + rule->key_offset));
+                if (rule->item->free)
+                        rule->item->free(&item, at + rule->value_offset);
+        }
+        free(l->items);
+        *l = (sk_list){0};
+}
+
+static bool keyed_equal(const sk_field *f, const void *a, const void *b)
+{
+        const sk_keyed_rule *rule = f->arg;
+        const sk_list *x = a, *y = b;
+        if (x->n != y->n || !x->items != !y->items)
+                return false;
+        sk_field item = {.type = rule->item, .arg = rule->item_arg};
+        for (size_t i = 0; i < x->n; i++) {
+                const char *p = (const char *)x->items + i * rule->item_size;
+                const char *q = (const char *)y->items + i * rule->item_size;
+                if (!str_equal(*(char *const *)(p + rule->key_offset),
+                               *(char *const *)(q + rule->key_offset)) ||
+                    !rule->item->equal(&item, p + rule->value_offset, q + rule->value_offset))
+                        return false;
+        }
+        return true;
+}
+
+const sk_field_type sk_ft_keyed = {keyed_parse, keyed_write, keyed_free, keyed_equal, NULL};
+
+/* ---- objects of strings ---- */
+
+static int string_object_parse(const json_t *v, const char *path, const sk_field *f, void *dst,
+                               const sk_field_ctx *ctx, sk_error **err)
+{
+        if (!json_is_object(v))
+                return sk_field_bad(err, path, "must be a mapping of strings");
+        const char *key;
+        json_t *val;
+        json_object_foreach((json_t *)v, key, val)
+        {
+                if (json_is_string(val))
+                        continue;
+                _cleanup_free_ char *p = sk_yaml_path_key(path, key);
+                return sk_field_bad(err, p ? p : path, "must be a string");
+        }
+        *(json_t **)dst = json_deep_copy(v);
+        return *(json_t **)dst ? 0 : sk_field_oom(err);
+}
+
+int sk_field_json_write(const sk_field *f, const void *src, json_t **out)
+{
+        json_t *o = *(json_t *const *)src;
+        if (!o)
+                return 0;
+        *out = json_deep_copy(o);
+        return *out ? 1 : -ENOMEM;
+}
+
+void sk_field_json_free(const sk_field *f, void *dst)
+{
+        json_decref(*(json_t **)dst);
+        *(json_t **)dst = NULL;
+}
+
+bool sk_field_json_equal(const sk_field *f, const void *a, const void *b)
+{
+        const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+        return x == y || (x && y && json_equal((json_t *)x, (json_t *)y));
+}
+
+const sk_field_type sk_ft_string_object = {string_object_parse, sk_field_json_write,
+                                           sk_field_json_free, sk_field_json_equal, NULL};
+
 /* ---- whole resources (model/resource.h) ---- */
 
 int sk_resource_from_json(const sk_model *t, const json_t *j, void **out, sk_error **err)

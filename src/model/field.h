@@ -163,6 +163,17 @@ typedef struct sk_kvs_rule {
                            sk_error **err);
 } sk_kvs_rule;
 
+/* A mapping whose keys name its items ({"acme": {...}}) read into a list: each item is
+ * read by item (with item_arg) at value_offset, and gets its key at key_offset. */
+typedef struct sk_keyed_rule {
+        const sk_string_rule *key;
+        const sk_field_type *item;
+        const void *item_arg;
+        size_t item_size;
+        size_t key_offset;
+        size_t value_offset;
+} sk_keyed_rule;
+
 /* String fields (char *): arg is an sk_string_rule. */
 extern const sk_field_type sk_ft_string;
 /* A `kind:` field: checked and written as the canonical name in arg; nothing stored. */
@@ -184,6 +195,11 @@ extern const sk_field_type sk_ft_inline;
 /* A string of 1..max bytes without control characters; arg is NULL (max 1024). */
 extern const sk_field_type sk_ft_text;
 extern const sk_field_type sk_ft_bool; /* bool; absent is false unless a default says */
+/* An sk_list read from a mapping by an sk_keyed_rule. */
+extern const sk_field_type sk_ft_keyed;
+/* json_t *: an object whose values are strings, keys unchecked (labels as hosts report
+ * them, with the built-in system/ and device/ ones); NULL when absent. */
+extern const sk_field_type sk_ft_string_object;
 
 /* Errors in the model's words. */
 int sk_field_bad(sk_error **err, const char *path, const char *msg);
@@ -194,6 +210,11 @@ int sk_field_one_of(bool has_a, bool has_b, const char *path, const char *a, con
 /* A scalar as text (numbers and booleans as their JSON spelling), at most max bytes. */
 int sk_field_scalar_string(const json_t *v, const char *path, size_t max, char **out,
                            sk_error **err);
+
+/* write, free and equal of a field that owns a json_t * (NULL when absent). */
+int sk_field_json_write(const sk_field *f, const void *src, json_t **out);
+void sk_field_json_free(const sk_field *f, void *dst);
+bool sk_field_json_equal(const sk_field *f, const void *a, const void *b);
 
 /* The value the sk_kvs holds for key, or NULL. */
 const char *sk_kvs_get(const sk_kvs *m, const char *key);

@@ -89,6 +89,11 @@ bool sk_rule_charset(const char *s, size_t max, const char *extra)
         return true;
 }
 
+static bool any_string(const char *s)
+{
+        return s != NULL;
+}
+
 static bool version_ok(const char *s)
 {
         return sk_rule_charset(s, 64, "._+-");
@@ -114,6 +119,8 @@ const sk_string_rule sk_rule_secret_key = {secret_key_ok,
 const sk_string_rule sk_rule_env_name = {sk_rule_env_name_ok,
                                          "must be a variable name: A-Z, a-z, 0-9 and '_', not "
                                          "starting with a digit"};
+
+const sk_string_rule sk_rule_any_string = {any_string, "must be a string"};
 
 static int device_labels_once(const sk_list *l, const char *path, sk_error **err)
 {
@@ -185,25 +192,5 @@ static int labels_parse(const json_t *v, const char *path, const sk_field *f, vo
         return 0;
 }
 
-static int labels_write(const sk_field *f, const void *src, json_t **out)
-{
-        json_t *o = *(json_t *const *)src;
-        if (!o)
-                return 0;
-        *out = json_deep_copy(o);
-        return *out ? 1 : -ENOMEM;
-}
-
-static void labels_free(const sk_field *f, void *dst)
-{
-        json_decref(*(json_t **)dst);
-        *(json_t **)dst = NULL;
-}
-
-static bool labels_equal(const sk_field *f, const void *a, const void *b)
-{
-        const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-        return x == y || (x && y && json_equal((json_t *)x, (json_t *)y));
-}
-
-const sk_field_type sk_ft_labels = {labels_parse, labels_write, labels_free, labels_equal, NULL};
+const sk_field_type sk_ft_labels = {labels_parse, sk_field_json_write, sk_field_json_free,
+                                    sk_field_json_equal, NULL};

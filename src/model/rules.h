@@ -12,6 +12,7 @@ extern const sk_string_rule sk_rule_version;      /* "2.1.0" */
 extern const sk_string_rule sk_rule_device_label; /* "camera" */
 extern const sk_string_rule sk_rule_secret_key;   /* "tls.crt" */
 extern const sk_string_rule sk_rule_env_name;     /* "LOG_LEVEL" */
+extern const sk_string_rule sk_rule_any_string;   /* any string, "" too */
 
 /* A variable (or udev property) name: A-Z, a-z, 0-9 and '_', not starting with a digit. */
 bool sk_rule_env_name_ok(const char *s);
