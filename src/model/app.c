@@ -334,13 +334,24 @@ const sk_model sk_service_table = SK_MODEL(service_fields, sk_service, service_p
 
 static const sk_list_rule services_rule = NAMED_LIST(sk_service, sk_service_table, 1, "services");
 
+#define APP_FIELDS                                                                                 \
+        F("name", sk_ft_string, sk_app, name, true, NULL, &sk_rule_name),                          \
+            F("version", sk_ft_string, sk_app, version, true, NULL, &sk_rule_version),             \
+            F("services", sk_ft_list, sk_app, services, true, NULL, &services_rule)
+
 static const sk_field app_fields[] = {
     {"kind", &sk_ft_kind, 0, true, NULL, "application"},
-    F("name", sk_ft_string, sk_app, name, true, NULL, &sk_rule_name),
-    F("version", sk_ft_string, sk_app, version, true, NULL, &sk_rule_version),
-    F("services", sk_ft_list, sk_app, services, true, NULL, &services_rule),
+    APP_FIELDS,
 };
 const sk_model sk_app_table = SK_MODEL(app_fields, sk_app, NULL, false);
+
+/* Inside a desired document the kind may be left out (documents written by hand, the
+ * site's own tests): it can only be an application there. */
+static const sk_field app_embedded_fields[] = {
+    {"kind", &sk_ft_kind, 0, false, "\"application\"", "application"},
+    APP_FIELDS,
+};
+const sk_model sk_app_embedded_table = SK_MODEL(app_embedded_fields, sk_app, NULL, false);
 
 /* ---- entry points ---- */
 

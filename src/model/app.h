@@ -123,8 +123,10 @@ typedef struct sk_app {
         SK_LIST(sk_service) services;
 } sk_app;
 
-/* The table of an application document (for documents that embed one). */
+/* The table of an application document, and of one embedded in another document (a
+ * desired document's deployments), where `kind` may be left out. */
 extern const sk_model sk_app_table;
+extern const sk_model sk_app_embedded_table;
 /* The table of one service (for the scheduler's spec hash over a service). */
 extern const sk_model sk_service_table;
 

@@ -18,7 +18,7 @@ static const sk_field deployment_fields[] = {
     F("name", sk_ft_string, sk_desired_deployment, name, true, NULL, &sk_rule_name),
     F("application", sk_ft_string, sk_desired_deployment, application, true, NULL, &sk_rule_name),
     F("version", sk_ft_string, sk_desired_deployment, version, true, NULL, &sk_rule_version),
-    F("spec", sk_ft_inline, sk_desired_deployment, spec, true, NULL, &sk_app_table),
+    F("spec", sk_ft_inline, sk_desired_deployment, spec, true, NULL, &sk_app_embedded_table),
 };
 static const sk_model deployment_table =
     SK_MODEL(deployment_fields, sk_desired_deployment, NULL, false);

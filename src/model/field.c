@@ -225,8 +225,12 @@ const sk_field_type sk_ft_text = {text_parse, string_write, string_free, string_
 static int kind_parse(const json_t *v, const char *path, const sk_field *f, void *dst,
                       const sk_field_ctx *ctx, sk_error **err)
 {
-        if (!sk_kind_lookup(json_string_value(v)))
+        const sk_kind_info *k = sk_kind_lookup(json_string_value(v));
+        if (!k)
                 return sk_field_bad(err, path, "must be a resource kind");
+        if (strcmp(k->name, f->arg))
+                return sk_error_set_path(err, EINVAL, path, "must be %s here",
+                                         (const char *)f->arg);
         return 0;
 }
 
