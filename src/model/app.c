@@ -289,22 +289,11 @@ static const sk_field network_fields[] = {
 };
 static const sk_model network_table = SK_MODEL(network_fields, sk_network, NULL, false);
 
-#define NAMED_LIST(T, table_, min_, what_)                                                         \
-        {                                                                                          \
-                .item = &sk_ft_inline, .item_arg = &table_, .item_size = sizeof(T), .min = min_,   \
-                .max = 64, .what = what_, .unique = "name", .unique_offset = offsetof(T, name)     \
-        }
-
-static const sk_list_rule variables_rule = {.item = &sk_ft_inline,
-                                            .item_arg = &variable_table,
-                                            .item_size = sizeof(sk_variable),
-                                            .max = 256,
-                                            .what = "variables",
-                                            .unique = "name",
-                                            .unique_offset = offsetof(sk_variable, name)};
-static const sk_list_rule volumes_rule = NAMED_LIST(sk_volume, volume_table, 0, "volumes");
+static const sk_list_rule variables_rule =
+    SK_NAMED_LIST(sk_variable, variable_table, 0, 256, "variables");
+static const sk_list_rule volumes_rule = SK_NAMED_LIST(sk_volume, volume_table, 0, 64, "volumes");
 static const sk_list_rule containers_rule =
-    NAMED_LIST(sk_app_container, container_table, 1, "containers");
+    SK_NAMED_LIST(sk_app_container, container_table, 1, 64, "containers");
 
 static int service_post(void *obj, const char *path, sk_error **err)
 {
@@ -332,7 +321,8 @@ static const sk_field service_fields[] = {
 };
 const sk_model sk_service_table = SK_MODEL(service_fields, sk_service, service_post, true);
 
-static const sk_list_rule services_rule = NAMED_LIST(sk_service, sk_service_table, 1, "services");
+static const sk_list_rule services_rule =
+    SK_NAMED_LIST(sk_service, sk_service_table, 1, 64, "services");
 
 #define APP_FIELDS                                                                                 \
         F("name", sk_ft_string, sk_app, name, true, NULL, &sk_rule_name),                          \

@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "model/field.h"
+#include "model/resource.h"
 
 typedef enum sk_app_restart {
         SK_APP_RESTART_ALWAYS,
@@ -130,21 +131,13 @@ extern const sk_model sk_app_embedded_table;
 /* The table of one service (for the scheduler's spec hash over a service). */
 extern const sk_model sk_service_table;
 
-/* Parses and validates an application document (`kind: application`). Errors name the
- * field ("services[0].replicas"). */
-int sk_app_from_json(const json_t *j, sk_app **out, sk_error **err);
-/* The normalised JSON (defaults filled in); NULL only when out of memory. */
-json_t *sk_app_to_json(const sk_app *app);
-bool sk_app_equal(const sk_app *a, const sk_app *b);
-void sk_app_free(sk_app *app);
+/* An application document (`kind: application`): sk_app_from_json, sk_app_to_json (the
+ * normalised JSON, defaults filled in), sk_app_equal, sk_app_free (model/resource.h). */
+SK_RESOURCE_DECLARE(app, sk_app)
 
 json_t *sk_service_to_json(const sk_service *s);
 const sk_service *sk_app_service(const sk_app *app, const char *name);
 
-static inline void sk_app_freep(sk_app **app)
-{
-        sk_app_free(*app);
-}
 #define _cleanup_app_ __attribute__((cleanup(sk_app_freep)))
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "model/field.h"
+#include "model/resource.h"
 
 typedef enum sk_on_failure {
         SK_ON_FAILURE_HALT,
@@ -36,15 +37,8 @@ typedef struct sk_deployment {
 } sk_deployment;
 
 extern const sk_model sk_deployment_table;
-int sk_deployment_from_json(const json_t *j, sk_deployment **out, sk_error **err);
-json_t *sk_deployment_to_json(const sk_deployment *d);
-bool sk_deployment_equal(const sk_deployment *a, const sk_deployment *b);
-void sk_deployment_free(sk_deployment *d);
+SK_RESOURCE_DECLARE(deployment, sk_deployment)
 
-static inline void sk_deployment_freep(sk_deployment **d)
-{
-        sk_deployment_free(*d);
-}
 #define _cleanup_deployment_ __attribute__((cleanup(sk_deployment_freep)))
 
 #endif

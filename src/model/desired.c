@@ -23,13 +23,8 @@ static const sk_field deployment_fields[] = {
 static const sk_model deployment_table =
     SK_MODEL(deployment_fields, sk_desired_deployment, NULL, false);
 
-static const sk_list_rule deployments_rule = {
-    .item = &sk_ft_inline,
-    .item_arg = &deployment_table,
-    .item_size = sizeof(sk_desired_deployment),
-    .max = SIZE_MAX,
-    .what = "deployments",
-};
+static const sk_list_rule deployments_rule =
+    SK_OBJECT_LIST(sk_desired_deployment, deployment_table, 0, SIZE_MAX, "deployments");
 
 /* the quota's own fields; its tenant is the key it is listed under */
 static const sk_field quota_fields[] = {

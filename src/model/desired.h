@@ -17,6 +17,7 @@
 #include "common/error.h"
 #include "model/app.h"
 #include "model/field.h"
+#include "model/resource.h"
 #include "model/site.h"
 
 typedef struct sk_desired_deployment {
@@ -45,10 +46,7 @@ typedef struct sk_desired_doc {
 
 extern const sk_model sk_desired_doc_table;
 
-int sk_desired_doc_from_json(const json_t *j, sk_desired_doc **out, sk_error **err);
-json_t *sk_desired_doc_to_json(const sk_desired_doc *d);
-bool sk_desired_doc_equal(const sk_desired_doc *a, const sk_desired_doc *b);
-void sk_desired_doc_free(sk_desired_doc *d);
+SK_RESOURCE_DECLARE(desired_doc, sk_desired_doc)
 
 /* Lookups the site's consumers make (NULL when absent). */
 const sk_desired_deployment *sk_desired_doc_deployment(const sk_desired_doc *d, const char *tenant,
@@ -56,10 +54,6 @@ const sk_desired_deployment *sk_desired_doc_deployment(const sk_desired_doc *d, 
 const sk_site_quota *sk_desired_doc_quota(const sk_desired_doc *d, const char *tenant);
 bool sk_desired_doc_removed(const sk_desired_doc *d, int64_t host_id);
 
-static inline void sk_desired_doc_freep(sk_desired_doc **d)
-{
-        sk_desired_doc_free(*d);
-}
 #define _cleanup_desired_doc_ __attribute__((cleanup(sk_desired_doc_freep)))
 
 #endif

@@ -63,6 +63,30 @@ const char *sk_kvs_get(const sk_kvs *m, const char *key)
         return NULL;
 }
 
+/* A writer's answer: 1 with the value, or -ENOMEM when making it failed. */
+static int put(json_t *v, json_t **out)
+{
+        *out = v;
+        return v ? 1 : -ENOMEM;
+}
+
+int sk_field_each_member(const json_t *v, const char *path, sk_member_fn each, void *arg,
+                         sk_error **err)
+{
+        const char *key;
+        json_t *val;
+        json_object_foreach((json_t *)v, key, val)
+        {
+                _cleanup_free_ char *p = sk_yaml_path_key(path, key);
+                if (!p)
+                        return sk_field_oom(err);
+                int r = each(key, val, p, arg, err);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static bool str_equal(const char *a, const char *b)
 {
         return a == b || (a && b && !strcmp(a, b));
@@ -188,8 +212,7 @@ static int string_write(const sk_field *f, const void *src, json_t **out)
         const char *s = *(char *const *)src;
         if (!s)
                 return 0;
-        *out = json_string(s);
-        return *out ? 1 : -ENOMEM;
+        return put(json_string(s), out);
 }
 
 static void string_free(const sk_field *f, void *dst)
@@ -236,8 +259,7 @@ static int kind_parse(const json_t *v, const char *path, const sk_field *f, void
 
 static int kind_write(const sk_field *f, const void *src, json_t **out)
 {
-        *out = json_string(f->arg);
-        return *out ? 1 : -ENOMEM;
+        return put(json_string(f->arg), out);
 }
 
 static bool always_equal(const sk_field *f, const void *a, const void *b)
@@ -267,8 +289,7 @@ static int int_write(const sk_field *f, const void *src, json_t **out)
         int64_t i = *(const int64_t *)src;
         if (i == SK_UNSET && ((const sk_int_rule *)f->arg)->min >= 0)
                 return 0;
-        *out = json_integer(i);
-        return *out ? 1 : -ENOMEM;
+        return put(json_integer(i), out);
 }
 
 static bool int_equal(const sk_field *f, const void *a, const void *b)
@@ -312,8 +333,7 @@ static int enum_write(const sk_field *f, const void *src, json_t **out)
         int i = *(const int *)src;
         if (i < 0)
                 return 0;
-        *out = json_string(((const char *const *)f->arg)[i]);
-        return *out ? 1 : -ENOMEM;
+        return put(json_string(((const char *const *)f->arg)[i]), out);
 }
 
 static bool enum_equal(const sk_field *f, const void *a, const void *b)
@@ -379,8 +399,7 @@ static int expr_write(const sk_field *f, const void *src, json_t **out)
         const sk_expr_text *e = src;
         if (!e->text)
                 return 0;
-        *out = json_string(e->text);
-        return *out ? 1 : -ENOMEM;
+        return put(json_string(e->text), out);
 }
 
 static void expr_free(const sk_field *f, void *dst)
@@ -421,8 +440,7 @@ static int duration_write(const sk_field *f, const void *src, json_t **out)
         const sk_duration *d = src;
         if (!d->text)
                 return 0;
-        *out = json_string(d->text);
-        return *out ? 1 : -ENOMEM;
+        return put(json_string(d->text), out);
 }
 
 static void duration_free(const sk_field *f, void *dst)
@@ -487,14 +505,11 @@ static int quantity_write(const sk_field *f, const void *src, json_t **out)
         case SK_SPELLING_NONE:
                 return 0;
         case SK_SPELLING_INTEGER:
-                *out = json_integer(q->integer);
-                break;
+                return put(json_integer(q->integer), out);
         case SK_SPELLING_REAL:
-                *out = json_real(q->real);
-                break;
+                return put(json_real(q->real), out);
         case SK_SPELLING_TEXT:
-                *out = json_string(q->text);
-                break;
+                return put(json_string(q->text), out);
         }
         return *out ? 1 : -ENOMEM;
 }
@@ -540,36 +555,38 @@ static void kvs_free(const sk_field *f, void *dst)
         *m = (sk_kvs){0};
 }
 
+struct kvs_walk {
+        const sk_kvs_rule *rule;
+        sk_kvs *m;
+        const sk_field_ctx *ctx;
+};
+
+static int kv_member(const char *key, const json_t *val, const char *path, void *arg,
+                     sk_error **err)
+{
+        struct kvs_walk *w = arg;
+        if (!w->rule->key->ok(key))
+                return sk_field_bad(err, path, w->rule->key->msg);
+        sk_kv *kv = &w->m->items[w->m->n++];
+        int r = sk_field_scalar_string(val, path, w->rule->value_max, &kv->value, err);
+        if (r == 0 && !(kv->key = strdup(key)))
+                r = sk_field_oom(err);
+        if (r == 0 && w->rule->value_check)
+                r = w->rule->value_check(kv->value, path, w->ctx, err);
+        return r;
+}
+
 static int kvs_parse(const json_t *v, const char *path, const sk_field *f, void *dst,
                      const sk_field_ctx *ctx, sk_error **err)
 {
-        const sk_kvs_rule *rule = f->arg;
-        sk_kvs *m = dst;
-        if (!json_is_object(v) || json_object_size(v) < rule->min ||
-            json_object_size(v) > rule->max)
-                return sk_field_bad(err, path, rule->map_msg);
+        struct kvs_walk w = {f->arg, dst, ctx};
+        if (!json_is_object(v) || json_object_size(v) < w.rule->min ||
+            json_object_size(v) > w.rule->max)
+                return sk_field_bad(err, path, w.rule->map_msg);
         /* one slot even for an empty map: a set map is told from an absent one */
-        if (!(m->items = calloc(json_object_size(v) + 1, sizeof(sk_kv))))
+        if (!(w.m->items = calloc(json_object_size(v) + 1, sizeof(sk_kv))))
                 return sk_field_oom(err);
-        const char *key;
-        json_t *val;
-        json_object_foreach((json_t *)v, key, val)
-        {
-                _cleanup_free_ char *p = sk_yaml_path_key(path, key);
-                if (!p)
-                        return sk_field_oom(err);
-                if (!rule->key->ok(key))
-                        return sk_field_bad(err, p, rule->key->msg);
-                sk_kv *kv = &m->items[m->n++];
-                int r = sk_field_scalar_string(val, p, rule->value_max, &kv->value, err);
-                if (r == 0 && !(kv->key = strdup(key)))
-                        r = sk_field_oom(err);
-                if (r == 0 && rule->value_check)
-                        r = rule->value_check(kv->value, p, ctx, err);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        return sk_field_each_member(v, path, kv_member, &w, err);
 }
 
 static int kvs_write(const sk_field *f, const void *src, json_t **out)
@@ -603,16 +620,48 @@ const sk_field_type sk_ft_kvs = {kvs_parse, kvs_write, kvs_free, kvs_equal, NULL
 
 /* ---- lists ---- */
 
-static void list_free(const sk_field *f, void *dst)
+/* The items of a list or keyed mapping: their type and size, and where in each item its
+ * typed value is (0 in a list; beside the key in a keyed mapping's item). */
+struct items {
+        const sk_field_type *type;
+        const void *arg;
+        size_t size, value_offset;
+};
+
+static void *item_value(const struct items *it, const sk_list *l, size_t i)
 {
-        const sk_list_rule *rule = f->arg;
-        sk_list *l = dst;
-        sk_field item = {.type = rule->item, .arg = rule->item_arg};
-        for (size_t i = 0; i < l->n; i++)
-                if (rule->item->free)
-                        rule->item->free(&item, (char *)l->items + i * rule->item_size);
+        return (char *)l->items + i * it->size + it->value_offset;
+}
+
+static void items_free(const struct items *it, sk_list *l)
+{
+        sk_field item = {.type = it->type, .arg = it->arg};
+        for (size_t i = 0; i < l->n && it->type->free; i++)
+                it->type->free(&item, item_value(it, l, i));
         free(l->items);
         *l = (sk_list){0};
+}
+
+static bool items_equal(const struct items *it, const sk_list *x, const sk_list *y)
+{
+        if (x->n != y->n || !x->items != !y->items)
+                return false;
+        sk_field item = {.type = it->type, .arg = it->arg};
+        for (size_t i = 0; i < x->n; i++)
+                if (!it->type->equal(&item, item_value(it, x, i), item_value(it, y, i)))
+                        return false;
+        return true;
+}
+
+static struct items list_items(const sk_list_rule *rule)
+{
+        return (struct items){rule->item, rule->item_arg, rule->item_size, 0};
+}
+
+static void list_free(const sk_field *f, void *dst)
+{
+        struct items it = list_items(f->arg);
+        items_free(&it, dst);
 }
 
 static int list_unique(const sk_list_rule *rule, const sk_list *l, const char *path, sk_error **err)
@@ -695,16 +744,8 @@ static int list_write(const sk_field *f, const void *src, json_t **out)
 
 static bool list_equal(const sk_field *f, const void *a, const void *b)
 {
-        const sk_list_rule *rule = f->arg;
-        const sk_list *x = a, *y = b;
-        if (x->n != y->n || !x->items != !y->items)
-                return false;
-        sk_field item = {.type = rule->item, .arg = rule->item_arg};
-        for (size_t i = 0; i < x->n; i++)
-                if (!rule->item->equal(&item, (const char *)x->items + i * rule->item_size,
-                                       (const char *)y->items + i * rule->item_size))
-                        return false;
-        return true;
+        struct items it = list_items(f->arg);
+        return items_equal(&it, a, b);
 }
 
 const sk_field_type sk_ft_list = {list_parse, list_write, list_free, list_equal, NULL};
@@ -719,8 +760,7 @@ static int inline_parse(const json_t *v, const char *path, const sk_field *f, vo
 
 static int inline_write(const sk_field *f, const void *src, json_t **out)
 {
-        *out = sk_model_write(f->arg, src);
-        return *out ? 1 : -ENOMEM;
+        return put(sk_model_write(f->arg, src), out);
 }
 
 static void inline_free(const sk_field *f, void *dst)
@@ -756,8 +796,7 @@ static int object_write(const sk_field *f, const void *src, json_t **out)
         const void *obj = *(void *const *)src;
         if (!obj)
                 return 0;
-        *out = sk_model_write(f->arg, obj);
-        return *out ? 1 : -ENOMEM;
+        return put(sk_model_write(f->arg, obj), out);
 }
 
 static void object_free(const sk_field *f, void *dst)
@@ -780,34 +819,37 @@ const sk_field_type sk_ft_object = {object_parse, object_write, object_free, obj
 
 /* ---- keyed mappings ---- */
 
+struct keyed_walk {
+        const sk_keyed_rule *rule;
+        sk_list *l;
+        const sk_field_ctx *ctx;
+};
+
+static int keyed_member(const char *key, const json_t *val, const char *path, void *arg,
+                        sk_error **err)
+{
+        struct keyed_walk *w = arg;
+        const sk_keyed_rule *rule = w->rule;
+        if (!rule->key->ok(key))
+                return sk_field_bad(err, path, rule->key->msg);
+        sk_field item = {.type = rule->item, .arg = rule->item_arg};
+        char *at = (char *)w->l->items + w->l->n * rule->item_size;
+        int r = rule->item->parse(val, path, &item, at + rule->value_offset, w->ctx, err);
+        w->l->n++;
+        if (r == 0 && !(*(char **)(at + rule->key_offset) = strdup(key)))
+                r = sk_field_oom(err);
+        return r;
+}
+
 static int keyed_parse(const json_t *v, const char *path, const sk_field *f, void *dst,
                        const sk_field_ctx *ctx, sk_error **err)
 {
-        const sk_keyed_rule *rule = f->arg;
-        sk_list *l = dst;
+        struct keyed_walk w = {f->arg, dst, ctx};
         if (!json_is_object(v))
                 return sk_field_bad(err, path, "must be a mapping");
-        if (!(l->items = calloc(json_object_size(v) + 1, rule->item_size)))
+        if (!(w.l->items = calloc(json_object_size(v) + 1, w.rule->item_size)))
                 return sk_field_oom(err);
-        sk_field item = {.type = rule->item, .arg = rule->item_arg};
-        const char *key;
-        json_t *val;
-        json_object_foreach((json_t *)v, key, val)
-        {
-                _cleanup_free_ char *p = sk_yaml_path_key(path, key);
-                if (!p)
-                        return sk_field_oom(err);
-                if (!rule->key->ok(key))
-                        return sk_field_bad(err, p, rule->key->msg);
-                char *at = (char *)l->items + l->n * rule->item_size;
-                int r = rule->item->parse(val, p, &item, at + rule->value_offset, ctx, err);
-                l->n++;
-                if (r < 0)
-                        return r;
-                if (!(*(char **)(at + rule->key_offset) = strdup(key)))
-                        return sk_field_oom(err);
-        }
-        return 0;
+        return sk_field_each_member(v, path, keyed_member, &w, err);
 }
 
 static int keyed_write(const sk_field *f, const void *src, json_t **out)
@@ -832,36 +874,32 @@ static int keyed_write(const sk_field *f, const void *src, json_t **out)
         return 1;
 }
 
+static struct items keyed_items(const sk_keyed_rule *rule)
+{
+        return (struct items){rule->item, rule->item_arg, rule->item_size, rule->value_offset};
+}
+
+static char *item_key(const sk_keyed_rule *rule, const sk_list *l, size_t i)
+{
+        return *(char **)((char *)l->items + i * rule->item_size + rule->key_offset);
+}
+
 static void keyed_free(const sk_field *f, void *dst)
 {
-        const sk_keyed_rule *rule = f->arg;
-        sk_list *l = dst;
-        sk_field item = {.type = rule->item, .arg = rule->item_arg};
-        for (size_t i = 0; i < l->n; i++) {
-                char *at = (char *)l->items + i * rule->item_size;
-                free(*(char **)(at + rule->key_offset));
-                if (rule->item->free)
-                        rule->item->free(&item, at + rule->value_offset);
-        }
-        free(l->items);
-        *l = (sk_list){0};
+        struct items it = keyed_items(f->arg);
+        for (size_t i = 0; i < ((sk_list *)dst)->n; i++)
+                free(item_key(f->arg, dst, i));
+        items_free(&it, dst);
 }
 
 static bool keyed_equal(const sk_field *f, const void *a, const void *b)
 {
-        const sk_keyed_rule *rule = f->arg;
-        const sk_list *x = a, *y = b;
-        if (x->n != y->n || !x->items != !y->items)
+        struct items it = keyed_items(f->arg);
+        if (!items_equal(&it, a, b))
                 return false;
-        sk_field item = {.type = rule->item, .arg = rule->item_arg};
-        for (size_t i = 0; i < x->n; i++) {
-                const char *p = (const char *)x->items + i * rule->item_size;
-                const char *q = (const char *)y->items + i * rule->item_size;
-                if (!str_equal(*(char *const *)(p + rule->key_offset),
-                               *(char *const *)(q + rule->key_offset)) ||
-                    !rule->item->equal(&item, p + rule->value_offset, q + rule->value_offset))
+        for (size_t i = 0; i < ((const sk_list *)a)->n; i++)
+                if (!str_equal(item_key(f->arg, a, i), item_key(f->arg, b, i)))
                         return false;
-        }
         return true;
 }
 
@@ -869,22 +907,21 @@ const sk_field_type sk_ft_keyed = {keyed_parse, keyed_write, keyed_free, keyed_e
 
 /* ---- objects of strings ---- */
 
+static int string_member(const char *key, const json_t *val, const char *path, void *arg,
+                         sk_error **err)
+{
+        return json_is_string(val) ? 0 : sk_field_bad(err, path, "must be a string");
+}
+
 static int string_object_parse(const json_t *v, const char *path, const sk_field *f, void *dst,
                                const sk_field_ctx *ctx, sk_error **err)
 {
         if (!json_is_object(v))
                 return sk_field_bad(err, path, "must be a mapping of strings");
-        const char *key;
-        json_t *val;
-        json_object_foreach((json_t *)v, key, val)
-        {
-                if (json_is_string(val))
-                        continue;
-                _cleanup_free_ char *p = sk_yaml_path_key(path, key);
-                return sk_field_bad(err, p ? p : path, "must be a string");
-        }
-        *(json_t **)dst = json_deep_copy(v);
-        return *(json_t **)dst ? 0 : sk_field_oom(err);
+        int r = sk_field_each_member(v, path, string_member, NULL, err);
+        if (r == 0 && !(*(json_t **)dst = json_deep_copy(v)))
+                r = sk_field_oom(err);
+        return r;
 }
 
 int sk_field_json_write(const sk_field *f, const void *src, json_t **out)
@@ -892,8 +929,7 @@ int sk_field_json_write(const sk_field *f, const void *src, json_t **out)
         json_t *o = *(json_t *const *)src;
         if (!o)
                 return 0;
-        *out = json_deep_copy(o);
-        return *out ? 1 : -ENOMEM;
+        return put(json_deep_copy(o), out);
 }
 
 void sk_field_json_free(const sk_field *f, void *dst)

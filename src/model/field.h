@@ -153,6 +153,19 @@ typedef struct sk_list_rule {
         int (*post)(const sk_list *l, const char *path, sk_error **err);
 } sk_list_rule;
 
+/* A list of min..max structs of type T read by table; a named list's items must differ
+ * in their `name`. */
+#define SK_OBJECT_LIST(T, table, min_, max_, what_)                                                \
+        {                                                                                          \
+                .item = &sk_ft_inline, .item_arg = &(table), .item_size = sizeof(T), .min = min_,  \
+                .max = max_, .what = what_                                                         \
+        }
+#define SK_NAMED_LIST(T, table, min_, max_, what_)                                                 \
+        {                                                                                          \
+                .item = &sk_ft_inline, .item_arg = &(table), .item_size = sizeof(T), .min = min_,  \
+                .max = max_, .what = what_, .unique = "name", .unique_offset = offsetof(T, name)   \
+        }
+
 typedef struct sk_kvs_rule {
         size_t min, max;     /* entries */
         const char *map_msg; /* the message for a value that is no fitting mapping */
@@ -215,6 +228,13 @@ int sk_field_scalar_string(const json_t *v, const char *path, size_t max, char *
 int sk_field_json_write(const sk_field *f, const void *src, json_t **out);
 void sk_field_json_free(const sk_field *f, void *dst);
 bool sk_field_json_equal(const sk_field *f, const void *a, const void *b);
+
+/* Calls each for every member of the mapping v in order, with the member's path; stops at
+ * the first error. */
+typedef int (*sk_member_fn)(const char *key, const json_t *val, const char *path, void *arg,
+                            sk_error **err);
+int sk_field_each_member(const json_t *v, const char *path, sk_member_fn each, void *arg,
+                         sk_error **err);
 
 /* The value the sk_kvs holds for key, or NULL. */
 const char *sk_kvs_get(const sk_kvs *m, const char *key);

@@ -22,13 +22,8 @@ static const sk_field node_fields[] = {
 };
 static const sk_model node_table = SK_MODEL(node_fields, sk_device_node, NULL, false);
 
-static const sk_list_rule nodes_rule = {
-    .item = &sk_ft_inline,
-    .item_arg = &node_table,
-    .item_size = sizeof(sk_device_node),
-    .max = 4096,
-    .what = "device nodes",
-};
+static const sk_list_rule nodes_rule =
+    SK_OBJECT_LIST(sk_device_node, node_table, 0, 4096, "device nodes");
 
 const sk_keyed_rule sk_host_devices_rule = {
     .key = &sk_rule_device_label,

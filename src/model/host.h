@@ -15,6 +15,7 @@
 
 #include "common/error.h"
 #include "model/field.h"
+#include "model/resource.h"
 
 typedef enum sk_device_type { SK_DEVICE_CHAR, SK_DEVICE_BLOCK } sk_device_type;
 
@@ -50,18 +51,11 @@ extern const sk_model sk_host_table;
 /* The device discovery's form alone ({label: [NODE, ...]}), as a field of other tables. */
 extern const sk_keyed_rule sk_host_devices_rule;
 
-int sk_host_from_json(const json_t *j, sk_host **out, sk_error **err);
-json_t *sk_host_to_json(const sk_host *h);
-bool sk_host_equal(const sk_host *a, const sk_host *b);
-void sk_host_free(sk_host *h);
+SK_RESOURCE_DECLARE(host, sk_host)
 
 /* The nodes of label, or NULL. */
 const sk_device_class *sk_host_device(const sk_host *h, const char *label);
 
-static inline void sk_host_freep(sk_host **h)
-{
-        sk_host_free(*h);
-}
 #define _cleanup_host_ __attribute__((cleanup(sk_host_freep)))
 
 #endif

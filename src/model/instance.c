@@ -108,13 +108,8 @@ static const sk_field container_status_fields[] = {
 static const sk_model container_status_table =
     SK_MODEL(container_status_fields, sk_container_status, NULL, false);
 
-static const sk_list_rule containers_rule = {
-    .item = &sk_ft_inline,
-    .item_arg = &container_status_table,
-    .item_size = sizeof(sk_container_status),
-    .max = 64,
-    .what = "containers",
-};
+static const sk_list_rule containers_rule =
+    SK_OBJECT_LIST(sk_container_status, container_status_table, 0, 64, "containers");
 
 static const sk_field status_fields[] = {
     F("instance", sk_ft_text, sk_instance_status, instance, true, NULL, NULL),

@@ -15,6 +15,7 @@
 
 #include "common/error.h"
 #include "model/field.h"
+#include "model/resource.h"
 
 /* An instance id "tenant/deployment/service/replica", or "tenant/deployment/service" for
  * the one instance per host of a service of mode one-per-host (replica SK_UNSET). */
@@ -84,21 +85,14 @@ extern const sk_model sk_placement_table;
 extern const sk_model sk_unplaced_table;
 extern const sk_model sk_instance_status_table;
 
-int sk_placement_from_json(const json_t *j, sk_placement **out, sk_error **err);
-json_t *sk_placement_to_json(const sk_placement *p);
-bool sk_placement_equal(const sk_placement *a, const sk_placement *b);
-void sk_placement_free(sk_placement *p);
-
-int sk_unplaced_from_json(const json_t *j, sk_unplaced **out, sk_error **err);
-json_t *sk_unplaced_to_json(const sk_unplaced *u);
-bool sk_unplaced_equal(const sk_unplaced *a, const sk_unplaced *b);
-void sk_unplaced_free(sk_unplaced *u);
-
-int sk_instance_status_from_json(const json_t *j, sk_instance_status **out, sk_error **err);
-json_t *sk_instance_status_to_json(const sk_instance_status *s);
-bool sk_instance_status_equal(const sk_instance_status *a, const sk_instance_status *b);
-void sk_instance_status_free(sk_instance_status *s);
+SK_RESOURCE_DECLARE(placement, sk_placement)
+SK_RESOURCE_DECLARE(unplaced, sk_unplaced)
+SK_RESOURCE_DECLARE(instance_status, sk_instance_status)
 
 const char *sk_instance_state_name(sk_instance_state s);
+
+#define _cleanup_placement_       __attribute__((cleanup(sk_placement_freep)))
+#define _cleanup_unplaced_        __attribute__((cleanup(sk_unplaced_freep)))
+#define _cleanup_instance_status_ __attribute__((cleanup(sk_instance_status_freep)))
 
 #endif

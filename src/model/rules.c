@@ -147,9 +147,10 @@ const sk_list_rule sk_rule_device_labels = {
 
 /* ---- labels ---- */
 
-static int label_parse(const char *key, const json_t *val, const char *path, json_t *o,
-                       sk_error **err)
+static int label_member(const char *key, const json_t *val, const char *path, void *arg,
+                        sk_error **err)
 {
+        json_t *o = arg;
         if (!sk_spec_valid_label_key(key))
                 return sk_field_bad(err, path,
                                     "must be a label key: a name of 1 to 63 of A-Z, a-z, 0-9 and "
@@ -177,19 +178,10 @@ static int labels_parse(const json_t *v, const char *path, const sk_field *f, vo
         _cleanup_json_ json_t *o = json_object();
         if (!o)
                 return sk_field_oom(err);
-        const char *key;
-        json_t *val;
-        json_object_foreach((json_t *)v, key, val)
-        {
-                _cleanup_free_ char *p = sk_yaml_path_key(path, key);
-                if (!p)
-                        return sk_field_oom(err);
-                int r = label_parse(key, val, p, o, err);
-                if (r < 0)
-                        return r;
-        }
-        *(json_t **)dst = take_ptr(&o);
-        return 0;
+        int r = sk_field_each_member(v, path, label_member, o, err);
+        if (r == 0)
+                *(json_t **)dst = take_ptr(&o);
+        return r;
 }
 
 const sk_field_type sk_ft_labels = {labels_parse, sk_field_json_write, sk_field_json_free,

@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "model/field.h"
+#include "model/resource.h"
 
 typedef struct sk_vault {
         char *name;
@@ -18,15 +19,11 @@ typedef struct sk_secret {
 } sk_secret;
 
 extern const sk_model sk_vault_table;
-int sk_vault_from_json(const json_t *j, sk_vault **out, sk_error **err);
-json_t *sk_vault_to_json(const sk_vault *v);
-bool sk_vault_equal(const sk_vault *a, const sk_vault *b);
-void sk_vault_free(sk_vault *v);
+SK_RESOURCE_DECLARE(vault, sk_vault)
 
 extern const sk_model sk_secret_table;
-int sk_secret_from_json(const json_t *j, sk_secret **out, sk_error **err);
-json_t *sk_secret_to_json(const sk_secret *s);
-bool sk_secret_equal(const sk_secret *a, const sk_secret *b);
-void sk_secret_free(sk_secret *s);
+SK_RESOURCE_DECLARE(secret, sk_secret)
 
+#define _cleanup_vault_  __attribute__((cleanup(sk_vault_freep)))
+#define _cleanup_secret_ __attribute__((cleanup(sk_secret_freep)))
 #endif

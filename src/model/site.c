@@ -48,13 +48,8 @@ static const sk_field device_rule_fields[] = {
 static const sk_model device_rule_table =
     SK_MODEL(device_rule_fields, sk_device_rule, device_rule_post, false);
 
-static const sk_list_rule device_rules_rule = {
-    .item = &sk_ft_inline,
-    .item_arg = &device_rule_table,
-    .item_size = sizeof(sk_device_rule),
-    .max = 64,
-    .what = "device rules",
-};
+static const sk_list_rule device_rules_rule =
+    SK_OBJECT_LIST(sk_device_rule, device_rule_table, 0, 64, "device rules");
 
 static const sk_duration_rule host_lost_rule = {1000, 3600 * 1000,
                                                 "must be a duration from \"1s\" to \"1h\""};

@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "model/field.h"
+#include "model/resource.h"
 
 /* label -> device nodes: exactly one of match (a glob under /dev/) and udev is set. */
 typedef struct sk_device_rule {
@@ -28,15 +29,8 @@ extern const sk_model sk_site_desired_table;
 
 /* A `kind: site` document. */
 extern const sk_model sk_site_table;
-int sk_site_from_json(const json_t *j, sk_site **out, sk_error **err);
-json_t *sk_site_to_json(const sk_site *s);
-bool sk_site_equal(const sk_site *a, const sk_site *b);
-void sk_site_free(sk_site *s);
+SK_RESOURCE_DECLARE(site, sk_site)
 
-static inline void sk_site_freep(sk_site **s)
-{
-        sk_site_free(*s);
-}
 #define _cleanup_site_ __attribute__((cleanup(sk_site_freep)))
 
 #endif

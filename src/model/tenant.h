@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "model/field.h"
+#include "model/resource.h"
 
 typedef enum sk_tenant_type { SK_TENANT_PROVIDER, SK_TENANT_APPLICATION } sk_tenant_type;
 
@@ -35,21 +36,12 @@ typedef struct sk_user {
 } sk_user;
 
 extern const sk_model sk_tenant_table;
-int sk_tenant_from_json(const json_t *j, sk_tenant **out, sk_error **err);
-json_t *sk_tenant_to_json(const sk_tenant *t);
-bool sk_tenant_equal(const sk_tenant *a, const sk_tenant *b);
-void sk_tenant_free(sk_tenant *t);
+SK_RESOURCE_DECLARE(tenant, sk_tenant)
 
 extern const sk_model sk_user_table;
-int sk_user_from_json(const json_t *j, sk_user **out, sk_error **err);
-json_t *sk_user_to_json(const sk_user *u);
-bool sk_user_equal(const sk_user *a, const sk_user *b);
-void sk_user_free(sk_user *u);
+SK_RESOURCE_DECLARE(user, sk_user)
 
-static inline void sk_tenant_freep(sk_tenant **t)
-{
-        sk_tenant_free(*t);
-}
 #define _cleanup_tenant_ __attribute__((cleanup(sk_tenant_freep)))
 
+#define _cleanup_user_ __attribute__((cleanup(sk_user_freep)))
 #endif
