@@ -224,6 +224,14 @@ int sk_field_one_of(bool has_a, bool has_b, const char *path, const char *a, con
 int sk_field_scalar_string(const json_t *v, const char *path, size_t max, char **out,
                            sk_error **err);
 
+/* For field types: a writer's answer (1 with v, or -ENOMEM when v is NULL), and string
+ * equality where NULL equals only NULL. */
+int sk_field_put(json_t *v, json_t **out);
+bool sk_field_str_equal(const char *a, const char *b);
+/* A struct of table t, allocated and read from v (model/resource.h reads from the root). */
+int sk_model_new(const sk_model *t, const json_t *v, const char *path, const sk_field_ctx *ctx,
+                 void **out, sk_error **err);
+
 /* write, free and equal of a field that owns a json_t * (NULL when absent). */
 int sk_field_json_write(const sk_field *f, const void *src, json_t **out);
 void sk_field_json_free(const sk_field *f, void *dst);
