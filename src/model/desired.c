@@ -11,7 +11,6 @@
 
 static const sk_int_rule generation_rule = {1, INT64_MAX};
 static const sk_int_rule count_rule = {0, INT64_MAX};
-static const sk_int_rule host_id_rule = {1, INT64_MAX};
 
 static const sk_field deployment_fields[] = {
     F("tenant", sk_ft_string, sk_desired_deployment, tenant, true, NULL, &sk_rule_name),
@@ -43,20 +42,12 @@ static const sk_keyed_rule quotas_rule = {
     .value_offset = 0,
 };
 
-static const sk_list_rule removed_rule = {
-    .item = &sk_ft_int,
-    .item_arg = &host_id_rule,
-    .item_size = sizeof(int64_t),
-    .max = SIZE_MAX,
-    .what = "host ids",
-};
-
 static const sk_field doc_fields[] = {
     F("generation", sk_ft_int, sk_desired_doc, generation, false, NULL, &generation_rule),
     F("site", sk_ft_inline, sk_desired_doc, site, true, NULL, &sk_site_desired_table),
     F("deployments", sk_ft_list, sk_desired_doc, deployments, true, NULL, &deployments_rule),
     F("quotas", sk_ft_keyed, sk_desired_doc, quotas, false, NULL, &quotas_rule),
-    F("removed-hosts", sk_ft_list, sk_desired_doc, removed_hosts, false, NULL, &removed_rule),
+    F("removed-hosts", sk_ft_list, sk_desired_doc, removed_hosts, false, NULL, &sk_rule_host_ids),
 };
 const sk_model sk_desired_doc_table = SK_MODEL(doc_fields, sk_desired_doc, NULL, false);
 

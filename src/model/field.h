@@ -203,6 +203,8 @@ extern const sk_field_type sk_ft_kvs;      /* sk_kvs; arg an sk_kvs_rule */
 extern const sk_field_type sk_ft_list;     /* sk_list; arg an sk_list_rule */
 /* A pointer to a struct of the table in arg; NULL when absent. */
 extern const sk_field_type sk_ft_object;
+/* Like sk_ft_object, and JSON null is NULL too; NULL is written as null. */
+extern const sk_field_type sk_ft_nullable_object;
 /* A struct of the table in arg, in place (list items). */
 extern const sk_field_type sk_ft_inline;
 /* A string of 1..max bytes without control characters; arg is NULL (max 1024). */

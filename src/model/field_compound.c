@@ -273,6 +273,20 @@ static bool object_equal(const sk_field *f, const void *a, const void *b)
 
 const sk_field_type sk_ft_object = {object_parse, object_write, object_free, object_equal, NULL};
 
+static int nullable_parse(const json_t *v, const char *path, const sk_field *f, void *dst,
+                          const sk_field_ctx *ctx, sk_error **err)
+{
+        return json_is_null(v) ? 0 : object_parse(v, path, f, dst, ctx, err);
+}
+
+static int nullable_write(const sk_field *f, const void *src, json_t **out)
+{
+        return *(void *const *)src ? object_write(f, src, out) : sk_field_put(json_null(), out);
+}
+
+const sk_field_type sk_ft_nullable_object = {nullable_parse, nullable_write, object_free,
+                                             object_equal, NULL};
+
 /* ---- keyed mappings ---- */
 
 struct keyed_walk {

@@ -9,7 +9,6 @@
 
 #define F SK_FIELD
 
-static const sk_int_rule id_rule = {1, INT64_MAX};
 static const sk_int_rule count_rule = {0, INT64_MAX};
 static const char *const device_type_words[] = {"char", "block", NULL};
 
@@ -41,7 +40,7 @@ static const sk_field capacity_fields[] = {
 static const sk_model capacity_table = SK_MODEL(capacity_fields, sk_capacity, NULL, false);
 
 static const sk_field host_fields[] = {
-    F("id", sk_ft_int, sk_host, id, false, NULL, &id_rule),
+    F("id", sk_ft_int, sk_host, id, false, NULL, &sk_rule_host_id),
     F("name", sk_ft_text, sk_host, name, true, NULL, NULL),
     F("address", sk_ft_text, sk_host, address, false, NULL, NULL),
     F("labels", sk_ft_string_object, sk_host, labels, false, NULL, NULL),

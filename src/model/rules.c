@@ -2,6 +2,7 @@
 #include "model/rules.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "common/cleanup.h"
@@ -144,6 +145,14 @@ const sk_list_rule sk_rule_device_labels = {
     .what = "device labels",
     .post = device_labels_once,
 };
+
+const sk_int_rule sk_rule_host_id = {1, INT64_MAX};
+
+const sk_list_rule sk_rule_host_ids = {.item = &sk_ft_int,
+                                       .item_arg = &sk_rule_host_id,
+                                       .item_size = sizeof(int64_t),
+                                       .max = SIZE_MAX,
+                                       .what = "host ids"};
 
 /* ---- labels ---- */
 

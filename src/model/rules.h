@@ -23,6 +23,10 @@ bool sk_rule_charset(const char *s, size_t max, const char *extra);
  * container's devices). */
 extern const sk_list_rule sk_rule_device_labels;
 
+/* A host's id (positive; docs/site-cluster.md), and a list of them ("removed-hosts"). */
+extern const sk_int_rule sk_rule_host_id;
+extern const sk_list_rule sk_rule_host_ids;
+
 /* Host or site labels: a mapping of at most 64 label keys (not under system/) to strings,
  * as a jansson object of strings: the form sk_expr_match() takes. */
 extern const sk_field_type sk_ft_labels;

@@ -1,7 +1,8 @@
 /* The site's documents through their models (src/model): raft entries, snapshots and
  * status reports arrive from other hosts and from the tower, so any JSON is accepted or
- * refused with a path and message. The first byte picks the model; the rest is the JSON.
- * What parses writes back to JSON that parses again to an equal struct and writes the same
+ * refused with a path and message. The first byte picks the model (desired, host,
+ * placement, unplaced, instance status, application, site state, site command); the rest is the
+ * JSON. What parses writes back to JSON that parses again to an equal struct and writes the same
  * JSON (to_json(from_json(to_json(x))) == to_json(x)). */
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "model/host.h"
 #include "model/instance.h"
 #include "model/resource.h"
+#include "model/site_state.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -18,7 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         const sk_model *const models[] = {&sk_desired_doc_table,     &sk_host_table,
                                           &sk_placement_table,       &sk_unplaced_table,
-                                          &sk_instance_status_table, &sk_app_embedded_table};
+                                          &sk_instance_status_table, &sk_app_embedded_table,
+                                          &sk_site_state_table,      &sk_site_command_table};
         if (size < 1)
                 return 0;
         const sk_model *m = models[data[0] % (sizeof(models) / sizeof(models[0]))];

@@ -19,6 +19,7 @@
 #include "model/instance.h"
 #include "model/secret.h"
 #include "model/site.h"
+#include "model/site_state.h"
 #include "model/spec.h"
 #include "model/tenant.h"
 
@@ -119,6 +120,18 @@ static const char FULL_TENANT[] = "kind: tenant\nname: acme-apps\nparent: retail
                 sk_##name##_free(y);                                                               \
         } while (0)
 
+static void expect_error(int r, sk_error **errp, const char *path, const char *needle)
+{
+        const sk_error *err = *errp;
+        assert_int_equal(r, -EINVAL);
+        assert_non_null(err);
+        if (!err->path || strcmp(err->path, path))
+                fail_msg("error at \"%s\" (%s), want \"%s\"", err->path ? err->path : "(none)",
+                         err->msg, path);
+        if (!strstr(err->msg, needle))
+                fail_msg("message \"%s\" lacks \"%s\"", err->msg, needle);
+}
+
 static void test_round_trip_resources(void **state)
 {
         ROUND_TRIP(app, sk_app, FULL_APP, true);
@@ -190,6 +203,98 @@ static void test_round_trip_site_documents(void **state)
         ROUND_TRIP(desired_doc, sk_desired_doc, DESIRED, false);
         ROUND_TRIP(desired_doc, sk_desired_doc,
                    "{\"site\": {\"name\": \"s\", \"tenant\": \"t\"}, \"deployments\": []}", false);
+}
+
+static const char STATE[] =
+    "{\"desired\": null, \"hosts\": {\"2\": {\"id\": 2, \"name\": \"h2\", \"capacity\": "
+    "{\"cpu\": 1000, \"memory\": 1024}}}, \"placements\": [{\"instance\": \"t/d/s/0\", "
+    "\"host\": \"h2\", \"spec-hash\": \"\"}], \"unplaced\": [], \"removed\": [5], "
+    "\"join-tokens\": {\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\": "
+    "{\"expires\": 1700000000000}}, \"local-count\": 1, \"local-joins\": "
+    "{\"fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210\": "
+    "4611686018444165121}}";
+
+static void test_site_state(void **state)
+{
+        ROUND_TRIP(site_state, sk_site_state, STATE, false);
+        _cleanup_json_ json_t *in = load(STATE);
+        _cleanup_site_state_ sk_site_state *s = NULL;
+        assert_int_equal(sk_site_state_from_json(in, &s, NULL), 0);
+        assert_null(s->desired);
+        assert_non_null(sk_site_state_host(s, 2));
+        assert_null(sk_site_state_host(s, 3));
+        assert_int_equal(s->removed.items[0], 5);
+        assert_int_equal(s->join_tokens.items[0].expires, 1700000000000LL);
+        assert_int_equal(s->local_joins.items[0].host_id, 4611686018444165121LL);
+
+        /* a snapshot from before removals and site-local joins */
+        _cleanup_json_ json_t *old = load("{\"desired\": null, \"hosts\": {}, "
+                                          "\"placements\": [], \"unplaced\": []}");
+        _cleanup_site_state_ sk_site_state *o = NULL;
+        assert_int_equal(sk_site_state_from_json(old, &o, NULL), 0);
+        assert_int_equal(o->removed.n, 0);
+        assert_int_equal(o->local_count, 0);
+        _cleanup_json_ json_t *out = sk_site_state_to_json(o);
+        assert_true(json_is_null(json_object_get(out, "desired")));
+        assert_true(json_is_array(json_object_get(out, "removed")));
+
+        /* a host is listed under its own id */
+        json_t *hosts = json_object_get(in, "hosts");
+        json_object_set(hosts, "3", json_object_get(hosts, "2"));
+        json_object_del(hosts, "2");
+        _cleanup_error_ sk_error *err = NULL;
+        sk_site_state *bad = NULL;
+        expect_error(sk_site_state_from_json(in, &bad, &err), &err, "hosts.3",
+                     "must be listed under its own id");
+}
+
+static void test_site_commands(void **state)
+{
+        static const char *const ok[] = {
+            "{\"op\": \"host\", \"host\": {\"id\": 1, \"name\": \"h1\", \"capacity\": "
+            "{\"cpu\": 1, \"memory\": 1}}}",
+            "{\"op\": \"host-remove\", \"id\": 3}",
+            "{\"op\": \"sched\", \"placements\": [], \"unplaced\": [{\"instance\": "
+            "\"t/d/s\", \"tenant\": \"t\", \"deployment\": \"d\", \"service\": \"s\", "
+            "\"host\": \"h1\", \"reason\": \"no host fits\"}]}",
+            "{\"op\": \"join-token\", \"hash\": "
+            "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\", "
+            "\"expires\": 20, \"now\": 10}",
+            "{\"op\": \"join-use\", \"hash\": "
+            "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\", \"now\": 10, "
+            "\"site-id\": 7}",
+        };
+        for (size_t i = 0; i < SK_ARRAY_SIZE(ok); i++)
+                ROUND_TRIP(site_command, sk_site_command, ok[i], false);
+
+        _cleanup_json_ json_t *d = json_pack("{s:s, s:o}", "op", "desired", "doc", load(DESIRED));
+        _cleanup_site_command_ sk_site_command *c = NULL;
+        assert_int_equal(sk_site_command_from_json(d, &c, NULL), 0);
+        assert_int_equal(c->op, SK_SITE_OP_DESIRED);
+        assert_int_equal(c->doc->generation, 12);
+        assert_int_equal(c->id, SK_UNSET);
+
+        static const struct {
+                const char *text, *path, *needle;
+        } bad[] = {
+            {"{\"op\": \"host-remove\"}", "id", "is required for op host-remove"},
+            {"{\"op\": \"host-remove\", \"id\": 3, \"now\": 1}", "now",
+             "does not belong to op host-remove"},
+            {"{\"op\": \"sched\", \"placements\": []}", "unplaced", "is required"},
+            {"{\"op\": \"host\", \"host\": {\"name\": \"h1\", \"capacity\": {\"cpu\": 1, "
+             "\"memory\": 1}}}",
+             "host.id", "is required"},
+            {"{\"op\": \"join-use\", \"hash\": \"ab\", \"now\": 1, \"site-id\": 1}", "hash",
+             "64 lowercase hex"},
+            {"{\"op\": \"explode\"}", "op", "must be desired, host"},
+        };
+        for (size_t i = 0; i < SK_ARRAY_SIZE(bad); i++) {
+                _cleanup_json_ json_t *in = load(bad[i].text);
+                _cleanup_error_ sk_error *err = NULL;
+                sk_site_command *x = NULL;
+                expect_error(sk_site_command_from_json(in, &x, &err), &err, bad[i].path,
+                             bad[i].needle);
+        }
 }
 
 static void test_app_values(void **state)
@@ -351,18 +456,6 @@ static void test_equal_sees_changes(void **state)
         assert_int_equal(sk_site_from_json(e, &s1, NULL), 0);
         assert_int_equal(sk_site_from_json(f, &s2, NULL), 0);
         assert_false(sk_site_equal(s1, s2));
-}
-
-static void expect_error(int r, sk_error **errp, const char *path, const char *needle)
-{
-        const sk_error *err = *errp;
-        assert_int_equal(r, -EINVAL);
-        assert_non_null(err);
-        if (!err->path || strcmp(err->path, path))
-                fail_msg("error at \"%s\" (%s), want \"%s\"", err->path ? err->path : "(none)",
-                         err->msg, path);
-        if (!strstr(err->msg, needle))
-                fail_msg("message \"%s\" lacks \"%s\"", err->msg, needle);
 }
 
 static void test_desired_doc(void **state)
@@ -564,6 +657,8 @@ static void test_free_null(void **state)
         sk_unplaced_free(NULL);
         sk_instance_status_free(NULL);
         sk_desired_doc_free(NULL);
+        sk_site_state_free(NULL);
+        sk_site_command_free(NULL);
 }
 
 int main(void)
@@ -579,6 +674,8 @@ int main(void)
             cmocka_unit_test(test_host),
             cmocka_unit_test(test_instance_ids),
             cmocka_unit_test(test_instance_status),
+            cmocka_unit_test(test_site_state),
+            cmocka_unit_test(test_site_commands),
             cmocka_unit_test(test_error_position),
             cmocka_unit_test(test_free_null),
         };
