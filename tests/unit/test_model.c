@@ -532,6 +532,28 @@ static void test_desired_doc(void **state)
         expect_error(sk_desired_doc_from_json(in, &bad, &err), &err, "extra", "unknown field");
 }
 
+/* What the tower sends (applications as sk_spec_validate normalised them) is written back
+ * exactly as it came: hashes over it (the spec hash of a placement, the tower's document
+ * hash) do not change when the site moves to the structs. */
+static void test_desired_doc_written_as_sent(void **state)
+{
+        _cleanup_json_ json_t *app = load(FULL_APP);
+        _cleanup_json_ json_t *spec = NULL;
+        assert_int_equal(sk_spec_validate(app, &spec, NULL), 0);
+        _cleanup_json_ json_t *doc =
+            json_pack("{s:I, s:{s:s, s:s, s:{}, s:s}, s:[{s:s, s:s, s:s, s:s, s:O}]}", "generation",
+                      (json_int_t)3, "site", "name", "s1", "tenant", "default", "labels",
+                      "host-lost-after", "5s", "deployments", "tenant", "default", "name", "d",
+                      "application", "pos", "version", "2.1.0", "spec", spec);
+        assert_non_null(doc);
+        _cleanup_desired_doc_ sk_desired_doc *d = NULL;
+        assert_int_equal(sk_desired_doc_from_json(doc, &d, NULL), 0);
+        _cleanup_json_ json_t *out = sk_desired_doc_to_json(d);
+        _cleanup_free_ char *a = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+        _cleanup_free_ char *b = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS);
+        assert_string_equal(a, b);
+}
+
 static void test_host(void **state)
 {
         _cleanup_json_ json_t *in = load(HOST);
@@ -671,6 +693,7 @@ int main(void)
             cmocka_unit_test(test_site_values),
             cmocka_unit_test(test_equal_sees_changes),
             cmocka_unit_test(test_desired_doc),
+            cmocka_unit_test(test_desired_doc_written_as_sent),
             cmocka_unit_test(test_host),
             cmocka_unit_test(test_instance_ids),
             cmocka_unit_test(test_instance_status),
