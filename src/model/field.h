@@ -189,9 +189,11 @@ typedef struct sk_keyed_rule {
 
 /* String fields (char *): arg is an sk_string_rule. */
 extern const sk_field_type sk_ft_string;
-/* A `kind:` field: checked and written as the canonical name in arg; nothing stored. */
+/* A `kind:` field: any spelling of the kind named in arg ("app"), written as that name;
+ * nothing stored. */
 extern const sk_field_type sk_ft_kind;
-/* int64_t within an sk_int_rule; SK_UNSET when absent. */
+/* int64_t within an sk_int_rule; SK_UNSET when absent, and then not written (a field
+ * whose range holds -1 needs a default or must be required). */
 extern const sk_field_type sk_ft_int;
 /* int: index into arg, a NULL-terminated list of words; SK_UNSET when absent. */
 extern const sk_field_type sk_ft_enum;
