@@ -16,7 +16,6 @@ import ssl
 import struct
 import subprocess
 import threading
-import time
 
 import pytest
 
@@ -460,16 +459,6 @@ def raft_hello(host_id, address):
 def identity(host):
     with open(os.path.join(host.data, "identity.json")) as f:
         return json.load(f)
-
-
-def stays(predicate, seconds, interval=0.25, what="condition", detail=None):
-    """predicate holds at every poll for `seconds`; fails at the first poll where it does
-    not, with detail() in the message."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        v = predicate()
-        assert v, f"{what} stopped holding (last: {v!r})" + (f"\n{detail()}" if detail else "")
-        time.sleep(interval)
 
 
 def exec_exit_code(podman, cid, cmd, timeout=20):

@@ -3,8 +3,9 @@ leader), a host cut off from quorum, and a whole-site cold start. host-lost-afte
 
 import time
 
+from conftest import stays
 from site_harness import (LOST_AFTER, app_yaml, instance_ids, print_flush,  # noqa: F401
-                          site_env, stays)
+                          site_env)
 
 SERVICES = [{"name": "web", "replicas": 3}, {"name": "worker", "replicas": 2}]
 
