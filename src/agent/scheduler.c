@@ -1153,9 +1153,9 @@ static void spread(struct run *run, struct svc *s)
                 struct host *h = &run->hosts[i];
                 struct why w;
                 judge(s, h, false, &w);
-                size_t n = count_on_host(run, s, h);
                 if (w.v != FITS)
                         continue;
+                size_t n = count_on_host(run, s, h);
                 if (n > most)
                         src = h, most = n;
                 judge(s, h, true, &w);
