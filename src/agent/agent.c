@@ -607,6 +607,9 @@ static int run(agent *ag, const char *data, sigset_t *sigs)
                 r = sk_supervisor_start(ag->sup, &err);
         if (r < 0)
                 return fail(err, r);
+        /* The first heartbeat at once, not a period later: until the leader hears of a new
+         * host, the scheduler places nothing on it. Set before any thread reads it. */
+        ag->beat_now = true;
         ag->control_started = pthread_create(&ag->control, NULL, control_thread, ag) == 0;
         ag->beat_started =
             ag->control_started && pthread_create(&ag->beat, NULL, beat_thread, ag) == 0;

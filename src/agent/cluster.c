@@ -524,7 +524,7 @@ static void leader_work(sk_cluster *cl, int64_t now)
         mark_lost(cl, now);
         if (!cl->sched_inflight && json_array_size(cmds) == 0) {
                 _cleanup_error_ sk_error *err = NULL;
-                if (sk_fsm_schedule(&cl->f, &sched, &err) < 0)
+                if (sk_fsm_schedule(&cl->f, cl->reports, &sched, &err) < 0)
                         sk_warn("cluster: scheduler: %s", sk_error_msg(err, -EINVAL));
         }
         pthread_mutex_unlock(&cl->lock);

@@ -391,14 +391,41 @@ int64_t sk_fsm_lost_after_ms(const sk_fsm *f)
         return ms;
 }
 
-int sk_fsm_schedule(const sk_fsm *f, json_t **cmd, sk_error **err)
+/* The instances the hosts' latest heartbeats report running, as the scheduler reads them:
+ * [{"instance", "host"}]. */
+static json_t *running_of(const json_t *reports)
+{
+        json_t *out = json_array();
+        const char *k;
+        const json_t *rep;
+        json_object_foreach((json_t *)reports, k, rep)
+        {
+                const json_t *r = json_object_get(rep, "report");
+                const json_t *host = json_object_get(r, "host");
+                size_t i;
+                const json_t *inst;
+                json_array_foreach(json_object_get(r, "instances"), i, inst)
+                {
+                        const json_t *id = json_object_get(inst, "instance");
+                        const char *state = json_string_value(json_object_get(inst, "state"));
+                        if (out && json_is_string(host) && json_is_string(id) && state &&
+                            !strcmp(state, "running"))
+                                json_array_append_new(
+                                    out, json_pack("{s:O, s:O}", "instance", id, "host", host));
+                }
+        }
+        return out;
+}
+
+int sk_fsm_schedule(const sk_fsm *f, const json_t *reports, json_t **cmd, sk_error **err)
 {
         *cmd = NULL;
         const json_t *desired = sk_fsm_desired(f);
         if (!desired)
                 return 0;
-        _cleanup_json_ json_t *in = json_pack("{s:[], s:O}", "hosts", "placements",
-                                              json_object_get(f->state, "placements"));
+        _cleanup_json_ json_t *in =
+            json_pack("{s:[], s:O, s:o}", "hosts", "placements",
+                      json_object_get(f->state, "placements"), "running", running_of(reports));
         if (!in)
                 return sk_error_set(err, ENOMEM, "out of memory");
         const char *k;
@@ -509,11 +536,13 @@ int sk_fsm_local_placed(const sk_fsm *f, const char *name, const json_t *discove
         json_array_foreach(json_object_get(f->state, "placements"), i, p)
         {
                 const char *host = json_string_value(json_object_get(p, "host"));
+                const char *from = json_string_value(json_object_get(p, "from"));
                 const char *id = json_string_value(json_object_get(p, "instance"));
                 const json_t *dep = NULL, *svc = NULL;
                 int64_t replica = 0;
-                if (!host || !id || strcmp(host, name) != 0 ||
-                    find_service(desired, id, &dep, &svc, &replica) < 0)
+                /* a moving instance runs on its old host too until the new one runs it */
+                bool here = (host && !strcmp(host, name)) || (from && !strcmp(from, name));
+                if (!here || !id || find_service(desired, id, &dep, &svc, &replica) < 0)
                         continue;
                 const json_t *spec = json_object_get(dep, "spec");
                 const char *app = json_string_value(json_object_get(dep, "application"));

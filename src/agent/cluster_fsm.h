@@ -80,10 +80,14 @@ bool sk_fsm_join_token_valid(const sk_fsm *f, const char *hash, int64_t now);
 int64_t sk_fsm_join_result(const sk_fsm *f, const char *hash);
 
 /* Runs the scheduler over the state. *cmd is a "sched" command when its answer differs
- * from the stored one, NULL when it is the same (or there is no desired document). */
-int sk_fsm_schedule(const sk_fsm *f, json_t **cmd, sk_error **err);
+ * from the stored one, NULL when it is the same (or there is no desired document).
+ * reports (optional): the leader's latest heartbeats, {"<host-id>": {"report": {"host",
+ * "instances": [INSTANCE, ...]}}}; an instance moving to a host is done when that host
+ * reports it running. */
+int sk_fsm_schedule(const sk_fsm *f, const json_t *reports, json_t **cmd, sk_error **err);
 
-/* The instances placed on host `name`, in the form desired.h builds containers from
+/* The instances placed on host `name` (and those moving away from it, which it runs until
+ * their new host does), in the form desired.h builds containers from
  * (placement.h), each with "devices": {label: [host paths]} from discovery (this host's
  * own, fresher than the state's) for the labels its containers ask for. */
 int sk_fsm_local_placed(const sk_fsm *f, const char *name, const json_t *discovery, json_t **placed,

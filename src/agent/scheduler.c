@@ -130,6 +130,7 @@ void sk_sched_placement_clear(sk_sched_placement *p)
         free(p->instance);
         free(p->host);
         free(p->spec_hash);
+        free(p->from);
         *p = (sk_sched_placement){0};
 }
 
@@ -158,9 +159,12 @@ void sk_sched_state_clear(sk_sched_state *s)
                 sk_sched_placement_clear(&s->placements[i]);
         for (size_t i = 0; i < s->n_quotas; i++)
                 sk_sched_quota_clear(&s->quotas[i]);
+        for (size_t i = 0; i < s->n_running; i++)
+                sk_sched_placement_clear(&s->running[i]);
         free(s->hosts);
         free(s->placements);
         free(s->quotas);
+        free(s->running);
         *s = (sk_sched_state){0};
 }
 
@@ -254,8 +258,13 @@ int sk_sched_host_from_json(const json_t *j, const char *path, sk_sched_host *ou
 
 json_t *sk_sched_placement_to_json(const sk_sched_placement *p)
 {
-        return json_pack("{s:s, s:s, s:s}", "instance", p->instance, "host", p->host, "spec-hash",
-                         p->spec_hash ? p->spec_hash : "");
+        json_t *j = json_pack("{s:s, s:s, s:s}", "instance", p->instance, "host", p->host,
+                              "spec-hash", p->spec_hash ? p->spec_hash : "");
+        if (j && p->from && json_object_set_new(j, "from", json_string(p->from)) < 0) {
+                json_decref(j);
+                return NULL;
+        }
+        return j;
 }
 
 int sk_sched_placement_from_json(const json_t *j, const char *path, sk_sched_placement *out,
@@ -275,6 +284,8 @@ int sk_sched_placement_from_json(const json_t *j, const char *path, sk_sched_pla
         }
         if (r == 0 && !(p.spec_hash = strdup(hash ? hash : "")))
                 r = oom(err);
+        if (r == 0 && json_object_get(j, "from"))
+                r = string_field(j, "from", path, &p.from, err);
         if (r < 0) {
                 sk_sched_placement_clear(&p);
                 return r;
@@ -387,10 +398,12 @@ static json_t *unplaced_json(const void *p)
 json_t *sk_sched_state_to_json(const sk_sched_state *s)
 {
         return json_pack(
-            "{s:o, s:o, s:o}", "hosts",
+            "{s:o, s:o, s:o, s:o}", "hosts",
             array_to_json(s->hosts, s->n_hosts, sizeof(*s->hosts), host_json), "placements",
             array_to_json(s->placements, s->n_placements, sizeof(*s->placements), placement_json),
-            "quotas", array_to_json(s->quotas, s->n_quotas, sizeof(*s->quotas), quota_json));
+            "quotas", array_to_json(s->quotas, s->n_quotas, sizeof(*s->quotas), quota_json),
+            "running",
+            array_to_json(s->running, s->n_running, sizeof(*s->running), placement_json));
 }
 
 json_t *sk_sched_result_to_json(const sk_sched_result *r)
@@ -434,6 +447,9 @@ int sk_sched_state_from_json(const json_t *j, sk_sched_state *out, sk_error **er
                                sk_sched_placement_from_json, err);
         if (r == 0)
                 r = READ_ARRAY(j, "quotas", &s.quotas, &s.n_quotas, sk_sched_quota_from_json, err);
+        if (r == 0)
+                r = READ_ARRAY(j, "running", &s.running, &s.n_running, sk_sched_placement_from_json,
+                               err);
         if (r < 0)
                 return r;
         *out = s;
@@ -450,6 +466,7 @@ struct svc {
         char *key; /* "tenant/deployment/service" */
         char *hash;
         bool per_host;
+        bool pinned; /* has a persistent volume: its data lives on its host, never spread */
         int64_t replicas;
         int64_t cpu, mem;
         sk_expr *expr; /* NULL: any host */
@@ -467,6 +484,7 @@ struct placed {
         struct svc *svc;
         int64_t replica;
         struct host *host;
+        struct host *from; /* moving: the host that runs it until `host` does */
 };
 
 struct usage {
@@ -614,6 +632,10 @@ static int parse_service(struct run *run, const json_t *dep, const json_t *svc, 
                                                  s->key);
         if (!(s->hash = sk_sched_spec_hash(svc)))
                 return oom(err);
+        size_t i;
+        const json_t *vol;
+        json_array_foreach(json_object_get(svc, "volumes"), i, vol) s->pinned |=
+            json_object_get(vol, "persistent") != NULL;
         int r = parse_resources(s, svc, path, err);
         return r < 0 ? r : parse_placement(s, svc, path, err);
 }
@@ -1017,6 +1039,48 @@ static int place_per_host(struct run *run, struct svc *s)
         return r;
 }
 
+/* Whether `host` reports instance `id` running. */
+static bool runs_on(const struct run *run, const char *id, const char *host)
+{
+        for (size_t i = 0; i < run->state->n_running; i++) {
+                const sk_sched_placement *p = &run->state->running[i];
+                if (p->instance && p->host && !strcmp(p->instance, id) && !strcmp(p->host, host))
+                        return true;
+        }
+        return false;
+}
+
+/* Where a current placement stays, and whether it is still moving (*from): a move is done
+ * once its new host runs it; a move whose new host was lost goes back to the old host,
+ * which still runs it. NULL: it does not stay. */
+static struct host *staying_host(struct run *run, const sk_sched_placement *p, struct host **from)
+{
+        struct host *h = p->host ? find_host(run, p->host) : NULL;
+        struct host *old = p->from ? find_host(run, p->from) : NULL;
+        *from = NULL;
+        if (old && (!old->h->alive || old == h))
+                old = NULL;
+        if (!h || !h->h->alive)
+                return old;
+        if (old && !runs_on(run, p->instance, h->h->name))
+                *from = old;
+        return h;
+}
+
+/* Counts what a moving instance still uses on its old host, which runs it meanwhile. */
+static int place_moving(struct run *run, struct svc *s, int64_t replica, struct host *h,
+                        struct host *from)
+{
+        if (place(run, s, replica, h) < 0)
+                return -ENOMEM;
+        if (from) {
+                run->placed[run->n_placed - 1].from = from;
+                from->cpu_used = sat_add(from->cpu_used, s->cpu);
+                from->mem_used = sat_add(from->mem_used, s->mem);
+        }
+        return 0;
+}
+
 /* Phase 1: an instance whose host is alive and whose spec is unchanged stays. */
 static int keep_current(struct run *run)
 {
@@ -1025,14 +1089,16 @@ static int keep_current(struct run *run)
                 const sk_sched_placement *p = &st->placements[i];
                 int64_t replica;
                 struct svc *s = p->instance ? parse_instance(run, p->instance, &replica) : NULL;
-                struct host *h = p->host ? find_host(run, p->host) : NULL;
-                if (!s || !h || !h->h->alive || !p->spec_hash || strcmp(p->spec_hash, s->hash))
+                struct host *from, *h = s ? staying_host(run, p, &from) : NULL;
+                if (!h || !p->spec_hash || strcmp(p->spec_hash, s->hash))
                         continue;
+                if (s->per_host && p->host && strcmp(h->h->name, p->host))
+                        continue; /* never moved: each host has its own */
                 if (!s->per_host && replica >= s->replicas)
                         continue; /* scaled down */
                 if (is_placed(run, s, replica) || (s->per_host && count_on_host(run, s, h)))
                         continue; /* a duplicate in the map: the first entry wins */
-                if (place(run, s, replica, h) < 0)
+                if (place_moving(run, s, replica, h, s->per_host ? NULL : from) < 0)
                         return -ENOMEM;
                 run->kept[i] = true;
         }
@@ -1068,6 +1134,46 @@ static int keep_changed(struct run *run)
                         return -ENOMEM;
         }
         return 0;
+}
+
+/* Phase 4, spread: when the eligible host with the most instances of s has more than one
+ * more than the host with room that place_replica would pick, its highest replica moves
+ * there, make-before-break. One move per service at a time; each narrows the gap, so a
+ * replica never moves back. */
+static void spread(struct run *run, struct svc *s)
+{
+        if (s->per_host || s->pinned)
+                return;
+        for (size_t i = 0; i < run->n_placed; i++)
+                if (run->placed[i].svc == s && run->placed[i].from)
+                        return;
+        struct host *src = NULL, *dst = NULL;
+        size_t most = 0;
+        for (size_t i = 0; i < run->n_hosts; i++) {
+                struct host *h = &run->hosts[i];
+                struct why w;
+                judge(s, h, false, &w);
+                if (w.v != FITS)
+                        continue;
+                size_t n = count_on_host(run, s, h);
+                if (n > most)
+                        src = h, most = n;
+                judge(s, h, true, &w);
+                if (w.v == FITS && better(run, s, h, dst))
+                        dst = h;
+        }
+        if (!src || !dst || most < count_on_host(run, s, dst) + 2)
+                return;
+        struct placed *mv = NULL;
+        for (size_t i = 0; i < run->n_placed; i++) {
+                struct placed *p = &run->placed[i];
+                if (p->svc == s && p->host == src && (!mv || p->replica > mv->replica))
+                        mv = p;
+        }
+        mv->host = dst;
+        mv->from = src; /* src keeps its requests counted: it runs there until dst does */
+        dst->cpu_used = sat_add(dst->cpu_used, s->cpu);
+        dst->mem_used = sat_add(dst->mem_used, s->mem);
 }
 
 static int cmp_placed(const void *a, const void *b)
@@ -1107,7 +1213,9 @@ static int make_result(struct run *run, sk_sched_result *out)
                         o->instance = NULL;
                         return -ENOMEM;
                 }
-                if (!(o->host = strdup(p->host->h->name)) || !(o->spec_hash = strdup(p->svc->hash)))
+                if (!(o->host = strdup(p->host->h->name)) ||
+                    !(o->spec_hash = strdup(p->svc->hash)) ||
+                    (p->from && !(o->from = strdup(p->from->h->name))))
                         return -ENOMEM;
         }
         if (run->n_unplaced && !(res.unplaced = calloc(run->n_unplaced, sizeof(*res.unplaced))))
@@ -1158,6 +1266,8 @@ static int schedule(struct run *run, const json_t *deployments, sk_sched_result 
                         if (!is_placed(run, s, n) && place_replica(run, s, n) < 0)
                                 return oom(err);
         }
+        for (size_t i = 0; i < run->n_svcs; i++)
+                spread(run, &run->svcs[i]);
         return make_result(run, out) < 0 ? oom(err) : 0;
 }
 

@@ -7,14 +7,18 @@
  * cpu/memory; prefer the host with the fewest instances of the same service, then the most
  * free memory, then the name. An instance whose host is alive and whose spec is unchanged
  * keeps its host; the placement map is the single truth, so a returning host never makes a
- * duplicate.
+ * duplicate. The one exception, spread: when a replicated service without persistent
+ * volumes has more than one instance more on one eligible host than on another that has
+ * room, one replica moves there (make-before-break: its placement names the old host in
+ * `from`, which keeps running it until the new host reports it running; one move per
+ * service at a time, and every move narrows the gap, so it never flaps).
  *
  * Every type here has a JSON form (it lives in the raft log); the units there are the ones
  * the agent's status report uses: cpu in millicores, memory in bytes, both integers.
  *   host:      {"name": "h1", "labels": {...}, "capacity": {"cpu": 2000, "memory": 4294967296},
  *               "alive": true}
  *   placement: {"instance": "tenant/deployment/service/replica", "host": "h1",
- *               "spec-hash": "hex"}
+ *               "spec-hash": "hex", "from": "h2" (only while moving: h2 still runs it)}
  *   quota:     {"tenant": "acme", "cpu": 4000, "memory": 8589934592, "instances": 20}
  *              (each limit optional)
  *   unplaced:  {"instance": "...", "tenant", "deployment", "service", "replica" (absent for
@@ -44,6 +48,7 @@ typedef struct sk_sched_placement {
         char *instance;  /* "tenant/deployment/service/replica" */
         char *host;      /* the host that runs it */
         char *spec_hash; /* sk_sched_spec_hash() of the service when it was placed */
+        char *from;      /* moving: the host that runs it until `host` does, else NULL */
 } sk_sched_placement;
 
 /* A tenant's quota on this site; SK_SCHED_UNLIMITED for a limit not set. */
@@ -74,6 +79,11 @@ typedef struct sk_sched_state {
         size_t n_placements;
         sk_sched_quota *quotas; /* optional: tenants without an entry have no limit */
         size_t n_quotas;
+        /* What the hosts report running (instance and host; spec_hash and from unused): a
+         * move is done once its new host runs the instance. Not replicated: the leader's
+         * latest heartbeats. */
+        sk_sched_placement *running;
+        size_t n_running;
 } sk_sched_state;
 
 typedef struct sk_sched_result {
@@ -109,7 +119,8 @@ int sk_sched_quota_from_spec(const char *tenant, const json_t *quota_per_site, s
                              sk_error **err);
 json_t *sk_sched_unplaced_to_json(const sk_sched_unplaced *u);
 
-/* {"hosts": [...], "placements": [...], "quotas": [...]} (each key optional when read). */
+/* {"hosts": [...], "placements": [...], "quotas": [...], "running": [{"instance", "host"}]}
+ * (each key optional when read). */
 json_t *sk_sched_state_to_json(const sk_sched_state *s);
 int sk_sched_state_from_json(const json_t *j, sk_sched_state *out, sk_error **err);
 /* {"placements": [...], "unplaced": [...]} */

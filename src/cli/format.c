@@ -317,16 +317,20 @@ static size_t kind_row(sk_kind kind, const json_t *item, time_t now, const char 
                 }
                 return 5;
         case SK_KIND_HOST:
-                headers[0] = "NAME", headers[1] = "SITE", headers[2] = "LAST-SEEN";
+                /* role and liveness as the site's leader last reported them */
+                headers[0] = "NAME", headers[1] = "SITE", headers[2] = "ROLE", headers[3] = "STATE",
+                headers[4] = "LAST-SEEN";
                 if (item) {
                         const json_t *seen = field(item, "last-seen", "updated");
                         cells[0] = sk_cli_format_cell(field(item, "name", "host"));
                         cells[1] = sk_cli_format_cell(json_object_get(item, "site"));
-                        cells[2] = json_is_string(seen)
+                        cells[2] = sk_cli_format_cell(json_object_get(item, "role"));
+                        cells[3] = sk_cli_format_cell(json_object_get(item, "state"));
+                        cells[4] = json_is_string(seen)
                                        ? sk_cli_format_age(json_string_value(seen), now)
                                        : strdup("-");
                 }
-                return 3;
+                return 5;
         case SK_KIND_INSTANCE:
                 headers[0] = "INSTANCE", headers[1] = "SITE", headers[2] = "HOST",
                 headers[3] = "STATE", headers[4] = "REASON";

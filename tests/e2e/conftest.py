@@ -35,6 +35,20 @@ def wait_for(predicate, timeout=30.0, interval=0.2, what="condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def stays(predicate, seconds, interval=0.25, what="condition", detail=None):
+    """The one "stays so for N seconds" check: predicate holds at every poll for the whole
+    `seconds` (the first poll at once, the last at the end); fails at the first poll where it
+    does not, with detail() in the message. Tests wait with wait_for or this, never sleep."""
+    deadline = time.monotonic() + seconds
+    while True:
+        v = predicate()
+        assert v, f"{what} stopped holding (last: {v!r})" + (f"\n{detail()}" if detail else "")
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return v
+        time.sleep(min(interval, left))
+
+
 def free_port():
     """A loopback port free now, below the kernel's ephemeral range (32768 and up), so an
     outgoing connection made before the test binds it cannot take it meanwhile."""

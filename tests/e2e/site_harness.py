@@ -16,7 +16,6 @@ import ssl
 import struct
 import subprocess
 import threading
-import time
 
 import pytest
 
@@ -113,14 +112,16 @@ class Site:
     def token(self):
         return self.cli("site", "token", self.name).stdout.strip()
 
-    def start(self):
-        # One at a time: the first host bootstraps the site (wait until it leads), the next
-        # ones join it.
-        for i, h in enumerate(self.hosts.values()):
+    def start(self, names=None):
+        """Starts the hosts (all, or those named) one at a time and returns once each has
+        joined (so the tower lists it): the first host of the site bootstraps it (wait until
+        it leads), the next ones join it."""
+        first = not any(h.joined for h in self.hosts.values())
+        for i, h in enumerate(self.hosts[n] for n in (names or self.hosts)):
             h.start()
             wait_for(lambda: h.joined or not h.alive(), 30, what=f"{h.name} to join")
             assert h.alive(), f"agent {h.name} exited:\n{h.log()}"
-            if i == 0:
+            if i == 0 and first:
                 try:
                     wait_for(lambda: self.leader() == h.name, 30, interval=0.3,
                              what=f"the first host {h.name} to lead the site")
@@ -248,12 +249,34 @@ class Site:
             return False
         return all(len(hs) == 1 and hs[0] not in avoid for hs in pl.values()) and pl
 
-    def wait_exactly_once(self, instances, avoid=(), timeout=MOVE_TIMEOUT, what=None):
+    def runs_spread(self, instances, hosts):
+        """runs_exactly_once, and the replicas of each service differ by at most one between
+        `hosts` (the eligible ones): what the scheduler's spread brings about."""
+        pl = self.runs_exactly_once(instances)
+        if not pl:
+            return False
+        counts = {}
+        for inst, (h,) in pl.items():
+            svc = counts.setdefault(inst.rsplit("/", 1)[0], dict.fromkeys(hosts, 0))
+            if h not in svc:
+                return False
+            svc[h] += 1
+        return all(max(c.values()) - min(c.values()) <= 1 for c in counts.values()) and pl
+
+    def _wait_running(self, predicate, timeout, what):
         try:
-            return wait_for(lambda: self.runs_exactly_once(instances, avoid), timeout,
-                            interval=0.1, what=what or "every instance running exactly once")
+            return wait_for(predicate, timeout, interval=0.1, what=what)
         except AssertionError as e:
             raise AssertionError(f"{e}\nrunning now: {self.placements()}\n{self.logs()}")
+
+    def wait_exactly_once(self, instances, avoid=(), timeout=MOVE_TIMEOUT, what=None):
+        return self._wait_running(lambda: self.runs_exactly_once(instances, avoid), timeout,
+                                  what or "every instance running exactly once")
+
+    def wait_spread(self, instances, hosts=None, timeout=MOVE_TIMEOUT, what=None):
+        hosts = list(hosts or self.hosts)
+        return self._wait_running(lambda: self.runs_spread(instances, hosts), timeout,
+                                  what or f"every instance running once, spread over {hosts}")
 
     def logs(self, lines=25):
         out = []
@@ -460,16 +483,6 @@ def raft_hello(host_id, address):
 def identity(host):
     with open(os.path.join(host.data, "identity.json")) as f:
         return json.load(f)
-
-
-def stays(predicate, seconds, interval=0.25, what="condition", detail=None):
-    """predicate holds at every poll for `seconds`; fails at the first poll where it does
-    not, with detail() in the message."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        v = predicate()
-        assert v, f"{what} stopped holding (last: {v!r})" + (f"\n{detail()}" if detail else "")
-        time.sleep(interval)
 
 
 def exec_exit_code(podman, cid, cmd, timeout=20):

@@ -5,7 +5,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 
 from conftest import SKERRY, free_port, wait_for
 
@@ -77,9 +76,13 @@ def test_dev_runs_the_example_and_cleans_up(tmp_path):
         else:
             rc = p.returncode
     assert rc == 0, out_path.read_text()
-    time.sleep(1)
-    left = processes_mentioning(data)
-    assert left == [], f"processes left behind: {left}"
+    # What it started may take a moment to be reaped (conmon after its container); one
+    # that is left behind never goes.
+    try:
+        wait_for(lambda: processes_mentioning(data) == [], 10, interval=0.1,
+                 what="no process left behind")
+    except AssertionError:
+        raise AssertionError(f"processes left behind: {processes_mentioning(data)}") from None
     with open("/proc/mounts") as f:
         mounts = [line for line in f if data in line]
     assert mounts == [], mounts

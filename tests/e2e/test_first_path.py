@@ -1,9 +1,8 @@
 """The first whole path: YAML in, real containers out, on the sites whose labels match."""
 
 import json
-import time
 
-from conftest import IMAGE, wait_for
+from conftest import IMAGE, stays, wait_for
 
 APP = f"""
 kind: application
@@ -119,12 +118,10 @@ def test_agent_restart_adopts_running_containers(env):
     agent = start_one_site(env, "t2")
     before = snapshot(env.podman, "t2")
     assert agent.stop() == 0
-    time.sleep(1)
     env.start_agent("t2", "t2-host")
-    # Give the new agent several reconcile rounds, then nothing may have changed.
+    # Through several reconcile rounds of the new agent, nothing may change.
     wait_for(lambda: "running" in json.dumps(env.get_json("deployment", "shop-north")), 30)
-    time.sleep(6)
-    assert snapshot(env.podman, "t2") == before
+    stays(lambda: snapshot(env.podman, "t2") == before, 6, what="the containers untouched")
 
 
 def test_killed_container_comes_back(env):
@@ -151,18 +148,20 @@ def test_restart_never_leaves_exited_container(env):
     worker = [c for c in env.podman.running(site="t4")
               if c["Labels"]["skerry.service"] == "worker"][0]
     env.podman.kill(worker["Id"])
-    time.sleep(6)
-    states = [c["State"] for c in env.podman.containers(site="t4")
-              if c["Labels"]["skerry.service"] == "worker"]
-    assert states == ["exited"], states
+
+    def worker_states():
+        return [c["State"] for c in env.podman.containers(site="t4")
+                if c["Labels"]["skerry.service"] == "worker"]
+    wait_for(lambda: worker_states() == ["exited"], 30, what="the worker exited")
+    # Through several reconcile rounds it is neither restarted nor replaced nor removed.
+    stays(lambda: worker_states() == ["exited"], 6, what="the worker left exited")
 
 
 def test_tower_down_keeps_containers_and_agent_reconnects(env):
     start_one_site(env, "t5")
     before = snapshot(env.podman, "t5")
     env.tower.stop()
-    time.sleep(5)
-    assert snapshot(env.podman, "t5") == before
+    stays(lambda: snapshot(env.podman, "t5") == before, 5, what="the containers untouched")
     env.tower.start()
     # A change made after the tower returns reaches the site.
     env.apply(APP.replace("replicas: 2", "replicas: 3").replace('"1.0.0"', '"1.1.0"'))

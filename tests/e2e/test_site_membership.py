@@ -9,9 +9,9 @@ import shutil
 import ssl
 import time
 
-from conftest import wait_for
+from conftest import stays, wait_for
 from site_harness import (app_yaml, identity, instance_ids, print_flush,  # noqa: F401
-                          site_env, stays, tls_probe)
+                          site_env, tls_probe)
 
 SERVICES = [{"name": "web", "replicas": 3}, {"name": "worker", "replicas": 2}]
 # Far longer than the test waits for anything: work that moves did not move because the

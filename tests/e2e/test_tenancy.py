@@ -9,7 +9,7 @@ both off `outside-1`. Then every kind of refused credential, each with its messa
 import json
 import time
 
-from conftest import IMAGE, wait_for
+from conftest import IMAGE, stays, wait_for
 
 TENANTS = """
 kind: tenant
@@ -99,8 +99,10 @@ def test_two_tenants_share_a_site_and_see_only_their_own(env):
                  60, what=f"{t}'s kiosk running")
         st = json.loads(env.cli("get", "deployment", "kiosk", "-o", "json", token=tok).stdout)
         assert [s["site"] for s in st["status"]["sites"]] == ["shared-1"], st
-    time.sleep(3)
-    assert p.containers(site="outside-1") == []
+    # Its agent is up and reporting, and for 3 s more runs nothing.
+    wait_for(lambda: [h.get("state") for h in env.get_json("hosts", "--site", "outside-1")
+                      ["items"]] == ["alive"], 60, what="outside-host reporting")
+    stays(lambda: p.containers(site="outside-1") == [], 3, what="outside-1 runs nothing")
 
     # Each lists and describes its own applications, deployments and instances only.
     for tok, mine, theirs in ((alice, "acme", "globex"), (bob, "globex", "acme")):
@@ -173,6 +175,7 @@ def test_refused_credentials_say_why_without_telling_who_exists(env):
     assert "alice" in env.cli("whoami", token=alice).stdout
 
     # An API token with its own, lower role; then expired.
+    made = time.monotonic()
     r = env.cli("token", "create", "--role", "viewer", "--ttl", "2s", "--name", "ci", token=alice)
     short = r.stdout.strip()
     assert "viewer" in env.cli("whoami", token=short).stdout
@@ -180,7 +183,9 @@ def test_refused_credentials_say_why_without_telling_who_exists(env):
                     input="kind: user\nname: x\nrole: viewer\n"), "may not")
     refused(env.cli("token", "create", "--role", "admin", token=alice, check=False),
             "cannot have more than your role")
-    time.sleep(3)
+    # Refused once its 2 s are over (a few seconds' slack for a loaded machine's CLI runs).
+    wait_for(lambda: env.cli("whoami", token=short, check=False).returncode != 0,
+             max(0.5, made + 6 - time.monotonic()), interval=0.2, what="the 2s token to expire")
     refused(env.cli("whoami", token=short, check=False), "token expired")
 
     # Revoked.
@@ -265,8 +270,7 @@ sites: chain = shared
                        what="2 instances unplaceable")
     for i in waiting:
         assert "quota of tenant small exceeded" in i["reason"], i
-    time.sleep(3)
-    assert len(p.running(site="quota-1")) == 2
+    stays(lambda: len(p.running(site="quota-1")) == 2, 3, what="2 instances running, no more")
 
     # Within the quota again (2 replicas), nothing is left waiting.
     env.cli("apply", "-f", "-", token=carol, input=f"""

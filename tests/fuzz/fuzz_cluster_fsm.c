@@ -102,7 +102,7 @@ static void schedule(sk_fsm *f)
 {
         json_t *cmd = NULL;
         sk_error *err = NULL;
-        int r = sk_fsm_schedule(f, &cmd, &err);
+        int r = sk_fsm_schedule(f, NULL, &cmd, &err);
         if (r < 0) {
                 refused(r, &err);
                 return;
@@ -116,7 +116,7 @@ static void schedule(sk_fsm *f)
                 abort(); /* the scheduler's own answer must apply */
         free(buf);
         cmd = NULL;
-        if (sk_fsm_schedule(f, &cmd, NULL) < 0 || cmd)
+        if (sk_fsm_schedule(f, NULL, &cmd, NULL) < 0 || cmd)
                 abort(); /* and the same state gives the same answer */
 }
 

@@ -131,7 +131,7 @@ static void clustered(const json_t *doc)
                 return;
         }
         json_t *cmd = NULL;
-        r = sk_fsm_schedule(&f, &cmd, &err);
+        r = sk_fsm_schedule(&f, NULL, &cmd, &err);
         if (r < 0) {
                 if (!err || !err->msg)
                         abort();

@@ -96,12 +96,15 @@ static void test_kind_tables(void **state)
                                "d2           x             1         a              -\n");
 
         _cleanup_json_ json_t *hosts =
-            parse("[{\"name\": \"h1\", \"site\": \"store-001\", \"last-seen\": "
-                  "\"2025-12-31T23:59:55Z\"}, {\"name\": \"h2\", \"site\": \"store-001\"}]");
+            parse("[{\"name\": \"h1\", \"site\": \"store-001\", \"role\": \"leader\", "
+                  "\"state\": \"alive\", \"last-seen\": \"2025-12-31T23:59:55Z\"},"
+                  " {\"name\": \"h2\", \"site\": \"store-001\", \"role\": \"standby\", "
+                  "\"state\": \"lost\"}, {\"name\": \"h3\", \"site\": \"store-001\"}]");
         _cleanup_free_ char *h = sk_cli_format_table(SK_KIND_HOST, hosts, NOW);
-        assert_string_equal(h, "NAME   SITE        LAST-SEEN\n"
-                               "h1     store-001   5s\n"
-                               "h2     store-001   -\n");
+        assert_string_equal(h, "NAME   SITE        ROLE      STATE   LAST-SEEN\n"
+                               "h1     store-001   leader    alive   5s\n"
+                               "h2     store-001   standby   lost    -\n"
+                               "h3     store-001   -         -       -\n");
 
         _cleanup_json_ json_t *insts =
             parse("[{\"instance\": \"default/pos-stores/api/0\", \"site\": \"s1\", \"host\": "

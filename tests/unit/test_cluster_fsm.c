@@ -71,18 +71,47 @@ static int apply_host(sk_fsm *f, json_t *h)
         return apply(f, json_pack("{s:s, s:o}", "op", "host", "host", h));
 }
 
-/* Runs the scheduler and applies its answer; returns whether it changed anything. */
-static bool schedule(sk_fsm *f)
+/* Runs the scheduler (with the leader's latest heartbeats, optional) and applies its answer;
+ * returns whether it changed anything. */
+static bool schedule_with(sk_fsm *f, const json_t *reports)
 {
         json_t *cmd = NULL;
         _cleanup_error_ sk_error *err = NULL;
-        int r = sk_fsm_schedule(f, &cmd, &err);
+        int r = sk_fsm_schedule(f, reports, &cmd, &err);
         if (r < 0)
                 fail_msg("schedule: %s", sk_error_msg(err, r));
         if (!cmd)
                 return false;
         assert_int_equal(apply(f, cmd), SK_FSM_PLACEMENTS);
         return true;
+}
+
+static bool schedule(sk_fsm *f)
+{
+        return schedule_with(f, NULL);
+}
+
+/* The leader's heartbeats as the cluster keeps them: host `name` (id 3) reports instance
+ * id in `state`. */
+static json_t *heartbeats(const char *name, const char *id, const char *state)
+{
+        json_t *r = json_pack("{s:{s:{s:s, s:[{s:s, s:s}]}}}", "3", "report", "host", name,
+                              "instances", "instance", id, "state", state);
+        assert_non_null(r);
+        return r;
+}
+
+/* Whether instance id is in host name's share. */
+static bool in_share(const sk_fsm *f, const char *name, const char *id)
+{
+        _cleanup_json_ json_t *placed = NULL;
+        assert_int_equal(sk_fsm_local_placed(f, name, NULL, &placed, NULL), 0);
+        size_t i;
+        json_t *p;
+        json_array_foreach(
+            placed, i,
+            p) if (!strcmp(json_string_value(json_object_get(p, "instance")), id)) return true;
+        return false;
 }
 
 static size_t count_on(const sk_fsm *f, const char *name)
@@ -148,7 +177,7 @@ static void test_schedule_and_local_share(void **state)
         sk_fsm f;
         assert_int_equal(sk_fsm_init(&f), 0);
         json_t *cmd = NULL;
-        assert_int_equal(sk_fsm_schedule(&f, &cmd, NULL), 0);
+        assert_int_equal(sk_fsm_schedule(&f, NULL, &cmd, NULL), 0);
         assert_null(cmd); /* nothing to schedule without a desired document */
         apply(&f, json_pack("{s:s, s:o}", "op", "desired", "doc", desired_doc(1, NULL)));
         apply_host(&f, host(1, "h1", true, false));
@@ -203,11 +232,35 @@ static void test_schedule_and_local_share(void **state)
                     json_equal(p, q);
                 assert_true(kept);
         }
-        /* h3 back: the moved replica stays where it is now (no duplicates) */
+        /* h3 back: the api replicas are 2, 1, 0 now, so one moves back to h3 (no duplicate
+         * in the map), make-before-break: its old host keeps it in its share until h3's
+         * heartbeat reports it running */
         apply_host(&f, host(3, "h3", true, false));
-        schedule(&f);
-        assert_int_equal(count_on(&f, "h3"), 0);
+        assert_true(schedule(&f));
+        assert_int_equal(count_on(&f, "h3"), 1);
         assert_int_equal(json_array_size(json_object_get(f.state, "placements")), 4);
+        const char *id = NULL, *old = NULL;
+        json_array_foreach(json_object_get(f.state, "placements"), i, p)
+        {
+                if (json_object_get(p, "from")) {
+                        id = json_string_value(json_object_get(p, "instance"));
+                        old = json_string_value(json_object_get(p, "from"));
+                }
+        }
+        assert_non_null(id);
+        assert_true(in_share(&f, "h3", id));
+        assert_true(in_share(&f, old, id));
+        assert_false(schedule(&f));
+        _cleanup_json_ json_t *starting = heartbeats("h3", id, "starting");
+        _cleanup_json_ json_t *reports = heartbeats("h3", id, "running");
+        assert_false(schedule_with(&f, starting)); /* not running yet */
+        _cleanup_free_ char *keep_id = strdup(id), *keep_old = strdup(old);
+        assert_true(schedule_with(&f, reports));
+        assert_true(in_share(&f, "h3", keep_id));
+        assert_false(in_share(&f, keep_old, keep_id));
+        assert_false(schedule_with(&f, reports));
+        json_array_foreach(json_object_get(f.state, "placements"), i, p)
+            assert_null(json_object_get(p, "from"));
         sk_fsm_clear(&f);
 }
 

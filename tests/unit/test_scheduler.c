@@ -104,6 +104,39 @@ static const char *host_of(const sk_sched_result *r, const char *instance)
         return found;
 }
 
+/* The host a moving instance still runs on, or NULL. */
+static const char *from_of(const sk_sched_result *r, const char *instance)
+{
+        for (size_t i = 0; i < r->n_placements; i++)
+                if (!strcmp(r->placements[i].instance, instance))
+                        return r->placements[i].from;
+        fail_msg("%s is not placed", instance);
+        return NULL;
+}
+
+static size_t n_moving(const sk_sched_result *r)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < r->n_placements; i++)
+                n += r->placements[i].from != NULL;
+        return n;
+}
+
+/* What the hosts' heartbeats say runs: every placement of the state on its host (the new
+ * host of a move has started its copy). */
+static void all_running(sk_sched_state *s)
+{
+        for (size_t i = 0; i < s->n_running; i++)
+                sk_sched_placement_clear(&s->running[i]);
+        free(s->running);
+        s->running = calloc(s->n_placements ? s->n_placements : 1, sizeof(*s->running));
+        assert_non_null(s->running);
+        for (size_t i = 0; i < s->n_placements; i++)
+                s->running[i] = (sk_sched_placement){.instance = strdup(s->placements[i].instance),
+                                                     .host = strdup(s->placements[i].host)};
+        s->n_running = s->n_placements;
+}
+
 static size_t count_on(const sk_sched_result *r, const char *hostname)
 {
         size_t n = 0;
@@ -377,25 +410,26 @@ static void test_sticky(void **unused)
         add_host(&s, "h1", NULL, 4000, 4 * GI, true);
         _cleanup_json_ json_t *d =
             deployments("t", "d",
-                        "[{\"name\": \"api\", \"replicas\": 2, \"resources\": {\"cpu\": \"100m\"}, "
+                        "[{\"name\": \"api\", \"replicas\": 1, \"resources\": {\"cpu\": \"100m\"}, "
                         "\"containers\": []}]");
         run_ok(d, &s, &r);
-        assert_int_equal(count_on(&r, "h1"), 2);
+        assert_int_equal(count_on(&r, "h1"), 1);
         commit(&s, &r);
-        /* a bigger, emptier host joins: nothing moves to it */
+        /* a bigger, emptier host joins: nothing moves to it (the spread is off by one only) */
         add_host(&s, "h2", NULL, 8000, 32 * GI, true);
         run_ok(d, &s, &r);
         assert_string_equal(host_of(&r, "t/d/api/0"), "h1");
-        assert_string_equal(host_of(&r, "t/d/api/1"), "h1");
-        /* scaling up places only the new replica, on the new host */
+        assert_int_equal(n_moving(&r), 0);
+        /* scaling up places only the new replicas, where there are fewest, then most memory */
         json_object_set_new(
             json_array_get(
                 json_object_get(json_object_get(json_array_get(d, 0), "spec"), "services"), 0),
             "replicas", json_integer(3));
         run_ok(d, &s, &r);
         assert_string_equal(host_of(&r, "t/d/api/0"), "h1");
-        assert_string_equal(host_of(&r, "t/d/api/1"), "h1");
+        assert_string_equal(host_of(&r, "t/d/api/1"), "h2");
         assert_string_equal(host_of(&r, "t/d/api/2"), "h2");
+        assert_int_equal(n_moving(&r), 0);
         assert_int_equal(r.n_unplaced, 0);
 }
 
@@ -488,12 +522,23 @@ static void test_lost_host(void **unused)
         assert_int_equal(count_on(&r, "h2"), 0);
         commit(&s, &r);
 
-        /* h2 returns: the map is the truth, nothing runs twice and nothing moves back */
+        /* h2 returns: the map is the truth, nothing runs twice; since the replicas are now
+         * 2, 1, 0, one moves to h2 to spread them again, and the host it leaves runs it until
+         * h2 does */
+        assert_string_equal(moved, "h1");
         host(&s, "h2")->alive = true;
         run_ok(d, &s, &r);
         assert_int_equal(r.n_placements, 3);
-        assert_string_equal(host_of(&r, "t/d/api/1"), moved);
-        assert_int_equal(count_on(&r, "h2"), 0);
+        assert_string_equal(host_of(&r, "t/d/api/1"), "h2");
+        assert_string_equal(from_of(&r, "t/d/api/1"), "h1");
+        assert_int_equal(n_moving(&r), 1);
+        commit(&s, &r);
+        all_running(&s);
+        run_ok(d, &s, &r);
+        assert_string_equal(host_of(&r, "t/d/api/0"), "h1");
+        assert_string_equal(host_of(&r, "t/d/api/1"), "h2");
+        assert_string_equal(host_of(&r, "t/d/api/2"), "h3");
+        assert_int_equal(n_moving(&r), 0);
 
         /* a current placement on a host the site no longer has is placed again */
         commit(&s, &r);
@@ -649,6 +694,198 @@ static void test_quota_from_spec(void **unused)
         assert_int_equal(sk_sched_quota_from_spec("acme", bad, &q, &err), -EINVAL);
         assert_string_equal(err->path, "quota-per-site.memory");
         assert_null(q.tenant);
+}
+
+/* ---- spread: replicas that were placed before their hosts reported in ---- */
+
+static void test_spread_after_hosts_join(void **unused)
+{
+        /* Issue 7 point 8: two replicas placed while only h1 had reported; h2 and h3 report
+         * in (h3 does not match): one replica moves to h2, make-before-break. */
+        _cleanup_sched_state_ sk_sched_state s = {0};
+        _cleanup_sched_result_ sk_sched_result r = {0};
+        add_host(&s, "h1", "{\"tier\": \"web\"}", 4000, 4 * GI, true);
+        _cleanup_json_ json_t *d = deployments(
+            "t", "d",
+            "[{\"name\": \"web\", \"replicas\": 2, \"placement\": {\"match-host-labels\": "
+            "\"tier = web\"}, \"containers\": []}]");
+        run_ok(d, &s, &r);
+        assert_int_equal(count_on(&r, "h1"), 2);
+        commit(&s, &r);
+        all_running(&s);
+        add_host(&s, "h2", "{\"tier\": \"web\"}", 4000, 4 * GI, true);
+        add_host(&s, "h3", "{\"tier\": \"db\"}", 4000, 8 * GI, true);
+        run_ok(d, &s, &r);
+        /* the highest replica moves; h1 keeps running it until h2 reports it running */
+        assert_string_equal(host_of(&r, "t/d/web/0"), "h1");
+        assert_null(from_of(&r, "t/d/web/0"));
+        assert_string_equal(host_of(&r, "t/d/web/1"), "h2");
+        assert_string_equal(from_of(&r, "t/d/web/1"), "h1");
+        commit(&s, &r);
+        /* h2 has not started it yet: the move stays as it is */
+        run_ok(d, &s, &r);
+        assert_string_equal(host_of(&r, "t/d/web/1"), "h2");
+        assert_string_equal(from_of(&r, "t/d/web/1"), "h1");
+        /* a report of it on another host than the new one does not finish the move */
+        s.running[1].host = (free(s.running[1].host), strdup("h3"));
+        run_ok(d, &s, &r);
+        assert_string_equal(from_of(&r, "t/d/web/1"), "h1");
+        /* h2 runs it: the move is done, h1 stops its copy; then nothing changes any more */
+        all_running(&s);
+        run_ok(d, &s, &r);
+        assert_string_equal(host_of(&r, "t/d/web/1"), "h2");
+        assert_null(from_of(&r, "t/d/web/1"));
+        commit(&s, &r);
+        run_ok(d, &s, &r);
+        assert_string_equal(host_of(&r, "t/d/web/0"), "h1");
+        assert_string_equal(host_of(&r, "t/d/web/1"), "h2");
+        assert_int_equal(n_moving(&r), 0);
+        assert_int_equal(count_on(&r, "h3"), 0);
+}
+
+static void test_spread_one_at_a_time(void **unused)
+{
+        /* Six replicas on h1, then h2 and h3: one move at a time per service until 2, 2, 2;
+         * no replica moves twice (each move narrows the gap), none moves after. */
+        _cleanup_sched_state_ sk_sched_state s = {0};
+        _cleanup_sched_result_ sk_sched_result r = {0};
+        add_host(&s, "h1", NULL, 4000, 4 * GI, true);
+        _cleanup_json_ json_t *d =
+            deployments("t", "d",
+                        "[{\"name\": \"api\", \"replicas\": 6, \"containers\": []},"
+                        " {\"name\": \"one\", \"replicas\": 1, \"containers\": []}]");
+        run_ok(d, &s, &r);
+        assert_int_equal(count_on(&r, "h1"), 7);
+        commit(&s, &r);
+        add_host(&s, "h2", NULL, 4000, 4 * GI, true);
+        add_host(&s, "h3", NULL, 4000, 4 * GI, true);
+        /* while a move is under way (h2 has not started api/5 yet), no other one starts */
+        run_ok(d, &s, &r);
+        assert_string_equal(from_of(&r, "t/d/api/5"), "h1");
+        assert_string_equal(host_of(&r, "t/d/api/5"), "h2");
+        commit(&s, &r);
+        run_ok(d, &s, &r);
+        assert_int_equal(n_moving(&r), 1);
+        assert_int_equal(count_on(&r, "h3"), 0);
+        char moved[6] = {0};
+        int rounds = 0;
+        for (;;) {
+                all_running(&s);
+                run_ok(d, &s, &r);
+                if (n_moving(&r) == 0)
+                        break;
+                assert_int_equal(n_moving(&r), 1);
+                for (size_t i = 0; i < r.n_placements; i++) {
+                        if (!r.placements[i].from)
+                                continue;
+                        assert_string_equal(r.placements[i].from, "h1");
+                        char last = r.placements[i].instance[strlen(r.placements[i].instance) - 1];
+                        assert_int_equal(moved[last - '0'], 0);
+                        moved[last - '0'] = 1;
+                }
+                commit(&s, &r);
+                assert_true(++rounds <= 3);
+        }
+        assert_int_equal(rounds, 3); /* and api/5's before: four moves for 4, 0, 0 -> 2, 2, 2 */
+        assert_int_equal(count_on(&r, "h1"), 3); /* 2 api and the single "one" */
+        assert_int_equal(count_on(&r, "h2"), 2);
+        assert_int_equal(count_on(&r, "h3"), 2);
+        assert_string_equal(host_of(&r, "t/d/one/0"), "h1");
+}
+
+static void test_spread_only_for_spread(void **unused)
+{
+        /* No move for any other reason, and none that cannot help: persistent volumes stay
+         * put; one-per-host is not spread; a host without room, a lost host or a host the
+         * service does not match is no target; replicas on a host that no longer matches
+         * are not counted against the others. */
+        _cleanup_sched_state_ sk_sched_state s = {0};
+        _cleanup_sched_result_ sk_sched_result r = {0};
+        add_host(&s, "h1", "{\"zone\": \"a\"}", 4000, 4 * GI, true);
+        _cleanup_json_ json_t *d = deployments(
+            "t", "d",
+            "[{\"name\": \"db\", \"replicas\": 2, \"volumes\": [{\"name\": \"data\", "
+            "\"persistent\": {\"size\": \"1Gi\"}}], \"containers\": []},"
+            " {\"name\": \"big\", \"replicas\": 2, \"resources\": {\"cpu\": 1}, "
+            "\"containers\": []},"
+            " {\"name\": \"za\", \"replicas\": 2, \"placement\": {\"match-host-labels\": "
+            "\"zone = a\"}, \"containers\": []},"
+            " {\"name\": \"daemon\", \"mode\": \"one-per-host\", \"containers\": []}]");
+        run_ok(d, &s, &r);
+        assert_int_equal(count_on(&r, "h1"), 7);
+        commit(&s, &r);
+        all_running(&s);
+        add_host(&s, "small", NULL, 500, 4 * GI, true);      /* no room for "big" */
+        add_host(&s, "gone", NULL, 4000, 4 * GI, false);     /* lost */
+        add_host(&s, "zb", "{\"zone\": \"b\"}", 0, 0, true); /* matches none but db */
+        run_ok(d, &s, &r);
+        assert_int_equal(n_moving(&r), 0);
+        assert_string_equal(host_of(&r, "t/d/db/0"), "h1");
+        assert_string_equal(host_of(&r, "t/d/db/1"), "h1");
+        assert_string_equal(host_of(&r, "t/d/big/1"), "h1");
+        assert_string_equal(host_of(&r, "t/d/za/1"), "h1");
+        /* h1 leaves zone a: its za replicas stay (never moved for that) and count for no
+         * spread; a new zone-a host gets none of them */
+        commit(&s, &r);
+        json_object_set_new(host(&s, "h1")->labels, "zone", json_string("c"));
+        add_host(&s, "za2", "{\"zone\": \"a\"}", 4000, 4 * GI, true);
+        run_ok(d, &s, &r);
+        assert_string_equal(host_of(&r, "t/d/za/0"), "h1");
+        assert_string_equal(host_of(&r, "t/d/za/1"), "h1");
+        assert_null(from_of(&r, "t/d/za/1"));
+        /* but "big", with room on za2 now, spreads there */
+        assert_string_equal(host_of(&r, "t/d/big/1"), "za2");
+        assert_string_equal(from_of(&r, "t/d/big/1"), "h1");
+        assert_int_equal(n_moving(&r), 1);
+}
+
+static void test_move_interrupted(void **unused)
+{
+        _cleanup_sched_state_ sk_sched_state s = {0};
+        _cleanup_sched_result_ sk_sched_result r = {0};
+        add_host(&s, "h1", NULL, 4000, 4 * GI, true);
+        _cleanup_json_ json_t *d =
+            deployments("t", "d", "[{\"name\": \"api\", \"replicas\": 2, \"containers\": []}]");
+        run_ok(d, &s, &r);
+        commit(&s, &r);
+        add_host(&s, "h2", NULL, 4000, 4 * GI, true);
+        run_ok(d, &s, &r);
+        assert_string_equal(from_of(&r, "t/d/api/1"), "h1");
+        commit(&s, &r);
+
+        /* the new host is lost before it runs it: back to the old one, which still does */
+        host(&s, "h2")->alive = false;
+        run_ok(d, &s, &r);
+        assert_string_equal(host_of(&r, "t/d/api/1"), "h1");
+        assert_null(from_of(&r, "t/d/api/1"));
+        assert_int_equal(r.n_placements, 2);
+        /* so with another host to spread to, the next move starts from the old host too,
+         * rather than placing the instance anew there with nothing running meanwhile */
+        add_host(&s, "h3", NULL, 4000, 8 * GI, true);
+        run_ok(d, &s, &r);
+        assert_string_equal(host_of(&r, "t/d/api/1"), "h3");
+        assert_string_equal(from_of(&r, "t/d/api/1"), "h1");
+        s.n_hosts--;
+        sk_sched_host_clear(&s.hosts[s.n_hosts]);
+
+        /* the old host is lost during the move: nothing is left to keep there */
+        host(&s, "h2")->alive = true;
+        host(&s, "h1")->alive = false;
+        run_ok(d, &s, &r);
+        assert_string_equal(host_of(&r, "t/d/api/1"), "h2");
+        assert_null(from_of(&r, "t/d/api/1"));
+
+        /* the spec changes during the move: the new spec starts on the new host, no copy
+         * of the old one is kept */
+        host(&s, "h1")->alive = true;
+        json_object_set_new(
+            json_array_get(
+                json_object_get(json_object_get(json_array_get(d, 0), "spec"), "services"), 0),
+            "env", json_string("changed"));
+        run_ok(d, &s, &r);
+        assert_string_equal(host_of(&r, "t/d/api/1"), "h2");
+        assert_null(from_of(&r, "t/d/api/1"));
+        assert_int_equal(n_moving(&r), 0);
 }
 
 /* ---- JSON forms, input errors, determinism ---- */
@@ -818,6 +1055,10 @@ int main(void)
             cmocka_unit_test(test_dropped),
             cmocka_unit_test(test_quota),
             cmocka_unit_test(test_quota_from_spec),
+            cmocka_unit_test(test_spread_after_hosts_join),
+            cmocka_unit_test(test_spread_one_at_a_time),
+            cmocka_unit_test(test_spread_only_for_spread),
+            cmocka_unit_test(test_move_interrupted),
             cmocka_unit_test(test_json_round_trip),
             cmocka_unit_test(test_bad_state),
             cmocka_unit_test(test_bad_desired),
