@@ -361,9 +361,8 @@ static int parse_regex(struct parser *p, sk_expr *e)
                 return oom(p);
         if (r < 0)
                 return fail(p, at, "invalid regex: %s", msg);
-        return charge(p,
-                      (uint64_t)SK_LRE_STEPS_PER_BYTE * sk_lre_size(e->re) * (SK_EXPR_VALUE_MAX + 1),
-                      at);
+        return charge(
+            p, (uint64_t)SK_LRE_STEPS_PER_BYTE * sk_lre_size(e->re) * (SK_EXPR_VALUE_MAX + 1), at);
 }
 
 static int parse_list(struct parser *p, sk_expr *e, const char *op)

@@ -36,8 +36,8 @@ enum op { I_CLASS, I_SPLIT, I_JMP, I_ASSERT, I_MATCH };
 
 struct inst {
         uint8_t op;
-        uint8_t kind; /* I_ASSERT */
-        uint32_t cls; /* I_CLASS */
+        uint8_t kind;  /* I_ASSERT */
+        uint32_t cls;  /* I_CLASS */
         uint32_t x, y; /* I_SPLIT: both; I_JMP: x */
 };
 
@@ -151,9 +151,9 @@ static const struct {
         const char *name;
         int (*is)(int);
 } named[] = {
-    {"alpha", isalpha}, {"upper", isupper}, {"lower", islower}, {"digit", isdigit},
+    {"alpha", isalpha},   {"upper", isupper}, {"lower", islower}, {"digit", isdigit},
     {"xdigit", isxdigit}, {"space", isspace}, {"print", isprint}, {"punct", ispunct},
-    {"graph", isgraph}, {"cntrl", iscntrl}, {"blank", isblank}, {"alnum", isalnum},
+    {"graph", isgraph},   {"cntrl", iscntrl}, {"blank", isblank}, {"alnum", isalnum},
 };
 
 static void add_named(struct cls *k, int (*is)(int))
@@ -194,8 +194,8 @@ static int bracket_symbol(struct cc *c, struct cls *k, int *single)
 static int bracket_elem(struct cc *c, struct cls *k, int *out)
 {
         const char *s = c->s;
-        if (s[c->pos] == '[' && (s[c->pos + 1] == ':' || s[c->pos + 1] == '.' ||
-                                 s[c->pos + 1] == '='))
+        if (s[c->pos] == '[' &&
+            (s[c->pos + 1] == ':' || s[c->pos + 1] == '.' || s[c->pos + 1] == '='))
                 return bracket_symbol(c, k, out);
         *out = (unsigned char)s[c->pos++];
         return 0;
@@ -362,8 +362,7 @@ static int interval(struct cc *c, int *min, int *max)
 static int repeat(struct cc *c)
 {
         int n = atom(c);
-        if (n >= 0 && c->nodes[n].type == N_ASSERT && strchr("*+?{", c->s[c->pos]) &&
-            c->s[c->pos])
+        if (n >= 0 && c->nodes[n].type == N_ASSERT && strchr("*+?{", c->s[c->pos]) && c->s[c->pos])
                 return bad(c, "invalid preceding regular expression");
         int stacked = 0;
         while (n >= 0 && c->s[c->pos] && strchr("*+?{", c->s[c->pos])) {
@@ -563,10 +562,10 @@ int sk_lre_compile(const char *pattern, size_t max_size, sk_lre **out, char *msg
                 root = bad(&c, "unmatched ) or \\)");
         uint64_t size = root >= 0 ? size_of(&c, root) : 0;
         if (root >= 0 && size + 1 > max_size)
-                root = bad(&c, "regex too large: %s%llu instructions, at most %zu",
-                           size == UINT64_MAX ? "over " : "",
-                           (unsigned long long)(size == UINT64_MAX ? max_size : size + 1),
-                           max_size);
+                root =
+                    bad(&c, "regex too large: %s%llu instructions, at most %zu",
+                        size == UINT64_MAX ? "over " : "",
+                        (unsigned long long)(size == UINT64_MAX ? max_size : size + 1), max_size);
         sk_lre *re = root >= 0 ? calloc(1, sizeof(*re)) : NULL;
         if (re)
                 c.prog = calloc(size + 1, sizeof(*c.prog));
@@ -630,8 +629,7 @@ static bool holds(const struct sim *m, enum assert_kind kind, size_t at)
 }
 
 /* Adds pc and what it reaches without consuming a byte at position `at` to the list. */
-static void closure(struct sim *m, uint32_t pc, size_t at, uint32_t gen, uint32_t *list,
-                    size_t *n)
+static void closure(struct sim *m, uint32_t pc, size_t at, uint32_t gen, uint32_t *list, size_t *n)
 {
         size_t sp = 0;
         m->stack[sp++] = pc;
