@@ -41,11 +41,22 @@ struct inst {
         uint32_t x, y; /* I_SPLIT: both; I_JMP: x */
 };
 
+/* The DFA built from the program when it is small (labelexpr_dfa below): one table
+ * lookup per byte instead of a pass over the live states. */
+struct dfa {
+        uint8_t byte_class[256]; /* bytes no class of the program tells apart share one */
+        size_t nbc;
+        uint16_t *next; /* [state * nbc + class]; state 0 is the dead one */
+        bool *accept;   /* [state]: the value may end here */
+        uint16_t start;
+};
+
 struct sk_lre {
         struct inst *prog;
         size_t n;
         struct cls *cls;
         size_t ncls;
+        struct dfa *dfa; /* NULL: simulate the NFA */
 };
 
 struct cc {
@@ -543,10 +554,17 @@ static void emit(struct cc *c, int n)
         }
 }
 
+static struct dfa *build_dfa(const sk_lre *re);
+
 void sk_lre_free(sk_lre *re)
 {
         if (!re)
                 return;
+        if (re->dfa) {
+                free(re->dfa->next);
+                free(re->dfa->accept);
+                free(re->dfa);
+        }
         free(re->prog);
         free(re->cls);
         free(re);
@@ -576,6 +594,7 @@ int sk_lre_compile(const char *pattern, size_t max_size, sk_lre **out, char *msg
                 emit(&c, root);
                 put(&c, (struct inst){.op = I_MATCH});
                 *re = (sk_lre){.prog = c.prog, .n = c.n, .cls = c.cls, .ncls = c.ncls};
+                re->dfa = build_dfa(re); /* NULL is fine: the NFA runs */
                 c.prog = NULL;
                 c.cls = NULL;
                 *out = re;
@@ -598,10 +617,15 @@ size_t sk_lre_size(const sk_lre *re)
 
 /* ---- matching ---- */
 
+/* How a closure decides assertions: on a value, or for building the DFA (where `^` holds
+ * only at position 0 and `$` waits in the set until the value ends). */
+enum mode { M_VALUE, M_DFA_STEP, M_DFA_END };
+
 struct sim {
         const sk_lre *re;
         const unsigned char *s;
         size_t len;
+        enum mode mode;
         uint32_t *mark;  /* per instruction: the generation it was last added in */
         uint32_t *stack; /* the closure's work list */
         uint64_t steps;
@@ -609,6 +633,8 @@ struct sim {
 
 static bool holds(const struct sim *m, enum assert_kind kind, size_t at)
 {
+        if (m->mode != M_VALUE) /* no word assertions in a program with a DFA */
+                return kind == A_BEGIN ? m->mode == M_DFA_STEP && at == 0 : kind == A_END;
         bool before = at > 0 && is_word(m->s[at - 1]);
         bool after = at < m->len && is_word(m->s[at]);
         switch (kind) {
@@ -649,7 +675,9 @@ static void closure(struct sim *m, uint32_t pc, size_t at, uint32_t gen, uint32_
                         m->stack[sp++] = in->x;
                         break;
                 case I_ASSERT:
-                        if (holds(m, in->kind, at))
+                        if (m->mode == M_DFA_STEP && in->kind == A_END)
+                                list[(*n)++] = pc;
+                        else if (holds(m, in->kind, at))
                                 m->stack[sp++] = pc + 1;
                         break;
                 case I_CLASS:
@@ -660,7 +688,30 @@ static void closure(struct sim *m, uint32_t pc, size_t at, uint32_t gen, uint32_
         }
 }
 
+static bool dfa_match(const struct dfa *d, const unsigned char *s, size_t len, uint64_t *steps)
+{
+        uint16_t st = d->start;
+        size_t at = 0;
+        while (at < len && st)
+                st = d->next[st * d->nbc + d->byte_class[s[at++]]];
+        if (steps)
+                *steps += at + 1;
+        return st && d->accept[st];
+}
+
 bool sk_lre_match(const sk_lre *re, const char *s, size_t len, uint64_t *steps)
+{
+        if (re->dfa && len > 0) /* the empty value: `$^` needs both at once; the NFA knows */
+                return dfa_match(re->dfa, (const unsigned char *)s, len, steps);
+        return sk_lre_match_nfa(re, s, len, steps);
+}
+
+bool sk_lre_has_dfa(const sk_lre *re)
+{
+        return re->dfa != NULL;
+}
+
+bool sk_lre_match_nfa(const sk_lre *re, const char *s, size_t len, uint64_t *steps)
 {
         /* small programs need no allocation: marks, the stack (a visit pushes at most two,
          * and each instruction is visited once per generation) and two lists */
@@ -696,4 +747,189 @@ bool sk_lre_match(const sk_lre *re, const char *s, size_t len, uint64_t *steps)
         if (steps)
                 *steps += m.steps;
         return matched;
+}
+
+/* ---- the DFA ---- */
+
+/* States, and work per instruction, a DFA may take to build; past either, the NFA runs
+ * instead. The work is half of one worst-case NFA match of a 256-byte value, so building
+ * adds less than matching once could cost. */
+#define DFA_MAX_STATES 256
+#define DFA_BUDGET     256
+#define DFA_SLOTS      (2 * DFA_MAX_STATES) /* the hash of states, a power of two */
+
+struct builder {
+        struct sim m;
+        struct dfa *d;
+        uint8_t rep[256]; /* a byte of each byte class */
+        uint32_t *pool;   /* the states' sorted instruction lists, back to back */
+        size_t pool_len, pool_cap;
+        size_t off[DFA_MAX_STATES + 1]; /* state i: pool[off[i] .. off[i + 1]) */
+        size_t nstates;
+        uint16_t slot[DFA_SLOTS]; /* state + 1; 0 free */
+        uint32_t gen;
+};
+
+/* Byte classes: start with one, split by every class of the program, renumber densely. */
+static void byte_classes(const sk_lre *re, struct dfa *d, uint8_t rep[256])
+{
+        memset(d->byte_class, 0, sizeof(d->byte_class));
+        size_t n = 1;
+        for (size_t k = 0; k < re->ncls; k++) {
+                int dense[512];
+                for (int i = 0; i < 512; i++)
+                        dense[i] = -1;
+                int ids[256];
+                for (unsigned b = 0; b < 256; b++)
+                        ids[b] = d->byte_class[b] * 2 + cls_has(&re->cls[k], b);
+                n = 0;
+                for (unsigned b = 0; b < 256; b++) {
+                        if (dense[ids[b]] < 0)
+                                dense[ids[b]] = (int)n++;
+                        d->byte_class[b] = (uint8_t)dense[ids[b]];
+                }
+        }
+        d->nbc = n;
+        for (int b = 255; b >= 0; b--)
+                rep[d->byte_class[b]] = (uint8_t)b;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+        uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+        return x < y ? -1 : x > y;
+}
+
+/* The state of this set of instructions, added when new; -1 past the limits. */
+static int state_of(struct builder *b, uint32_t *list, size_t n)
+{
+        if (n)
+                qsort(list, n, sizeof(*list), cmp_u32);
+        for (size_t m = n; m; m >>= 1) /* sorting and hashing: n log n */
+                b->m.steps += n;
+        uint64_t h = 1469598103934665603ULL;
+        for (size_t i = 0; i < n; i++)
+                h = (h ^ list[i]) * 1099511628211ULL;
+        size_t at = h & (DFA_SLOTS - 1);
+        for (; b->slot[at]; at = (at + 1) & (DFA_SLOTS - 1)) {
+                size_t s = b->slot[at] - 1;
+                if (b->off[s + 1] - b->off[s] == n &&
+                    (!n || !memcmp(b->pool + b->off[s], list, n * sizeof(*list))))
+                        return (int)s;
+        }
+        if (b->nstates == DFA_MAX_STATES)
+                return -1;
+        if (b->pool_len + n + 1 > b->pool_cap) {
+                size_t cap = 2 * (b->pool_len + n + 1);
+                uint32_t *p = realloc(b->pool, cap * sizeof(*p));
+                if (!p)
+                        return -1;
+                b->pool = p;
+                b->pool_cap = cap;
+        }
+        if (n)
+                memcpy(b->pool + b->pool_len, list, n * sizeof(*list));
+        b->pool_len += n;
+        b->slot[at] = (uint16_t)(b->nstates + 1);
+        b->off[++b->nstates] = b->pool_len;
+        return (int)b->nstates - 1;
+}
+
+/* The value may end in state s: it holds MATCH, or a waiting `$` that leads to it. */
+static bool ends_well(struct builder *b, size_t s, uint32_t *list)
+{
+        const sk_lre *re = b->m.re;
+        for (size_t i = b->off[s]; i < b->off[s + 1]; i++) {
+                uint32_t pc = b->pool[i];
+                if (re->prog[pc].op == I_MATCH)
+                        return true;
+                if (re->prog[pc].op != I_ASSERT)
+                        continue;
+                size_t n = 0;
+                b->m.mode = M_DFA_END;
+                closure(&b->m, pc, 1, ++b->gen, list, &n);
+                b->m.mode = M_DFA_STEP;
+                for (size_t j = 0; j < n; j++)
+                        if (re->prog[list[j]].op == I_MATCH)
+                                return true;
+        }
+        return false;
+}
+
+/* Fills every state's transitions, adding states as they appear. */
+static bool explore(struct builder *b, uint32_t *list)
+{
+        const sk_lre *re = b->m.re;
+        struct dfa *d = b->d;
+        size_t rows = 1; /* the dead state's row, all zero, is never read */
+        for (size_t s = 1; s < b->nstates; s++) {
+                if (s == rows) {
+                        rows = rows * 2 < DFA_MAX_STATES ? rows * 2 : DFA_MAX_STATES;
+                        uint16_t *more = realloc(d->next, rows * d->nbc * sizeof(*more));
+                        if (!more)
+                                return false;
+                        d->next = more;
+                }
+                for (size_t c = 0; c < d->nbc; c++) {
+                        size_t n = 0;
+                        uint32_t gen = ++b->gen;
+                        b->m.steps += 1 + b->off[s + 1] - b->off[s];
+                        for (size_t i = b->off[s]; i < b->off[s + 1]; i++) {
+                                const struct inst *in = &re->prog[b->pool[i]];
+                                if (in->op == I_CLASS && cls_has(&re->cls[in->cls], b->rep[c]))
+                                        closure(&b->m, b->pool[i] + 1, 1, gen, list, &n);
+                        }
+                        int t = state_of(b, list, n);
+                        if (t < 0 || b->m.steps > (uint64_t)DFA_BUDGET * re->n)
+                                return false;
+                        d->next[s * d->nbc + c] = (uint16_t)t;
+                }
+        }
+        return true;
+}
+
+static struct dfa *build_dfa(const sk_lre *re)
+{
+        for (size_t i = 0; i < re->n; i++)
+                if (re->prog[i].op == I_ASSERT && re->prog[i].kind != A_BEGIN &&
+                    re->prog[i].kind != A_END)
+                        return NULL; /* word assertions look at both sides: the NFA does */
+        struct builder *b = calloc(1, sizeof(*b));
+        uint32_t *mem = malloc((5 * re->n + 1) * sizeof(uint32_t));
+        struct dfa *d = calloc(1, sizeof(*d));
+        bool ok = b && mem && d;
+        if (ok) {
+                b->m =
+                    (struct sim){.re = re, .mode = M_DFA_STEP, .mark = mem, .stack = mem + re->n};
+                memset(mem, 0xff, re->n * sizeof(uint32_t));
+                b->d = d;
+                byte_classes(re, d, b->rep);
+                d->next = calloc(d->nbc, sizeof(*d->next));
+                ok = d->next && state_of(b, NULL, 0) == 0; /* the dead state */
+        }
+        uint32_t *list = ok ? mem + 3 * re->n + 1 : NULL;
+        if (ok) {
+                size_t n = 0;
+                closure(&b->m, 0, 0, ++b->gen, list, &n);
+                int start = state_of(b, list, n);
+                ok = start >= 0 && explore(b, list);
+                d->start = (uint16_t)start;
+        }
+        if (ok && (d->accept = calloc(b->nstates, sizeof(*d->accept)))) {
+                for (size_t s = 1; s < b->nstates; s++)
+                        d->accept[s] = ends_well(b, s, list);
+                uint16_t *fit = realloc(d->next, b->nstates * d->nbc * sizeof(*d->next));
+                d->next = fit ? fit : d->next;
+        }
+        if (!ok || !d->accept) {
+                if (d)
+                        free(d->next);
+                free(d);
+                d = NULL;
+        }
+        if (b)
+                free(b->pool);
+        free(b);
+        free(mem);
+        return d;
 }

@@ -1,6 +1,7 @@
 /* The label expressions' regex engine against glibc's regcomp/regexec (REG_EXTENDED, C
  * locale) as the oracle: where both take a pattern, both select the same values (anchored
- * to the whole value), and a match never takes more steps than the engine's bound. Input:
+ * to the whole value), and a match never takes more steps than the engine's bound; the
+ * engine's DFA and its NFA always agree. Input:
  * the pattern, then after a newline the value. Patterns with large counted repetitions are
  * left out: those are what makes glibc slow, the reason for the engine. */
 #include <regex.h>
@@ -59,9 +60,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         abort(); /* every refusal says why */
                 return 0;
         }
-        uint64_t steps = 0;
+        uint64_t steps = 0, nfa_steps = 0;
         bool ours = sk_lre_match(re, val, vlen, &steps);
         if (steps > (uint64_t)SK_LRE_STEPS_PER_BYTE * sk_lre_size(re) * (vlen + 1))
+                abort();
+        /* the DFA, when there is one, decides as the NFA does */
+        if (sk_lre_match_nfa(re, val, vlen, &nfa_steps) != ours ||
+            nfa_steps > (uint64_t)SK_LRE_STEPS_PER_BYTE * sk_lre_size(re) * (vlen + 1))
                 abort();
         regex_t g;
         /* glibc's '$' also matches before a newline (even without REG_NEWLINE); label

@@ -9,6 +9,7 @@
 
 #include "common/cleanup.h"
 #include "model/labelexpr.h"
+#include "model/labelexpr_re.h"
 
 static json_t *labels;
 
@@ -259,6 +260,12 @@ static void test_regex_like_glibc(void **state)
             "[^[:alnum:]]",
             "\\Bb",
             "a{,}",
+            ".*a.{8}", /* more than 256 DFA states: the NFA */
+            "(a|b)*a(a|b){6}",
+            "^$",
+            "$^",
+            "(a$|b)*",
+            "^(ab)*$",
         };
         static const char *vals[] = {
             "",   "a",     "aa",   "aaa", "b",       "ab", "abc",       "c",        "x",
@@ -266,6 +273,7 @@ static void test_regex_like_glibc(void **state)
             "]a", "-",     "a-",   "_",   "1_a",     " ",  "\\",        "\\]",      ".",
             "ac", "abcbc", "abcc", "A B", "+",       "bb",
         };
+        size_t dfas = 0;
         for (size_t i = 0; i < sizeof(pats) / sizeof(pats[0]); i++) {
                 regex_t re;
                 assert_int_equal(regcomp(&re, pats[i], REG_EXTENDED), 0);
@@ -280,6 +288,9 @@ static void test_regex_like_glibc(void **state)
                 _cleanup_error_ sk_error *err = NULL;
                 if (sk_expr_parse(text, &e, &err) < 0)
                         fail_msg("/%s/ does not parse: %s", pats[i], err->msg);
+                sk_lre *lre = NULL;
+                char msg[160];
+                assert_int_equal(sk_lre_compile(pats[i], 1000, &lre, msg, sizeof(msg)), 0);
                 for (size_t j = 0; j < sizeof(vals) / sizeof(vals[0]); j++) {
                         regmatch_t m;
                         bool want = regexec(&re, vals[j], 1, &m, 0) == 0 && m.rm_so == 0 &&
@@ -287,9 +298,15 @@ static void test_regex_like_glibc(void **state)
                         _cleanup_json_ json_t *l = json_pack("{s:s}", "k", vals[j]);
                         if (sk_expr_match(e, l) != want)
                                 fail_msg("/%s/ on \"%s\": want %d", pats[i], vals[j], want);
+                        if (sk_lre_match_nfa(lre, vals[j], strlen(vals[j]), NULL) != want)
+                                fail_msg("/%s/ on \"%s\": NFA, want %d", pats[i], vals[j], want);
                 }
+                dfas += sk_lre_has_dfa(lre);
+                sk_lre_free(lre);
                 regfree(&re);
         }
+        /* both ways were taken: most patterns have a DFA, word assertions and .*a.{8} not */
+        assert_true(dfas > 40 && dfas < sizeof(pats) / sizeof(pats[0]) - 5);
 }
 
 static char *repeat_terms(const char *term, const char *sep, size_t max_len)
