@@ -21,11 +21,12 @@ enum assert_kind { A_BEGIN, A_END, A_WORD_B, A_NOT_WORD_B, A_WORD_START, A_WORD_
 
 struct node {
         uint8_t type;
-        uint8_t kind; /* N_ASSERT */
-        uint32_t cls; /* N_CLASS */
-        int min, max; /* N_REP; max < 0: unbounded */
-        int kid;      /* N_REP: the operand; N_CAT, N_ALT: the first child */
-        int next;     /* the next sibling, or -1 */
+        uint8_t kind;  /* N_ASSERT */
+        uint32_t cls;  /* N_CLASS */
+        int min, max;  /* N_REP; max < 0: unbounded */
+        int kid;       /* N_REP: the operand; N_CAT, N_ALT: the first child */
+        int next;      /* the next sibling, or -1 */
+        uint64_t size; /* instructions emitted, set by size_of */
 };
 
 struct cls {
@@ -400,8 +401,16 @@ static int repeat(struct cc *c)
         return n;
 }
 
-/* A list node (N_CAT, N_ALT) of what `item` parses, up to `stop`. */
-static int list(struct cc *c, enum nt type, int (*item)(struct cc *), const char *stop)
+/* A branch ends at the end, at '|', and at the ')' of an open group (a ')' without one is
+ * an ordinary byte, as in glibc). */
+static bool branch_ends(const struct cc *c)
+{
+        char ch = c->s[c->pos];
+        return !ch || ch == '|' || (ch == ')' && c->nest > 0);
+}
+
+/* A list node: N_CAT of repetitions up to the branch's end, or N_ALT of branches. */
+static int list(struct cc *c, enum nt type, int (*item)(struct cc *))
 {
         int head = node_new(c, type), last = -1;
         if (head < 0)
@@ -415,34 +424,21 @@ static int list(struct cc *c, enum nt type, int (*item)(struct cc *), const char
                 else
                         c->nodes[last].next = k;
                 last = k;
-                if (type == N_CAT) {
-                        char ch = c->s[c->pos];
-                        if (!ch || strchr(stop, ch) || (ch == ')' && c->nest > 0))
-                                return head;
-                } else if (c->s[c->pos] != '|') {
+                if (type == N_CAT ? branch_ends(c) : c->s[c->pos] != '|')
                         return head;
-                } else {
+                if (type == N_ALT)
                         c->pos++;
-                }
         }
-}
-
-static int empty_or_repeat(struct cc *c)
-{
-        return repeat(c);
 }
 
 static int parse_cat(struct cc *c)
 {
-        char ch = c->s[c->pos];
-        if (!ch || ch == '|' || (ch == ')' && c->nest > 0))
-                return node_new(c, N_EMPTY);
-        return list(c, N_CAT, empty_or_repeat, "|");
+        return branch_ends(c) ? node_new(c, N_EMPTY) : list(c, N_CAT, repeat);
 }
 
 static int parse_alt(struct cc *c)
 {
-        return list(c, N_ALT, parse_cat, "");
+        return list(c, N_ALT, parse_cat);
 }
 
 /* ---- size and code ---- */
@@ -457,8 +453,9 @@ static uint64_t sat_mul(uint64_t a, uint64_t b)
         return b && a > UINT64_MAX / b ? UINT64_MAX : a * b;
 }
 
-/* Instructions emit() writes for node n (saturating). */
-static uint64_t size_of(const struct cc *c, int n)
+static uint64_t size_of(struct cc *c, int n);
+
+static uint64_t measure(struct cc *c, int n)
 {
         const struct node *d = &c->nodes[n];
         uint64_t sum = 0;
@@ -484,6 +481,15 @@ static uint64_t size_of(const struct cc *c, int n)
         return 0;
 }
 
+/* Instructions emit() writes for node n (saturating), kept in the node: emit() skips what
+ * writes nothing, or ((){99999}){99999} would loop 10^10 times for no instruction. */
+static uint64_t size_of(struct cc *c, int n)
+{
+        uint64_t size = measure(c, n);
+        c->nodes[n].size = size;
+        return size;
+}
+
 static uint32_t put(struct cc *c, struct inst in)
 {
         c->prog[c->n] = in;
@@ -493,6 +499,8 @@ static uint32_t put(struct cc *c, struct inst in)
 static void emit(struct cc *c, int n)
 {
         const struct node *d = &c->nodes[n];
+        if (!d->size)
+                return;
         switch (d->type) {
         case N_EMPTY:
                 return;
@@ -576,8 +584,6 @@ int sk_lre_compile(const char *pattern, size_t max_size, sk_lre **out, char *msg
         struct cc c = {.s = pattern, .msg = msg, .msglen = msglen};
         int root = parse_alt(&c);
         int r = -EINVAL;
-        if (root >= 0 && pattern[c.pos]) /* only an unmatched ')' stops parse_alt early */
-                root = bad(&c, "unmatched ) or \\)");
         uint64_t size = root >= 0 ? size_of(&c, root) : 0;
         if (root >= 0 && size + 1 > max_size)
                 root =

@@ -169,6 +169,8 @@ static void test_errors(void **state)
         expect_error("a ~ '[[:nope:]]'", 5, "invalid regex");
         expect_error("a ~ \"x\\\\\"", 5, "invalid regex: trailing backslash");
         assert_true(matches("system/name ~ [a-z]+-[0-9]+"));
+        /* repetitions of nothing emit nothing, however many (this once looped 10^10 times) */
+        assert_true(matches("system/name ~ '((){99999}){99999}store-001(a{0}){99999}'"));
         expect_error("a ~", 4, "expected a value after '~'");
 }
 
