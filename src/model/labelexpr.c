@@ -9,9 +9,10 @@
 #include "common/cleanup.h"
 #include "model/labelexpr_re.h"
 
-#define MAX_LEN   4096
-#define MAX_DEPTH 32
-#define CACHE_MAX 128
+#define MAX_LEN     4096
+#define MAX_DEPTH   32
+#define CACHE_MAX   1024
+#define CACHE_BYTES (32 << 20)
 
 enum op { E_OR, E_AND, E_NOT, E_HAS, E_EQ, E_NE, E_RE, E_IN, E_NOTIN };
 
@@ -591,56 +592,102 @@ uint64_t sk_expr_cost(const sk_expr *e)
 /* ---- the cache ---- */
 
 /* Compiled expressions by text, shared: the tower matches the same deployments' and
- * tenants' expressions on every refresh. Least recently used goes first. */
+ * tenants' expressions on every refresh. Bounded in entries and in bytes (a costly
+ * expression holds up to about a megabyte of programs and DFA tables); the least recently
+ * used goes first. */
 static struct cached {
         char *text;
+        uint64_t hash;
+        size_t bytes;
         sk_expr *e;
         uint64_t used;
 } cache[CACHE_MAX];
+static size_t cache_bytes;
 static uint64_t cache_clock;
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static sk_expr *cache_find(const char *text)
+static uint64_t text_hash(const char *text)
+{
+        uint64_t h = 1469598103934665603ULL;
+        for (; *text; text++)
+                h = (h ^ (unsigned char)*text) * 1099511628211ULL;
+        return h;
+}
+
+static size_t expr_bytes(const sk_expr *e)
+{
+        size_t n = sizeof(*e) + (e->key ? strlen(e->key) + 1 : 0) + e->nvals * sizeof(char *) +
+                   e->nkids * sizeof(sk_expr *) + (e->re ? sk_lre_bytes(e->re) : 0);
+        for (size_t i = 0; i < e->nvals; i++)
+                n += strlen(e->vals[i]) + 1;
+        for (size_t i = 0; i < e->nkids; i++)
+                n += expr_bytes(e->kids[i]);
+        return n;
+}
+
+static struct cached *cache_find(const char *text, uint64_t hash)
 {
         for (size_t i = 0; i < CACHE_MAX; i++)
-                if (cache[i].text && strcmp(cache[i].text, text) == 0) {
-                        cache[i].used = ++cache_clock;
-                        __atomic_add_fetch(&cache[i].e->refs, 1, __ATOMIC_ACQ_REL);
-                        return cache[i].e;
-                }
+                if (cache[i].text && cache[i].hash == hash && strcmp(cache[i].text, text) == 0)
+                        return &cache[i];
         return NULL;
 }
 
-static void cache_put(const char *text, sk_expr *e)
+static void cache_drop(struct cached *c)
 {
-        size_t victim = 0;
-        for (size_t i = 0; i < CACHE_MAX; i++) {
-                if (cache[i].text && strcmp(cache[i].text, text) == 0)
-                        return; /* another thread parsed it meanwhile */
-                if (cache[i].used < cache[victim].used)
-                        victim = i;
-        }
+        cache_bytes -= c->bytes;
+        free(c->text);
+        sk_expr_free(c->e);
+        memset(c, 0, sizeof(*c));
+}
+
+static void cache_put(const char *text, uint64_t hash, sk_expr *e)
+{
+        size_t bytes = expr_bytes(e) + strlen(text) + 1;
+        if (cache_find(text, hash) || bytes > CACHE_BYTES / 8)
+                return; /* parsed meanwhile by another thread; or too big to keep */
         char *copy = strdup(text);
         if (!copy)
                 return;
-        free(cache[victim].text);
-        sk_expr_free(cache[victim].e);
+        size_t slot;
+        for (;;) { /* a free slot and room for the bytes, dropping the least recently used */
+                size_t free_slot = CACHE_MAX, victim = CACHE_MAX;
+                for (size_t i = 0; i < CACHE_MAX; i++) {
+                        if (!cache[i].text)
+                                free_slot = free_slot < CACHE_MAX ? free_slot : i;
+                        else if (victim == CACHE_MAX || cache[i].used < cache[victim].used)
+                                victim = i;
+                }
+                if (free_slot < CACHE_MAX && cache_bytes + bytes <= CACHE_BYTES) {
+                        slot = free_slot;
+                        break;
+                }
+                cache_drop(&cache[victim]); /* full, or bytes held: something to drop */
+        }
         __atomic_add_fetch(&e->refs, 1, __ATOMIC_ACQ_REL);
-        cache[victim] = (struct cached){.text = copy, .e = e, .used = ++cache_clock};
+        cache[slot] = (struct cached){
+            .text = copy, .hash = hash, .bytes = bytes, .e = e, .used = ++cache_clock};
+        cache_bytes += bytes;
 }
 
 int sk_expr_parse_cached(const char *text, sk_expr **out, sk_error **err)
 {
+        uint64_t hash = text_hash(text);
         pthread_mutex_lock(&cache_lock);
-        *out = cache_find(text);
+        struct cached *c = cache_find(text, hash);
+        if (c) {
+                c->used = ++cache_clock;
+                __atomic_add_fetch(&c->e->refs, 1, __ATOMIC_ACQ_REL);
+                *out = c->e;
+        }
         pthread_mutex_unlock(&cache_lock);
-        if (*out)
+        if (c)
                 return 0;
         int r = sk_expr_parse(text, out, err);
         if (r < 0)
                 return r;
         pthread_mutex_lock(&cache_lock);
-        cache_put(text, *out);
+        cache_put(text, hash, *out);
         pthread_mutex_unlock(&cache_lock);
         return 0;
 }
@@ -648,11 +695,9 @@ int sk_expr_parse_cached(const char *text, sk_expr **out, sk_error **err)
 void sk_expr_cache_clear(void)
 {
         pthread_mutex_lock(&cache_lock);
-        for (size_t i = 0; i < CACHE_MAX; i++) {
-                free(cache[i].text);
-                sk_expr_free(cache[i].e);
-        }
-        memset(cache, 0, sizeof(cache));
+        for (size_t i = 0; i < CACHE_MAX; i++)
+                if (cache[i].text)
+                        cache_drop(&cache[i]);
         pthread_mutex_unlock(&cache_lock);
 }
 

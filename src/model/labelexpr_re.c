@@ -49,6 +49,7 @@ struct dfa {
         size_t nbc;
         uint16_t *next; /* [state * nbc + class]; state 0 is the dead one */
         bool *accept;   /* [state]: the value may end here */
+        size_t nstates;
         uint16_t start;
 };
 
@@ -621,6 +622,15 @@ size_t sk_lre_size(const sk_lre *re)
         return re->n;
 }
 
+size_t sk_lre_bytes(const sk_lre *re)
+{
+        size_t n = sizeof(*re) + re->n * sizeof(*re->prog) + re->ncls * sizeof(*re->cls);
+        if (re->dfa)
+                n += sizeof(*re->dfa) +
+                     re->dfa->nstates * (re->dfa->nbc * sizeof(*re->dfa->next) + sizeof(bool));
+        return n;
+}
+
 /* ---- matching ---- */
 
 /* How a closure decides assertions: on a value, or for building the DFA (where `^` holds
@@ -926,6 +936,7 @@ static struct dfa *build_dfa(const sk_lre *re)
                         d->accept[s] = ends_well(b, s, list);
                 uint16_t *fit = realloc(d->next, b->nstates * d->nbc * sizeof(*d->next));
                 d->next = fit ? fit : d->next;
+                d->nstates = b->nstates;
         }
         if (!ok || !d->accept) {
                 if (d)

@@ -25,6 +25,8 @@ void sk_lre_free(sk_lre *re);
 
 /* Instructions in the program: what a match costs per value byte. */
 size_t sk_lre_size(const sk_lre *re);
+/* The memory the compiled regex holds. */
+size_t sk_lre_bytes(const sk_lre *re);
 
 /* Whether the regex matches all of s[0..len); adds the work done to *steps. */
 bool sk_lre_match(const sk_lre *re, const char *s, size_t len, uint64_t *steps);

@@ -1,3 +1,4 @@
+#include <pthread.h>
 #include <regex.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -403,12 +404,40 @@ static void test_cache(void **state)
         sk_expr_free(b);
         sk_expr_free(c);
         /* more texts than the cache holds: each still parses, none leaks (ASan) */
-        for (int i = 0; i < 300; i++) {
+        for (int i = 0; i < 1100; i++) { /* the cache holds 1024 */
                 char text[32];
                 snprintf(text, sizeof(text), "n = v%d", i);
                 sk_expr *e = NULL;
                 assert_int_equal(sk_expr_parse_cached(text, &e, NULL), 0);
                 sk_expr_free(e);
+        }
+        sk_expr_cache_clear();
+}
+
+static void *cache_user(void *arg)
+{
+        int *ok = arg;
+        for (int i = 0; i < 2000; i++) {
+                char text[32];
+                snprintf(text, sizeof(text), "chain = acme or n = v%d", i % 1500);
+                sk_expr *e = NULL;
+                if (sk_expr_parse_cached(text, &e, NULL) < 0 || !sk_expr_match(e, labels))
+                        *ok = 0;
+                sk_expr_free(e);
+        }
+        return NULL;
+}
+
+/* Threads share, evict and release cached trees (ASan: no use after free, no leak). */
+static void test_cache_threads(void **state)
+{
+        pthread_t t[4];
+        int ok[4] = {1, 1, 1, 1};
+        for (int i = 0; i < 4; i++)
+                assert_int_equal(pthread_create(&t[i], NULL, cache_user, &ok[i]), 0);
+        for (int i = 0; i < 4; i++) {
+                pthread_join(t[i], NULL);
+                assert_true(ok[i]);
         }
         sk_expr_cache_clear();
 }
@@ -426,6 +455,7 @@ int main(void)
             cmocka_unit_test(test_hostile_refused),
             cmocka_unit_test(test_steps_within_cost),
             cmocka_unit_test(test_cache),
+            cmocka_unit_test(test_cache_threads),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
