@@ -350,12 +350,6 @@ static int parse_regex(struct parser *p, sk_expr *e)
         int r = expect_value(p, e, "'~'");
         if (r < 0)
                 return r;
-        for (const char *s = e->vals[0]; *s; s++) { /* named here, before the engine's own */
-                if (*s == '\\' && isdigit((unsigned char)s[1]) && s[1] != '0')
-                        return fail(p, at, "back-references are not supported in a regex");
-                if (*s == '\\' && s[1])
-                        s++;
-        }
         char msg[160];
         r = sk_lre_compile(e->vals[0], SK_EXPR_REGEX_MAX, &e->re, msg, sizeof(msg));
         if (r == -ENOMEM)
