@@ -1,16 +1,18 @@
 #include "model/labelexpr.h"
 
 #include <ctype.h>
-#include <regex.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "model/labelexpr_re.h"
 
-#define MAX_LEN        4096
-#define MAX_DEPTH      32
-#define MAX_REPETITION 1000
+#define MAX_LEN     4096
+#define MAX_DEPTH   32
+#define CACHE_MAX   1024
+#define CACHE_BYTES (32 << 20)
 
 enum op { E_OR, E_AND, E_NOT, E_HAS, E_EQ, E_NE, E_RE, E_IN, E_NOTIN };
 
@@ -19,10 +21,11 @@ struct sk_expr {
         char *key;
         char **vals; /* E_EQ, E_NE, E_RE: one; E_IN, E_NOTIN: the list */
         size_t nvals;
-        regex_t re;
-        bool has_re;
+        sk_lre *re;     /* E_RE */
         sk_expr **kids; /* E_OR, E_AND: two or more; E_NOT: one */
         size_t nkids;
+        uint64_t cost; /* the root: sk_expr_cost */
+        int refs;      /* the root: owners (sk_expr_parse_cached shares one tree) */
 };
 
 enum tok_type { T_END, T_WORD, T_STR, T_LP, T_RP, T_COMMA, T_EQ, T_NE, T_TILDE };
@@ -38,10 +41,11 @@ struct parser {
         size_t pos;
         int depth;
         struct tok tok;
+        uint64_t cost; /* of the terms parsed so far */
         sk_error **err;
 };
 
-void sk_expr_free(sk_expr *e)
+static void node_free(sk_expr *e)
 {
         if (!e)
                 return;
@@ -49,12 +53,17 @@ void sk_expr_free(sk_expr *e)
         for (size_t i = 0; i < e->nvals; i++)
                 free(e->vals[i]);
         free(e->vals);
-        if (e->has_re)
-                regfree(&e->re);
+        sk_lre_free(e->re);
         for (size_t i = 0; i < e->nkids; i++)
-                sk_expr_free(e->kids[i]);
+                node_free(e->kids[i]);
         free(e->kids);
         free(e);
+}
+
+void sk_expr_free(sk_expr *e)
+{
+        if (e && __atomic_sub_fetch(&e->refs, 1, __ATOMIC_ACQ_REL) == 0)
+                node_free(e);
 }
 
 static int fail(struct parser *p, size_t at, const char *fmt, ...)
@@ -284,19 +293,19 @@ static int add_kid(struct parser *p, sk_expr *parent, sk_expr *kid)
                         kid->kids[i] = NULL;
                         if (r < 0) {
                                 for (size_t j = i + 1; j < kid->nkids; j++) {
-                                        sk_expr_free(kid->kids[j]);
+                                        node_free(kid->kids[j]);
                                         kid->kids[j] = NULL;
                                 }
-                                sk_expr_free(kid);
+                                node_free(kid);
                                 return r;
                         }
                 }
-                sk_expr_free(kid);
+                node_free(kid);
                 return 0;
         }
         sk_expr **k = realloc(parent->kids, (parent->nkids + 1) * sizeof(*k));
         if (!k) {
-                sk_expr_free(kid);
+                node_free(kid);
                 return oom(p);
         }
         parent->kids = k;
@@ -322,40 +331,16 @@ static int expect_value(struct parser *p, sk_expr *e, const char *after)
         return add_val(p, e);
 }
 
-/* Refuses back-references, and repetitions that would make regcomp build a huge
- * automaton: glibc copies the operand of '+' (x+ is xx*) and of {n,m} (m copies), so
- * a{255}{255} or x++++++++ grow exponentially. The product of all such factors ('+'
- * counting 2) is held to MAX_REPETITION. */
-static int check_regex(struct parser *p, const char *re, size_t at)
+/* Adds a term's worst-case cost (sk_expr_cost) and refuses the expression once the sum
+ * passes the bound: the term at `at` is the one named. */
+static int charge(struct parser *p, uint64_t cost, size_t at)
 {
-        long product = 1;
-        for (const char *s = re; *s; s++) {
-                if (*s == '\\' && s[1]) {
-                        if (isdigit((unsigned char)s[1]))
-                                return fail(p, at, "back-references are not supported in a regex");
-                        s++;
-                        continue;
-                }
-                if (*s == '+') {
-                        if ((product *= 2) > MAX_REPETITION)
-                                return fail(p, at, "regex repetition too large (at most %d in all)",
-                                            MAX_REPETITION);
-                        continue;
-                }
-                if (*s != '{' || !isdigit((unsigned char)s[1]))
-                        continue;
-                char *end;
-                long lo = strtol(s + 1, &end, 10), hi = lo;
-                if (*end == ',' && isdigit((unsigned char)end[1]))
-                        hi = strtol(end + 1, &end, 10);
-                else if (*end == ',')
-                        hi = lo < MAX_REPETITION ? lo + 1 : lo; /* strtol saturates */
-                if (hi < 1)
-                        hi = 1;
-                if (hi > MAX_REPETITION || (product *= hi) > MAX_REPETITION)
-                        return fail(p, at, "regex repetition too large (at most %d in all)",
-                                    MAX_REPETITION);
-        }
+        p->cost += cost;
+        if (p->cost > SK_EXPR_MAX_COST)
+                return fail(p, at,
+                            "label expression too costly to match (its regexes are too large in "
+                            "all: at most %d steps per label set, see docs/security.md)",
+                            SK_EXPR_MAX_COST);
         return 0;
 }
 
@@ -365,17 +350,14 @@ static int parse_regex(struct parser *p, sk_expr *e)
         int r = expect_value(p, e, "'~'");
         if (r < 0)
                 return r;
-        r = check_regex(p, e->vals[0], at);
+        char msg[160];
+        r = sk_lre_compile(e->vals[0], SK_EXPR_REGEX_MAX, &e->re, msg, sizeof(msg));
+        if (r == -ENOMEM)
+                return oom(p);
         if (r < 0)
-                return r;
-        r = regcomp(&e->re, e->vals[0], REG_EXTENDED);
-        if (r != 0) {
-                char msg[128];
-                regerror(r, &e->re, msg, sizeof(msg));
                 return fail(p, at, "invalid regex: %s", msg);
-        }
-        e->has_re = true;
-        return 0;
+        return charge(
+            p, (uint64_t)SK_LRE_STEPS_PER_BYTE * sk_lre_size(e->re) * (SK_EXPR_VALUE_MAX + 1), at);
 }
 
 static int parse_list(struct parser *p, sk_expr *e, const char *op)
@@ -420,6 +402,7 @@ static int parse_term(struct parser *p, sk_expr **out)
         sk_expr *e = node_new(E_HAS);
         if (!e)
                 return oom(p);
+        size_t at = p->tok.start;
         e->key = take_ptr(&p->tok.text);
         int r = advance(p);
         if (r == 0) {
@@ -449,8 +432,15 @@ static int parse_term(struct parser *p, sk_expr **out)
                         break;
                 }
         }
+        /* the visit and the key's lookup; a compared value costs its length (regexes
+         * are charged by parse_regex) */
+        uint64_t cost = 1 + strlen(e->key);
+        for (size_t i = 0; e->op != E_RE && i < e->nvals; i++)
+                cost += strlen(e->vals[i]) + 1;
+        if (r == 0)
+                r = charge(p, cost, at);
         if (r < 0) {
-                sk_expr_free(e);
+                node_free(e);
                 return r;
         }
         *out = e;
@@ -466,7 +456,9 @@ static int parse_unary(struct parser *p, sk_expr **out)
                 return fail(p, p->tok.start, "expression nested deeper than %d levels", MAX_DEPTH);
         int r;
         if (tok_is(&p->tok, "not")) {
-                r = advance(p);
+                r = charge(p, 1, p->tok.start);
+                if (r == 0)
+                        r = advance(p);
                 sk_expr *kid = NULL;
                 if (r == 0)
                         r = parse_unary(p, &kid);
@@ -474,12 +466,12 @@ static int parse_unary(struct parser *p, sk_expr **out)
                         return r;
                 sk_expr *e = node_new(E_NOT);
                 if (!e) {
-                        sk_expr_free(kid);
+                        node_free(kid);
                         return oom(p);
                 }
                 r = add_kid(p, e, kid);
                 if (r < 0) {
-                        sk_expr_free(e);
+                        node_free(e);
                         return r;
                 }
                 *out = e;
@@ -491,7 +483,7 @@ static int parse_unary(struct parser *p, sk_expr **out)
                 if (r < 0)
                         return r;
                 if (p->tok.type != T_RP) {
-                        sk_expr_free(*out);
+                        node_free(*out);
                         *out = NULL;
                         if (p->tok.type == T_END)
                                 return fail(p, open, "unclosed '('");
@@ -500,7 +492,7 @@ static int parse_unary(struct parser *p, sk_expr **out)
                 }
                 r = advance(p);
                 if (r < 0) {
-                        sk_expr_free(*out);
+                        node_free(*out);
                         *out = NULL;
                         return r;
                 }
@@ -527,10 +519,12 @@ static int parse_binary(struct parser *p, sk_expr **out, enum op op)
         }
         sk_expr *e = node_new(op);
         if (!e) {
-                sk_expr_free(first);
+                node_free(first);
                 return oom(p);
         }
         r = add_kid(p, e, first);
+        if (r == 0)
+                r = charge(p, 1, p->tok.start);
         while (r == 0 && tok_is(&p->tok, word)) {
                 sk_expr *kid = NULL;
                 r = advance(p);
@@ -540,7 +534,7 @@ static int parse_binary(struct parser *p, sk_expr **out, enum op op)
                         r = add_kid(p, e, kid);
         }
         if (r < 0) {
-                sk_expr_free(e);
+                node_free(e);
                 return r;
         }
         *out = e;
@@ -575,62 +569,202 @@ int sk_expr_parse(const char *text, sk_expr **out, sk_error **err)
         }
         free(p.tok.text);
         if (r < 0) {
-                sk_expr_free(e);
+                node_free(e);
                 return r;
         }
+        e->cost = p.cost;
+        e->refs = 1;
         *out = e;
         return 0;
 }
 
+uint64_t sk_expr_cost(const sk_expr *e)
+{
+        return e ? e->cost : 0;
+}
+
+/* ---- the cache ---- */
+
+/* Compiled expressions by text, shared: the tower matches the same deployments' and
+ * tenants' expressions on every refresh. Bounded in entries and in bytes (a costly
+ * expression holds up to about a megabyte of programs and DFA tables); the least recently
+ * used goes first. */
+static struct cached {
+        char *text;
+        uint64_t hash;
+        size_t bytes;
+        sk_expr *e;
+        uint64_t used;
+} cache[CACHE_MAX];
+static size_t cache_bytes;
+static uint64_t cache_clock;
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t text_hash(const char *text)
+{
+        uint64_t h = 1469598103934665603ULL;
+        for (; *text; text++)
+                h = (h ^ (unsigned char)*text) * 1099511628211ULL;
+        return h;
+}
+
+static size_t expr_bytes(const sk_expr *e)
+{
+        size_t n = sizeof(*e) + (e->key ? strlen(e->key) + 1 : 0) + e->nvals * sizeof(char *) +
+                   e->nkids * sizeof(sk_expr *) + (e->re ? sk_lre_bytes(e->re) : 0);
+        for (size_t i = 0; i < e->nvals; i++)
+                n += strlen(e->vals[i]) + 1;
+        for (size_t i = 0; i < e->nkids; i++)
+                n += expr_bytes(e->kids[i]);
+        return n;
+}
+
+static struct cached *cache_find(const char *text, uint64_t hash)
+{
+        for (size_t i = 0; i < CACHE_MAX; i++)
+                if (cache[i].text && cache[i].hash == hash && strcmp(cache[i].text, text) == 0)
+                        return &cache[i];
+        return NULL;
+}
+
+static void cache_drop(struct cached *c)
+{
+        cache_bytes -= c->bytes;
+        free(c->text);
+        sk_expr_free(c->e);
+        memset(c, 0, sizeof(*c));
+}
+
+static void cache_put(const char *text, uint64_t hash, sk_expr *e)
+{
+        size_t bytes = expr_bytes(e) + strlen(text) + 1;
+        if (cache_find(text, hash) || bytes > CACHE_BYTES / 8)
+                return; /* parsed meanwhile by another thread; or too big to keep */
+        char *copy = strdup(text);
+        if (!copy)
+                return;
+        size_t slot;
+        for (;;) { /* a free slot and room for the bytes, dropping the least recently used */
+                size_t free_slot = CACHE_MAX, victim = CACHE_MAX;
+                for (size_t i = 0; i < CACHE_MAX; i++) {
+                        if (!cache[i].text)
+                                free_slot = free_slot < CACHE_MAX ? free_slot : i;
+                        else if (victim == CACHE_MAX || cache[i].used < cache[victim].used)
+                                victim = i;
+                }
+                if (free_slot < CACHE_MAX && cache_bytes + bytes <= CACHE_BYTES) {
+                        slot = free_slot;
+                        break;
+                }
+                cache_drop(&cache[victim]); /* full, or bytes held: something to drop */
+        }
+        __atomic_add_fetch(&e->refs, 1, __ATOMIC_ACQ_REL);
+        cache[slot] = (struct cached){
+            .text = copy, .hash = hash, .bytes = bytes, .e = e, .used = ++cache_clock};
+        cache_bytes += bytes;
+}
+
+int sk_expr_parse_cached(const char *text, sk_expr **out, sk_error **err)
+{
+        uint64_t hash = text_hash(text);
+        pthread_mutex_lock(&cache_lock);
+        struct cached *c = cache_find(text, hash);
+        if (c) {
+                c->used = ++cache_clock;
+                __atomic_add_fetch(&c->e->refs, 1, __ATOMIC_ACQ_REL);
+                *out = c->e;
+        }
+        pthread_mutex_unlock(&cache_lock);
+        if (c)
+                return 0;
+        int r = sk_expr_parse(text, out, err);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&cache_lock);
+        cache_put(text, hash, *out);
+        pthread_mutex_unlock(&cache_lock);
+        return 0;
+}
+
+void sk_expr_cache_clear(void)
+{
+        pthread_mutex_lock(&cache_lock);
+        for (size_t i = 0; i < CACHE_MAX; i++)
+                if (cache[i].text)
+                        cache_drop(&cache[i]);
+        pthread_mutex_unlock(&cache_lock);
+}
+
 /* ---- matching ---- */
 
-static bool in_list(const sk_expr *e, const char *v)
+/* strcmp, counting the bytes it looks at. */
+static bool same(const char *a, const char *b, uint64_t *steps)
+{
+        size_t i = 0;
+        while (a[i] && a[i] == b[i])
+                i++;
+        *steps += i + 1;
+        return a[i] == b[i];
+}
+
+static bool in_list(const sk_expr *e, const char *v, uint64_t *steps)
 {
         for (size_t i = 0; i < e->nvals; i++)
-                if (!strcmp(e->vals[i], v))
+                if (same(v, e->vals[i], steps))
                         return true;
         return false;
 }
 
-bool sk_expr_match(const sk_expr *e, const json_t *labels)
+static bool match(const sk_expr *e, const json_t *labels, uint64_t *steps)
 {
-        if (!e)
-                return false;
         const char *v = NULL;
+        ++*steps;
         if (e->key) {
                 const json_t *j = json_object_get(labels, e->key);
                 v = json_is_string(j) ? json_string_value(j) : NULL;
+                *steps += strlen(e->key);
         }
         switch (e->op) {
         case E_OR:
                 for (size_t i = 0; i < e->nkids; i++)
-                        if (sk_expr_match(e->kids[i], labels))
+                        if (match(e->kids[i], labels, steps))
                                 return true;
                 return false;
         case E_AND:
                 for (size_t i = 0; i < e->nkids; i++)
-                        if (!sk_expr_match(e->kids[i], labels))
+                        if (!match(e->kids[i], labels, steps))
                                 return false;
                 return true;
         case E_NOT:
-                return !sk_expr_match(e->kids[0], labels);
+                return !match(e->kids[0], labels, steps);
         case E_HAS:
                 return v != NULL;
         case E_EQ:
-                return v && !strcmp(v, e->vals[0]);
+                return v && same(v, e->vals[0], steps);
         case E_NE:
-                return !(v && !strcmp(v, e->vals[0]));
-        case E_RE: {
-                regmatch_t m;
-                return v && regexec(&e->re, v, 1, &m, 0) == 0 && m.rm_so == 0 &&
-                       (size_t)m.rm_eo == strlen(v);
-        }
+                return !(v && same(v, e->vals[0], steps));
+        case E_RE:
+                return v && sk_lre_match(e->re, v, strlen(v), steps);
         case E_IN:
-                return v && in_list(e, v);
+                return v && in_list(e, v, steps);
         case E_NOTIN:
-                return !(v && in_list(e, v));
+                return !(v && in_list(e, v, steps));
         }
         return false;
+}
+
+bool sk_expr_match_counted(const sk_expr *e, const json_t *labels, uint64_t *steps)
+{
+        uint64_t n = 0;
+        bool r = e && match(e, labels, &n);
+        if (steps)
+                *steps += n;
+        return r;
+}
+
+bool sk_expr_match(const sk_expr *e, const json_t *labels)
+{
+        return sk_expr_match_counted(e, labels, NULL);
 }
 
 /* ---- formatting ---- */

@@ -214,7 +214,7 @@ static json_t *app_view(const json_t *items)
 static int match_sites(sk_tower_ctx *c, const char *expr_text, rows *rs, sk_error **err)
 {
         _cleanup_expr_ sk_expr *e = NULL;
-        int r = sk_expr_parse(expr_text, &e, err);
+        int r = sk_expr_parse_cached(expr_text, &e, err);
         if (r < 0) {
                 if (err && *err && !(*err)->path)
                         (*err)->path = strdup("match");
@@ -469,7 +469,7 @@ static int check_deployment(sk_tower_ctx *c, const json_t *norm, sk_error **err)
         if (sites) {
                 _cleanup_expr_ sk_expr *e = NULL;
                 _cleanup_error_ sk_error *pe = NULL;
-                if (sk_expr_parse(sites, &e, &pe) < 0) {
+                if (sk_expr_parse_cached(sites, &e, &pe) < 0) {
                         int r =
                             sk_error_set_path(err, EINVAL, "sites", "%s", sk_error_msg(pe, EINVAL));
                         if (err && *err && pe)

@@ -107,7 +107,7 @@ static int load_world(sk_tower_api *api, world *w, sk_error **err)
         for (size_t i = 0; i < w->n; i++) {
                 plan *p = &w->plans[i];
                 const char *sites = json_string_value(json_object_get(p->dep, "sites"));
-                if (sites && sk_expr_parse(sites, &p->expr, NULL) < 0)
+                if (sites && sk_expr_parse_cached(sites, &p->expr, NULL) < 0)
                         p->expr = NULL;
                 const char *app = json_string_value(json_object_get(p->dep, "application"));
                 const char *v = json_string_value(json_object_get(p->dep, "version")) ?: "*";
@@ -127,12 +127,14 @@ static int load_world(sk_tower_api *api, world *w, sk_error **err)
         return 0;
 }
 
-/* A deployment reaches a site its expression selects among those assigned to its tenant. */
+/* A deployment reaches a site its expression selects among those assigned to its tenant.
+ * Tenancy first: a tenant's expression never runs on another provider's sites. */
 static bool plan_selects(const world *w, const plan *p, const char *site_tenant,
                          const json_t *labels)
 {
-        return p->expr && p->spec && sk_expr_match(p->expr, labels) &&
-               sk_tenancy_site_assigned(w->tn, p->tenant, site_tenant, labels);
+        return p->expr && p->spec &&
+               sk_tenancy_site_assigned(w->tn, p->tenant, site_tenant, labels) &&
+               sk_expr_match(p->expr, labels);
 }
 
 static int site_row(sk_tower_api *api, int64_t site_id, owned_row *row, sk_error **err)

@@ -75,7 +75,7 @@ static int add_tenant(const sk_resource_row *row, void *user)
         t->provider = type && strcmp(type, "provider") == 0;
         if (strcmp(row->name, SK_TOWER_ROOT) != 0)
                 t->parent = strdup(parent ? parent : SK_TOWER_ROOT);
-        if (sites && sk_expr_parse(sites, &t->sites, NULL) < 0)
+        if (sites && sk_expr_parse_cached(sites, &t->sites, NULL) < 0)
                 t->sites = NULL;
         t->quota = quota_of(json_object_get(doc, "quota-per-site"));
         return 0;
@@ -135,10 +135,16 @@ bool sk_tenancy_site_assigned(const sk_tenancy *tn, const char *name, const char
                               const json_t *labels)
 {
         const tenant *t = find(tn, name);
+        /* the owner first: no assignment is matched against another provider's sites */
+        const tenant *owner = t;
+        for (int depth = 0; owner && !owner->provider && depth < MAX_DEPTH; depth++)
+                owner = find(tn, owner->parent);
+        if (!owner || !owner->provider || strcmp(owner->name, site_tenant) != 0)
+                return false;
         for (int depth = 0; t && depth < MAX_DEPTH; depth++) {
                 /* a provider uses the sites it owns */
                 if (t->provider)
-                        return strcmp(t->name, site_tenant) == 0;
+                        return true;
                 /* an application tenant: what its parent may use, narrowed by the assignment */
                 if (!t->sites || !sk_expr_match(t->sites, labels))
                         return false;

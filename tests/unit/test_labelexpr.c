@@ -1,3 +1,5 @@
+#include <pthread.h>
+#include <regex.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +10,7 @@
 
 #include "common/cleanup.h"
 #include "model/labelexpr.h"
+#include "model/labelexpr_re.h"
 
 static json_t *labels;
 
@@ -160,10 +163,15 @@ static void test_errors(void **state)
         expect_error("a ~ \"(\"", 5, "invalid regex");
         expect_error("a ~ \"x[\"", 5, "invalid regex");
         expect_error("a ~ \"(x)\\1\"", 5, "back-references");
-        expect_error("a ~ x{100}{100}", 5, "repetition too large");
-        expect_error("a ~ x++++++++++", 5, "repetition too large"); /* found by fuzzing */
-        expect_error("a ~ x{99999999999999999999,}", 5, "repetition too large");
+        expect_error("a ~ x{100}{100}", 5, "regex too large: 10001 instructions");
+        expect_error("a ~ x{99999999999999999999,}", 5, "regex too large");
+        expect_error("a ~ 'x{2,1}'", 5, "invalid regex");
+        expect_error("a ~ 'x|*'", 5, "invalid regex");
+        expect_error("a ~ '[[:nope:]]'", 5, "invalid regex");
+        expect_error("a ~ \"x\\\\\"", 5, "invalid regex: trailing backslash");
         assert_true(matches("system/name ~ [a-z]+-[0-9]+"));
+        /* repetitions of nothing emit nothing, however many (this once looped 10^10 times) */
+        assert_true(matches("system/name ~ '((){99999}){99999}store-001(a{0}){99999}'"));
         expect_error("a ~", 4, "expected a value after '~'");
 }
 
@@ -195,12 +203,259 @@ static void test_limits(void **state)
         expect_error(big, 4097, "longer than 4096");
 }
 
+/* The engine reads regexes as glibc's regcomp (REG_EXTENDED, C locale) does, and selects
+ * the same values: glibc, anchored to the whole value, is the oracle. */
+static void test_regex_like_glibc(void **state)
+{
+        static const char *pats[] = {
+            "a",
+            "a*",
+            "a+b",
+            "(a|b)*c",
+            "[a-c]+",
+            "[^a]",
+            "x{2,3}",
+            "x{2,}",
+            "x{,2}",
+            "^a$",
+            "a^",
+            "$",
+            "",
+            "()",
+            "(|a)b",
+            "a||b",
+            "[]a]+",
+            "[^]a]",
+            "[a-]",
+            "[-a]",
+            "[[:alpha:]]+",
+            "[[:digit:]_]*",
+            "\\w+",
+            "\\W",
+            "\\s",
+            "\\bfoo\\b.*",
+            "\\<a",
+            "a\\>",
+            "\\`a\\'",
+            "[[.a.]]",
+            "[[=a=]]",
+            "a{0}",
+            "(a*)*",
+            "(a*)+b",
+            "store-0[0-9]+",
+            "(shop|store)-001",
+            ".*",
+            "a.c",
+            "\\.",
+            "[\\]",
+            "[a\\]]",
+            "a)",
+            "(((.|..)?){3}){3}",
+            "a**",
+            "a+?",
+            "[+--]",
+            "[a-c-]",
+            "[[:alpha:]-]",
+            "a{1}{2}",
+            "(ab|a)(bc|c)",
+            "x++++++++++",
+            "[[:upper:][:space:]]+",
+            "[^[:alnum:]]",
+            "\\Bb",
+            "a{,}",
+            ".*a.{8}", /* more than 256 DFA states: the NFA */
+            "(a|b)*a(a|b){6}",
+            "^$",
+            "$^",
+            "(a$|b)*",
+            "^(ab)*$",
+        };
+        static const char *vals[] = {
+            "",   "a",     "aa",   "aaa", "b",       "ab", "abc",       "c",        "x",
+            "xx", "xxx",   "xxxx", "foo", "foo bar", "a)", "store-001", "shop-001", "]",
+            "]a", "-",     "a-",   "_",   "1_a",     " ",  "\\",        "\\]",      ".",
+            "ac", "abcbc", "abcc", "A B", "+",       "bb",
+        };
+        size_t dfas = 0;
+        for (size_t i = 0; i < sizeof(pats) / sizeof(pats[0]); i++) {
+                regex_t re;
+                assert_int_equal(regcomp(&re, pats[i], REG_EXTENDED), 0);
+                char text[64] = "k ~ \"", *t = text + strlen(text);
+                for (const char *c = pats[i]; *c; c++) {
+                        if (*c == '"' || *c == '\\')
+                                *t++ = '\\';
+                        *t++ = *c;
+                }
+                strcpy(t, "\"");
+                _cleanup_expr_ sk_expr *e = NULL;
+                _cleanup_error_ sk_error *err = NULL;
+                if (sk_expr_parse(text, &e, &err) < 0)
+                        fail_msg("/%s/ does not parse: %s", pats[i], err->msg);
+                sk_lre *lre = NULL;
+                char msg[160];
+                assert_int_equal(sk_lre_compile(pats[i], 1000, &lre, msg, sizeof(msg)), 0);
+                for (size_t j = 0; j < sizeof(vals) / sizeof(vals[0]); j++) {
+                        regmatch_t m;
+                        bool want = regexec(&re, vals[j], 1, &m, 0) == 0 && m.rm_so == 0 &&
+                                    (size_t)m.rm_eo == strlen(vals[j]);
+                        _cleanup_json_ json_t *l = json_pack("{s:s}", "k", vals[j]);
+                        if (sk_expr_match(e, l) != want)
+                                fail_msg("/%s/ on \"%s\": want %d", pats[i], vals[j], want);
+                        if (sk_lre_match_nfa(lre, vals[j], strlen(vals[j]), NULL) != want)
+                                fail_msg("/%s/ on \"%s\": NFA, want %d", pats[i], vals[j], want);
+                }
+                dfas += sk_lre_has_dfa(lre);
+                sk_lre_free(lre);
+                regfree(&re);
+        }
+        /* both ways were taken: most patterns have a DFA, word assertions and .*a.{8} not */
+        assert_true(dfas > 40 && dfas < sizeof(pats) / sizeof(pats[0]) - 5);
+}
+
+static char *repeat_terms(const char *term, const char *sep, size_t max_len)
+{
+        char *out = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&out, &len);
+        assert_non_null(f);
+        fputs(term, f);
+        fflush(f);
+        while (len + strlen(sep) + strlen(term) <= max_len) {
+                fputs(sep, f);
+                fputs(term, f);
+                fflush(f);
+        }
+        fclose(f);
+        return out;
+}
+
+/* The stall of issue 8: regexes each within the old per-regex guard, many of them. */
+static void test_hostile_refused(void **state)
+{
+        const char *term = "system/name ~ \"(((.|..)?){31}){32}\"";
+        _cleanup_free_ char *twenty = repeat_terms(term, " and ", 775);
+        expect_error(twenty, 15, "regex too large");
+        _cleanup_free_ char *full = repeat_terms(term, " and ", 4096);
+        expect_error(full, 15, "regex too large");
+
+        /* each regex fine alone; together over the bound: the term that passes it is named */
+        const char *mid = "system/name ~ \"(.|..){60}\"";
+        _cleanup_expr_ sk_expr *one = NULL;
+        _cleanup_error_ sk_error *err = NULL;
+        assert_int_equal(sk_expr_parse(mid, &one, &err), 0);
+        assert_true(sk_expr_cost(one) <= SK_EXPR_MAX_COST);
+        size_t fit = SK_EXPR_MAX_COST / sk_expr_cost(one);
+        _cleanup_free_ char *many = repeat_terms(mid, " or ", 4096);
+        size_t at = fit * (strlen(mid) + strlen(" or ")) + 15;
+        expect_error(many, (int)at, "too costly");
+}
+
+static json_t *long_labels(void)
+{
+        char v[SK_EXPR_VALUE_MAX + 1];
+        memset(v, 'a', SK_EXPR_VALUE_MAX);
+        v[SK_EXPR_VALUE_MAX] = '\0';
+        return json_pack("{s:s, s:s, s:s}", "system/name", v, "a", v, "b", "ab");
+}
+
+/* The step counter never passes the bound computed at parse time, even for the most
+ * costly expressions the parser still takes, on the longest values. */
+static void test_steps_within_cost(void **state)
+{
+        static const char *texts[] = {
+            "system/name ~ '(.|..){60}' or a ~ '(a|aa|aaa)*b' or b ~ '((a*)*)*b'",
+            "system/name ~ '(.?){499}' and system/name ~ '.*'",
+            "not (a ~ '[a-z]{1,63}' and b in (x, y, ab)) or a != b or system/name = zz",
+            "system/name ~ '(a|b|c|d|e|f|g|h|i|j)*(x|a)' and a ~ '\\b(a+)+\\b'",
+        };
+        _cleanup_json_ json_t *longs = long_labels();
+        for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+                _cleanup_expr_ sk_expr *e = NULL;
+                _cleanup_error_ sk_error *err = NULL;
+                if (sk_expr_parse(texts[i], &e, &err) < 0)
+                        fail_msg("\"%s\" does not parse: %s", texts[i], err->msg);
+                uint64_t steps = 0;
+                sk_expr_match_counted(e, longs, &steps);
+                assert_true(steps > 0);
+                if (steps > sk_expr_cost(e) || sk_expr_cost(e) > SK_EXPR_MAX_COST)
+                        fail_msg("\"%s\": %llu steps, cost %llu", texts[i],
+                                 (unsigned long long)steps, (unsigned long long)sk_expr_cost(e));
+        }
+}
+
+static void test_cache(void **state)
+{
+        sk_expr *a = NULL, *b = NULL, *c = NULL;
+        assert_int_equal(sk_expr_parse_cached("chain = acme", &a, NULL), 0);
+        assert_int_equal(sk_expr_parse_cached("chain = acme", &b, NULL), 0);
+        assert_ptr_equal(a, b); /* compiled once */
+        assert_int_equal(sk_expr_parse_cached("chain = acm", &c, NULL), 0);
+        assert_ptr_not_equal(a, c);
+        assert_true(sk_expr_match(b, labels));
+        assert_false(sk_expr_match(c, labels));
+        _cleanup_error_ sk_error *err = NULL;
+        sk_expr *bad = NULL;
+        assert_int_equal(sk_expr_parse_cached("a ~ '('", &bad, &err), -EINVAL);
+        assert_null(bad);
+        assert_int_equal(err->column, 5);
+        sk_expr_free(a);
+        sk_expr_cache_clear(); /* the cache's reference goes; b still holds the tree */
+        assert_true(sk_expr_match(b, labels));
+        sk_expr_free(b);
+        sk_expr_free(c);
+        /* more texts than the cache holds: each still parses, none leaks (ASan) */
+        for (int i = 0; i < 1100; i++) { /* the cache holds 1024 */
+                char text[32];
+                snprintf(text, sizeof(text), "n = v%d", i);
+                sk_expr *e = NULL;
+                assert_int_equal(sk_expr_parse_cached(text, &e, NULL), 0);
+                sk_expr_free(e);
+        }
+        sk_expr_cache_clear();
+}
+
+static void *cache_user(void *arg)
+{
+        int *ok = arg;
+        for (int i = 0; i < 2000; i++) {
+                char text[32];
+                snprintf(text, sizeof(text), "chain = acme or n = v%d", i % 1500);
+                sk_expr *e = NULL;
+                if (sk_expr_parse_cached(text, &e, NULL) < 0 || !sk_expr_match(e, labels))
+                        *ok = 0;
+                sk_expr_free(e);
+        }
+        return NULL;
+}
+
+/* Threads share, evict and release cached trees (ASan: no use after free, no leak). */
+static void test_cache_threads(void **state)
+{
+        pthread_t t[4];
+        int ok[4] = {1, 1, 1, 1};
+        for (int i = 0; i < 4; i++)
+                assert_int_equal(pthread_create(&t[i], NULL, cache_user, &ok[i]), 0);
+        for (int i = 0; i < 4; i++) {
+                pthread_join(t[i], NULL);
+                assert_true(ok[i]);
+        }
+        sk_expr_cache_clear();
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_operators), cmocka_unit_test(test_precedence),
-            cmocka_unit_test(test_quoting),   cmocka_unit_test(test_format),
-            cmocka_unit_test(test_errors),    cmocka_unit_test(test_limits),
+            cmocka_unit_test(test_operators),
+            cmocka_unit_test(test_precedence),
+            cmocka_unit_test(test_quoting),
+            cmocka_unit_test(test_format),
+            cmocka_unit_test(test_errors),
+            cmocka_unit_test(test_limits),
+            cmocka_unit_test(test_regex_like_glibc),
+            cmocka_unit_test(test_hostile_refused),
+            cmocka_unit_test(test_steps_within_cost),
+            cmocka_unit_test(test_cache),
+            cmocka_unit_test(test_cache_threads),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
