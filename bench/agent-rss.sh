@@ -47,24 +47,7 @@ else
 fi
 declare -A JOIN_KB=()
 for h in "${!PIDS[@]}"; do JOIN_KB[$h]=$(status_kb "${PIDS[$h]}" VmRSS); done
-sk apply -f - >/dev/null <<YAML
-kind: application
-name: rss
-version: "1.0.0"
-services:
-  - name: main
-    replicas: $COUNT
-    containers:
-      - name: main
-        image: $IMAGE
-        cmd: ["sleep", "3600"]
----
-kind: deployment
-name: rss
-application: rss
-version: "*"
-sites: role = bench
-YAML
+deploy_sleepers rss "$COUNT"
 wait_for 180 "$COUNT running containers" running_at_least skerry.deployment=rss "$COUNT"
 sleep "$SETTLE"
 for h in "${!PIDS[@]}"; do

@@ -243,6 +243,29 @@ bench_cleanup() {
 	exit "$rc"
 }
 
+# deploy_sleepers NAME COUNT: an application and deployment NAME of COUNT one-container
+# instances (busybox sleeping a day) for every site labelled role = bench.
+deploy_sleepers() {
+	sk apply -f - >/dev/null <<YAML
+kind: application
+name: $1
+version: "1.0.0"
+services:
+  - name: main
+    replicas: $2
+    containers:
+      - name: main
+        image: $IMAGE
+        cmd: ["sleep", "86400"]
+---
+kind: deployment
+name: $1
+application: $1
+version: "*"
+sites: role = bench
+YAML
+}
+
 # median of the numbers on stdin (one a line).
 median() {
 	sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) exit 1; if (NR % 2) print v[(NR + 1) / 2];
