@@ -350,7 +350,7 @@ static int tls_handshake(sk_httpc *c, int64_t deadline)
         int r = load_credentials(c);
         if (r < 0)
                 return r;
-        if (gnutls_init(&c->session, GNUTLS_CLIENT) < 0) {
+        if (gnutls_init(&c->session, GNUTLS_CLIENT | GNUTLS_NO_SIGNAL) < 0) {
                 c->session = NULL;
                 return -ENOMEM;
         }
@@ -501,7 +501,7 @@ static char *request_text(sk_httpc *c, const exchange *x, size_t *len)
         bool needs_length = x->body || strcmp(x->method, "POST") == 0 ||
                             strcmp(x->method, "PUT") == 0 || strcmp(x->method, "PATCH") == 0;
         char *head = NULL;
-        char type[160] = "", length[48] = "";
+        char type[256] = "", length[48] = "";
         if (x->body)
                 snprintf(type, sizeof(type), "Content-Type: %s\r\n",
                          x->content_type ? x->content_type : "application/json");
