@@ -358,8 +358,10 @@ static int tls_handshake(sk_httpc *c, int64_t deadline)
         const char *versions =
             c->tls13_only ? "-VERS-ALL:+VERS-TLS1.3" : "-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1";
         if (gnutls_set_default_priority_append(s, versions, NULL, 0) < 0 ||
-            gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, c->cred) < 0)
+            gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, c->cred) < 0) {
+                snprintf(c->why, sizeof(c->why), "cannot set up a TLS session");
                 return -ENOMEM;
+        }
         if (!c->unix_socket && !is_ip_literal(c->host))
                 gnutls_server_name_set(s, GNUTLS_NAME_DNS, c->host, strlen(c->host));
         if (!c->verify)
@@ -572,6 +574,7 @@ static int exchange_run(sk_httpc *c, exchange *x, int64_t deadline)
                 return -ENOMEM;
         }
         c->last_check_ms = 0;
+        c->why[0] = '\0';
         for (int attempt = 0;; attempt++) {
                 bool reused = c->fd >= 0;
                 if (reused && conn_stale(c)) {
@@ -658,7 +661,7 @@ int sk_httpc_request(sk_httpc *c, const char *method, const char *path, const ch
         if (r < 0) {
                 free(b.data);
                 return sk_error_set(err, transport_error(r, ECONNREFUSED), "%s %s%s: %s", method,
-                                    c->base_url, path, c->why);
+                                    c->base_url, path, c->why[0] ? c->why : strerror(-r));
         }
         resp->status = x.status;
         resp->body = b.data ? b.data : strdup("");
@@ -697,7 +700,7 @@ int sk_httpc_stream(sk_httpc *c, const char *method, const char *path, sk_httpc_
                 return sk_error_set(err, ECANCELED, "%s %s%s: stopped", method, c->base_url, path);
         if (r < 0)
                 return sk_error_set(err, transport_error(r, ECONNRESET), "%s %s%s: %s", method,
-                                    c->base_url, path, c->why);
+                                    c->base_url, path, c->why[0] ? c->why : strerror(-r));
         return 0;
 }
 
