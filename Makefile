@@ -1,4 +1,5 @@
-# skerry build. `make` builds build/skerry; `make test` runs the whole suite;
+# skerry build. `make` builds build/skerry and build/skerry-agent (the agent alone, which
+# `skerry agent` runs from beside skerry); `make test` runs the whole suite;
 # `make SAN=1 test` the same under AddressSanitizer and UndefinedBehaviorSanitizer.
 
 SAN ?= 0
@@ -11,7 +12,9 @@ SANFLAGS :=
 endif
 
 CC ?= cc
-PKGS := libuv raft libmicrohttpd libcurl gnutls jansson yaml-0.1 libsodium sqlite3 libpq ldns
+PKGS := libuv raft libmicrohttpd gnutls jansson yaml-0.1 libsodium sqlite3 libpq ldns
+# What the agent links: every edge host holds their pages, so nothing of the tower's.
+AGENT_PKGS := libuv raft libmicrohttpd gnutls jansson yaml-0.1 libsodium
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -22,6 +25,7 @@ CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wform
 	  -MMD -MP
 LDFLAGS += $(SANFLAGS)
 LDLIBS := $(PKG_LIBS) -lpthread
+AGENT_LDLIBS := $(shell pkg-config --libs $(AGENT_PKGS) 2>/dev/null) -lpthread
 
 LIB_SRCS := $(sort $(wildcard src/common/*.c src/model/*.c src/tower/*.c src/agent/*.c src/cli/*.c src/dev/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -31,7 +35,7 @@ FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/%)
 
 .PHONY: all deps test unit fuzz dev format clean
-all: $(BUILD)/skerry
+all: $(BUILD)/skerry $(BUILD)/skerry-agent
 
 deps: $(BUILD)/.deps
 $(BUILD)/.deps: scripts/install-deps.sh
@@ -47,6 +51,10 @@ $(BUILD)/libskerry.a: $(LIB_OBJS)
 
 $(BUILD)/skerry: $(BUILD)/src/main.o $(BUILD)/libskerry.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# --as-needed: a library the agent's objects do not call is not loaded at all.
+$(BUILD)/skerry-agent: $(BUILD)/src/agent_main.o $(BUILD)/libskerry.a
+	$(CC) $(LDFLAGS) -Wl,--as-needed -o $@ $^ $(AGENT_LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libskerry.a
 	@mkdir -p $(dir $@)
@@ -68,11 +76,11 @@ build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c build-fuzz/libskerry.a
 fuzz: $(FUZZ_BINS)
 
 RUN_FUZZ ?= 1
-TEST_DEPS := $(BUILD)/skerry unit $(if $(filter 1,$(RUN_FUZZ)),fuzz)
+TEST_DEPS := $(BUILD)/skerry $(BUILD)/skerry-agent unit $(if $(filter 1,$(RUN_FUZZ)),fuzz)
 test: $(TEST_DEPS)
 	BUILD=$(BUILD) RUN_FUZZ=$(RUN_FUZZ) tests/run
 
-dev: $(BUILD)/skerry
+dev: $(BUILD)/skerry $(BUILD)/skerry-agent
 	$(BUILD)/skerry dev
 
 format:
@@ -81,4 +89,4 @@ format:
 clean:
 	rm -rf build build-san build-fuzz
 
--include $(LIB_OBJS:.o=.d) $(BUILD)/src/main.d
+-include $(LIB_OBJS:.o=.d) $(BUILD)/src/main.d $(BUILD)/src/agent_main.d

@@ -13,9 +13,8 @@ RUNS=${RUNS:-5}
 SITE=bench-failover
 NAMES=(fo-a fo-b fo-c)
 REPLICAS=3
-declare -A APID=() PORT=()
 
-# Python helpers on the runtime API and the CLI's JSON.
+# Python helpers on the runtime API.
 write_helpers() {
 	cat >"$BENCH_DIR/fo.py" <<'PYEOF'
 import http.client, json, socket, sys, time, urllib.parse
@@ -58,17 +57,6 @@ elif cmd == "watch":  # SOCK SITE HOST INSTANCE...: wall clock (ms) when all run
     sys.exit(1)
 elif cmd == "hosts":  # SOCK SITE: how many hosts run the site's instances
     print(len({h for hs in running(Conn(sys.argv[2]), sys.argv[3]).values() for h in hs}))
-elif cmd == "leader":  # reads get hosts -o json: the leader's name
-    items = json.load(sys.stdin)["items"]
-    leaders = [h["name"] for h in items if h.get("role") == "leader" and h.get("state") == "alive"]
-    if len(leaders) != 1:
-        sys.exit(1)
-    print(leaders[0])
-elif cmd == "alive":  # HOST...: reads get hosts -o json; all alive, one leader
-    items = {h["name"]: h for h in json.load(sys.stdin)["items"]}
-    ok = all(items.get(n, {}).get("state") == "alive" for n in sys.argv[2:])
-    ok = ok and sum(h.get("role") == "leader" for h in items.values()) == 1
-    sys.exit(0 if ok else 1)
 PYEOF
 }
 
@@ -76,64 +64,7 @@ fo() {
 	$PY "$BENCH_DIR/fo.py" "$@"
 }
 
-start_agent() { # NAME
-	local h=$1 join=()
-	if [ ! -f "$BENCH_DIR/agent-$h/identity.json" ]; then
-		join=(--join "$(sk site token "$SITE")")
-	fi
-	mkdir -p "$BENCH_DIR/dev-$h"
-	"$SKERRY" agent --data "$BENCH_DIR/agent-$h" --tower "$TOWER_ADDR" \
-		--ca "$BENCH_DIR/tower/ca.pem" --runtime "unix://$SOCK" --name "$h" \
-		--listen "127.0.0.1:${PORT[$h]}" --dev-dir "$BENCH_DIR/dev-$h" "${join[@]}" \
-		>>"$BENCH_DIR/logs/agent-$h.log" 2>&1 &
-	APID[$h]=$!
-}
-
-joined() { [ -f "$BENCH_DIR/agent-$1/identity.json" ]; }
-hosts_json() { sk get hosts --site "$SITE" -o json; }
-leader() { hosts_json | fo leader; }
-all_alive() { hosts_json | fo alive "${NAMES[@]}"; }
 settled() { fo once "$SOCK" "$SITE" "$REPLICAS"; }
-is_leader() { [ "$(leader)" = "$1" ]; }
-
-failover_cleanup() {
-	local rc=$? h
-	set +e # cleanup goes on whatever fails; bench_cleanup reads the exit code from $?
-	for h in "${!APID[@]}"; do
-		stop_pid "${APID[$h]}"
-	done
-	(exit "$rc")
-	bench_cleanup
-}
-
-setup() {
-	[ -x "$SKERRY" ] || die "$SKERRY is not built (make build/skerry, or set SKERRY_BIN)"
-	BENCH_DIR=$(mktemp -d /tmp/skerry-bench-XXXXXX)
-	TOWER_PID=""
-	AGENT_PID=""
-	trap failover_cleanup EXIT
-	trap 'exit 130' INT TERM
-	mkdir -p "$BENCH_DIR/logs"
-	write_helpers
-	SOCK=$("$PODMAN_SERVICE" start "$BENCH_DIR/podman")
-	local port h
-	port=$(free_port)
-	TOWER_ADDR=https://127.0.0.1:$port
-	"$SKERRY" tower --data "$BENCH_DIR/tower" --listen "127.0.0.1:$port" \
-		>"$BENCH_DIR/logs/tower.log" 2>&1 &
-	TOWER_PID=$!
-	wait_for 30 "the tower" tower_ready
-	# Default site settings: no host-lost-after, so the default (5s) holds.
-	printf 'kind: site\nname: %s\nlabels: {role: failover}\n' "$SITE" | sk apply -f - >/dev/null
-	for h in "${NAMES[@]}"; do
-		PORT[$h]=$(free_port)
-		start_agent "$h"
-		wait_for 30 "$h to join" joined "$h"
-		# The first host bootstraps the site; the others join it once it leads.
-		[ "$h" != "${NAMES[0]}" ] || wait_for 30 "$h to lead" is_leader "$h"
-	done
-	wait_for 60 "three hosts alive with one leader" all_alive
-}
 
 deploy() {
 	sk apply -f - >/dev/null <<YAML
@@ -207,7 +138,8 @@ print(u.quote(json.dumps({"label": ["skerry.host=" + sys.argv[1]], "status": ["r
 	wait_for 60 "every instance running exactly once" settled
 }
 
-setup
+site_setup failover
+write_helpers
 follower_ms=()
 leader_ms=()
 for _ in $(seq 1 "$RUNS"); do

@@ -115,22 +115,27 @@ items = json.load(sys.stdin)["items"]
 sys.exit(0 if any(h.get("name") == sys.argv[1] or h.get("host") == sys.argv[1] for h in items) else 1)' "$HOST"
 }
 
-bench_setup() {
+# The private Podman service and a tower, under BENCH_DIR, with the cleanup trap.
+tower_setup() {
 	[ -x "$SKERRY" ] || die "$SKERRY is not built (make build/skerry, or set SKERRY_BIN)"
 	BENCH_DIR=$(mktemp -d /tmp/skerry-bench-XXXXXX)
 	TOWER_PID=""
 	AGENT_PID=""
 	trap bench_cleanup EXIT
 	trap 'exit 130' INT TERM
+	mkdir -p "$BENCH_DIR/logs"
 	SOCK=$("$PODMAN_SERVICE" start "$BENCH_DIR/podman")
 	local port
 	port=$(free_port)
 	TOWER_ADDR=https://127.0.0.1:$port
-	mkdir -p "$BENCH_DIR/logs"
 	"$SKERRY" tower --data "$BENCH_DIR/tower" --listen "127.0.0.1:$port" \
 		>"$BENCH_DIR/logs/tower.log" 2>&1 &
 	TOWER_PID=$!
 	wait_for 30 "the tower" tower_ready
+}
+
+bench_setup() {
+	tower_setup
 	printf 'kind: site\nname: %s\nlabels: {role: bench}\n' "$SITE" | sk apply -f - >/dev/null
 	local token
 	token=$(sk site token "$SITE")
@@ -139,6 +144,67 @@ bench_setup() {
 		--name "$HOST" --listen "127.0.0.1:$(free_port)" >"$BENCH_DIR/logs/agent.log" 2>&1 &
 	AGENT_PID=$!
 	wait_for 30 "the agent to connect" host_connected
+}
+
+# A site of several agents on this machine (SITE, its hosts in NAMES), each with its own
+# data folder, port and device folder; APID[name] is each agent's process id.
+declare -A APID=() PORT=()
+start_agent() { # NAME
+	local h=$1 join=()
+	if [ ! -f "$BENCH_DIR/agent-$h/identity.json" ]; then
+		join=(--join "$(sk site token "$SITE")")
+	fi
+	mkdir -p "$BENCH_DIR/dev-$h"
+	[ -n "${PORT[$h]:-}" ] || PORT[$h]=$(free_port)
+	"$SKERRY" agent --data "$BENCH_DIR/agent-$h" --tower "$TOWER_ADDR" \
+		--ca "$BENCH_DIR/tower/ca.pem" --runtime "unix://$SOCK" --name "$h" \
+		--listen "127.0.0.1:${PORT[$h]}" --dev-dir "$BENCH_DIR/dev-$h" "${join[@]}" \
+		>>"$BENCH_DIR/logs/agent-$h.log" 2>&1 &
+	APID[$h]=$!
+}
+
+joined() { [ -f "$BENCH_DIR/agent-$1/identity.json" ]; }
+hosts_json() { sk get hosts --site "$SITE" -o json; }
+# The leader's name, from get hosts.
+leader() {
+	hosts_json | $PY -c 'import json, sys
+items = json.load(sys.stdin)["items"]
+leaders = [h["name"] for h in items if h.get("role") == "leader" and h.get("state") == "alive"]
+sys.exit(1) if len(leaders) != 1 else print(leaders[0])'
+}
+is_leader() { [ "$(leader)" = "$1" ]; }
+# Every host of NAMES alive, and one leader.
+all_alive() {
+	hosts_json | $PY -c 'import json, sys
+items = {h["name"]: h for h in json.load(sys.stdin)["items"]}
+ok = all(items.get(n, {}).get("state") == "alive" for n in sys.argv[1:])
+ok = ok and sum(h.get("role") == "leader" for h in items.values()) == 1
+sys.exit(0 if ok else 1)' "${NAMES[@]}"
+}
+
+# site_setup LABEL: the tower, the site SITE (labels {role: LABEL}) with default settings,
+# and an agent for each of NAMES; the first bootstraps the site, the others join it.
+site_setup() {
+	tower_setup
+	trap site_cleanup EXIT
+	printf 'kind: site\nname: %s\nlabels: {role: %s}\n' "$SITE" "$1" | sk apply -f - >/dev/null
+	local h
+	for h in "${NAMES[@]}"; do
+		start_agent "$h"
+		wait_for 30 "$h to join" joined "$h"
+		[ "$h" != "${NAMES[0]}" ] || wait_for 30 "$h to lead" is_leader "$h"
+	done
+	wait_for 60 "${#NAMES[@]} hosts alive with one leader" all_alive
+}
+
+site_cleanup() {
+	local rc=$? h
+	set +e # cleanup goes on whatever fails; bench_cleanup reads the exit code from $?
+	for h in "${!APID[@]}"; do
+		stop_pid "${APID[$h]}"
+	done
+	(exit "$rc")
+	bench_cleanup
 }
 
 stop_pid() {
@@ -175,6 +241,29 @@ bench_cleanup() {
 		rm -rf "$BENCH_DIR"
 	fi
 	exit "$rc"
+}
+
+# deploy_sleepers NAME COUNT: an application and deployment NAME of COUNT one-container
+# instances (busybox sleeping a day) for every site labelled role = bench.
+deploy_sleepers() {
+	sk apply -f - >/dev/null <<YAML
+kind: application
+name: $1
+version: "1.0.0"
+services:
+  - name: main
+    replicas: $2
+    containers:
+      - name: main
+        image: $IMAGE
+        cmd: ["sleep", "86400"]
+---
+kind: deployment
+name: $1
+application: $1
+version: "*"
+sites: role = bench
+YAML
 }
 
 # median of the numbers on stdin (one a line).

@@ -2,7 +2,6 @@
  * Stopping leaves every container running: an agent restart must not restart them. */
 #include "agent/agent.h"
 
-#include <curl/curl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <pthread.h>
@@ -634,7 +633,6 @@ int sk_agent_main(int argc, char **argv)
                 fprintf(stderr, "skerry agent: --data %s: %s\n", a.data, strerror(errno));
                 return 1;
         }
-        curl_global_init(CURL_GLOBAL_DEFAULT);
         /* raft_uv writes to peers' sockets: a closed one must not end the process. */
         signal(SIGPIPE, SIG_IGN);
         agent ag = {0};
@@ -658,6 +656,5 @@ int sk_agent_main(int argc, char **argv)
                 code = run(&ag, a.data, &sigs);
         }
         agent_free(&ag);
-        curl_global_cleanup();
         return code;
 }

@@ -1,5 +1,5 @@
 /* The Docker Engine API runtime driver (DESIGN.md section 8): Podman's and Docker's
- * compatible REST API over a unix socket, through the shared libcurl client. */
+ * compatible REST API over a unix socket, through the shared HTTP client (common/httpc.h). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>

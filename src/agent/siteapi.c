@@ -1,6 +1,5 @@
 #include "agent/siteapi.h"
 
-#include <curl/curl.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <microhttpd.h>
@@ -16,6 +15,7 @@
 
 #include "agent/identity.h"
 #include "common/cleanup.h"
+#include "common/httpc.h"
 #include "common/log.h"
 #include "common/pki.h"
 
@@ -194,18 +194,18 @@ void sk_siteapi_free(sk_siteapi *api)
 /* ---- client ---- */
 
 struct sk_site_client {
-        CURL *curl;
+        sk_httpc *http; /* to addr, kept alive between calls */
+        char *addr;
         char *ca_file, *cert_file, *key_file, *ca_pem;
         int64_t site_id;
-        char refusal[256];
 };
 
 void sk_site_client_free(sk_site_client *c)
 {
         if (!c)
                 return;
-        if (c->curl)
-                curl_easy_cleanup(c->curl);
+        sk_httpc_free(c->http);
+        free(c->addr);
         free(c->ca_file);
         free(c->cert_file);
         free(c->key_file);
@@ -263,8 +263,6 @@ int sk_site_client_new(const char *dir, sk_site_client **out, sk_error **err)
                 r = own_site(c->cert_file, &c->site_id, err);
         if (r >= 0 && access(c->key_file, R_OK) < 0)
                 r = sk_error_set(err, errno, "%s: %s", c->key_file, strerror(errno));
-        if (r >= 0 && !(c->curl = curl_easy_init()))
-                r = sk_error_set(err, ENOMEM, "out of memory");
         if (r < 0) {
                 sk_site_client_free(c);
                 return r;
@@ -274,37 +272,44 @@ int sk_site_client_new(const char *dir, sk_site_client **out, sk_error **err)
 }
 
 /* Before the request goes out: the server must be a host of our site. */
-static int check_server(void *user, char *primary_ip, char *local_ip, int primary_port,
-                        int local_port)
+static int check_server(void *session, void *user, char *why, size_t why_len)
 {
         sk_site_client *c = user;
-        struct curl_tlssessioninfo *info = NULL;
-        c->refusal[0] = '\0';
-        if (curl_easy_getinfo(c->curl, CURLINFO_TLS_SSL_PTR, &info) != CURLE_OK || !info ||
-            info->backend != CURLSSLBACKEND_GNUTLS) {
-                snprintf(c->refusal, sizeof(c->refusal), "no TLS session to check");
-                return CURL_PREREQFUNC_ABORT;
-        }
         _cleanup_error_ sk_error *err = NULL;
         _cleanup_free_ char *uri = NULL;
-        int r = sk_pki_verify_peer(info->internals, c->ca_pem, &uri, &err);
+        int r = sk_pki_verify_peer(session, c->ca_pem, &uri, &err);
         int64_t site = 0, host = 0;
         if (r < 0) {
-                snprintf(c->refusal, sizeof(c->refusal), "%s", sk_error_msg(err, r));
-                return CURL_PREREQFUNC_ABORT;
+                snprintf(why, why_len, "%s", sk_error_msg(err, r));
+                return -1;
         }
         if (sk_pki_parse_host_uri(uri, &site, &host) < 0 || site != c->site_id) {
-                snprintf(c->refusal, sizeof(c->refusal), "%s is not a host of site %lld", uri,
-                         (long long)c->site_id);
-                return CURL_PREREQFUNC_ABORT;
+                snprintf(why, why_len, "%s is not a host of site %lld", uri, (long long)c->site_id);
+                return -1;
         }
-        return CURL_PREREQFUNC_OK;
+        return 0;
 }
 
-static size_t on_body(char *data, size_t size, size_t n, void *user)
+/* The connection to addr, the one of the last call when it is the same host. */
+static int connect_to(sk_site_client *c, const char *addr, long timeout_ms, sk_error **err)
 {
-        FILE *f = user;
-        return fwrite(data, size, n, f);
+        if (c->http && strcmp(c->addr, addr) == 0)
+                return 0;
+        sk_httpc_free(c->http);
+        c->http = NULL;
+        free(c->addr);
+        _cleanup_free_ char *url = NULL;
+        if (!(c->addr = strdup(addr)) || asprintf(&url, "https://%s", addr) < 0)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        /* Hosts' certificates name a host, not an address; check_server checks the site. */
+        sk_httpc_opts o = {.base_url = url,
+                           .cert_file = c->cert_file,
+                           .key_file = c->key_file,
+                           .connect_timeout_ms = timeout_ms < 3000 ? timeout_ms : 3000L,
+                           .verify = check_server,
+                           .verify_user = c,
+                           .tls13_only = 1};
+        return sk_httpc_new(&o, &c->http, err);
 }
 
 int sk_site_client_call(sk_site_client *c, const char *addr, const char *method, const char *path,
@@ -313,49 +318,21 @@ int sk_site_client_call(sk_site_client *c, const char *addr, const char *method,
 {
         *status = 0;
         *answer = NULL;
-        _cleanup_free_ char *url = NULL, *text = NULL, *buf = NULL;
-        if (asprintf(&url, "https://%s%s", addr, path) < 0)
-                return sk_error_set(err, ENOMEM, "out of memory");
+        _cleanup_free_ char *text = NULL;
         if (body && !(text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15))))
                 return sk_error_set(err, ENOMEM, "out of memory");
-        size_t len = 0;
-        FILE *f = open_memstream(&buf, &len);
-        if (!f)
-                return sk_error_set(err, ENOMEM, "out of memory");
-        CURL *h = c->curl;
-        curl_easy_reset(h);
-        struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-        curl_easy_setopt(h, CURLOPT_URL, url);
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-        if (text)
-                curl_easy_setopt(h, CURLOPT_POSTFIELDS, text);
-        else if (strcmp(method, "GET") == 0)
-                curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
-        curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert_file);
-        curl_easy_setopt(h, CURLOPT_SSLKEY, c->key_file);
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-        /* Hosts' certificates name a host, not an address; check_server checks the site. */
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-        curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_3);
-        curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, check_server);
-        curl_easy_setopt(h, CURLOPT_PREREQDATA, c);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, f);
-        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 3000 ? timeout_ms : 3000L);
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        CURLcode cr = curl_easy_perform(h);
-        curl_slist_free_all(hdrs);
-        fclose(f);
-        if (cr != CURLE_OK)
-                return sk_error_set(
-                    err, cr == CURLE_ABORTED_BY_CALLBACK ? EACCES : ECONNREFUSED, "%s: %s", addr,
-                    cr == CURLE_ABORTED_BY_CALLBACK && c->refusal[0] ? c->refusal
-                                                                     : curl_easy_strerror(cr));
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
-        if (len > 0)
-                *answer = json_loadb(buf, len, 0, NULL);
+        int r = connect_to(c, addr, timeout_ms, err);
+        if (r < 0)
+                return r;
+        _cleanup_response_ sk_http_response resp = {0};
+        _cleanup_error_ sk_error *terr = NULL;
+        r = sk_httpc_request(c->http, method, path, text, text ? strlen(text) : 0, NULL, timeout_ms,
+                             &resp, &terr);
+        if (r < 0)
+                return sk_error_set(err, r == -EACCES ? EACCES : ECONNREFUSED, "%s: %s", addr,
+                                    sk_error_msg(terr, r));
+        *status = resp.status;
+        if (resp.len > 0)
+                *answer = json_loadb(resp.body, resp.len, 0, NULL);
         return 0;
 }

@@ -1,6 +1,5 @@
 #include "agent/sitejoin.h"
 
-#include <curl/curl.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <stdbool.h>
@@ -9,6 +8,7 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "common/httpc.h"
 #include "common/log.h"
 #include "common/pki.h"
 
@@ -38,94 +38,52 @@ int sk_site_token_parse(const char *token, char secret[65], char fingerprint[65]
         return 0;
 }
 
-typedef struct call {
-        CURL *curl;
-        const char *ca_pem; /* NULL: the server is not checked yet (reading the CA) */
-        char refusal[256];
-} call;
-
-/* Before the request goes out: once the CA is pinned, the server must be a host it signed. */
-static int check_server(void *user, char *primary_ip, char *local_ip, int primary_port,
-                        int local_port)
+/* Once the CA is pinned (ca_pem), the server must be a host it signed; reading the CA
+ * there is nothing to check against yet (the token's fingerprint checks the answer, and
+ * nothing secret goes out). */
+static int check_server(void *session, void *user, char *why, size_t why_len)
 {
-        call *c = user;
-        if (!c->ca_pem)
-                return CURL_PREREQFUNC_OK;
-        struct curl_tlssessioninfo *info = NULL;
-        if (curl_easy_getinfo(c->curl, CURLINFO_TLS_SSL_PTR, &info) != CURLE_OK || !info ||
-            info->backend != CURLSSLBACKEND_GNUTLS) {
-                snprintf(c->refusal, sizeof(c->refusal), "no TLS session to check");
-                return CURL_PREREQFUNC_ABORT;
-        }
+        const char *ca_pem = user;
+        if (!ca_pem)
+                return 0;
         _cleanup_error_ sk_error *err = NULL;
         _cleanup_free_ char *uri = NULL;
-        int r = sk_pki_verify_peer(info->internals, c->ca_pem, &uri, &err);
+        int r = sk_pki_verify_peer(session, ca_pem, &uri, &err);
         if (r < 0 || sk_pki_parse_host_uri(uri, NULL, NULL) < 0) {
-                snprintf(c->refusal, sizeof(c->refusal), "the peer is not a skerry host: %s",
+                snprintf(why, why_len, "the peer is not a skerry host: %s",
                          r < 0 ? sk_error_msg(err, r) : uri);
-                return CURL_PREREQFUNC_ABORT;
+                return -1;
         }
-        return CURL_PREREQFUNC_OK;
-}
-
-static size_t on_body(char *data, size_t size, size_t n, void *user)
-{
-        return fwrite(data, size, n, (FILE *)user);
-}
-
-static void curl_freep(CURL **c)
-{
-        if (*c)
-                curl_easy_cleanup(*c);
+        return 0;
 }
 
 /* One request to the peer without a client certificate. */
 static int request(const char *peer, const char *method, const char *path, const json_t *body,
                    const char *ca_pem, long *status, json_t **answer, sk_error **err)
 {
-        _cleanup_free_ char *url = NULL, *text = NULL, *buf = NULL;
-        if (asprintf(&url, "https://%s%s", peer, path) < 0)
+        _cleanup_free_ char *url = NULL, *text = NULL;
+        if (asprintf(&url, "https://%s", peer) < 0)
                 return sk_error_set(err, ENOMEM, "out of memory");
         if (body && !(text = json_dumps(body, JSON_COMPACT)))
                 return sk_error_set(err, ENOMEM, "out of memory");
-        __attribute__((cleanup(curl_freep))) CURL *h = curl_easy_init();
-        size_t len = 0;
-        FILE *f = h ? open_memstream(&buf, &len) : NULL;
-        if (!f)
-                return sk_error_set(err, ENOMEM, "out of memory");
-        call c = {.curl = h, .ca_pem = ca_pem};
-        struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-        curl_easy_setopt(h, CURLOPT_URL, url);
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-        if (text)
-                curl_easy_setopt(h, CURLOPT_POSTFIELDS, text);
-        else
-                curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-        /* curl checks nothing: reading the CA there is nothing to check against yet (the
-         * token's fingerprint checks the answer, and nothing secret goes out); joining,
-         * check_server verifies the peer against the pinned CA before the request is sent. */
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-        curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_3);
-        curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, check_server);
-        curl_easy_setopt(h, CURLOPT_PREREQDATA, &c);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, f);
-        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)JOIN_TIMEOUT_MS);
-        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        CURLcode cr = curl_easy_perform(h);
-        curl_slist_free_all(hdrs);
-        fclose(f);
-        if (cr != CURLE_OK)
-                return sk_error_set(err, cr == CURLE_ABORTED_BY_CALLBACK ? EACCES : ECONNREFUSED,
-                                    "--peer %s: %s", peer,
-                                    cr == CURLE_ABORTED_BY_CALLBACK && c.refusal[0]
-                                        ? c.refusal
-                                        : curl_easy_strerror(cr));
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
-        *answer = len > 0 ? json_loadb(buf, len, 0, NULL) : NULL;
+        sk_httpc_opts o = {.base_url = url,
+                           .connect_timeout_ms = 5000,
+                           .verify = check_server,
+                           .verify_user = (void *)ca_pem,
+                           .tls13_only = 1};
+        _cleanup_httpc_ sk_httpc *h = NULL;
+        int r = sk_httpc_new(&o, &h, err);
+        if (r < 0)
+                return r;
+        _cleanup_response_ sk_http_response resp = {0};
+        _cleanup_error_ sk_error *terr = NULL;
+        r = sk_httpc_request(h, method, path, text, text ? strlen(text) : 0, NULL, JOIN_TIMEOUT_MS,
+                             &resp, &terr);
+        if (r < 0)
+                return sk_error_set(err, r == -EACCES ? EACCES : ECONNREFUSED, "--peer %s: %s",
+                                    peer, sk_error_msg(terr, r));
+        *status = resp.status;
+        *answer = resp.len > 0 ? json_loadb(resp.body, resp.len, 0, NULL) : NULL;
         return 0;
 }
 

@@ -1,6 +1,9 @@
-/* A small synchronous HTTP client over libcurl, for the CLI (to the tower), the agent
- * (uplink to the tower, with a client certificate) and the runtime driver (Docker Engine
- * API over a unix socket). One sk_httpc per thread; it keeps its connection alive. */
+/* A small synchronous HTTP/1.1 client over GnuTLS and plain or unix sockets, for the CLI
+ * (to the tower), the agent (uplink to the tower and calls between the hosts of a site,
+ * with a client certificate) and the runtime driver (Docker Engine API over a unix
+ * socket). One sk_httpc per thread; it keeps its connection alive. Its own code rather
+ * than libcurl: the agent runs on every edge host and libcurl brings a dozen libraries
+ * (Kerberos, LDAP, libcrypto, libssh2...) into its memory (docs/benchmarks.md). */
 #ifndef SK_COMMON_HTTPC_H
 #define SK_COMMON_HTTPC_H
 
@@ -18,6 +21,13 @@ typedef struct sk_httpc_opts {
         const char *key_file;    /* client private key (PEM), or NULL */
         const char *token;       /* sent as "Authorization: Bearer TOKEN", or NULL */
         long connect_timeout_ms; /* 0: 10 s */
+        /* Checks the server instead of ca_file and the host name (hosts of a site pin their
+         * site CA): called with the gnutls_session_t after each handshake, before anything
+         * is sent; non-zero refuses, and the request fails with -EACCES and the reason the
+         * check wrote into why. */
+        int (*verify)(void *tls_session, void *user, char *why, size_t why_len);
+        void *verify_user;
+        int tls13_only; /* refuse TLS 1.2 (TLS 1.2 and newer otherwise) */
 } sk_httpc_opts;
 
 typedef struct sk_http_response {

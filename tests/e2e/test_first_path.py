@@ -1,8 +1,9 @@
 """The first whole path: YAML in, real containers out, on the sites whose labels match."""
 
 import json
+import os
 
-from conftest import IMAGE, stays, wait_for
+from conftest import IMAGE, SKERRY, stays, wait_for
 
 APP = f"""
 kind: application
@@ -122,6 +123,20 @@ def test_agent_restart_adopts_running_containers(env):
     # Through several reconcile rounds of the new agent, nothing may change.
     wait_for(lambda: "running" in json.dumps(env.get_json("deployment", "shop-north")), 30)
     stays(lambda: snapshot(env.podman, "t2") == before, 6, what="the containers untouched")
+
+
+def test_agent_runs_lean(env):
+    """`skerry agent` becomes skerry-agent from beside skerry (docs/architecture.md): the
+    same process id, none of the tower's libraries nor libcurl's chain in its memory."""
+    agent = start_one_site(env, "t7")
+    lean = os.path.join(os.path.dirname(os.path.realpath(SKERRY)), "skerry-agent")
+    assert os.readlink(f"/proc/{agent.p.pid}/exe") == lean
+    with open(f"/proc/{agent.p.pid}/maps") as f:
+        libs = {os.path.basename(line.split()[-1]) for line in f if ".so" in line}
+    heavy = [l for l in libs if l.startswith(("libcurl", "libpq", "libsqlite3", "libldns",
+                                              "libcrypto", "libkrb5", "libldap", "libssh2"))]
+    assert heavy == [], heavy
+    assert any(l.startswith("libgnutls") for l in libs)
 
 
 def test_killed_container_comes_back(env):

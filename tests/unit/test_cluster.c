@@ -23,7 +23,6 @@
 #include <cmocka.h>
 
 #include "testutil.h"
-#include <curl/curl.h>
 
 #include "agent/cluster.h"
 #include "agent/siteapi.h"
@@ -124,7 +123,6 @@ static void stop_node(node *n)
 static int setup(void **state)
 {
         signal(SIGPIPE, SIG_IGN);
-        curl_global_init(CURL_GLOBAL_DEFAULT);
         strcpy(fx.dir, "/tmp/skerry-cluster-XXXXXX");
         if (!mkdtemp(fx.dir))
                 return -1;
@@ -157,7 +155,6 @@ static int teardown(void **state)
         }
         sk_ca_free(fx.ca);
         nftw(fx.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-        curl_global_cleanup();
         return 0;
 }
 
