@@ -333,6 +333,8 @@ int sk_site_client_call(sk_site_client *c, const char *addr, const char *method,
         else if (strcmp(method, "GET") == 0)
                 curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
         curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+        curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+        curl_easy_setopt(h, CURLOPT_SSL_CIPHER_LIST, SK_TLS_PRIORITY);
         curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert_file);
         curl_easy_setopt(h, CURLOPT_SSLKEY, c->key_file);
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);

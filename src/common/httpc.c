@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "common/pki.h"
 
 struct sk_httpc {
         CURL *curl;
@@ -40,6 +41,8 @@ int sk_httpc_new(const sk_httpc_opts *opts, sk_httpc **out, sk_error **err)
                 curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, opts->unix_socket);
         if (opts->ca_file) {
                 curl_easy_setopt(h, CURLOPT_CAINFO, opts->ca_file);
+                curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+                curl_easy_setopt(h, CURLOPT_SSL_CIPHER_LIST, SK_TLS_PRIORITY);
                 /* Trust that file alone; loading the system's CA folder as well costs
                  * megabytes per connection and trusts far more than the tower's CA. */
                 curl_easy_setopt(h, CURLOPT_CAPATH, NULL);

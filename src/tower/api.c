@@ -457,13 +457,22 @@ static const char *error_code(int code, int *status)
         case EAGAIN:
                 *status = 429;
                 return "too-many-requests";
+        case E2BIG:
+                *status = 414;
+                return "uri-too-long";
+        case EMSGSIZE:
+                *status = 431;
+                return "headers-too-large";
+        case EMFILE:
+                *status = 503;
+                return "busy";
         default:
                 *status = 500;
                 return "internal";
         }
 }
 
-static void reply_error(sk_tower_response *resp, int r, const sk_error *e)
+void sk_tower_error_response(sk_tower_response *resp, int r, const sk_error *e)
 {
         int status;
         int code = r < 0 ? -r : r;
@@ -532,7 +541,7 @@ void sk_tower_api_handle(sk_tower_api *api, const sk_tower_request *req, sk_towe
                 int r = path_known ? sk_error_set(&e, ENOTSUP, "%s is not allowed on %s",
                                                   req->method, req->path)
                                    : sk_error_set(&e, ENOENT, "no such path: %s", req->path);
-                reply_error(resp, r, e);
+                sk_tower_error_response(resp, r, e);
                 return;
         }
         resp->route = rt->pattern;
@@ -561,7 +570,7 @@ void sk_tower_api_handle(sk_tower_api *api, const sk_tower_request *req, sk_towe
                 }
         }
         if (r < 0)
-                reply_error(resp, r, e);
+                sk_tower_error_response(resp, r, e);
         if (write && rt->auth != SK_AUTH_HOST && !resp->job)
                 audit(&c, rt, resp->status);
         free(c.tenant);

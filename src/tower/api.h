@@ -79,6 +79,10 @@ int sk_tower_bootstrap(sk_tower_api *api, char **admin_token, sk_error **err);
 /* Routes, authenticates and answers one request. Always fills resp. */
 void sk_tower_api_handle(sk_tower_api *api, const sk_tower_request *req, sk_tower_response *resp);
 void sk_tower_response_clear(sk_tower_response *resp);
+/* Fills resp with the JSON error body of a negative errno r (the status the router gives
+ * it: -EINVAL 400, -EFBIG 413, -E2BIG 414, -EMSGSIZE 431, -EAGAIN 429, -EMFILE 503, ...)
+ * and e's message, path and column. For answers given before routing (http.c). */
+void sk_tower_error_response(sk_tower_response *resp, int r, const sk_error *e);
 
 /* Recomputes every site's desired document when the store revision moved since the last
  * time (force: regardless), bumping generations and notifying where content changed. */

@@ -18,15 +18,27 @@
 #include "common/log.h"
 #include "common/pki.h"
 #include "tower/http.h"
+#include "tower/target.h"
 
 #define N_BUCKETS    1024
 #define DRAIN_MAX    (8ULL * 1024 * 1024)
 #define TICK_MS      200
 #define RESERVED_FDS 64 /* the store, logs, the worker */
+/* libmicrohttpd's per-connection memory: it answers 414/431 itself (in HTML) only when
+ * the request line and headers outgrow half of it, well above our own JSON-answered
+ * limits (SK_TOWER_TARGET_MAX, SK_TOWER_HEADERS_MAX). Above 32 KiB it is mmap'ed, so
+ * pages a connection never touches cost nothing. */
+#define POOL_SIZE            (64 * 1024)
+#define SK_TOWER_HEADERS_MAX (16 * 1024)
 
 typedef struct conn conn;
 struct conn {
         struct MHD_Connection *mc;
+        bool started; /* the access handler has seen this request */
+        char *target; /* the raw request target, as it came on the request line */
+        size_t target_len;
+        int refused; /* a negative errno answered once the body is read, or 0 */
+        sk_error *refusal;
         char *body;
         size_t len;
         bool too_large;
@@ -183,13 +195,6 @@ static void queue_job(sk_tower_http *h, conn *c)
         pthread_cond_signal(&h->work);
 }
 
-static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                               const char *value)
-{
-        json_object_set_new(cls, key, json_string(value ? value : ""));
-        return MHD_YES;
-}
-
 static gnutls_session_t tls_session(struct MHD_Connection *mc)
 {
         const union MHD_ConnectionInfo *ci =
@@ -242,17 +247,63 @@ static enum MHD_Result send_response(struct MHD_Connection *mc, sk_tower_respons
         return ret;
 }
 
+/* An answer given before routing (a refused target, a body or headers over the limits):
+ * the JSON error body like every other, counted under its own route. */
+static enum MHD_Result refuse(sk_tower_http *h, struct MHD_Connection *mc, const char *route, int r,
+                              const sk_error *e)
+{
+        sk_tower_response resp = {0};
+        sk_tower_error_response(&resp, r, e);
+        resp.route = route;
+        pthread_mutex_lock(&h->api_lock);
+        sk_tower_api_count(h->api, resp.route, resp.status);
+        pthread_mutex_unlock(&h->api_lock);
+        enum MHD_Result ret = send_response(mc, &resp);
+        sk_tower_response_clear(&resp);
+        return ret;
+}
+
 static enum MHD_Result too_large(sk_tower_http *h, struct MHD_Connection *mc)
 {
-        sk_tower_response resp = {.status = 413, .route = "body-limit"};
-        resp.body = json_pack("{s:{s:s, s:s}}", "error", "code", "too-large", "message",
-                              "the request body is over 1 MiB");
-        pthread_mutex_lock(&h->api_lock);
-        sk_tower_api_count(h->api, resp.route, 413);
-        pthread_mutex_unlock(&h->api_lock);
-        enum MHD_Result r = send_response(mc, &resp);
-        sk_tower_response_clear(&resp);
-        return r;
+        _cleanup_error_ sk_error *e = NULL;
+        int r = sk_error_set(&e, EFBIG, "the request body is over 1 MiB");
+        return refuse(h, mc, "body-limit", r, e);
+}
+
+static enum MHD_Result add_header_len(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+        *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+        return MHD_YES;
+}
+
+/* Whatever in the request line or headers the tower refuses: checked by us, below
+ * libmicrohttpd's own limits, so that the answer is the JSON error body. */
+static int check_request(conn *c, sk_error **err)
+{
+        if (!c->target)
+                return sk_error_set(err, E2BIG, "the request target is over %d bytes",
+                                    SK_TOWER_TARGET_MAX);
+        size_t n = 0;
+        MHD_get_connection_values(c->mc, MHD_HEADER_KIND, add_header_len, &n);
+        if (n > SK_TOWER_HEADERS_MAX)
+                return sk_error_set(err, EMSGSIZE, "the request headers are over %d bytes",
+                                    SK_TOWER_HEADERS_MAX);
+        return 0;
+}
+
+/* Called by libmicrohttpd with the raw request target before it decodes anything; what
+ * this returns is the request's context in the access handler. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
+{
+        conn *c = calloc(1, sizeof(*c));
+        if (!c)
+                return NULL;
+        c->mc = mc;
+        size_t n = strnlen(uri, SK_TOWER_TARGET_MAX + 1);
+        if (n <= SK_TOWER_TARGET_MAX && (c->target = strndup(uri, n)))
+                c->target_len = n;
+        return c;
 }
 
 /* The client's address as text (no port), for the audit trail and the login lockout. */
@@ -274,12 +325,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 {
         sk_tower_http *h = cls;
         conn *c = *con_cls;
-        if (!c) {
-                c = calloc(1, sizeof(*c));
-                if (!c)
-                        return MHD_NO;
-                c->mc = mc;
-                *con_cls = c;
+        if (!c)
+                return MHD_NO; /* out of memory in on_uri */
+        if (!c->started) {
+                c->started = true;
+                c->refused = check_request(c, &c->refusal);
+                if (c->refused == -E2BIG || c->refused == -EMSGSIZE)
+                        return refuse(h, mc, "request-limit", c->refused, c->refusal);
                 const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Length");
                 unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
                 if (n > SK_TOWER_BODY_MAX) {
@@ -294,7 +346,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         }
         if (*upload_data_size) {
                 /* a body over the limit is read and dropped, never kept */
-                if (!c->too_large && c->len + *upload_data_size > SK_TOWER_BODY_MAX) {
+                if (!c->too_large &&
+                    (c->refused || c->len + *upload_data_size > SK_TOWER_BODY_MAX)) {
                         c->too_large = true;
                         free(take_ptr(&c->body));
                         c->len = 0;
@@ -316,17 +369,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
                 *upload_data_size = 0;
                 return MHD_YES;
         }
-        if (c->too_large)
+        if (c->too_large && !c->refused)
                 return too_large(h, mc);
-
-        _cleanup_json_ json_t *query = json_object();
-        MHD_get_connection_values(mc, MHD_GET_ARGUMENT_KIND, add_arg, query);
+        _cleanup_free_ char *path = NULL;
+        _cleanup_json_ json_t *query = NULL;
+        if (!c->refused)
+                c->refused =
+                    sk_tower_target_parse(c->target, c->target_len, &path, &query, &c->refusal);
+        if (c->refused)
+                return refuse(h, mc, "bad-target", c->refused, c->refusal);
         peer p = {h, mc};
         char addr[NI_MAXHOST] = "";
         remote_address(mc, addr, sizeof(addr));
         sk_tower_request req = {
             .method = method,
-            .path = url,
+            .path = path,
             .query = query,
             .authorization = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Authorization"),
             .body = c->body,
@@ -404,6 +461,8 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
         if (c->job)
                 c->job->free(c->job);
         free(c->body);
+        free(c->target);
+        sk_error_free(&c->refusal);
         free(c);
         *con_cls = NULL;
 }
@@ -481,10 +540,11 @@ int sk_tower_http_start(sk_tower_api *api, const sk_tower_http_opts *opts, sk_to
             flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
             MHD_OPTION_HTTPS_MEM_KEY, opts->key_pem, MHD_OPTION_HTTPS_MEM_CERT, opts->cert_pem,
             MHD_OPTION_HTTPS_MEM_TRUST, opts->ca_pem, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+            MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_HTTPS_PRIORITIES, SK_TLS_PRIORITY,
             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(SK_TOWER_WAIT_MAX_S + 30),
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_CONNECTION_LIMIT, limit,
-            MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
-            MHD_OPTION_END);
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)POOL_SIZE, MHD_OPTION_CONNECTION_LIMIT,
+            limit, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_EXTERNAL_LOGGER,
+            mhd_log, h, MHD_OPTION_END);
         freeaddrinfo(ai);
         if (!h->daemon) {
                 sk_tower_api_set_hooks(api, NULL, NULL, NULL);

@@ -245,6 +245,18 @@ static bool tenant_visible(const sk_tower_ctx *c, const char *name)
         return strcmp(c->role, "admin") == 0 && sk_tenancy_within(c->tn, name, c->scope);
 }
 
+/* A tenant as the caller sees it: its parent named only to those who see the parent (an
+ * application tenant learns nothing of the provider above it). */
+static json_t *tenant_view(const sk_tower_ctx *c, json_t *doc)
+{
+        const char *parent = json_string_value(json_object_get(doc, "parent"));
+        if (!parent || tenant_visible(c, parent))
+                return json_incref(doc);
+        json_t *v = json_copy(doc);
+        json_object_del(v, "parent");
+        return v;
+}
+
 static bool app_scope(const sk_tower_ctx *c)
 {
         return !sk_tenancy_is_provider(c->tn, c->scope);
@@ -310,7 +322,7 @@ int sk_tower_h_list(sk_tower_ctx *c, sk_error **err)
                 json_array_foreach(items, i, it)
                 {
                         if (tenant_visible(c, json_string_value(json_object_get(it, "name"))))
-                                json_array_append(out, it);
+                                json_array_append_new(out, tenant_view(c, it));
                 }
         } else if (strcmp(kind, "application") == 0) {
                 /* one entry per name: its newest version */
@@ -363,6 +375,8 @@ int sk_tower_h_get(sk_tower_ctx *c, sk_error **err)
                 _cleanup_rows_ rows all = {0};
                 if (get_rows(c->api, c->scope, kind, c->name, NULL, &all, NULL) == 0)
                         json_object_set_new(doc, "versions", versions_of(all.items, NULL));
+        } else if (strcmp(kind, "tenant") == 0) {
+                doc = tenant_view(c, json_array_get(rs.items, 0));
         } else {
                 doc = json_incref(json_array_get(rs.items, 0));
         }
