@@ -23,6 +23,7 @@ enum {
 enum {
         F_PROVIDER = 1 << 0, /* the tenant worked in must be a provider (sites, hosts) */
         F_SELF = 1 << 1,     /* a user may always call it on itself ({name} is the caller) */
+        F_METRICS = 1 << 2,  /* a metrics token (role "metrics") may call it, and only these */
 };
 
 typedef struct route {
@@ -48,7 +49,7 @@ typedef struct route {
  * router checks it before any handler runs, so a route without roles is refused to all.
  * Specific paths come before the generic ones. */
 static const route_def ROUTES[] = {
-    {"GET", "/metrics", NULL, sk_tower_h_metrics, SK_AUTH_NONE, 0, 0},
+    {"GET", "/metrics", NULL, sk_tower_h_metrics, SK_AUTH_USER, R_ADMIN, F_PROVIDER | F_METRICS},
     {"POST", "/v1/login", NULL, sk_tower_h_login, SK_AUTH_NONE, 0, 0},
     {"POST", "/v1/join", NULL, sk_tower_h_join, SK_AUTH_NONE, 0, 0},
     {"GET", "/v1/sync/desired", NULL, sk_tower_h_sync_desired, SK_AUTH_HOST, 0, 0},
@@ -343,6 +344,9 @@ static int authorize(sk_tower_ctx *c, const route_def *rt, sk_error **err)
         /* an API token acts within its role only, never as its user on itself */
         bool self = (rt->flags & F_SELF) && !c->api_token && c->name &&
                     strcmp(c->scope, c->tenant) == 0 && strcmp(c->name, c->user) == 0;
+        /* a metrics token reads /metrics and nothing else */
+        self = self || ((rt->flags & F_METRICS) && c->api_token &&
+                        strcmp(c->role, SK_TOWER_METRICS_ROLE) == 0);
         if (!self && (rank < 0 || !(rt->roles & (1u << rank))))
                 return sk_error_set(err, EPERM, "role %s may not %s %s", c->role, rt->method,
                                     rt->pattern);

@@ -100,6 +100,8 @@ int sk_tower_new_secret(char **secret, char **hash);
 void sk_tower_hash_hex(const char *secret, char out[65]);
 /* The rank of a role: viewer 0, developer 1, operator 2, admin 3; -1 for anything else. */
 int sk_tower_role_rank(const char *role);
+/* The role of an API token that reads /metrics of its tenant and nothing else. */
+#define SK_TOWER_METRICS_ROLE "metrics"
 /* The public id of a token: the first 12 hex digits of its SHA-256. */
 #define SK_TOWER_TOKEN_ID_LEN 12
 

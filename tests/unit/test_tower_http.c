@@ -191,7 +191,7 @@ static void test_tls_auth_and_limits(void **state)
         sk_httpc_free(login);
 
         sk_httpc *anon2 = client(f, NULL, -1, -1);
-        assert_int_equal(req(anon2, "GET", "/metrics", NULL, NULL), 200);
+        assert_int_equal(req(anon2, "GET", "/metrics", NULL, NULL), 401);
         sk_httpc_free(anon2);
 }
 
@@ -224,7 +224,7 @@ static void *poll_main(void *arg)
  * server holds n long-polls. */
 static void wait_held(fx *f, int n)
 {
-        sk_httpc *c = client(f, NULL, -1, -1);
+        sk_httpc *c = client(f, f->admin, -1, -1);
         char want[64];
         snprintf(want, sizeof(want), "skerry_tower_longpolls_waiting %d\n", n);
         bool held = false;
