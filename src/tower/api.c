@@ -10,6 +10,8 @@
 #include "model/spec.h"
 #include "tower/api_int.h"
 
+#define PRUNE_EVERY_MS (60LL * 1000)
+
 /* Who may call a route: a set of roles, and conditions on the tenant the request works in. */
 enum {
         R_VIEWER = 1 << 0,
@@ -109,6 +111,8 @@ int sk_tower_api_new(sk_store *store, sk_ca *ca, sk_tower_api **out, sk_error **
         api->store = store;
         api->ca = ca;
         api->sync_rev = -1;
+        api->events_max_age_ms = SK_TOWER_EVENTS_MAX_AGE_MS;
+        api->events_max = SK_TOWER_EVENTS_MAX;
         api->logins = sk_login_limit_new();
         if (!api->logins) {
                 free(api);
@@ -138,6 +142,13 @@ void sk_tower_api_set_hooks(sk_tower_api *api, sk_tower_notify_fn notify,
 void sk_tower_api_set_clock(sk_tower_api *api, int64_t (*now_ms)(void))
 {
         api->now = now_ms;
+}
+
+void sk_tower_api_set_retention(sk_tower_api *api, int64_t max_age_ms, int64_t max_events)
+{
+        api->events_max_age_ms = max_age_ms;
+        api->events_max = max_events;
+        api->pruned_at = 0;
 }
 
 void sk_tower_response_clear(sk_tower_response *resp)
@@ -499,9 +510,27 @@ void sk_tower_error_response(sk_tower_response *resp, int r, const sk_error *e)
         resp->wait_site = 0;
 }
 
-/* The audit trail: every change a known caller asked for, allowed or not, and every login. */
+/* Retention, at most once a minute: the trail stays bounded whatever floods it. */
+static void prune_events(sk_tower_api *api, int64_t now)
+{
+        if (api->pruned_at && now - api->pruned_at < PRUNE_EVERY_MS)
+                return;
+        api->pruned_at = now;
+        _cleanup_error_ sk_error *e = NULL;
+        int64_t before = api->events_max_age_ms > 0 ? now - api->events_max_age_ms : INT64_MIN;
+        int r = api->store->ops->event_prune(api->store, before, api->events_max, &e);
+        if (r < 0)
+                sk_errorf("audit retention: %s", sk_error_msg(e, -r));
+        else if (r > 0)
+                sk_info("audit retention: %d old events removed", r);
+}
+
+/* The audit trail: every change a known caller asked for, allowed or not, and every login
+ * (a flood of refused logins once a minute, not per attempt). */
 static void audit(sk_tower_ctx *c, const route_def *rt, int status)
 {
+        if (c->no_audit)
+                return;
         const char *tenant = c->audit_tenant ? c->audit_tenant : c->scope ? c->scope : c->tenant;
         if (!tenant || (!c->audit_actor && !c->user))
                 return;
@@ -524,6 +553,7 @@ static void audit(sk_tower_ctx *c, const route_def *rt, int status)
         _cleanup_error_ sk_error *e = NULL;
         if (c->api->store->ops->event_add(c->api->store, &ev, &e) < 0)
                 sk_errorf("audit: %s", sk_error_msg(e, EIO));
+        prune_events(c->api, ev.time);
 }
 
 void sk_tower_api_handle(sk_tower_api *api, const sk_tower_request *req, sk_tower_response *resp)
@@ -557,6 +587,7 @@ void sk_tower_api_handle(sk_tower_api *api, const sk_tower_request *req, sk_towe
                 r = auth_user(&c, rt, &e);
         else if (rt->auth == SK_AUTH_HOST)
                 r = auth_host(&c, &e);
+        resp->authenticated = r >= 0 && rt->auth != SK_AUTH_NONE;
         if (r >= 0 && c.name && !sk_spec_valid_name(c.name))
                 r = sk_error_set_path(&e, EINVAL, "name", "'%s' is not a valid name (a DNS label)",
                                       c.name);

@@ -47,9 +47,10 @@ typedef struct sk_tower_request {
 
 typedef struct sk_tower_response {
         int status;
-        json_t *body;      /* owned; NULL: no body */
-        char *text;        /* owned; a text/plain body instead (metrics) */
-        const char *route; /* the route pattern (static), for metrics */
+        json_t *body;       /* owned; NULL: no body */
+        char *text;         /* owned; a text/plain body instead (metrics) */
+        const char *route;  /* the route pattern (static), for metrics */
+        bool authenticated; /* the caller proved who it is (a valid token or certificate) */
         /* A long-poll with nothing new: hold the request until site wait_site's document
          * changes or wait_ms pass, then handle it again (204 once the wait is over). */
         int64_t wait_site;
@@ -69,6 +70,12 @@ int sk_tower_api_new(sk_store *store, sk_ca *ca, sk_tower_api **out, sk_error **
 void sk_tower_api_free(sk_tower_api *api);
 void sk_tower_api_set_hooks(sk_tower_api *api, sk_tower_notify_fn notify,
                             sk_tower_waiting_fn waiting, void *ctx);
+/* Audit retention (docs/security.md): events older than max_age_ms (0: no age limit) or
+ * beyond the newest max_events (< 0: no count limit) are removed, checked at most once a
+ * minute as events are added. */
+#define SK_TOWER_EVENTS_MAX_AGE_MS (90LL * 24 * 3600 * 1000)
+#define SK_TOWER_EVENTS_MAX        100000
+void sk_tower_api_set_retention(sk_tower_api *api, int64_t max_age_ms, int64_t max_events);
 /* Tests move time; NULL restores the real clock (unix milliseconds). */
 void sk_tower_api_set_clock(sk_tower_api *api, int64_t (*now_ms)(void));
 

@@ -17,6 +17,7 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/pki.h"
+#include "tower/admit.h"
 #include "tower/http.h"
 #include "tower/target.h"
 
@@ -54,8 +55,15 @@ struct conn {
         bool stop_woken; /* woken by stop: stop waits until it is answered */
 };
 
+/* A connection's own state (libmicrohttpd's socket context), from accept to close. */
+typedef struct sock {
+        char addr[SK_ADMIT_ADDR_MAX];
+        bool proven;
+} sock;
+
 struct sk_tower_http {
         struct MHD_Daemon *daemon;
+        sk_admit *admit;
         sk_tower_api *api;
         char *ca_pem;
         /* The API and its store are used by one thread at a time: the request thread, or
@@ -319,6 +327,63 @@ static void remote_address(struct MHD_Connection *mc, char *out, size_t cap)
                 out[0] = '\0';
 }
 
+static void addr_text(const struct sockaddr *sa, socklen_t len, char *out, size_t cap)
+{
+        if (!sa || getnameinfo(sa, len, out, (socklen_t)cap, NULL, 0, NI_NUMERICHOST) != 0)
+                snprintf(out, cap, "?");
+}
+
+/* Before libmicrohttpd takes a new connection: a stranger's place, or a close at once. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t len)
+{
+        sk_tower_http *h = cls;
+        char addr[SK_ADMIT_ADDR_MAX];
+        addr_text(sa, len, addr, sizeof(addr));
+        return sk_admit_open(h->admit, addr) ? MHD_YES : MHD_NO;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+        sk_tower_http *h = cls;
+        sock *k = *socket_context;
+        if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+                k = calloc(1, sizeof(*k));
+                const union MHD_ConnectionInfo *ci =
+                    MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+                const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+                char addr[SK_ADMIT_ADDR_MAX];
+                addr_text(sa,
+                          sa && sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                          : sizeof(struct sockaddr_in),
+                          addr, sizeof(addr));
+                if (k)
+                        memcpy(k->addr, addr, sizeof(addr));
+                else /* out of memory: give the place back now rather than never */
+                        sk_admit_close(h->admit, addr, false);
+                *socket_context = k;
+        } else if (k) {
+                sk_admit_close(h->admit, k->addr, k->proven);
+                free(k);
+                *socket_context = NULL;
+        }
+}
+
+/* A request on mc authenticated: the connection is no stranger any more, and may idle as
+ * long as a long-poll lasts. */
+static void prove(struct MHD_Connection *mc, sk_tower_http *h)
+{
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        sock *k = ci ? ci->socket_context : NULL;
+        if (!k || k->proven)
+                return;
+        k->proven = true;
+        sk_admit_prove(h->admit, k->addr);
+        MHD_set_connection_option(mc, MHD_CONNECTION_OPTION_TIMEOUT,
+                                  (unsigned)(SK_TOWER_WAIT_MAX_S + 30));
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -398,6 +463,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         pthread_mutex_lock(&h->api_lock);
         sk_tower_api_handle(h->api, &req, &resp);
         pthread_mutex_unlock(&h->api_lock);
+        if (resp.authenticated)
+                prove(mc, h);
         if (resp.job) {
                 if (c->job)
                         c->job->free(c->job);
@@ -529,22 +596,36 @@ int sk_tower_http_start(sk_tower_api *api, const sk_tower_http_opts *opts, sk_to
                          MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
         if (ai->ai_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
-        /* Every connected site holds a connection: as many as the descriptors allow. */
+        /* Every connected site holds a connection: as many as the descriptors allow, with
+         * a reserve that strangers never get. */
         struct rlimit rl;
         unsigned limit = 1000;
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
             rl.rlim_cur > 2 * RESERVED_FDS)
                 limit = (unsigned)(rl.rlim_cur - RESERVED_FDS);
+        unsigned reserve = opts->conn_reserve ? opts->conn_reserve : limit / 4;
+        if (reserve >= limit)
+                reserve = limit - 1;
+        h->admit = sk_admit_new(opts->conn_per_address ? opts->conn_per_address
+                                                       : SK_TOWER_CONN_PER_ADDRESS,
+                                limit - reserve);
+        if (!h->admit) {
+                freeaddrinfo(ai);
+                sk_tower_http_stop(h);
+                return sk_error_set(err, ENOMEM, "out of memory");
+        }
+        unsigned header_timeout =
+            opts->header_timeout_s ? opts->header_timeout_s : SK_TOWER_HEADER_TIMEOUT_S;
         sk_tower_api_set_hooks(api, on_site_changed, held_count, h);
         h->daemon = MHD_start_daemon(
-            flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-            MHD_OPTION_HTTPS_MEM_KEY, opts->key_pem, MHD_OPTION_HTTPS_MEM_CERT, opts->cert_pem,
-            MHD_OPTION_HTTPS_MEM_TRUST, opts->ca_pem, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-            MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_HTTPS_PRIORITIES, SK_TLS_PRIORITY,
-            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(SK_TOWER_WAIT_MAX_S + 30),
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)POOL_SIZE, MHD_OPTION_CONNECTION_LIMIT,
-            limit, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_EXTERNAL_LOGGER,
-            mhd_log, h, MHD_OPTION_END);
+            flags, 0, on_accept, h, on_request, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+            MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_HTTPS_MEM_KEY, opts->key_pem,
+            MHD_OPTION_HTTPS_MEM_CERT, opts->cert_pem, MHD_OPTION_HTTPS_MEM_TRUST, opts->ca_pem,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
+            MHD_OPTION_HTTPS_PRIORITIES, SK_TLS_PRIORITY, MHD_OPTION_CONNECTION_TIMEOUT,
+            header_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)POOL_SIZE,
+            MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_END);
         freeaddrinfo(ai);
         if (!h->daemon) {
                 sk_tower_api_set_hooks(api, NULL, NULL, NULL);
@@ -604,6 +685,7 @@ void sk_tower_http_stop(sk_tower_http *h)
         if (listen_fd != MHD_INVALID_SOCKET)
                 close(listen_fd);
         sk_tower_api_set_hooks(h->api, NULL, NULL, NULL);
+        sk_admit_free(h->admit);
         pthread_cond_destroy(&h->tick);
         pthread_cond_destroy(&h->work);
         pthread_mutex_destroy(&h->lock);

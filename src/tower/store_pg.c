@@ -1254,6 +1254,24 @@ static int pg_event_add(sk_store *store, const sk_event_row *ev, sk_error **err)
         return run_ok(s, ST_EVENT_ADD, 8, p, &res, err, "event_add");
 }
 
+static int pg_event_prune(sk_store *store, int64_t before, int64_t keep, sk_error **err)
+{
+        sk_pg *s = to_pg(store);
+        int r = ensure_conn(s, err);
+        if (r < 0)
+                return r;
+        num before_n, keep_n;
+        const char *const p[] = {num_of(&before_n, before), num_of(&keep_n, keep)};
+        _cleanup_pgres_ PGresult *res = PQexecParams(
+            s->conn,
+            "DELETE FROM events WHERE time < $1::bigint OR ($2::bigint >= 0 AND id <= "
+            "(SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET greatest($2::bigint, 0)))",
+            2, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+                return db_fail(s, res, err, "event_prune");
+        return atoi(PQcmdTuples(res));
+}
+
 static int pg_event_list(sk_store *store, int64_t since, sk_event_fn fn, void *user, sk_error **err)
 {
         sk_pg *s = to_pg(store);
@@ -1372,6 +1390,7 @@ static const sk_store_ops pg_ops = {
     .token_list = pg_token_list,
     .event_add = pg_event_add,
     .event_list = pg_event_list,
+    .event_prune = pg_event_prune,
     .lock = pg_lock,
     .setting_get = pg_setting_get,
     .setting_add = pg_setting_add,

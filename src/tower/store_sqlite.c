@@ -1324,6 +1324,25 @@ static int sq_event_add(sk_store *store, const sk_event_row *ev, sk_error **err)
         return r > 0 ? db_fail(s, err, "event_add") : r;
 }
 
+static int sq_event_prune(sk_store *store, int64_t before, int64_t keep, sk_error **err)
+{
+        sk_sqlite *s = to_sqlite(store);
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(s->db,
+                                    "DELETE FROM events WHERE time < ?1 OR (?2 >= 0 AND id <= "
+                                    "(SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?2))",
+                                    -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return db_fail(s, err, "event_prune");
+        sqlite3_bind_int64(st, 1, before);
+        sqlite3_bind_int64(st, 2, keep);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+                return db_fail(s, err, "event_prune");
+        return sqlite3_changes(s->db);
+}
+
 /* One process owns the file and BEGIN IMMEDIATE already serializes writers. */
 static int sq_lock(sk_store *store, int64_t key, sk_error **err)
 {
@@ -1450,6 +1469,7 @@ static const sk_store_ops sqlite_ops = {
     .token_list = sq_token_list,
     .event_add = sq_event_add,
     .event_list = sq_event_list,
+    .event_prune = sq_event_prune,
     .lock = sq_lock,
     .setting_get = sq_setting_get,
     .setting_add = sq_setting_add,

@@ -1,0 +1,34 @@
+/* Connection admission (docs/security.md): who gets one of the tower's connections. A
+ * connection is a stranger until a request on it authenticates (a user's token, a host's
+ * certificate); strangers are limited per client address and in total, so that a flood of
+ * idle or slow connections from a few addresses cannot take the descriptors that users and
+ * the sites' long-polls need. Proven connections count against neither limit: 10,000 sites
+ * behind one NAT address hold 10,000 long-polls, while only a few of their connections at
+ * a time are strangers (between the TCP accept and the first authenticated request). */
+#ifndef SK_TOWER_ADMIT_H
+#define SK_TOWER_ADMIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define SK_ADMIT_ADDR_MAX 64 /* an address as text, IPv6 included */
+
+typedef struct sk_admit sk_admit;
+
+typedef struct sk_admit_stats {
+        size_t strangers, proven, refused;
+} sk_admit_stats;
+
+/* per_address: strangers from one address at a time; strangers_max: in total (the
+ * connection limit less the reserve kept for proven ones). */
+sk_admit *sk_admit_new(unsigned per_address, unsigned strangers_max);
+void sk_admit_free(sk_admit *a);
+/* Whether a new connection from addr may come in; if so it is counted as a stranger. */
+bool sk_admit_open(sk_admit *a, const char *addr);
+/* A stranger from addr authenticated: it counts as proven from now on. */
+void sk_admit_prove(sk_admit *a, const char *addr);
+/* A connection from addr closed (proven: whether it had been proven). */
+void sk_admit_close(sk_admit *a, const char *addr, bool proven);
+sk_admit_stats sk_admit_get_stats(sk_admit *a);
+
+#endif
