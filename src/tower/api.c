@@ -522,7 +522,7 @@ static void prune_events(sk_tower_api *api, int64_t now)
         if (r < 0)
                 sk_errorf("audit retention: %s", sk_error_msg(e, -r));
         else if (r > 0)
-                sk_info("audit retention: %d old events removed", r);
+                sk_debug("audit retention: %d old events removed", r);
 }
 
 /* The audit trail: every change a known caller asked for, allowed or not, and every login

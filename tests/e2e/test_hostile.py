@@ -9,9 +9,9 @@ so that "one address" floods while the others are legitimate.
 import http.client
 import json
 import os
+import resource
 import ssl
 import subprocess
-import threading
 import time
 
 import pytest
@@ -23,7 +23,8 @@ FLOOD = 20000
 FLOOD_PROCS = 2  # the hard descriptor limit is 20,000 per process
 
 # Opens N connections to the tower from one source address and holds them until stdin
-# closes (or 120 s pass); prints "ready OPEN" once every connect has finished.
+# closes (or 120 s pass); prints "ready DONE" once every connect has finished or 20 s
+# have passed (connects the kernel's full accept queue dropped are retried by it for long).
 FLOOD_SCRIPT = r"""
 import os, resource, select, socket, sys, time
 port, count, source = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
@@ -33,6 +34,7 @@ socks = []
 for _ in range(count):
     s = socket.socket()
     s.setblocking(False)
+    s.setsockopt(socket.IPPROTO_IP, 24, 1)  # IP_BIND_ADDRESS_NO_PORT: a port at connect
     s.bind((source, 0))
     s.connect_ex(("127.0.0.1", port))
     socks.append(s)
@@ -40,7 +42,7 @@ pending = {s.fileno(): s for s in socks}
 ep = select.epoll()
 for fd in pending:
     ep.register(fd, select.EPOLLOUT)
-deadline = time.time() + 60
+deadline = time.time() + 20
 while pending and time.time() < deadline:
     for fd, _ in ep.poll(1):
         ep.unregister(fd)
@@ -52,9 +54,38 @@ for s in socks:
 """
 
 
+class LimitedProc(Proc):
+    """A process started with a lower descriptor limit (soft and hard)."""
+
+    def __init__(self, proc, nofile):
+        super().__init__(proc.name, proc.args, os.path.dirname(proc.log_path), proc.env)
+        self.nofile = nofile
+
+    def start(self):
+        log = open(self.log_path, "ab")
+        n = self.nofile
+        self.p = subprocess.Popen(
+            [SKERRY] + self.args, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, env=self.env,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (n, n)))
+        log.close()
+        return self
+
+
 @pytest.fixture
 def tower(tmp_path):
     t = Tower(str(tmp_path)).start()
+    yield t
+    if t.proc.alive():
+        t.stop()
+
+
+@pytest.fixture
+def small_tower(tmp_path):
+    """A tower with 8192 descriptors: the flood below is more than it could hold."""
+    t = Tower(str(tmp_path))
+    t.proc = LimitedProc(t.proc, 8192)
+    t.start()
     yield t
     if t.proc.alive():
         t.stop()
@@ -116,7 +147,8 @@ def error_of(out):
 
 # ---- 2: idle connections --------------------------------------------------------------
 
-def test_idle_flood_from_one_address_locks_nobody_else_out(tower, tmp_path):
+def test_idle_flood_from_one_address_locks_nobody_else_out(small_tower, tmp_path):
+    tower = small_tower
     cert = join_host(tower, tmp_path, "store-1", "h1")
     status, doc = request(tower, "GET", "/v1/sync/desired?generation=0&wait=0", cert=cert,
                           source="127.0.0.3")
@@ -129,11 +161,13 @@ def test_idle_flood_from_one_address_locks_nobody_else_out(tower, tmp_path):
                 [PYTHON, "-c", FLOOD_SCRIPT, str(tower.port), str(FLOOD // FLOOD_PROCS),
                  "127.0.0.1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
         opened = 0
+        t_flood = time.monotonic()
         for p in procs:
             line = p.stdout.readline().split()
             assert line and line[0] == "ready", line
             opened += int(line[1])
-        assert opened >= FLOOD * 9 // 10, opened
+        assert opened >= FLOOD // 2, opened
+        print(f"flood of {opened} connections ready in {time.monotonic() - t_flood:.1f} s")
         # while they are held: a user's request and a site's long-poll from elsewhere
         t0 = time.monotonic()
         out = ok(tower, "GET", "/v1/whoami")
@@ -179,32 +213,64 @@ def test_a_connection_that_never_sends_headers_is_closed(tower):
 
 # ---- 5: login floods -------------------------------------------------------------------
 
+# N concurrent logins from one source address in threads of their own process (so that
+# the measuring client does not share an interpreter lock with them); prints "started"
+# when every thread is about to connect, then one status per line as they end.
+LOGIN_FLOOD_SCRIPT = r"""
+import http.client, ssl, sys, threading
+port, ca, n, body = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+go = threading.Barrier(n + 1)
+out = []
+def one():
+    ctx = ssl.create_default_context(cafile=ca)
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=60,
+                                    source_address=("127.0.0.1", 0))
+    go.wait()
+    try:
+        c.request("POST", "/v1/login", body=body, headers={"Content-Type": "application/json"})
+        out.append(str(c.getresponse().status))
+    except OSError as e:
+        out.append("error " + type(e).__name__)
+    finally:
+        c.close()
+ts = [threading.Thread(target=one) for _ in range(n)]
+for t in ts:
+    t.start()
+go.wait()
+print("started", flush=True)
+for t in ts:
+    t.join()
+print("\n".join(out), flush=True)
+"""
+
+
 def test_login_flood_neither_delays_nor_locks_out_the_user(tower):
     ok(tower, "PUT", "/v1/users/pa", {"kind": "user", "name": "pa", "role": "viewer"})
     ok(tower, "PUT", "/v1/users/pa/password", {"password": "the right one"})
     bad = json.dumps({"tenant": "default", "user": "pa", "password": "guess"})
     good = json.dumps({"tenant": "default", "user": "pa", "password": "the right one"})
-    statuses = []
-
-    def attacker():
-        try:
-            statuses.append(request(tower, "POST", "/v1/login", body=bad,
-                                    source="127.0.0.1")[0])
-        except OSError as e:
-            statuses.append(str(e))
-
-    threads = [threading.Thread(target=attacker) for _ in range(100)]
-    for t in threads:
-        t.start()
+    # one login alone, for scale: Argon2id takes its time on a busy machine
     t0 = time.monotonic()
-    status, out = request(tower, "POST", "/v1/login", body=good, source="127.0.0.2")
-    took = time.monotonic() - t0
-    for t in threads:
-        t.join()
+    assert request(tower, "POST", "/v1/login", body=good, source="127.0.0.2")[0] == 200
+    alone = time.monotonic() - t0
+    flood = subprocess.Popen([PYTHON, "-c", LOGIN_FLOOD_SCRIPT, str(tower.port), tower.ca,
+                              "100", bad], stdout=subprocess.PIPE, text=True)
+    try:
+        assert flood.stdout.readline().strip() == "started"
+        t0 = time.monotonic()
+        status, out = request(tower, "POST", "/v1/login", body=good, source="127.0.0.2")
+        took = time.monotonic() - t0
+        statuses = flood.communicate(timeout=120)[0].split()
+    finally:
+        if flood.poll() is None:
+            flood.kill()
+            flood.wait()
     assert status == 200, out
-    assert took < 2.0, took
-    assert set(statuses) <= {401, 429}, statuses
-    assert statuses.count(401) <= 20, statuses  # hashed at most that often
+    # at most the two checks the flooding address may have in flight run first (before
+    # throttling, all hundred did: seconds on any machine)
+    assert took < 3 * alone + 1.0, (took, alone)
+    assert set(statuses) <= {"401", "429"}, statuses
+    assert statuses.count("401") <= 20, statuses  # hashed at most that often
     # the user is not locked out from elsewhere, though its name was flooded
     status, out = request(tower, "POST", "/v1/login", body=good, source="127.0.0.4")
     assert status == 200, out
@@ -238,7 +304,7 @@ def test_bad_bytes_in_a_query_or_path_are_a_400_naming_the_parameter(tower):
 
 
 def test_oversized_request_line_and_headers_get_the_json_error_body(tower):
-    status, out = request(tower, "GET", "/v1/sites?match=" + "a" * 9000, token=tower.token)
+    status, out = request(tower, "GET", "/v1/whoami?x=" + "a" * 9000, token=tower.token)
     assert status == 414 and error_of(out)["code"] == "uri-too-long", (status, out)
     status, out = request(tower, "GET", "/v1/whoami", token=tower.token,
                           headers={"X-Big": "b" * 20000})
@@ -266,9 +332,15 @@ def test_tls_before_1_2_is_refused(tower):
 
 def test_join_labels_cannot_claim_built_in_ones(tower, tmp_path):
     ok(tower, "PUT", "/v1/sites/s1", {"kind": "site", "name": "s1"})
+    key_file, csr_file = str(tmp_path / "h9.key"), str(tmp_path / "h9.csr")
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key_file, "-out", csr_file,
+                    "-subj", "/CN=h9"], check=True, capture_output=True)
+    with open(csr_file) as f:
+        csr = f.read()
     for key in ("system/name", "device/camera"):
         token = ok(tower, "POST", "/v1/sites/s1/tokens")["token"]
-        body = {"token": token, "csr": "-", "name": "h9", "labels": {key: "x"}}
+        body = {"token": token, "csr": csr, "name": "h9", "labels": {key: "x"}}
         status, out = request(tower, "POST", "/v1/join", body=json.dumps(body))
         assert status == 400 and error_of(out)["path"] == f"labels.{key}", out
     assert ok(tower, "GET", "/v1/hosts?site=s1")["items"] == []
