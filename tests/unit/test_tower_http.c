@@ -61,7 +61,10 @@ static int setup(void **state)
         const char *names_srv[] = {"127.0.0.1", "localhost"};
         _cleanup_free_ char *cert = NULL, *key = NULL;
         assert_int_equal(sk_ca_issue_server(f->ca, names_srv, 2, 1, &cert, &key, NULL), 0);
-        sk_tower_http_opts o = {"127.0.0.1:0", cert, key, sk_ca_cert_pem(f->ca)};
+        sk_tower_http_opts o = {.listen = "127.0.0.1:0",
+                                .cert_pem = cert,
+                                .key_pem = key,
+                                .ca_pem = sk_ca_cert_pem(f->ca)};
         uint16_t port = 0;
         sk_error *err = NULL;
         int r = sk_tower_http_start(f->api, &o, &f->http, &port, &err);
