@@ -1,29 +1,33 @@
-/* Connection admission (admit.h): a hash table of stranger counts per address, under its
- * own lock (libmicrohttpd's polling thread opens and closes, the request handler proves). */
+/* Connection admission (admit.h): one hash table of counts, strangers per address ("a:"
+ * keys) and proven connections per identity ("i:" keys), under its own lock
+ * (libmicrohttpd's polling thread opens and closes, the request handler proves). */
 #include "tower/admit.h"
 
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define BUCKETS 4096
 
+#define KEY_MAX (SK_ADMIT_IDENTITY_MAX + 2)
+
 typedef struct entry entry;
 struct entry {
-        char addr[SK_ADMIT_ADDR_MAX];
-        unsigned strangers;
+        char key[KEY_MAX];
+        unsigned n;
         entry *next;
 };
 
 struct sk_admit {
         pthread_mutex_t lock;
-        unsigned per_address, strangers_max;
+        unsigned per_address, strangers_max, per_identity;
         size_t strangers, proven, refused;
         entry *buckets[BUCKETS];
 };
 
-sk_admit *sk_admit_new(unsigned per_address, unsigned strangers_max)
+sk_admit *sk_admit_new(unsigned per_address, unsigned strangers_max, unsigned per_identity)
 {
         sk_admit *a = calloc(1, sizeof(*a));
         if (!a)
@@ -31,6 +35,7 @@ sk_admit *sk_admit_new(unsigned per_address, unsigned strangers_max)
         pthread_mutex_init(&a->lock, NULL);
         a->per_address = per_address;
         a->strangers_max = strangers_max;
+        a->per_identity = per_identity;
         return a;
 }
 
@@ -49,67 +54,83 @@ void sk_admit_free(sk_admit *a)
         free(a);
 }
 
-static entry **slot_of(sk_admit *a, const char *addr)
+static entry **slot_of(sk_admit *a, char kind, const char *name)
 {
+        char key[KEY_MAX];
+        snprintf(key, sizeof(key), "%c:%s", kind, name);
         uint32_t h = 2166136261u; /* FNV-1a */
-        for (const unsigned char *p = (const unsigned char *)addr; *p; p++)
+        for (const unsigned char *p = (const unsigned char *)key; *p; p++)
                 h = (h ^ *p) * 16777619u;
         entry **e = &a->buckets[h % BUCKETS];
-        while (*e && strcmp((*e)->addr, addr) != 0)
+        while (*e && strcmp((*e)->key, key) != 0)
                 e = &(*e)->next;
+        if (!*e && (*e = calloc(1, sizeof(**e))))
+                memcpy((*e)->key, key, sizeof(key));
         return e;
 }
 
-bool sk_admit_open(sk_admit *a, const char *addr)
+/* Under lock: an entry without any count goes (one just made, or its last one gone). */
+static void forget_empty(entry **e)
 {
-        pthread_mutex_lock(&a->lock);
-        entry **e = slot_of(a, addr);
-        bool ok = a->strangers < a->strangers_max && (!*e || (*e)->strangers < a->per_address);
-        if (ok && !*e) {
-                *e = calloc(1, sizeof(**e));
-                if (*e)
-                        strncpy((*e)->addr, addr, SK_ADMIT_ADDR_MAX - 1);
-                ok = *e != NULL;
-        }
-        if (ok) {
-                (*e)->strangers++;
-                a->strangers++;
-        } else {
-                a->refused++;
-        }
-        pthread_mutex_unlock(&a->lock);
-        return ok;
-}
-
-/* Under lock: one stranger from addr less; the entry goes with its last one. */
-static void drop_stranger(sk_admit *a, const char *addr)
-{
-        entry **e = slot_of(a, addr);
-        if (!*e)
-                return;
-        a->strangers--;
-        if (--(*e)->strangers == 0) {
+        if (*e && (*e)->n == 0) {
                 entry *gone = *e;
                 *e = gone->next;
                 free(gone);
         }
 }
 
-void sk_admit_prove(sk_admit *a, const char *addr)
+/* Under lock: one less for the entry. */
+static void drop(entry **e)
 {
-        pthread_mutex_lock(&a->lock);
-        drop_stranger(a, addr);
-        a->proven++;
-        pthread_mutex_unlock(&a->lock);
+        if (*e && (*e)->n > 0)
+                (*e)->n--;
+        forget_empty(e);
 }
 
-void sk_admit_close(sk_admit *a, const char *addr, bool proven)
+bool sk_admit_open(sk_admit *a, const char *addr)
 {
         pthread_mutex_lock(&a->lock);
-        if (proven)
+        entry **e = slot_of(a, 'a', addr);
+        bool ok = *e && a->strangers < a->strangers_max && (*e)->n < a->per_address;
+        if (ok) {
+                (*e)->n++;
+                a->strangers++;
+        } else {
+                forget_empty(e);
+                a->refused++;
+        }
+        pthread_mutex_unlock(&a->lock);
+        return ok;
+}
+
+bool sk_admit_prove(sk_admit *a, const char *addr, const char *identity)
+{
+        pthread_mutex_lock(&a->lock);
+        entry **id = slot_of(a, 'i', identity);
+        bool ok = *id && (*id)->n < a->per_identity;
+        if (ok) {
+                (*id)->n++;
+                a->proven++;
+                a->strangers--;
+                drop(slot_of(a, 'a', addr));
+        } else {
+                forget_empty(id);
+                a->refused++;
+        }
+        pthread_mutex_unlock(&a->lock);
+        return ok;
+}
+
+void sk_admit_close(sk_admit *a, const char *addr, const char *identity)
+{
+        pthread_mutex_lock(&a->lock);
+        if (identity) {
                 a->proven--;
-        else
-                drop_stranger(a, addr);
+                drop(slot_of(a, 'i', identity));
+        } else {
+                a->strangers--;
+                drop(slot_of(a, 'a', addr));
+        }
         pthread_mutex_unlock(&a->lock);
 }
 

@@ -4,7 +4,9 @@
  * idle or slow connections from a few addresses cannot take the descriptors that users and
  * the sites' long-polls need. Proven connections count against neither limit: 10,000 sites
  * behind one NAT address hold 10,000 long-polls, while only a few of their connections at
- * a time are strangers (between the TCP accept and the first authenticated request). */
+ * a time are strangers (between the TCP accept and the first authenticated request).
+ * Proven connections are counted per identity instead (a host's certificate, a user), so
+ * one stolen certificate or password cannot take the reserve either. */
 #ifndef SK_TOWER_ADMIT_H
 #define SK_TOWER_ADMIT_H
 
@@ -15,20 +17,24 @@
 
 typedef struct sk_admit sk_admit;
 
+#define SK_ADMIT_IDENTITY_MAX 160 /* "host:SITE/HOST", "user:TENANT/USER" */
+
 typedef struct sk_admit_stats {
         size_t strangers, proven, refused;
 } sk_admit_stats;
 
 /* per_address: strangers from one address at a time; strangers_max: in total (the
- * connection limit less the reserve kept for proven ones). */
-sk_admit *sk_admit_new(unsigned per_address, unsigned strangers_max);
+ * connection limit less the reserve kept for proven ones); per_identity: proven
+ * connections of one identity. */
+sk_admit *sk_admit_new(unsigned per_address, unsigned strangers_max, unsigned per_identity);
 void sk_admit_free(sk_admit *a);
 /* Whether a new connection from addr may come in; if so it is counted as a stranger. */
 bool sk_admit_open(sk_admit *a, const char *addr);
-/* A stranger from addr authenticated: it counts as proven from now on. */
-void sk_admit_prove(sk_admit *a, const char *addr);
-/* A connection from addr closed (proven: whether it had been proven). */
-void sk_admit_close(sk_admit *a, const char *addr, bool proven);
+/* A stranger from addr authenticated as identity: it counts as proven from now on, unless
+ * identity holds per_identity connections already (false: it stays a stranger). */
+bool sk_admit_prove(sk_admit *a, const char *addr, const char *identity);
+/* A connection from addr closed; identity: the one it was proven as, or NULL. */
+void sk_admit_close(sk_admit *a, const char *addr, const char *identity);
 sk_admit_stats sk_admit_get_stats(sk_admit *a);
 
 #endif

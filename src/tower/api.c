@@ -588,6 +588,11 @@ void sk_tower_api_handle(sk_tower_api *api, const sk_tower_request *req, sk_towe
         else if (rt->auth == SK_AUTH_HOST)
                 r = auth_host(&c, &e);
         resp->authenticated = r >= 0 && rt->auth != SK_AUTH_NONE;
+        if (resp->authenticated && rt->auth == SK_AUTH_HOST)
+                snprintf(resp->identity, sizeof(resp->identity), "host:%lld/%lld",
+                         (long long)c.site_id, (long long)c.host_id);
+        else if (resp->authenticated)
+                snprintf(resp->identity, sizeof(resp->identity), "user:%s/%s", c.tenant, c.user);
         if (r >= 0 && c.name && !sk_spec_valid_name(c.name))
                 r = sk_error_set_path(&e, EINVAL, "name", "'%s' is not a valid name (a DNS label)",
                                       c.name);

@@ -51,6 +51,7 @@ typedef struct sk_tower_response {
         char *text;         /* owned; a text/plain body instead (metrics) */
         const char *route;  /* the route pattern (static), for metrics */
         bool authenticated; /* the caller proved who it is (a valid token or certificate) */
+        char identity[160]; /* then who: "host:SITE-ID/HOST-ID" or "user:TENANT/USER" */
         /* A long-poll with nothing new: hold the request until site wait_site's document
          * changes or wait_ms pass, then handle it again (204 once the wait is over). */
         int64_t wait_site;

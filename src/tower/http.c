@@ -58,12 +58,13 @@ struct conn {
 /* A connection's own state (libmicrohttpd's socket context), from accept to close. */
 typedef struct sock {
         char addr[SK_ADMIT_ADDR_MAX];
-        bool proven;
+        char identity[SK_ADMIT_IDENTITY_MAX]; /* who it was proven as; "" a stranger */
 } sock;
 
 struct sk_tower_http {
         struct MHD_Daemon *daemon;
         sk_admit *admit;
+        unsigned per_identity;
         sk_tower_api *api;
         char *ca_pem;
         /* The API and its store are used by one thread at a time: the request thread, or
@@ -360,28 +361,30 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
                 if (k)
                         memcpy(k->addr, addr, sizeof(addr));
                 else /* out of memory: give the place back now rather than never */
-                        sk_admit_close(h->admit, addr, false);
+                        sk_admit_close(h->admit, addr, NULL);
                 *socket_context = k;
         } else if (k) {
-                sk_admit_close(h->admit, k->addr, k->proven);
+                sk_admit_close(h->admit, k->addr, k->identity[0] ? k->identity : NULL);
                 free(k);
                 *socket_context = NULL;
         }
 }
 
 /* A request on mc authenticated: the connection is no stranger any more, and may idle as
- * long as a long-poll lasts. */
-static void prove(struct MHD_Connection *mc, sk_tower_http *h)
+ * long as a long-poll lasts. False when its identity holds all the connections it may. */
+static bool prove(struct MHD_Connection *mc, sk_tower_http *h, const char *identity)
 {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         sock *k = ci ? ci->socket_context : NULL;
-        if (!k || k->proven)
-                return;
-        k->proven = true;
-        sk_admit_prove(h->admit, k->addr);
+        if (!k || k->identity[0])
+                return true;
+        if (!sk_admit_prove(h->admit, k->addr, identity))
+                return false;
+        snprintf(k->identity, sizeof(k->identity), "%s", identity);
         MHD_set_connection_option(mc, MHD_CONNECTION_OPTION_TIMEOUT,
                                   (unsigned)(SK_TOWER_WAIT_MAX_S + 30));
+        return true;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
@@ -463,8 +466,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         pthread_mutex_lock(&h->api_lock);
         sk_tower_api_handle(h->api, &req, &resp);
         pthread_mutex_unlock(&h->api_lock);
-        if (resp.authenticated)
-                prove(mc, h);
+        if (resp.authenticated && !prove(mc, h, resp.identity)) {
+                if (resp.job)
+                        resp.job->free(resp.job);
+                sk_tower_response_clear(&resp);
+                _cleanup_error_ sk_error *e = NULL;
+                int r = sk_error_set(&e, EMFILE,
+                                     "this host or user holds all the connections it may (%u); "
+                                     "close some",
+                                     h->per_identity);
+                return refuse(h, mc, "connection-limit", r, e);
+        }
         if (resp.job) {
                 if (c->job)
                         c->job->free(c->job);
@@ -606,9 +618,11 @@ int sk_tower_http_start(sk_tower_api *api, const sk_tower_http_opts *opts, sk_to
         unsigned reserve = opts->conn_reserve ? opts->conn_reserve : limit / 4;
         if (reserve >= limit)
                 reserve = limit - 1;
+        h->per_identity =
+            opts->conn_per_identity ? opts->conn_per_identity : SK_TOWER_CONN_PER_IDENTITY;
         h->admit = sk_admit_new(opts->conn_per_address ? opts->conn_per_address
                                                        : SK_TOWER_CONN_PER_ADDRESS,
-                                limit - reserve);
+                                limit - reserve, h->per_identity);
         if (!h->admit) {
                 freeaddrinfo(ai);
                 sk_tower_http_stop(h);

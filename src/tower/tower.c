@@ -41,6 +41,8 @@ static void usage(FILE *f)
               "                         (default 128)\n"
               "  --conn-reserve N       connections kept for authenticated users and sites\n"
               "                         (default a quarter of the descriptor limit)\n"
+              "  --conn-per-identity N  connections of one authenticated host or user\n"
+              "                         (default 64)\n"
               "  --header-timeout SECS  idle limit of a connection before it authenticates\n"
               "                         (default 10)\n"
               "  --events-max-age DUR   audit events older than this go (default 90d; 0: keep)\n"
@@ -49,7 +51,7 @@ static void usage(FILE *f)
 }
 
 typedef struct tower_limits {
-        unsigned conn_per_address, conn_reserve, header_timeout_s;
+        unsigned conn_per_address, conn_reserve, conn_per_identity, header_timeout_s;
         int64_t events_max_age_ms, events_max;
 } tower_limits;
 
@@ -271,6 +273,7 @@ static int run(const char *dir, const char *listen, const char *conninfo, const 
                                 .ca_pem = sk_ca_cert_pem(ca),
                                 .conn_per_address = lim->conn_per_address,
                                 .conn_reserve = lim->conn_reserve,
+                                .conn_per_identity = lim->conn_per_identity,
                                 .header_timeout_s = lim->header_timeout_s};
         r = sk_tower_http_start(api, &o, &http, &bound, err);
         explicit_bzero(key, strlen(key));
@@ -305,16 +308,18 @@ int sk_tower_main(int argc, char **argv)
         const char *dir = getenv("SKERRY_DATA");
         const char *listen = getenv("SKERRY_LISTEN");
         const char *store = getenv("SKERRY_STORE");
-        static const struct option longopts[] = {{"data", required_argument, NULL, 'd'},
-                                                 {"listen", required_argument, NULL, 'l'},
-                                                 {"store", required_argument, NULL, 's'},
-                                                 {"conn-per-address", required_argument, NULL, 'A'},
-                                                 {"conn-reserve", required_argument, NULL, 'R'},
-                                                 {"header-timeout", required_argument, NULL, 'T'},
-                                                 {"events-max-age", required_argument, NULL, 'E'},
-                                                 {"events-max", required_argument, NULL, 'N'},
-                                                 {"help", no_argument, NULL, 'h'},
-                                                 {NULL, 0, NULL, 0}};
+        static const struct option longopts[] = {
+            {"data", required_argument, NULL, 'd'},
+            {"listen", required_argument, NULL, 'l'},
+            {"store", required_argument, NULL, 's'},
+            {"conn-per-address", required_argument, NULL, 'A'},
+            {"conn-reserve", required_argument, NULL, 'R'},
+            {"conn-per-identity", required_argument, NULL, 'I'},
+            {"header-timeout", required_argument, NULL, 'T'},
+            {"events-max-age", required_argument, NULL, 'E'},
+            {"events-max", required_argument, NULL, 'N'},
+            {"help", no_argument, NULL, 'h'},
+            {NULL, 0, NULL, 0}};
         tower_limits lim = {.events_max_age_ms = SK_TOWER_EVENTS_MAX_AGE_MS,
                             .events_max = SK_TOWER_EVENTS_MAX};
         unsigned long v;
@@ -333,6 +338,7 @@ int sk_tower_main(int argc, char **argv)
                         break;
                 case 'A':
                 case 'R':
+                case 'I':
                 case 'T':
                 case 'N':
                         if (!parse_count(optarg, ch == 'T' ? 3600 : 10000000, &v)) {
@@ -341,6 +347,7 @@ int sk_tower_main(int argc, char **argv)
                                         "not '%s'\n",
                                         ch == 'A'   ? "conn-per-address"
                                         : ch == 'R' ? "conn-reserve"
+                                        : ch == 'I' ? "conn-per-identity"
                                         : ch == 'T' ? "header-timeout"
                                                     : "events-max",
                                         optarg);
@@ -350,6 +357,8 @@ int sk_tower_main(int argc, char **argv)
                                 lim.conn_per_address = (unsigned)v;
                         else if (ch == 'R')
                                 lim.conn_reserve = (unsigned)v;
+                        else if (ch == 'I')
+                                lim.conn_per_identity = (unsigned)v;
                         else if (ch == 'T')
                                 lim.header_timeout_s = (unsigned)v;
                         else

@@ -88,25 +88,34 @@ static void test_utf8(void **state)
 
 static void test_admit(void **state)
 {
-        sk_admit *a = sk_admit_new(2, 3);
+        sk_admit *a = sk_admit_new(2, 3, 2);
         assert_true(sk_admit_open(a, "10.0.0.1"));
         assert_true(sk_admit_open(a, "10.0.0.1"));
         assert_false(sk_admit_open(a, "10.0.0.1")); /* per address */
         assert_true(sk_admit_open(a, "10.0.0.2"));
         assert_false(sk_admit_open(a, "10.0.0.3")); /* strangers in total */
         /* a proven connection leaves the strangers' places, per address and in total */
-        sk_admit_prove(a, "10.0.0.1");
+        assert_true(sk_admit_prove(a, "10.0.0.1", "host:1/1"));
         assert_true(sk_admit_open(a, "10.0.0.1"));
         sk_admit_stats st = sk_admit_get_stats(a);
         assert_int_equal(st.strangers, 3);
         assert_int_equal(st.proven, 1);
         assert_int_equal(st.refused, 2);
-        sk_admit_close(a, "10.0.0.2", false);
-        assert_true(sk_admit_open(a, "10.0.0.3"));
-        sk_admit_close(a, "10.0.0.1", true);
-        sk_admit_close(a, "10.0.0.1", false);
-        sk_admit_close(a, "10.0.0.1", false);
-        sk_admit_close(a, "10.0.0.3", false);
+        /* proven ones count per identity: behind one address, many hosts; one host, few */
+        assert_true(sk_admit_prove(a, "10.0.0.1", "host:1/1"));
+        assert_false(sk_admit_prove(a, "10.0.0.1", "host:1/1"));
+        assert_true(sk_admit_prove(a, "10.0.0.1", "host:1/2"));
+        st = sk_admit_get_stats(a);
+        assert_int_equal(st.strangers, 1);
+        assert_int_equal(st.proven, 3);
+        for (int i = 0; i < 3; i++)
+                assert_true(sk_admit_open(a, "10.0.0.1") == (i < 2));
+        sk_admit_close(a, "10.0.0.2", NULL);
+        sk_admit_close(a, "10.0.0.1", "host:1/1");
+        sk_admit_close(a, "10.0.0.1", "host:1/1");
+        sk_admit_close(a, "10.0.0.1", "host:1/2");
+        sk_admit_close(a, "10.0.0.1", NULL);
+        sk_admit_close(a, "10.0.0.1", NULL);
         st = sk_admit_get_stats(a);
         assert_int_equal(st.strangers, 0);
         assert_int_equal(st.proven, 0);
