@@ -139,6 +139,11 @@ void sk_tower_api_set_hooks(sk_tower_api *api, sk_tower_notify_fn notify,
         api->hook_ctx = ctx;
 }
 
+void sk_tower_api_set_conn_stats(sk_tower_api *api, sk_tower_conn_stats_fn fn)
+{
+        api->conn_stats = fn;
+}
+
 void sk_tower_api_set_clock(sk_tower_api *api, int64_t (*now_ms)(void))
 {
         api->now = now_ms;

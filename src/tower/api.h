@@ -66,6 +66,9 @@ typedef void (*sk_tower_notify_fn)(void *ctx, int64_t site_id);
 /* The number of long-polls held now, for /metrics. */
 typedef long (*sk_tower_waiting_fn)(void *ctx);
 
+/* The connection admission figures now, for /metrics (docs/security.md). */
+typedef void (*sk_tower_conn_stats_fn)(void *ctx, long *strangers, long *proven, long *refused);
+
 /* store and ca are borrowed and must outlive the api. */
 int sk_tower_api_new(sk_store *store, sk_ca *ca, sk_tower_api **out, sk_error **err);
 void sk_tower_api_free(sk_tower_api *api);
@@ -77,6 +80,8 @@ void sk_tower_api_set_hooks(sk_tower_api *api, sk_tower_notify_fn notify,
 #define SK_TOWER_EVENTS_MAX_AGE_MS (90LL * 24 * 3600 * 1000)
 #define SK_TOWER_EVENTS_MAX        100000
 void sk_tower_api_set_retention(sk_tower_api *api, int64_t max_age_ms, int64_t max_events);
+/* The server's admission figures, called with the hooks' ctx; NULL: none. */
+void sk_tower_api_set_conn_stats(sk_tower_api *api, sk_tower_conn_stats_fn fn);
 /* Tests move time; NULL restores the real clock (unix milliseconds). */
 void sk_tower_api_set_clock(sk_tower_api *api, int64_t (*now_ms)(void));
 

@@ -58,6 +58,7 @@ struct sk_tower_api {
         sk_ca *ca;
         sk_tower_notify_fn notify;
         sk_tower_waiting_fn waiting;
+        sk_tower_conn_stats_fn conn_stats;
         void *hook_ctx;
         int64_t (*now)(void);
         int64_t sync_rev; /* store revision at the last refresh; -1 before the first */

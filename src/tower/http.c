@@ -139,6 +139,15 @@ static long held_count(void *ctx)
         return n;
 }
 
+static void conn_stats(void *ctx, long *strangers, long *proven, long *refused)
+{
+        sk_tower_http *h = ctx;
+        sk_admit_stats st = sk_admit_get_stats(h->admit);
+        *strangers = (long)st.strangers;
+        *proven = (long)st.proven;
+        *refused = (long)st.refused;
+}
+
 static void *timer_main(void *arg)
 {
         sk_tower_http *h = arg;
@@ -631,6 +640,7 @@ int sk_tower_http_start(sk_tower_api *api, const sk_tower_http_opts *opts, sk_to
         unsigned header_timeout =
             opts->header_timeout_s ? opts->header_timeout_s : SK_TOWER_HEADER_TIMEOUT_S;
         sk_tower_api_set_hooks(api, on_site_changed, held_count, h);
+        sk_tower_api_set_conn_stats(api, conn_stats);
         h->daemon = MHD_start_daemon(
             flags, 0, on_accept, h, on_request, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
             MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_HTTPS_MEM_KEY, opts->key_pem,
@@ -699,6 +709,7 @@ void sk_tower_http_stop(sk_tower_http *h)
         if (listen_fd != MHD_INVALID_SOCKET)
                 close(listen_fd);
         sk_tower_api_set_hooks(h->api, NULL, NULL, NULL);
+        sk_tower_api_set_conn_stats(h->api, NULL);
         sk_admit_free(h->admit);
         pthread_cond_destroy(&h->tick);
         pthread_cond_destroy(&h->work);

@@ -63,6 +63,21 @@ int sk_tower_h_metrics(sk_tower_ctx *c, sk_error **err)
                         "# TYPE skerry_tower_longpolls_waiting gauge\n"
                         "skerry_tower_longpolls_waiting %ld\n",
                         api->waiting ? api->waiting(api->hook_ctx) : 0L);
+                if (api->conn_stats) {
+                        long strangers = 0, proven = 0, refused = 0;
+                        api->conn_stats(api->hook_ctx, &strangers, &proven, &refused);
+                        fprintf(f,
+                                "# HELP skerry_tower_connections Connections held now: stranger "
+                                "until a request on it authenticates, then proven.\n"
+                                "# TYPE skerry_tower_connections gauge\n"
+                                "skerry_tower_connections{state=\"stranger\"} %ld\n"
+                                "skerry_tower_connections{state=\"proven\"} %ld\n"
+                                "# HELP skerry_tower_connections_refused_total Connections "
+                                "refused by the admission limits.\n"
+                                "# TYPE skerry_tower_connections_refused_total counter\n"
+                                "skerry_tower_connections_refused_total %ld\n",
+                                strangers, proven, refused);
+                }
         }
         fprintf(f,
                 "# HELP skerry_tower_sites Sites of this tenant and those below it.\n"

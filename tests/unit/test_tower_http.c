@@ -196,6 +196,19 @@ static void test_tls_auth_and_limits(void **state)
         sk_httpc *anon2 = client(f, NULL, -1, -1);
         assert_int_equal(req(anon2, "GET", "/metrics", NULL, NULL), 401);
         sk_httpc_free(anon2);
+        /* the admission figures: the scraper's own connection is proven by its first
+         * request, and so counted in the second */
+        sk_httpc *scraper = client(f, f->admin, -1, -1);
+        sk_http_response m = {0};
+        assert_int_equal(req(scraper, "GET", "/v1/whoami", NULL, NULL), 200);
+        assert_int_equal(sk_httpc_request(scraper, "GET", "/metrics", NULL, 0, NULL, 0, &m, NULL),
+                         0);
+        assert_int_equal(m.status, 200);
+        assert_non_null(strstr(m.body, "skerry_tower_connections{state=\"proven\"} "));
+        assert_null(strstr(m.body, "skerry_tower_connections{state=\"proven\"} 0\n"));
+        assert_non_null(strstr(m.body, "skerry_tower_connections_refused_total 0\n"));
+        sk_http_response_free(&m);
+        sk_httpc_free(scraper);
 }
 
 typedef struct poll_arg {
