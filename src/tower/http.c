@@ -260,6 +260,9 @@ static enum MHD_Result send_response(struct MHD_Connection *mc, sk_tower_respons
         }
         if (text)
                 MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+        /* a connection over its identity's limit goes once told why */
+        if (resp->status == 503)
+                MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
         enum MHD_Result ret = MHD_queue_response(mc, (unsigned)resp->status, r);
         MHD_destroy_response(r);
         return ret;

@@ -211,6 +211,31 @@ def test_a_connection_that_never_sends_headers_is_closed(tower):
     s.close()
 
 
+def test_one_identity_holds_a_bounded_number_of_connections(tmp_path):
+    t = Tower(str(tmp_path))
+    t.proc.args += ["--conn-per-identity", "2"]
+    t.start()
+    try:
+        ctx = ssl.create_default_context(cafile=t.ca)
+        conns = [http.client.HTTPSConnection("127.0.0.1", t.port, context=ctx, timeout=30)
+                 for _ in range(3)]
+        statuses = []
+        for c in conns:  # each stays open (keep-alive) and proven
+            c.request("GET", "/v1/whoami", headers={"Authorization": "Bearer " + t.token})
+            r = c.getresponse()
+            body = r.read()
+            statuses.append(r.status)
+        assert statuses == [200, 200, 503], statuses
+        assert json.loads(body)["error"]["code"] == "busy"
+        for c in conns:
+            c.close()
+        # the places come back as the connections go
+        wait_for(lambda: request(t, "GET", "/v1/whoami", token=t.token)[0] == 200, 30,
+                 what="a connection again")
+    finally:
+        t.stop()
+
+
 # ---- 5: login floods -------------------------------------------------------------------
 
 # N concurrent logins from one source address in threads of their own process (so that
