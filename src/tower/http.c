@@ -26,7 +26,7 @@
 #define TICK_MS      200
 #define RESERVED_FDS 64 /* the store, logs, the worker */
 /* libmicrohttpd's per-connection memory: it answers 414/431 itself (in HTML) only when
- * the request line and headers outgrow half of it, well above our own JSON-answered
+ * the request line and headers outgrow it (about 64 KiB), well above our own JSON-answered
  * limits (SK_TOWER_TARGET_MAX, SK_TOWER_HEADERS_MAX). Above 32 KiB it is mmap'ed, so
  * pages a connection never touches cost nothing. */
 #define POOL_SIZE            (64 * 1024)
