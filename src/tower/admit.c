@@ -22,20 +22,18 @@ struct entry {
 
 struct sk_admit {
         pthread_mutex_t lock;
-        unsigned per_address, strangers_max, per_identity;
+        sk_admit_limits lim;
         size_t strangers, proven, refused;
         entry *buckets[BUCKETS];
 };
 
-sk_admit *sk_admit_new(unsigned per_address, unsigned strangers_max, unsigned per_identity)
+sk_admit *sk_admit_new(const sk_admit_limits *limits)
 {
         sk_admit *a = calloc(1, sizeof(*a));
         if (!a)
                 return NULL;
         pthread_mutex_init(&a->lock, NULL);
-        a->per_address = per_address;
-        a->strangers_max = strangers_max;
-        a->per_identity = per_identity;
+        a->lim = *limits;
         return a;
 }
 
@@ -91,7 +89,10 @@ bool sk_admit_open(sk_admit *a, const char *addr)
 {
         pthread_mutex_lock(&a->lock);
         entry **e = slot_of(a, 'a', addr);
-        bool ok = *e && a->strangers < a->strangers_max && (*e)->n < a->per_address;
+        size_t used = a->strangers + a->proven;
+        size_t free_places = used < a->lim.limit ? a->lim.limit - used : 0;
+        bool ok = *e && a->strangers + a->lim.reserve < a->lim.limit && free_places > 0 &&
+                  (*e)->n < a->lim.per_address && (*e)->n < free_places;
         if (ok) {
                 (*e)->n++;
                 a->strangers++;
@@ -107,7 +108,7 @@ bool sk_admit_prove(sk_admit *a, const char *addr, const char *identity)
 {
         pthread_mutex_lock(&a->lock);
         entry **id = slot_of(a, 'i', identity);
-        bool ok = *id && (*id)->n < a->per_identity;
+        bool ok = *id && (*id)->n < a->lim.per_identity;
         if (ok) {
                 (*id)->n++;
                 a->proven++;

@@ -23,12 +23,19 @@ typedef struct sk_admit_stats {
         size_t strangers, proven, refused;
 } sk_admit_stats;
 
-/* per_address: strangers from one address at a time; strangers_max: in total (the
- * connection limit less the reserve kept for proven ones); per_identity: proven
- * connections of one identity. */
-sk_admit *sk_admit_new(unsigned per_address, unsigned strangers_max, unsigned per_identity);
+typedef struct sk_admit_limits {
+        unsigned limit;        /* connections in all, strangers and proven */
+        unsigned reserve;      /* of those, the places strangers never take */
+        unsigned per_address;  /* strangers from one address at a time */
+        unsigned per_identity; /* proven connections of one identity */
+} sk_admit_limits;
+
+sk_admit *sk_admit_new(const sk_admit_limits *limits);
 void sk_admit_free(sk_admit *a);
-/* Whether a new connection from addr may come in; if so it is counted as a stranger. */
+/* Whether a new connection from addr may come in; if so it is counted as a stranger. It
+ * may while strangers are fewer than limit - reserve, a place is free, and its address
+ * holds fewer than per_address and fewer than the places still free: each address may
+ * take at most half of what is left, so that a few addresses cannot take it all. */
 bool sk_admit_open(sk_admit *a, const char *addr);
 /* A stranger from addr authenticated as identity: it counts as proven from now on, unless
  * identity holds per_identity connections already (false: it stays a stranger). */

@@ -632,9 +632,12 @@ int sk_tower_http_start(sk_tower_api *api, const sk_tower_http_opts *opts, sk_to
                 reserve = limit - 1;
         h->per_identity =
             opts->conn_per_identity ? opts->conn_per_identity : SK_TOWER_CONN_PER_IDENTITY;
-        h->admit = sk_admit_new(opts->conn_per_address ? opts->conn_per_address
-                                                       : SK_TOWER_CONN_PER_ADDRESS,
-                                limit - reserve, h->per_identity);
+        sk_admit_limits al = {.limit = limit,
+                              .reserve = reserve,
+                              .per_address = opts->conn_per_address ? opts->conn_per_address
+                                                                    : SK_TOWER_CONN_PER_ADDRESS,
+                              .per_identity = h->per_identity};
+        h->admit = sk_admit_new(&al);
         if (!h->admit) {
                 freeaddrinfo(ai);
                 sk_tower_http_stop(h);

@@ -88,7 +88,8 @@ static void test_utf8(void **state)
 
 static void test_admit(void **state)
 {
-        sk_admit *a = sk_admit_new(2, 3, 2);
+        sk_admit_limits lim = {.limit = 100, .reserve = 97, .per_address = 2, .per_identity = 2};
+        sk_admit *a = sk_admit_new(&lim);
         assert_true(sk_admit_open(a, "10.0.0.1"));
         assert_true(sk_admit_open(a, "10.0.0.1"));
         assert_false(sk_admit_open(a, "10.0.0.1")); /* per address */
@@ -119,6 +120,25 @@ static void test_admit(void **state)
         st = sk_admit_get_stats(a);
         assert_int_equal(st.strangers, 0);
         assert_int_equal(st.proven, 0);
+        sk_admit_free(a);
+
+        /* nearly full of proven connections: each address gets at most half of the rest */
+        sk_admit_limits few = {.limit = 20, .reserve = 2, .per_address = 100, .per_identity = 100};
+        a = sk_admit_new(&few);
+        char who[32];
+        for (int i = 0; i < 12; i++) {
+                snprintf(who, sizeof(who), "10.1.0.%d", i);
+                assert_true(sk_admit_open(a, who));
+                assert_true(sk_admit_prove(a, who, who));
+        }
+        int n = 0;
+        while (sk_admit_open(a, "10.9.9.9"))
+                n++;
+        assert_int_equal(n, 4); /* 8 places free: it stops with as many left */
+        assert_true(sk_admit_open(a, "10.8.8.8"));
+        assert_true(sk_admit_open(a, "10.8.8.8"));
+        assert_false(sk_admit_open(a, "10.8.8.8"));
+        assert_true(sk_admit_open(a, "10.7.7.7")); /* a newcomer still gets in */
         sk_admit_free(a);
 }
 
