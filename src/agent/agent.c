@@ -25,6 +25,7 @@
 #include "agent/uplink.h"
 #include "common/cleanup.h"
 #include "common/log.h"
+#include "common/pki.h"
 
 #define DEFAULT_RUNTIME "unix:///run/podman/podman.sock"
 
@@ -33,6 +34,8 @@
 
 typedef struct agent_args {
         const char *data, *tower, *ca, *join, *peer, *runtime, *name, *labels, *listen, *dev_dir;
+        const char *join_file;
+        char *join_owned; /* the token read from --join-file or SKERRY_JOIN_TOKEN */
 } agent_args;
 
 static void usage(FILE *f)
@@ -47,7 +50,10 @@ static void usage(FILE *f)
               "                    later it overrides the stored one)\n"
               "  --ca FILE         the tower's CA certificate (first start)\n"
               "  --join TOKEN      one-time join token from `skerry site token SITE`\n"
-              "                    (first start; ignored once joined)\n"
+              "                    (first start; ignored once joined; visible in ps: prefer\n"
+              "                    --join-file or SKERRY_JOIN_TOKEN)\n"
+              "  --join-file FILE  read the join token from FILE (env SKERRY_JOIN_TOKEN: the\n"
+              "                    token itself)\n"
               "  --peer ADDR:PORT  join through this host of the site instead of the tower\n"
               "                    (its --listen), with a token from `skerry --site-local\n"
               "                    ADDR --agent-data DIR site token`; needs --listen\n"
@@ -73,6 +79,35 @@ static int usage_error(const char *fmt, ...)
         return 2;
 }
 
+/* The join token without it showing in ps: from --join-file (first line, blanks around
+ * it dropped) or SKERRY_JOIN_TOKEN, which is then removed so no child inherits it. */
+static int join_token(agent_args *a)
+{
+        const char *env = getenv("SKERRY_JOIN_TOKEN");
+        if (a->join_file && a->join)
+                return usage_error("%s", "give the join token once: --join or --join-file");
+        if (!a->join_file && !a->join && env && *env)
+                a->join = a->join_owned = strdup(env);
+        unsetenv("SKERRY_JOIN_TOKEN");
+        if (!a->join_file)
+                return 0;
+        _cleanup_error_ sk_error *err = NULL;
+        char *text = NULL;
+        size_t len = 0;
+        int r = sk_file_read(a->join_file, &text, &len, &err);
+        if (r < 0)
+                return usage_error("--join-file %s: %s", a->join_file, sk_error_msg(err, -r));
+        char *t = text + strspn(text, " \t\r\n");
+        t[strcspn(t, " \t\r\n")] = '\0';
+        if (!*t) {
+                free(text);
+                return usage_error("--join-file %s: the file holds no token", a->join_file);
+        }
+        memmove(text, t, strlen(t) + 1);
+        a->join = a->join_owned = text;
+        return 0;
+}
+
 /* 0: parsed, 1: help printed, 2: usage error (printed). */
 static int parse_args(int argc, char **argv, agent_args *a)
 {
@@ -86,13 +121,15 @@ static int parse_args(int argc, char **argv, agent_args *a)
                 O_NAME,
                 O_LABELS,
                 O_LISTEN,
-                O_DEV
+                O_DEV,
+                O_JOIN_FILE
         };
         static const struct option opts[] = {
             {"data", required_argument, NULL, O_DATA},
             {"tower", required_argument, NULL, O_TOWER},
             {"ca", required_argument, NULL, O_CA},
             {"join", required_argument, NULL, O_JOIN},
+            {"join-file", required_argument, NULL, O_JOIN_FILE},
             {"peer", required_argument, NULL, O_PEER},
             {"runtime", required_argument, NULL, O_RUNTIME},
             {"name", required_argument, NULL, O_NAME},
@@ -119,6 +156,9 @@ static int parse_args(int argc, char **argv, agent_args *a)
                         break;
                 case O_JOIN:
                         a->join = optarg;
+                        break;
+                case O_JOIN_FILE:
+                        a->join_file = optarg;
                         break;
                 case O_PEER:
                         a->peer = optarg;
@@ -161,7 +201,7 @@ static int parse_args(int argc, char **argv, agent_args *a)
                 return usage_error("--peer %s: must be ADDR:PORT", a->peer);
         if (a->peer && (a->tower || a->ca))
                 return usage_error("%s", "--peer joins without the tower: no --tower or --ca");
-        return 0;
+        return join_token(a);
 }
 
 static int set_str(char **field, const char *value)
@@ -626,8 +666,10 @@ int sk_agent_main(int argc, char **argv)
 {
         agent_args a;
         int r = parse_args(argc, argv, &a);
-        if (r != 0)
+        if (r != 0) {
+                free(a.join_owned);
                 return r == 1 ? 0 : r;
+        }
         sk_log_init("agent");
         if (mkdir(a.data, 0700) < 0 && errno != EEXIST) {
                 fprintf(stderr, "skerry agent: --data %s: %s\n", a.data, strerror(errno));
@@ -645,6 +687,11 @@ int sk_agent_main(int argc, char **argv)
         /* A signal during the join just ends the process: nothing is stored until the
          * identity file, last. */
         int code = establish_identity(&a, &ag.id);
+        if (a.join_owned) {
+                explicit_bzero(a.join_owned, strlen(a.join_owned));
+                free(a.join_owned);
+                a.join = a.join_owned = NULL;
+        }
         if (code < 0) {
                 /* Before any thread: every thread inherits the blocked signals, and only
                  * sigwait in run() receives them. */

@@ -82,7 +82,8 @@ static const sk_cli_verb verbs[] = {
      "token create [--role viewer] [--ttl 30d] [--name TEXT]",
      "Creates an API token for automation with its own role (at most yours; default\n"
      "yours) and lifetime (default 30d, at most 366d) and prints it alone on stdout.\n"
-     "It acts as you, never above --role; deleting you ends it."},
+     "It acts as you, never above --role; deleting you ends it. --role metrics (admins\n"
+     "of a provider tenant): a token that reads /metrics and nothing else."},
     {"token", "revoke", sk_cli_cmd_token_revoke, 0, 1, 1, "token revoke ID",
      "Revokes a token by the id `token list` shows (your own; admins: any of the tenant)."},
     {"whoami", NULL, sk_cli_cmd_whoami, 0, 0, 0, "whoami",

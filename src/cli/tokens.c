@@ -104,9 +104,10 @@ int sk_cli_cmd_token_create(sk_cli_ctx *c)
                 return sk_cli_usage_error(c, "--ttl: '%s' is not a duration like 1h or 30d",
                                           c->ttl);
         if (c->role && strcmp(c->role, "admin") && strcmp(c->role, "operator") &&
-            strcmp(c->role, "developer") && strcmp(c->role, "viewer"))
+            strcmp(c->role, "developer") && strcmp(c->role, "viewer") && strcmp(c->role, "metrics"))
                 return sk_cli_usage_error(
-                    c, "--role must be admin, operator, developer or viewer, not '%s'", c->role);
+                    c, "--role must be admin, operator, developer, viewer or metrics, not '%s'",
+                    c->role);
         int rc = sk_cli_connect(c, true);
         if (rc != SK_EXIT_OK)
                 return rc;

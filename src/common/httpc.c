@@ -19,6 +19,7 @@
 
 #include "common/cleanup.h"
 #include "common/httpparse.h"
+#include "common/pki.h"
 
 struct sk_httpc {
         char *base_url;  /* as given, for messages */
@@ -355,9 +356,9 @@ static int tls_handshake(sk_httpc *c, int64_t deadline)
                 return -ENOMEM;
         }
         gnutls_session_t s = c->session;
-        const char *versions =
-            c->tls13_only ? "-VERS-ALL:+VERS-TLS1.3" : "-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1";
-        if (gnutls_set_default_priority_append(s, versions, NULL, 0) < 0 ||
+        /* The project's one priority string (pki.h); the site API speaks TLS 1.3 alone. */
+        const char *priority = c->tls13_only ? SK_TLS_PRIORITY ":-VERS-TLS1.2" : SK_TLS_PRIORITY;
+        if (gnutls_priority_set_direct(s, priority, NULL) < 0 ||
             gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, c->cred) < 0) {
                 snprintf(c->why, sizeof(c->why), "cannot set up a TLS session");
                 return -ENOMEM;

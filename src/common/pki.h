@@ -68,6 +68,13 @@ int sk_pki_make_key_and_csr(const char *cn, char **key_pem, char **csr_pem, sk_e
  * site. */
 int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri, sk_error **err);
 
+/* The GnuTLS priority string of every TLS endpoint of the project (the tower's server, the
+ * CLI's, agents' and site API's clients; docs/security.md): TLS 1.3 and 1.2 only, AEAD
+ * ciphers, forward-secret ECDHE key exchange. */
+#define SK_TLS_PRIORITY                                                                            \
+        "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"        \
+        "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA"
+
 /* Parses "skerry://site/<site>/host/<host>" into its ids; -EINVAL otherwise. */
 int sk_pki_parse_host_uri(const char *uri, int64_t *site_id, int64_t *host_id);
 

@@ -10,6 +10,8 @@
 #include "model/spec.h"
 #include "tower/api_int.h"
 
+#define PRUNE_EVERY_MS (60LL * 1000)
+
 /* Who may call a route: a set of roles, and conditions on the tenant the request works in. */
 enum {
         R_VIEWER = 1 << 0,
@@ -23,6 +25,7 @@ enum {
 enum {
         F_PROVIDER = 1 << 0, /* the tenant worked in must be a provider (sites, hosts) */
         F_SELF = 1 << 1,     /* a user may always call it on itself ({name} is the caller) */
+        F_METRICS = 1 << 2,  /* a metrics token (role "metrics") may call it, and only these */
 };
 
 typedef struct route {
@@ -48,7 +51,7 @@ typedef struct route {
  * router checks it before any handler runs, so a route without roles is refused to all.
  * Specific paths come before the generic ones. */
 static const route_def ROUTES[] = {
-    {"GET", "/metrics", NULL, sk_tower_h_metrics, SK_AUTH_NONE, 0, 0},
+    {"GET", "/metrics", NULL, sk_tower_h_metrics, SK_AUTH_USER, R_ADMIN, F_PROVIDER | F_METRICS},
     {"POST", "/v1/login", NULL, sk_tower_h_login, SK_AUTH_NONE, 0, 0},
     {"POST", "/v1/join", NULL, sk_tower_h_join, SK_AUTH_NONE, 0, 0},
     {"GET", "/v1/sync/desired", NULL, sk_tower_h_sync_desired, SK_AUTH_HOST, 0, 0},
@@ -108,6 +111,8 @@ int sk_tower_api_new(sk_store *store, sk_ca *ca, sk_tower_api **out, sk_error **
         api->store = store;
         api->ca = ca;
         api->sync_rev = -1;
+        api->events_max_age_ms = SK_TOWER_EVENTS_MAX_AGE_MS;
+        api->events_max = SK_TOWER_EVENTS_MAX;
         api->logins = sk_login_limit_new();
         if (!api->logins) {
                 free(api);
@@ -134,9 +139,21 @@ void sk_tower_api_set_hooks(sk_tower_api *api, sk_tower_notify_fn notify,
         api->hook_ctx = ctx;
 }
 
+void sk_tower_api_set_conn_stats(sk_tower_api *api, sk_tower_conn_stats_fn fn)
+{
+        api->conn_stats = fn;
+}
+
 void sk_tower_api_set_clock(sk_tower_api *api, int64_t (*now_ms)(void))
 {
         api->now = now_ms;
+}
+
+void sk_tower_api_set_retention(sk_tower_api *api, int64_t max_age_ms, int64_t max_events)
+{
+        api->events_max_age_ms = max_age_ms;
+        api->events_max = max_events;
+        api->pruned_at = 0;
 }
 
 void sk_tower_response_clear(sk_tower_response *resp)
@@ -343,6 +360,9 @@ static int authorize(sk_tower_ctx *c, const route_def *rt, sk_error **err)
         /* an API token acts within its role only, never as its user on itself */
         bool self = (rt->flags & F_SELF) && !c->api_token && c->name &&
                     strcmp(c->scope, c->tenant) == 0 && strcmp(c->name, c->user) == 0;
+        /* a metrics token reads /metrics and nothing else */
+        self = self || ((rt->flags & F_METRICS) && c->api_token &&
+                        strcmp(c->role, SK_TOWER_METRICS_ROLE) == 0);
         if (!self && (rank < 0 || !(rt->roles & (1u << rank))))
                 return sk_error_set(err, EPERM, "role %s may not %s %s", c->role, rt->method,
                                     rt->pattern);
@@ -457,13 +477,22 @@ static const char *error_code(int code, int *status)
         case EAGAIN:
                 *status = 429;
                 return "too-many-requests";
+        case E2BIG:
+                *status = 414;
+                return "uri-too-long";
+        case EMSGSIZE:
+                *status = 431;
+                return "headers-too-large";
+        case EMFILE:
+                *status = 503;
+                return "busy";
         default:
                 *status = 500;
                 return "internal";
         }
 }
 
-static void reply_error(sk_tower_response *resp, int r, const sk_error *e)
+void sk_tower_error_response(sk_tower_response *resp, int r, const sk_error *e)
 {
         int status;
         int code = r < 0 ? -r : r;
@@ -486,9 +515,27 @@ static void reply_error(sk_tower_response *resp, int r, const sk_error *e)
         resp->wait_site = 0;
 }
 
-/* The audit trail: every change a known caller asked for, allowed or not, and every login. */
+/* Retention, at most once a minute: the trail stays bounded whatever floods it. */
+static void prune_events(sk_tower_api *api, int64_t now)
+{
+        if (api->pruned_at && now - api->pruned_at < PRUNE_EVERY_MS)
+                return;
+        api->pruned_at = now;
+        _cleanup_error_ sk_error *e = NULL;
+        int64_t before = api->events_max_age_ms > 0 ? now - api->events_max_age_ms : INT64_MIN;
+        int r = api->store->ops->event_prune(api->store, before, api->events_max, &e);
+        if (r < 0)
+                sk_errorf("audit retention: %s", sk_error_msg(e, -r));
+        else if (r > 0)
+                sk_debug("audit retention: %d old events removed", r);
+}
+
+/* The audit trail: every change a known caller asked for, allowed or not, and every login
+ * (a flood of refused logins once a minute, not per attempt). */
 static void audit(sk_tower_ctx *c, const route_def *rt, int status)
 {
+        if (c->no_audit)
+                return;
         const char *tenant = c->audit_tenant ? c->audit_tenant : c->scope ? c->scope : c->tenant;
         if (!tenant || (!c->audit_actor && !c->user))
                 return;
@@ -511,6 +558,7 @@ static void audit(sk_tower_ctx *c, const route_def *rt, int status)
         _cleanup_error_ sk_error *e = NULL;
         if (c->api->store->ops->event_add(c->api->store, &ev, &e) < 0)
                 sk_errorf("audit: %s", sk_error_msg(e, EIO));
+        prune_events(c->api, ev.time);
 }
 
 void sk_tower_api_handle(sk_tower_api *api, const sk_tower_request *req, sk_tower_response *resp)
@@ -532,7 +580,7 @@ void sk_tower_api_handle(sk_tower_api *api, const sk_tower_request *req, sk_towe
                 int r = path_known ? sk_error_set(&e, ENOTSUP, "%s is not allowed on %s",
                                                   req->method, req->path)
                                    : sk_error_set(&e, ENOENT, "no such path: %s", req->path);
-                reply_error(resp, r, e);
+                sk_tower_error_response(resp, r, e);
                 return;
         }
         resp->route = rt->pattern;
@@ -544,6 +592,12 @@ void sk_tower_api_handle(sk_tower_api *api, const sk_tower_request *req, sk_towe
                 r = auth_user(&c, rt, &e);
         else if (rt->auth == SK_AUTH_HOST)
                 r = auth_host(&c, &e);
+        resp->authenticated = r >= 0 && rt->auth != SK_AUTH_NONE;
+        if (resp->authenticated && rt->auth == SK_AUTH_HOST)
+                snprintf(resp->identity, sizeof(resp->identity), "host:%lld/%lld",
+                         (long long)c.site_id, (long long)c.host_id);
+        else if (resp->authenticated)
+                snprintf(resp->identity, sizeof(resp->identity), "user:%s/%s", c.tenant, c.user);
         if (r >= 0 && c.name && !sk_spec_valid_name(c.name))
                 r = sk_error_set_path(&e, EINVAL, "name", "'%s' is not a valid name (a DNS label)",
                                       c.name);
@@ -561,7 +615,7 @@ void sk_tower_api_handle(sk_tower_api *api, const sk_tower_request *req, sk_towe
                 }
         }
         if (r < 0)
-                reply_error(resp, r, e);
+                sk_tower_error_response(resp, r, e);
         if (write && rt->auth != SK_AUTH_HOST && !resp->job)
                 audit(&c, rt, resp->status);
         free(c.tenant);

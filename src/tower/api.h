@@ -47,9 +47,11 @@ typedef struct sk_tower_request {
 
 typedef struct sk_tower_response {
         int status;
-        json_t *body;      /* owned; NULL: no body */
-        char *text;        /* owned; a text/plain body instead (metrics) */
-        const char *route; /* the route pattern (static), for metrics */
+        json_t *body;       /* owned; NULL: no body */
+        char *text;         /* owned; a text/plain body instead (metrics) */
+        const char *route;  /* the route pattern (static), for metrics */
+        bool authenticated; /* the caller proved who it is (a valid token or certificate) */
+        char identity[160]; /* then who: "host:SITE-ID/HOST-ID" or "user:TENANT/USER" */
         /* A long-poll with nothing new: hold the request until site wait_site's document
          * changes or wait_ms pass, then handle it again (204 once the wait is over). */
         int64_t wait_site;
@@ -64,11 +66,22 @@ typedef void (*sk_tower_notify_fn)(void *ctx, int64_t site_id);
 /* The number of long-polls held now, for /metrics. */
 typedef long (*sk_tower_waiting_fn)(void *ctx);
 
+/* The connection admission figures now, for /metrics (docs/security.md). */
+typedef void (*sk_tower_conn_stats_fn)(void *ctx, long *strangers, long *proven, long *refused);
+
 /* store and ca are borrowed and must outlive the api. */
 int sk_tower_api_new(sk_store *store, sk_ca *ca, sk_tower_api **out, sk_error **err);
 void sk_tower_api_free(sk_tower_api *api);
 void sk_tower_api_set_hooks(sk_tower_api *api, sk_tower_notify_fn notify,
                             sk_tower_waiting_fn waiting, void *ctx);
+/* Audit retention (docs/security.md): events older than max_age_ms (0: no age limit) or
+ * beyond the newest max_events (< 0: no count limit) are removed, checked at most once a
+ * minute as events are added. */
+#define SK_TOWER_EVENTS_MAX_AGE_MS (90LL * 24 * 3600 * 1000)
+#define SK_TOWER_EVENTS_MAX        100000
+void sk_tower_api_set_retention(sk_tower_api *api, int64_t max_age_ms, int64_t max_events);
+/* The server's admission figures, called with the hooks' ctx; NULL: none. */
+void sk_tower_api_set_conn_stats(sk_tower_api *api, sk_tower_conn_stats_fn fn);
 /* Tests move time; NULL restores the real clock (unix milliseconds). */
 void sk_tower_api_set_clock(sk_tower_api *api, int64_t (*now_ms)(void));
 
@@ -79,6 +92,10 @@ int sk_tower_bootstrap(sk_tower_api *api, char **admin_token, sk_error **err);
 /* Routes, authenticates and answers one request. Always fills resp. */
 void sk_tower_api_handle(sk_tower_api *api, const sk_tower_request *req, sk_tower_response *resp);
 void sk_tower_response_clear(sk_tower_response *resp);
+/* Fills resp with the JSON error body of a negative errno r (the status the router gives
+ * it: -EINVAL 400, -EFBIG 413, -E2BIG 414, -EMSGSIZE 431, -EAGAIN 429, -EMFILE 503, ...)
+ * and e's message, path and column. For answers given before routing (http.c). */
+void sk_tower_error_response(sk_tower_response *resp, int r, const sk_error *e);
 
 /* Recomputes every site's desired document when the store revision moved since the last
  * time (force: regardless), bumping generations and notifying where content changed. */

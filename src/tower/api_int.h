@@ -16,7 +16,7 @@ typedef struct sk_tower_metric {
         uint64_t count;
 } sk_tower_metric;
 
-/* Failed logins per key ("user:TENANT/USER", "addr:ADDRESS"), for the lockout. */
+/* Failed logins per key ("user:TENANT/USER@ADDRESS", "addr:ADDRESS"), for the lockout. */
 typedef struct sk_login_limit sk_login_limit;
 sk_login_limit *sk_login_limit_new(void);
 void sk_login_limit_free(sk_login_limit *l);
@@ -26,6 +26,13 @@ int64_t sk_login_limit_locked(sk_login_limit *l, const char *key, int64_t now);
  * every further failure up to an hour. */
 void sk_login_limit_fail(sk_login_limit *l, const char *key, int threshold, int64_t now);
 void sk_login_limit_reset(sk_login_limit *l, const char *key);
+/* Throttle: counts a password check starting for key unless max are in flight already
+ * (false: refuse it before any hashing); sk_login_limit_end when it is over. */
+bool sk_login_limit_begin(sk_login_limit *l, const char *key, int max, int64_t now);
+void sk_login_limit_end(sk_login_limit *l, const char *key);
+/* Whether a refusal for key is the first of its flood (none noted in the last minute), so
+ * the audit trail records a flood once, not per attempt. */
+bool sk_login_limit_note(sk_login_limit *l, const char *key, int64_t now);
 
 /* The tenant tree (tenancy.c), loaded from the store for one request or one refresh. */
 typedef struct sk_tenancy sk_tenancy;
@@ -51,12 +58,16 @@ struct sk_tower_api {
         sk_ca *ca;
         sk_tower_notify_fn notify;
         sk_tower_waiting_fn waiting;
+        sk_tower_conn_stats_fn conn_stats;
         void *hook_ctx;
         int64_t (*now)(void);
         int64_t sync_rev; /* store revision at the last refresh; -1 before the first */
         sk_tower_metric *metrics;
         size_t n_metrics, cap_metrics;
         sk_login_limit *logins;
+        /* audit retention: events older than this or beyond this many go */
+        int64_t events_max_age_ms, events_max;
+        int64_t pruned_at; /* when they last went (unix ms) */
 };
 
 typedef enum sk_tower_auth { SK_AUTH_NONE, SK_AUTH_USER, SK_AUTH_HOST } sk_tower_auth;
@@ -76,6 +87,7 @@ typedef struct sk_tower_ctx {
         sk_tenancy *tn; /* the tenant tree as of this request */
         /* audit: set by handlers that know better than the router (login) */
         char *audit_tenant, *audit_actor;
+        bool no_audit; /* a repeat of a flood already recorded */
         /* host routes */
         int64_t site_id, host_id;
         /* Which desired documents a write can have changed: 0 any (the default), > 0 only
@@ -100,6 +112,8 @@ int sk_tower_new_secret(char **secret, char **hash);
 void sk_tower_hash_hex(const char *secret, char out[65]);
 /* The rank of a role: viewer 0, developer 1, operator 2, admin 3; -1 for anything else. */
 int sk_tower_role_rank(const char *role);
+/* The role of an API token that reads /metrics of its tenant and nothing else. */
+#define SK_TOWER_METRICS_ROLE "metrics"
 /* The public id of a token: the first 12 hex digits of its SHA-256. */
 #define SK_TOWER_TOKEN_ID_LEN 12
 

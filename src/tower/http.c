@@ -17,16 +17,29 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/pki.h"
+#include "tower/admit.h"
 #include "tower/http.h"
+#include "tower/target.h"
 
 #define N_BUCKETS    1024
 #define DRAIN_MAX    (8ULL * 1024 * 1024)
 #define TICK_MS      200
 #define RESERVED_FDS 64 /* the store, logs, the worker */
+/* libmicrohttpd's per-connection memory: it answers 414/431 itself (in HTML) only when
+ * the request line and headers outgrow it (about 64 KiB), well above our own JSON-answered
+ * limits (SK_TOWER_TARGET_MAX, SK_TOWER_HEADERS_MAX). Above 32 KiB it is mmap'ed, so
+ * pages a connection never touches cost nothing. */
+#define POOL_SIZE            (64 * 1024)
+#define SK_TOWER_HEADERS_MAX (16 * 1024)
 
 typedef struct conn conn;
 struct conn {
         struct MHD_Connection *mc;
+        bool started; /* the access handler has seen this request */
+        char *target; /* the raw request target, as it came on the request line */
+        size_t target_len;
+        int refused; /* a negative errno answered once the body is read, or 0 */
+        sk_error *refusal;
         char *body;
         size_t len;
         bool too_large;
@@ -42,8 +55,16 @@ struct conn {
         bool stop_woken; /* woken by stop: stop waits until it is answered */
 };
 
+/* A connection's own state (libmicrohttpd's socket context), from accept to close. */
+typedef struct sock {
+        char addr[SK_ADMIT_ADDR_MAX];
+        char identity[SK_ADMIT_IDENTITY_MAX]; /* who it was proven as; "" a stranger */
+} sock;
+
 struct sk_tower_http {
         struct MHD_Daemon *daemon;
+        sk_admit *admit;
+        unsigned per_identity;
         sk_tower_api *api;
         char *ca_pem;
         /* The API and its store are used by one thread at a time: the request thread, or
@@ -118,6 +139,15 @@ static long held_count(void *ctx)
         return n;
 }
 
+static void conn_stats(void *ctx, long *strangers, long *proven, long *refused)
+{
+        sk_tower_http *h = ctx;
+        sk_admit_stats st = sk_admit_get_stats(h->admit);
+        *strangers = (long)st.strangers;
+        *proven = (long)st.proven;
+        *refused = (long)st.refused;
+}
+
 static void *timer_main(void *arg)
 {
         sk_tower_http *h = arg;
@@ -183,13 +213,6 @@ static void queue_job(sk_tower_http *h, conn *c)
         pthread_cond_signal(&h->work);
 }
 
-static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                               const char *value)
-{
-        json_object_set_new(cls, key, json_string(value ? value : ""));
-        return MHD_YES;
-}
-
 static gnutls_session_t tls_session(struct MHD_Connection *mc)
 {
         const union MHD_ConnectionInfo *ci =
@@ -237,22 +260,71 @@ static enum MHD_Result send_response(struct MHD_Connection *mc, sk_tower_respons
         }
         if (text)
                 MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+        /* a connection over its identity's limit goes once told why */
+        if (resp->status == 503)
+                MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
         enum MHD_Result ret = MHD_queue_response(mc, (unsigned)resp->status, r);
         MHD_destroy_response(r);
         return ret;
 }
 
+/* An answer given before routing (a refused target, a body or headers over the limits):
+ * the JSON error body like every other, counted under its own route. */
+static enum MHD_Result refuse(sk_tower_http *h, struct MHD_Connection *mc, const char *route, int r,
+                              const sk_error *e)
+{
+        sk_tower_response resp = {0};
+        sk_tower_error_response(&resp, r, e);
+        resp.route = route;
+        pthread_mutex_lock(&h->api_lock);
+        sk_tower_api_count(h->api, resp.route, resp.status);
+        pthread_mutex_unlock(&h->api_lock);
+        enum MHD_Result ret = send_response(mc, &resp);
+        sk_tower_response_clear(&resp);
+        return ret;
+}
+
 static enum MHD_Result too_large(sk_tower_http *h, struct MHD_Connection *mc)
 {
-        sk_tower_response resp = {.status = 413, .route = "body-limit"};
-        resp.body = json_pack("{s:{s:s, s:s}}", "error", "code", "too-large", "message",
-                              "the request body is over 1 MiB");
-        pthread_mutex_lock(&h->api_lock);
-        sk_tower_api_count(h->api, resp.route, 413);
-        pthread_mutex_unlock(&h->api_lock);
-        enum MHD_Result r = send_response(mc, &resp);
-        sk_tower_response_clear(&resp);
-        return r;
+        _cleanup_error_ sk_error *e = NULL;
+        int r = sk_error_set(&e, EFBIG, "the request body is over 1 MiB");
+        return refuse(h, mc, "body-limit", r, e);
+}
+
+static enum MHD_Result add_header_len(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+        *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+        return MHD_YES;
+}
+
+/* Whatever in the request line or headers the tower refuses: checked by us, below
+ * libmicrohttpd's own limits, so that the answer is the JSON error body. */
+static int check_request(conn *c, sk_error **err)
+{
+        if (!c->target)
+                return sk_error_set(err, E2BIG, "the request target is over %d bytes",
+                                    SK_TOWER_TARGET_MAX);
+        size_t n = 0;
+        MHD_get_connection_values(c->mc, MHD_HEADER_KIND, add_header_len, &n);
+        if (n > SK_TOWER_HEADERS_MAX)
+                return sk_error_set(err, EMSGSIZE, "the request headers are over %d bytes",
+                                    SK_TOWER_HEADERS_MAX);
+        return 0;
+}
+
+/* Called by libmicrohttpd with the raw request target before it decodes anything; what
+ * this returns is the request's context in the access handler. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
+{
+        conn *c = calloc(1, sizeof(*c));
+        if (!c)
+                return NULL;
+        c->mc = mc;
+        size_t n = strnlen(uri, SK_TOWER_TARGET_MAX + 1);
+        if (n <= SK_TOWER_TARGET_MAX && (c->target = strndup(uri, n)))
+                c->target_len = n;
+        return c;
 }
 
 /* The client's address as text (no port), for the audit trail and the login lockout. */
@@ -268,18 +340,78 @@ static void remote_address(struct MHD_Connection *mc, char *out, size_t cap)
                 out[0] = '\0';
 }
 
+static void addr_text(const struct sockaddr *sa, socklen_t len, char *out, size_t cap)
+{
+        if (!sa || getnameinfo(sa, len, out, (socklen_t)cap, NULL, 0, NI_NUMERICHOST) != 0)
+                snprintf(out, cap, "?");
+}
+
+/* Before libmicrohttpd takes a new connection: a stranger's place, or a close at once. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t len)
+{
+        sk_tower_http *h = cls;
+        char addr[SK_ADMIT_ADDR_MAX];
+        addr_text(sa, len, addr, sizeof(addr));
+        return sk_admit_open(h->admit, addr) ? MHD_YES : MHD_NO;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+        sk_tower_http *h = cls;
+        sock *k = *socket_context;
+        if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+                k = calloc(1, sizeof(*k));
+                const union MHD_ConnectionInfo *ci =
+                    MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+                const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+                char addr[SK_ADMIT_ADDR_MAX];
+                addr_text(sa,
+                          sa && sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                          : sizeof(struct sockaddr_in),
+                          addr, sizeof(addr));
+                if (k)
+                        memcpy(k->addr, addr, sizeof(addr));
+                else /* out of memory: give the place back now rather than never */
+                        sk_admit_close(h->admit, addr, NULL);
+                *socket_context = k;
+        } else if (k) {
+                sk_admit_close(h->admit, k->addr, k->identity[0] ? k->identity : NULL);
+                free(k);
+                *socket_context = NULL;
+        }
+}
+
+/* A request on mc authenticated: the connection is no stranger any more, and may idle as
+ * long as a long-poll lasts. False when its identity holds all the connections it may. */
+static bool prove(struct MHD_Connection *mc, sk_tower_http *h, const char *identity)
+{
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        sock *k = ci ? ci->socket_context : NULL;
+        if (!k || k->identity[0])
+                return true;
+        if (!sk_admit_prove(h->admit, k->addr, identity))
+                return false;
+        snprintf(k->identity, sizeof(k->identity), "%s", identity);
+        MHD_set_connection_option(mc, MHD_CONNECTION_OPTION_TIMEOUT,
+                                  (unsigned)(SK_TOWER_WAIT_MAX_S + 30));
+        return true;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
         sk_tower_http *h = cls;
         conn *c = *con_cls;
-        if (!c) {
-                c = calloc(1, sizeof(*c));
-                if (!c)
-                        return MHD_NO;
-                c->mc = mc;
-                *con_cls = c;
+        if (!c)
+                return MHD_NO; /* out of memory in on_uri */
+        if (!c->started) {
+                c->started = true;
+                c->refused = check_request(c, &c->refusal);
+                if (c->refused == -E2BIG || c->refused == -EMSGSIZE)
+                        return refuse(h, mc, "request-limit", c->refused, c->refusal);
                 const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Length");
                 unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
                 if (n > SK_TOWER_BODY_MAX) {
@@ -294,7 +426,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         }
         if (*upload_data_size) {
                 /* a body over the limit is read and dropped, never kept */
-                if (!c->too_large && c->len + *upload_data_size > SK_TOWER_BODY_MAX) {
+                if (!c->too_large &&
+                    (c->refused || c->len + *upload_data_size > SK_TOWER_BODY_MAX)) {
                         c->too_large = true;
                         free(take_ptr(&c->body));
                         c->len = 0;
@@ -316,17 +449,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
                 *upload_data_size = 0;
                 return MHD_YES;
         }
-        if (c->too_large)
+        if (c->too_large && !c->refused)
                 return too_large(h, mc);
-
-        _cleanup_json_ json_t *query = json_object();
-        MHD_get_connection_values(mc, MHD_GET_ARGUMENT_KIND, add_arg, query);
+        _cleanup_free_ char *path = NULL;
+        _cleanup_json_ json_t *query = NULL;
+        if (!c->refused)
+                c->refused =
+                    sk_tower_target_parse(c->target, c->target_len, &path, &query, &c->refusal);
+        if (c->refused)
+                return refuse(h, mc, "bad-target", c->refused, c->refusal);
         peer p = {h, mc};
         char addr[NI_MAXHOST] = "";
         remote_address(mc, addr, sizeof(addr));
         sk_tower_request req = {
             .method = method,
-            .path = url,
+            .path = path,
             .query = query,
             .authorization = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Authorization"),
             .body = c->body,
@@ -341,6 +478,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         pthread_mutex_lock(&h->api_lock);
         sk_tower_api_handle(h->api, &req, &resp);
         pthread_mutex_unlock(&h->api_lock);
+        if (resp.authenticated && !prove(mc, h, resp.identity)) {
+                if (resp.job)
+                        resp.job->free(resp.job);
+                sk_tower_response_clear(&resp);
+                _cleanup_error_ sk_error *e = NULL;
+                int r = sk_error_set(&e, EMFILE,
+                                     "this host or user holds all the connections it may (%u); "
+                                     "close some",
+                                     h->per_identity);
+                return refuse(h, mc, "connection-limit", r, e);
+        }
         if (resp.job) {
                 if (c->job)
                         c->job->free(c->job);
@@ -404,6 +552,8 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
         if (c->job)
                 c->job->free(c->job);
         free(c->body);
+        free(c->target);
+        sk_error_free(&c->refusal);
         free(c);
         *con_cls = NULL;
 }
@@ -470,21 +620,42 @@ int sk_tower_http_start(sk_tower_api *api, const sk_tower_http_opts *opts, sk_to
                          MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
         if (ai->ai_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
-        /* Every connected site holds a connection: as many as the descriptors allow. */
+        /* Every connected site holds a connection: as many as the descriptors allow, with
+         * a reserve that strangers never get. */
         struct rlimit rl;
         unsigned limit = 1000;
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
             rl.rlim_cur > 2 * RESERVED_FDS)
                 limit = (unsigned)(rl.rlim_cur - RESERVED_FDS);
+        unsigned reserve = opts->conn_reserve ? opts->conn_reserve : limit / 4;
+        if (reserve >= limit)
+                reserve = limit - 1;
+        h->per_identity =
+            opts->conn_per_identity ? opts->conn_per_identity : SK_TOWER_CONN_PER_IDENTITY;
+        sk_admit_limits al = {.limit = limit,
+                              .reserve = reserve,
+                              .per_address = opts->conn_per_address ? opts->conn_per_address
+                                                                    : SK_TOWER_CONN_PER_ADDRESS,
+                              .per_identity = h->per_identity};
+        h->admit = sk_admit_new(&al);
+        if (!h->admit) {
+                freeaddrinfo(ai);
+                sk_tower_http_stop(h);
+                return sk_error_set(err, ENOMEM, "out of memory");
+        }
+        unsigned header_timeout =
+            opts->header_timeout_s ? opts->header_timeout_s : SK_TOWER_HEADER_TIMEOUT_S;
         sk_tower_api_set_hooks(api, on_site_changed, held_count, h);
+        sk_tower_api_set_conn_stats(api, conn_stats);
         h->daemon = MHD_start_daemon(
-            flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-            MHD_OPTION_HTTPS_MEM_KEY, opts->key_pem, MHD_OPTION_HTTPS_MEM_CERT, opts->cert_pem,
-            MHD_OPTION_HTTPS_MEM_TRUST, opts->ca_pem, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(SK_TOWER_WAIT_MAX_S + 30),
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_CONNECTION_LIMIT, limit,
-            MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
-            MHD_OPTION_END);
+            flags, 0, on_accept, h, on_request, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+            MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_HTTPS_MEM_KEY, opts->key_pem,
+            MHD_OPTION_HTTPS_MEM_CERT, opts->cert_pem, MHD_OPTION_HTTPS_MEM_TRUST, opts->ca_pem,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
+            MHD_OPTION_HTTPS_PRIORITIES, SK_TLS_PRIORITY, MHD_OPTION_CONNECTION_TIMEOUT,
+            header_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)POOL_SIZE,
+            MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_END);
         freeaddrinfo(ai);
         if (!h->daemon) {
                 sk_tower_api_set_hooks(api, NULL, NULL, NULL);
@@ -544,6 +715,8 @@ void sk_tower_http_stop(sk_tower_http *h)
         if (listen_fd != MHD_INVALID_SOCKET)
                 close(listen_fd);
         sk_tower_api_set_hooks(h->api, NULL, NULL, NULL);
+        sk_tower_api_set_conn_stats(h->api, NULL);
+        sk_admit_free(h->admit);
         pthread_cond_destroy(&h->tick);
         pthread_cond_destroy(&h->work);
         pthread_mutex_destroy(&h->lock);

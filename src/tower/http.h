@@ -15,7 +15,16 @@ typedef struct sk_tower_http_opts {
         const char *cert_pem; /* server certificate and key */
         const char *key_pem;
         const char *ca_pem; /* trusted for client certificates */
+        /* Connection admission (docs/security.md); 0: the default. */
+        unsigned conn_per_address;  /* unauthenticated connections from one address */
+        unsigned conn_reserve;      /* connections strangers never get (default: a quarter) */
+        unsigned conn_per_identity; /* authenticated connections of one host or user */
+        unsigned header_timeout_s;  /* idle limit before a request authenticates */
 } sk_tower_http_opts;
+
+#define SK_TOWER_CONN_PER_ADDRESS  128
+#define SK_TOWER_CONN_PER_IDENTITY 64
+#define SK_TOWER_HEADER_TIMEOUT_S  10
 
 /* Starts serving api (borrowed) on its own request thread; *port gets the bound port. */
 int sk_tower_http_start(sk_tower_api *api, const sk_tower_http_opts *opts, sk_tower_http **out,

@@ -245,6 +245,18 @@ static bool tenant_visible(const sk_tower_ctx *c, const char *name)
         return strcmp(c->role, "admin") == 0 && sk_tenancy_within(c->tn, name, c->scope);
 }
 
+/* A tenant as the caller sees it: its parent named only to those who see the parent (an
+ * application tenant learns nothing of the provider above it). */
+static json_t *tenant_view(const sk_tower_ctx *c, json_t *doc)
+{
+        const char *parent = json_string_value(json_object_get(doc, "parent"));
+        if (!parent || tenant_visible(c, parent))
+                return json_incref(doc);
+        json_t *v = json_copy(doc);
+        json_object_del(v, "parent");
+        return v;
+}
+
 static bool app_scope(const sk_tower_ctx *c)
 {
         return !sk_tenancy_is_provider(c->tn, c->scope);
@@ -310,7 +322,7 @@ int sk_tower_h_list(sk_tower_ctx *c, sk_error **err)
                 json_array_foreach(items, i, it)
                 {
                         if (tenant_visible(c, json_string_value(json_object_get(it, "name"))))
-                                json_array_append(out, it);
+                                json_array_append_new(out, tenant_view(c, it));
                 }
         } else if (strcmp(kind, "application") == 0) {
                 /* one entry per name: its newest version */
@@ -363,6 +375,8 @@ int sk_tower_h_get(sk_tower_ctx *c, sk_error **err)
                 _cleanup_rows_ rows all = {0};
                 if (get_rows(c->api, c->scope, kind, c->name, NULL, &all, NULL) == 0)
                         json_object_set_new(doc, "versions", versions_of(all.items, NULL));
+        } else if (strcmp(kind, "tenant") == 0) {
+                doc = tenant_view(c, json_array_get(rs.items, 0));
         } else {
                 doc = json_incref(json_array_get(rs.items, 0));
         }
@@ -717,6 +731,8 @@ int sk_tower_h_site_token(sk_tower_ctx *c, sk_error **err)
 /* Argon2id (about 0.1 s and 64 MiB a time) runs as a job off the request thread. */
 typedef struct pw_job {
         sk_tower_job base;
+        sk_login_limit *limit; /* a login's check: counted in flight for throttle_key */
+        char *throttle_key;
         bool verify; /* verify password against hash; else hash password into hash */
         char *password;
         char hash[crypto_pwhash_STRBYTES];
@@ -738,6 +754,9 @@ static void pw_run(sk_tower_job *job)
 static void pw_free(sk_tower_job *job)
 {
         pw_job *j = (pw_job *)job;
+        if (j->limit && j->throttle_key)
+                sk_login_limit_end(j->limit, j->throttle_key);
+        free(j->throttle_key);
         if (j->password) {
                 sodium_memzero(j->password, strlen(j->password));
                 free(j->password);
@@ -771,9 +790,11 @@ static const pw_job *pw_done(const sk_tower_ctx *c)
 /* Verified when the user has no password, so that an unknown user costs the same time. */
 static const char DUMMY_HASH[] = "$argon2id$v=19$m=65536,t=2,p=1$4EFhqX36fm95yIp/SxBYfw$"
                                  "AIrJ47ZNqRfmE95xD580jbun61dQtZbM0muozJqq4jg";
-#define LOGIN_FAILS_USER 5
-#define LOGIN_FAILS_ADDR 20
+#define LOGIN_FAILS_USER 5  /* per user at one address */
+#define LOGIN_FAILS_ADDR 20 /* per address, whoever it names */
+#define LOGIN_IN_FLIGHT  2  /* password checks queued or running per address */
 #define LOGIN_REFUSED    "wrong tenant, user or password"
+#define LOGIN_LOCKED     "too many failed logins; try again later"
 
 int sk_tower_h_login(sk_tower_ctx *c, sk_error **err)
 {
@@ -789,37 +810,54 @@ int sk_tower_h_login(sk_tower_ctx *c, sk_error **err)
                         return sk_error_set_path(err, EINVAL, fields[i], "must be a string");
         }
         bool names_ok = sk_spec_valid_name(v[0]) && sk_spec_valid_name(v[1]);
+        /* The lockout counts a user per address, so strangers elsewhere cannot lock a user
+         * out, and an address whoever it names. */
+        const char *addr = c->req->remote_addr ? c->req->remote_addr : "";
         _cleanup_free_ char *ukey = NULL, *akey = NULL;
-        if (asprintf(&ukey, "user:%s/%s", v[0], v[1]) < 0 ||
-            asprintf(&akey, "addr:%s", c->req->remote_addr ? c->req->remote_addr : "") < 0)
+        if (asprintf(&ukey, "user:%s/%s@%s", v[0], v[1], addr) < 0 ||
+            asprintf(&akey, "addr:%s", addr) < 0)
                 return sk_error_set(err, ENOMEM, "out of memory");
         if (names_ok) {
                 c->audit_tenant = strdup(v[0]);
-                c->audit_actor = strdup(ukey + 5);
+                if (asprintf(&c->audit_actor, "%s/%s", v[0], v[1]) < 0)
+                        c->audit_actor = NULL;
         }
         sk_store *s = c->api->store;
         int64_t now = sk_tower_now(c->api);
-        /* A locked user or address is refused before any password is looked at, with a
-         * message that says nothing about whether the user exists. */
-        if (sk_login_limit_locked(c->api->logins, ukey, now) ||
-            (c->req->remote_addr && sk_login_limit_locked(c->api->logins, akey, now)))
-                return sk_error_set(err, EAGAIN, "too many failed logins; try again later");
         const pw_job *done = pw_done(c);
+        /* A locked pair or address, or an address with its checks already in flight, is
+         * refused before any password is hashed, with a message that says nothing about
+         * whether the user exists; a flood of refusals is audited once a minute. */
         if (!done) {
+                bool locked = sk_login_limit_locked(c->api->logins, ukey, now) ||
+                              sk_login_limit_locked(c->api->logins, akey, now);
+                if (locked || !sk_login_limit_begin(c->api->logins, akey, LOGIN_IN_FLIGHT, now)) {
+                        c->no_audit = !sk_login_limit_note(c->api->logins, ukey, now);
+                        return sk_error_set(err, EAGAIN, LOGIN_LOCKED);
+                }
                 _cleanup_free_ char *hash = NULL;
                 if (names_ok)
                         s->ops->password_get(s, v[0], v[1], &hash, NULL);
                 r = pw_start(c, true, hash ? hash : DUMMY_HASH, v[2], err);
-                if (r >= 0 && !hash)
-                        ((pw_job *)c->resp->job)->unknown = true;
-                return r;
+                if (r < 0) {
+                        sk_login_limit_end(c->api->logins, akey);
+                        return r;
+                }
+                pw_job *j = (pw_job *)c->resp->job;
+                j->unknown = !hash;
+                j->limit = c->api->logins;
+                j->throttle_key = strdup(akey);
+                if (!j->throttle_key) {
+                        sk_login_limit_end(c->api->logins, akey);
+                        j->limit = NULL;
+                }
+                return 0;
         }
         _cleanup_rows_ rows user = {0};
         if (!done->ok || done->unknown ||
             get_rows(c->api, v[0], "user", v[1], "", &user, NULL) < 0) {
                 sk_login_limit_fail(c->api->logins, ukey, LOGIN_FAILS_USER, now);
-                if (c->req->remote_addr)
-                        sk_login_limit_fail(c->api->logins, akey, LOGIN_FAILS_ADDR, now);
+                sk_login_limit_fail(c->api->logins, akey, LOGIN_FAILS_ADDR, now);
                 return sk_error_set(err, EACCES, LOGIN_REFUSED);
         }
         sk_login_limit_reset(c->api->logins, ukey);

@@ -178,6 +178,9 @@ typedef struct sk_store_ops {
         /* The audit trail: append one event; list those at or after since, oldest first. */
         int (*event_add)(sk_store *s, const sk_event_row *ev, sk_error **err);
         int (*event_list)(sk_store *s, int64_t since, sk_event_fn fn, void *user, sk_error **err);
+        /* Retention: deletes the events older than `before` (unix ms) and all but the
+         * newest `keep` (keep < 0: no count limit); returns how many went. */
+        int (*event_prune)(sk_store *s, int64_t before, int64_t keep, sk_error **err);
 
         /* Holds lock `key` until the current transaction ends, so that towers sharing the
          * store (PostgreSQL replicas) take turns: pg_advisory_xact_lock there; on SQLite,

@@ -83,6 +83,10 @@ static const char *const common_sql[SK_ST__MAX] = {
                         " address, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     [SK_ST_EVENT_LIST] = "SELECT id, time, tenant, actor, method, path, resource, address,"
                          " status FROM events WHERE time >= $1 ORDER BY id",
+    [SK_ST_EVENT_PRUNE_AGE] = "DELETE FROM events WHERE time < $1",
+    /* All but the newest $1: the id of the ($1 + 1)-th newest and below. */
+    [SK_ST_EVENT_PRUNE_COUNT] = "DELETE FROM events WHERE id <= (SELECT id FROM events"
+                                " ORDER BY id DESC LIMIT 1 OFFSET $1)",
     [SK_ST_SETTING_GET] = "SELECT value FROM settings WHERE key = $1",
     [SK_ST_SETTING_ADD] = "INSERT INTO settings (key, value) VALUES ($1, $2)"
                           " ON CONFLICT (key) DO NOTHING",

@@ -58,6 +58,8 @@ enum sk_stmt {
         SK_ST_TOKEN_LIST,
         SK_ST_EVENT_ADD,
         SK_ST_EVENT_LIST,
+        SK_ST_EVENT_PRUNE_AGE,
+        SK_ST_EVENT_PRUNE_COUNT,
         SK_ST_LOCK,
         SK_ST_SETTING_GET,
         SK_ST_SETTING_ADD,

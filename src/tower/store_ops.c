@@ -710,6 +710,21 @@ static int event_list(sk_store *s, int64_t since, sk_event_fn fn, void *user, sk
                     err);
 }
 
+/* Retention: events older than `before`, then all but the newest `keep` (keep < 0: no
+ * count limit). Returns how many went. */
+static int event_prune(sk_store *s, int64_t before, int64_t keep, sk_error **err)
+{
+        const sk_param age[] = {SK_NUM(before)};
+        int64_t aged =
+            sk_db_write(sk_db_of(s), SK_ST_EVENT_PRUNE_AGE, age, N(age), err, "event_prune");
+        if (aged < 0 || keep < 0)
+                return (int)aged;
+        const sk_param count[] = {SK_NUM(keep)};
+        int64_t over =
+            sk_db_write(sk_db_of(s), SK_ST_EVENT_PRUNE_COUNT, count, N(count), err, "event_prune");
+        return over < 0 ? (int)over : (int)(aged + over);
+}
+
 /* The dialect's advisory lock; SQLite has none: one process owns the file and BEGIN
  * IMMEDIATE already serializes writers. */
 static int lock(sk_store *s, int64_t key, sk_error **err)
@@ -787,6 +802,7 @@ const sk_store_ops sk_store_db_ops = {
     .token_list = token_list,
     .event_add = event_add,
     .event_list = event_list,
+    .event_prune = event_prune,
     .lock = lock,
     .setting_get = setting_get,
     .setting_add = setting_add,

@@ -1,6 +1,7 @@
 /* Joining hosts and site sync: each site's desired document (its spec plus every
  * deployment that selects it, with the concrete application version), versioned by a
  * generation that moves only when the document's content does. */
+#include <ctype.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -596,22 +597,37 @@ int sk_tower_h_sync_status(sk_tower_ctx *c, sk_error **err)
         return 0;
 }
 
+/* A joining host's own labels: host labels as the spec has them, without the built-in
+ * prefixes the tower and the agent set themselves (a host must not claim system/name or a
+ * device it does not have). */
 static int check_labels(const json_t *labels, sk_error **err)
 {
         if (!labels)
                 return 0;
-        if (!json_is_object(labels))
-                return sk_error_set_path(err, EINVAL, "labels", "must be an object of strings");
+        if (!json_is_object(labels) || json_object_size(labels) > 64)
+                return sk_error_set_path(err, EINVAL, "labels",
+                                         "must be an object of at most 64 string labels");
         const char *k;
         json_t *v;
         json_object_foreach((json_t *)labels, k, v)
         {
-                if (!json_is_string(v)) {
-                        _cleanup_free_ char *path = NULL;
-                        if (asprintf(&path, "labels.%s", k) < 0)
-                                return -ENOMEM;
-                        return sk_error_set_path(err, EINVAL, path, "must be a string");
-                }
+                _cleanup_free_ char *path = NULL;
+                if (asprintf(&path, "labels.%s", k) < 0)
+                        return -ENOMEM;
+                if (!sk_spec_valid_label_key(k))
+                        return sk_error_set_path(err, EINVAL, path, "is not a label key");
+                if (!strncmp(k, "system/", 7) || !strncmp(k, "device/", 7))
+                        return sk_error_set_path(err, EINVAL, path,
+                                                 "the prefixes system/ and device/ are the "
+                                                 "built-in labels'");
+                const char *sv = json_string_value(v);
+                bool ok = sv && strlen(sv) <= 256;
+                for (const char *ch = sv; ok && *ch; ch++)
+                        ok = !iscntrl((unsigned char)*ch);
+                if (!ok)
+                        return sk_error_set_path(err, EINVAL, path,
+                                                 "must be a string of at most 256 characters "
+                                                 "without control characters");
         }
         return 0;
 }

@@ -90,9 +90,15 @@ int sk_tower_h_token_create(sk_tower_ctx *c, sk_error **err)
                 return sk_error_set(err, EPERM, "an API token cannot make tokens; log in");
         json_t *jr = json_object_get(body, "role");
         const char *role = jr ? json_string_value(jr) : c->role;
-        if (!role || sk_tower_role_rank(role) < 0)
+        bool metrics = role && strcmp(role, SK_TOWER_METRICS_ROLE) == 0;
+        if (!role || (sk_tower_role_rank(role) < 0 && !metrics))
                 return sk_error_set_path(err, EINVAL, "role",
-                                         "must be one of admin, operator, developer, viewer");
+                                         "must be one of admin, operator, developer, viewer, "
+                                         "metrics");
+        /* what a metrics token reads is what its maker may read there */
+        if (metrics && (strcmp(c->role, "admin") != 0 || !sk_tenancy_is_provider(c->tn, c->tenant)))
+                return sk_error_set_path(err, EPERM, "role",
+                                         "only admins of a provider tenant make metrics tokens");
         if (sk_tower_role_rank(role) > sk_tower_role_rank(c->role))
                 return sk_error_set_path(err, EPERM, "role",
                                          "a token cannot have more than your role (%s)", c->role);

@@ -1,6 +1,7 @@
 /* `skerry tower`: opens the data folder and the store (SQLite in the data folder, or a
  * PostgreSQL database shared with other replicas), the CA and the admin token, issues the
  * server certificate and serves the API until SIGTERM or SIGINT. */
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/pki.h"
+#include "model/spec.h"
 #include "tower/api.h"
 #include "tower/http.h"
 #include "tower/listen.h"
@@ -33,8 +35,36 @@ static void usage(FILE *f)
               ")\n"
               "  --store CONNINFO    a PostgreSQL database shared by several tower replicas:\n"
               "                      postgresql://... or 'host=... dbname=...' (env\n"
-              "                      SKERRY_STORE; default SQLite in DIR/tower.db)\n",
+              "                      SKERRY_STORE; default SQLite in DIR/tower.db)\n"
+              "Limits (docs/security.md):\n"
+              "  --conn-per-address N   connections not yet authenticated from one address\n"
+              "                         (default 128)\n"
+              "  --conn-reserve N       connections kept for authenticated users and sites\n"
+              "                         (default a quarter of the descriptor limit)\n"
+              "  --conn-per-identity N  connections of one authenticated host or user\n"
+              "                         (default 64)\n"
+              "  --header-timeout SECS  idle limit of a connection before it authenticates\n"
+              "                         (default 10)\n"
+              "  --events-max-age DUR   audit events older than this go (default 90d; 0: keep)\n"
+              "  --events-max N         at most this many audit events (default 100000)\n",
               f);
+}
+
+typedef struct tower_limits {
+        unsigned conn_per_address, conn_reserve, conn_per_identity, header_timeout_s;
+        int64_t events_max_age_ms, events_max;
+} tower_limits;
+
+/* A positive whole number for a flag; false when it is not one. */
+static bool parse_count(const char *s, unsigned long max, unsigned long *out)
+{
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(s, &end, 10);
+        if (errno || end == s || *end || v == 0 || v > max || *s == '-')
+                return false;
+        *out = v;
+        return true;
 }
 
 static void store_closep(sk_store **s)
@@ -176,7 +206,8 @@ static int mkdir_parents(const char *dir, sk_error **err)
         return 0;
 }
 
-static int run(const char *dir, const char *listen, const char *conninfo, sk_error **err)
+static int run(const char *dir, const char *listen, const char *conninfo, const tower_limits *lim,
+               sk_error **err)
 {
         /* a bad --listen is refused before anything is created */
         _cleanup_free_ char *host = NULL, *port = NULL;
@@ -235,7 +266,15 @@ static int run(const char *dir, const char *listen, const char *conninfo, sk_err
         pthread_sigmask(SIG_BLOCK, &set, NULL);
         sk_tower_http *http = NULL;
         uint16_t bound = 0;
-        sk_tower_http_opts o = {listen, cert, key, sk_ca_cert_pem(ca)};
+        sk_tower_api_set_retention(api, lim->events_max_age_ms, lim->events_max);
+        sk_tower_http_opts o = {.listen = listen,
+                                .cert_pem = cert,
+                                .key_pem = key,
+                                .ca_pem = sk_ca_cert_pem(ca),
+                                .conn_per_address = lim->conn_per_address,
+                                .conn_reserve = lim->conn_reserve,
+                                .conn_per_identity = lim->conn_per_identity,
+                                .header_timeout_s = lim->header_timeout_s};
         r = sk_tower_http_start(api, &o, &http, &bound, err);
         explicit_bzero(key, strlen(key));
         if (r < 0)
@@ -269,11 +308,21 @@ int sk_tower_main(int argc, char **argv)
         const char *dir = getenv("SKERRY_DATA");
         const char *listen = getenv("SKERRY_LISTEN");
         const char *store = getenv("SKERRY_STORE");
-        static const struct option longopts[] = {{"data", required_argument, NULL, 'd'},
-                                                 {"listen", required_argument, NULL, 'l'},
-                                                 {"store", required_argument, NULL, 's'},
-                                                 {"help", no_argument, NULL, 'h'},
-                                                 {NULL, 0, NULL, 0}};
+        static const struct option longopts[] = {
+            {"data", required_argument, NULL, 'd'},
+            {"listen", required_argument, NULL, 'l'},
+            {"store", required_argument, NULL, 's'},
+            {"conn-per-address", required_argument, NULL, 'A'},
+            {"conn-reserve", required_argument, NULL, 'R'},
+            {"conn-per-identity", required_argument, NULL, 'I'},
+            {"header-timeout", required_argument, NULL, 'T'},
+            {"events-max-age", required_argument, NULL, 'E'},
+            {"events-max", required_argument, NULL, 'N'},
+            {"help", no_argument, NULL, 'h'},
+            {NULL, 0, NULL, 0}};
+        tower_limits lim = {.events_max_age_ms = SK_TOWER_EVENTS_MAX_AGE_MS,
+                            .events_max = SK_TOWER_EVENTS_MAX};
+        unsigned long v;
         optind = 1;
         int ch;
         while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -286,6 +335,45 @@ int sk_tower_main(int argc, char **argv)
                         break;
                 case 's':
                         store = optarg;
+                        break;
+                case 'A':
+                case 'R':
+                case 'I':
+                case 'T':
+                case 'N':
+                        if (!parse_count(optarg, ch == 'T' ? 3600 : 10000000, &v)) {
+                                fprintf(stderr,
+                                        "skerry tower: --%s must be a whole number above 0, "
+                                        "not '%s'\n",
+                                        ch == 'A'   ? "conn-per-address"
+                                        : ch == 'R' ? "conn-reserve"
+                                        : ch == 'I' ? "conn-per-identity"
+                                        : ch == 'T' ? "header-timeout"
+                                                    : "events-max",
+                                        optarg);
+                                return 2;
+                        }
+                        if (ch == 'A')
+                                lim.conn_per_address = (unsigned)v;
+                        else if (ch == 'R')
+                                lim.conn_reserve = (unsigned)v;
+                        else if (ch == 'I')
+                                lim.conn_per_identity = (unsigned)v;
+                        else if (ch == 'T')
+                                lim.header_timeout_s = (unsigned)v;
+                        else
+                                lim.events_max = (int64_t)v;
+                        break;
+                case 'E':
+                        if (strcmp(optarg, "0") == 0) {
+                                lim.events_max_age_ms = 0;
+                        } else if (sk_duration_ms(optarg, &lim.events_max_age_ms) < 0 ||
+                                   lim.events_max_age_ms <= 0) {
+                                fprintf(stderr,
+                                        "skerry tower: --events-max-age must be a duration like "
+                                        "30d or 12h, or 0\n");
+                                return 2;
+                        }
                         break;
                 case 'h':
                         usage(stdout);
@@ -314,7 +402,7 @@ int sk_tower_main(int argc, char **argv)
         }
         _cleanup_error_ sk_error *err = NULL;
         int r = run(dir, listen && *listen ? listen : DEFAULT_LISTEN,
-                    store && *store ? store : NULL, &err);
+                    store && *store ? store : NULL, &lim, &err);
         if (r < 0) {
                 sk_errorf("%s", sk_error_msg(err, r));
                 return 1;

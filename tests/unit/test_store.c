@@ -915,6 +915,33 @@ static void test_events(void **state)
         assert_int_equal(a.time[0], 2000);
 }
 
+/* Audit retention: by age, then by count keeping the newest. */
+static void test_event_prune(void **state)
+{
+        sk_store *s = store_of(state);
+        for (int i = 1; i <= 10; i++) {
+                sk_event_row ev = {.time = i * 1000,
+                                   .tenant = "acme",
+                                   .actor = "acme/alice",
+                                   .method = "POST",
+                                   .path = "/v1/login",
+                                   .status = 401};
+                assert_int_equal(s->ops->event_add(s, &ev, NULL), 0);
+        }
+        assert_int_equal(s->ops->event_prune(s, 3500, -1, NULL), 3);
+        event_acc a = {0};
+        assert_int_equal(s->ops->event_list(s, 0, list_event, &a, NULL), 0);
+        assert_int_equal(a.n, 7);
+        assert_int_equal(a.time[0], 4000);
+        assert_int_equal(s->ops->event_prune(s, 0, 4, NULL), 3);
+        memset(&a, 0, sizeof(a));
+        assert_int_equal(s->ops->event_list(s, 0, list_event, &a, NULL), 0);
+        assert_int_equal(a.n, 4);
+        assert_int_equal(a.time[0], 7000);
+        assert_int_equal(s->ops->event_prune(s, 0, 4, NULL), 0);
+        assert_int_equal(s->ops->event_prune(s, 0, 0, NULL), 4);
+}
+
 /* Names order and match as bytes, whatever the backend's locale: upper case first, and no
  * character of a prefix is a wildcard. */
 static void test_byte_order(void **state)
@@ -978,6 +1005,7 @@ static void test_byte_order(void **state)
             cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),                         \
             cmocka_unit_test_setup_teardown(test_token_list, setup, teardown),                     \
             cmocka_unit_test_setup_teardown(test_events, setup, teardown),                         \
+            cmocka_unit_test_setup_teardown(test_event_prune, setup, teardown),                    \
             cmocka_unit_test_setup_teardown(test_byte_order, setup, teardown)
 
 /* ---- SQLite ---- */

@@ -854,18 +854,56 @@ static void test_tokens_lockout_events(void **state)
         free(api_id);
 }
 
+/* /metrics: a provider's admins or its metrics tokens, and no other tenant's figures. */
 static void test_metrics(void **state)
 {
         fx *f = *state;
         json_t *j = NULL;
         sk_tower_api_count(f->api, "/v1/whoami", 200);
-        assert_int_equal(call(f, "GET", "/metrics", NULL, NULL, &j), 200);
+        call_opts anon = {0};
+        assert_int_equal(call(f, "GET", "/metrics", NULL, &anon, &j), 401);
+        json_decref(j);
+        put_ok(f, "/v1/sites/s0", SITE_BODY("s0", "{}"), "created");
+        put_ok(f, "/v1/tenants/retail",
+               "{\"kind\":\"tenant\",\"name\":\"retail\",\"type\":\"provider\"}", "created");
+        call_opts retail = {.token = f->admin, .query = {"tenant", "retail"}};
+        assert_int_equal(call(f, "PUT", "/v1/sites/r1", SITE_BODY("r1", "{}"), &retail, &j), 200);
+        json_decref(j);
+        assert_int_equal(call(f, "PUT", "/v1/sites/r2", SITE_BODY("r2", "{}"), &retail, &j), 200);
+        json_decref(j);
+        assert_int_equal(admin_call(f, "GET", "/metrics", NULL, &j), 200);
         const char *text = json_string_value(j);
         assert_non_null(
             strstr(text, "skerry_tower_requests_total{route=\"/v1/whoami\",status=\"200\"} 1"));
         assert_non_null(strstr(text, "skerry_tower_longpolls_waiting 3"));
-        assert_non_null(strstr(text, "skerry_tower_sites 0"));
+        assert_non_null(strstr(text, "skerry_tower_sites 3\n"));
         json_decref(j);
+        /* a provider below the root: its own sites, none of the tower-wide figures */
+        assert_int_equal(call(f, "GET", "/metrics", NULL, &retail, &j), 200);
+        text = json_string_value(j);
+        assert_non_null(strstr(text, "skerry_tower_sites 2\n"));
+        assert_null(strstr(text, "skerry_tower_requests_total"));
+        assert_null(strstr(text, "skerry_tower_longpolls_waiting"));
+        json_decref(j);
+        /* a metrics token reads /metrics and nothing else */
+        assert_int_equal(
+            admin_call(f, "PUT", "/v1/users/admin/password", "{\"password\":\"admin secret\"}", &j),
+            200);
+        json_decref(j);
+        char *session = login_token(f, "default", "admin", "admin secret", 200);
+        call_opts o = {.token = session};
+        assert_int_equal(call(f, "POST", "/v1/tokens", "{\"role\":\"metrics\"}", &o, &j), 200);
+        call_opts m = {.token = json_string_value(json_object_get(j, "token"))};
+        json_t *mj = NULL;
+        assert_int_equal(call(f, "GET", "/metrics", NULL, &m, &mj), 200);
+        assert_non_null(strstr(json_string_value(mj), "skerry_tower_sites 3\n"));
+        json_decref(mj);
+        assert_int_equal(call(f, "GET", "/v1/whoami", NULL, &m, &mj), 403);
+        json_decref(mj);
+        assert_int_equal(call(f, "GET", "/v1/sites", NULL, &m, &mj), 403);
+        json_decref(mj);
+        json_decref(j);
+        free(session);
 }
 
 int main(void)

@@ -62,13 +62,15 @@ typedef struct expect {
 
 static const expect MATRIX[] = {
     /* public and host routes: no roles */
-    {"GET", "/metrics", "none", NULL, NULL, NULL, NULL, NULL, NULL, NULL},
     {"POST", "/v1/login", "none", NULL, NULL, NULL, NULL, NULL, NULL, NULL},
     {"POST", "/v1/join", "none", NULL, NULL, NULL, NULL, NULL, NULL, NULL},
     {"GET", "/v1/sync/desired", "host", NULL, NULL, NULL, NULL, NULL, NULL, NULL},
     {"POST", "/v1/sync/status", "host", NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 
     {"GET", "/v1/whoami", "user", &ACME, "/v1/whoami", NULL, NULL, "AAAA", "NNNN", "FFFA"},
+    /* metrics: a provider's admins */
+    {"GET", "/metrics", "user", &RETAIL, "/metrics", NULL, NULL, "FFFA", "NNNN", "FFFA"},
+    {"GET", "/metrics", "user", &ACME, "/metrics", NULL, NULL, "FFFF", "NNNN", "FFFF"},
     /* hosts: providers only, and never an application tenant's */
     {"GET", "/v1/hosts", "user", &RETAIL, "/v1/hosts", "site=store-1", NULL, "AAAA", "NNNN",
      "FFFA"},

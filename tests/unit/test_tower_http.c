@@ -61,7 +61,10 @@ static int setup(void **state)
         const char *names_srv[] = {"127.0.0.1", "localhost"};
         _cleanup_free_ char *cert = NULL, *key = NULL;
         assert_int_equal(sk_ca_issue_server(f->ca, names_srv, 2, 1, &cert, &key, NULL), 0);
-        sk_tower_http_opts o = {"127.0.0.1:0", cert, key, sk_ca_cert_pem(f->ca)};
+        sk_tower_http_opts o = {.listen = "127.0.0.1:0",
+                                .cert_pem = cert,
+                                .key_pem = key,
+                                .ca_pem = sk_ca_cert_pem(f->ca)};
         uint16_t port = 0;
         sk_error *err = NULL;
         int r = sk_tower_http_start(f->api, &o, &f->http, &port, &err);
@@ -191,8 +194,21 @@ static void test_tls_auth_and_limits(void **state)
         sk_httpc_free(login);
 
         sk_httpc *anon2 = client(f, NULL, -1, -1);
-        assert_int_equal(req(anon2, "GET", "/metrics", NULL, NULL), 200);
+        assert_int_equal(req(anon2, "GET", "/metrics", NULL, NULL), 401);
         sk_httpc_free(anon2);
+        /* the admission figures: the scraper's own connection is proven by its first
+         * request, and so counted in the second */
+        sk_httpc *scraper = client(f, f->admin, -1, -1);
+        sk_http_response m = {0};
+        assert_int_equal(req(scraper, "GET", "/v1/whoami", NULL, NULL), 200);
+        assert_int_equal(sk_httpc_request(scraper, "GET", "/metrics", NULL, 0, NULL, 0, &m, NULL),
+                         0);
+        assert_int_equal(m.status, 200);
+        assert_non_null(strstr(m.body, "skerry_tower_connections{state=\"proven\"} "));
+        assert_null(strstr(m.body, "skerry_tower_connections{state=\"proven\"} 0\n"));
+        assert_non_null(strstr(m.body, "skerry_tower_connections_refused_total 0\n"));
+        sk_http_response_free(&m);
+        sk_httpc_free(scraper);
 }
 
 typedef struct poll_arg {
@@ -224,7 +240,7 @@ static void *poll_main(void *arg)
  * server holds n long-polls. */
 static void wait_held(fx *f, int n)
 {
-        sk_httpc *c = client(f, NULL, -1, -1);
+        sk_httpc *c = client(f, f->admin, -1, -1);
         char want[64];
         snprintf(want, sizeof(want), "skerry_tower_longpolls_waiting %d\n", n);
         bool held = false;
