@@ -23,7 +23,7 @@ CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wform
 LDFLAGS += $(SANFLAGS)
 LDLIBS := $(PKG_LIBS) -lpthread
 
-LIB_SRCS := $(sort $(wildcard src/common/*.c src/model/*.c src/tower/*.c src/agent/*.c src/cli/*.c src/dev/*.c))
+LIB_SRCS := $(sort $(wildcard src/common/*.c src/model/*.c src/tower/*.c src/agent/*.c src/site/*.c src/host/*.c src/cli/*.c src/dev/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)

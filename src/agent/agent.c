@@ -16,16 +16,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent/cluster.h"
-#include "agent/devices.h"
-#include "agent/identity.h"
-#include "agent/runtime.h"
-#include "agent/siteapi.h"
-#include "agent/sitejoin.h"
-#include "agent/supervisor.h"
-#include "agent/uplink.h"
 #include "common/cleanup.h"
 #include "common/log.h"
+#include "host/devices.h"
+#include "host/identity.h"
+#include "host/runtime.h"
+#include "host/supervisor.h"
+#include "site/cluster.h"
+#include "site/siteapi.h"
+#include "site/sitejoin.h"
+#include "site/uplink.h"
 
 #define DEFAULT_RUNTIME "unix:///run/podman/podman.sock"
 

@@ -1,4 +1,4 @@
-#include "agent/desired.h"
+#include "host/desired.h"
 
 #include <sodium.h>
 #include <stdio.h>

@@ -2,8 +2,8 @@
  * labels (docs/api.md), image, cmd, env with ${VAR} expanded, limits, and a spec hash over
  * the canonical JSON of all of it, so a changed spec is seen as a different container.
  * Pure: no I/O, no clock. */
-#ifndef SK_AGENT_DESIRED_H
-#define SK_AGENT_DESIRED_H
+#ifndef SK_HOST_DESIRED_H
+#define SK_HOST_DESIRED_H
 
 #include <jansson.h>
 #include <stddef.h>

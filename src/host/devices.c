@@ -1,5 +1,5 @@
 /* Device discovery (devices.h). */
-#include "agent/devices.h"
+#include "host/devices.h"
 
 #include <glob.h>
 #include <stdarg.h>

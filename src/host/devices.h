@@ -15,8 +15,8 @@
  * Every rule's label is a key, even with no nodes; nodes are sorted by path in version
  * order (video2 before video10), each path once. `path` is where the node lives in /dev
  * (and in a container), `host-path` where it was found. */
-#ifndef SK_AGENT_DEVICES_H
-#define SK_AGENT_DEVICES_H
+#ifndef SK_HOST_DEVICES_H
+#define SK_HOST_DEVICES_H
 
 #include <jansson.h>
 

@@ -1,4 +1,4 @@
-#include "agent/identity.h"
+#include "host/identity.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,8 +1,8 @@
 /* Who this agent is, as the join made it: DIR/identity.json beside DIR/key.pem (0600),
  * DIR/cert.pem, DIR/ca.pem and the site's CA (DIR/site-ca.pem, DIR/site-ca.key 0600). The identity
  * file is written last, so its presence means the join completed. */
-#ifndef SK_AGENT_IDENTITY_H
-#define SK_AGENT_IDENTITY_H
+#ifndef SK_HOST_IDENTITY_H
+#define SK_HOST_IDENTITY_H
 
 #include <jansson.h>
 #include <stdint.h>

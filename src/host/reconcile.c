@@ -1,4 +1,4 @@
-#include "agent/reconcile.h"
+#include "host/reconcile.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -9,16 +9,16 @@
  * An exited container is restarted per its policy (always; on-failure when the exit code
  * is not 0; never) after a backoff of 1 s doubling to 60 s, reset once it ran 60 s; a
  * restart replaces it with a fresh container from the spec (REMOVE + CREATE). */
-#ifndef SK_AGENT_RECONCILE_H
-#define SK_AGENT_RECONCILE_H
+#ifndef SK_HOST_RECONCILE_H
+#define SK_HOST_RECONCILE_H
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "agent/desired.h"
-#include "agent/runtime.h"
 #include "common/error.h"
+#include "host/desired.h"
+#include "host/runtime.h"
 
 #define SK_BACKOFF_MIN_MS   1000
 #define SK_BACKOFF_MAX_MS   60000

@@ -1,5 +1,5 @@
 /* Helpers shared by every runtime driver and its callers. */
-#include "agent/runtime.h"
+#include "host/runtime.h"
 
 #include <ctype.h>
 #include <stdio.h>

@@ -1,8 +1,8 @@
 /* The container runtime seam (DESIGN.md section 8). The supervisor only ever talks to a
  * runtime through this table, so its logic is testable with a fake and another runtime
  * can be added beside the Docker Engine API one (which Podman and Docker both serve). */
-#ifndef SK_AGENT_RUNTIME_H
-#define SK_AGENT_RUNTIME_H
+#ifndef SK_HOST_RUNTIME_H
+#define SK_HOST_RUNTIME_H
 
 #include <jansson.h>
 #include <stdbool.h>

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/runtime.h"
 #include "common/cleanup.h"
 #include "common/httpc.h"
+#include "host/runtime.h"
 
 #define API "/v1.41"
 

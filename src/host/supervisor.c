@@ -1,4 +1,4 @@
-#include "agent/supervisor.h"
+#include "host/supervisor.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -6,11 +6,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "agent/desired.h"
 #include "agent/placement.h"
-#include "agent/reconcile.h"
 #include "common/cleanup.h"
 #include "common/log.h"
+#include "host/desired.h"
+#include "host/reconcile.h"
 
 #define STOP_GRACE_S      10
 #define EVENTS_BACKOFF_MS 1000

@@ -4,14 +4,14 @@
  * this host's and site's labels). The decisions are reconcile.h's pure planner; this
  * module executes them and keeps the status report. Until it has a desired document it
  * touches nothing: an agent that never synced must not remove containers it finds. */
-#ifndef SK_AGENT_SUPERVISOR_H
-#define SK_AGENT_SUPERVISOR_H
+#ifndef SK_HOST_SUPERVISOR_H
+#define SK_HOST_SUPERVISOR_H
 
 #include <jansson.h>
 #include <stdint.h>
 
-#include "agent/runtime.h"
 #include "common/error.h"
+#include "host/runtime.h"
 
 typedef struct sk_supervisor sk_supervisor;
 

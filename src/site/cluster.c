@@ -1,4 +1,4 @@
-#include "agent/cluster.h"
+#include "site/cluster.h"
 
 #include <gnutls/x509.h>
 #include <inttypes.h>
@@ -14,17 +14,17 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "agent/cluster_fsm.h"
-#include "agent/identity.h"
-#include "agent/liveness.h"
-#include "agent/raft_tls.h"
-#include "agent/siteapi.h"
-#include "agent/supervisor.h"
-#include "agent/uplink.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/pki.h"
+#include "host/identity.h"
+#include "host/supervisor.h"
 #include "model/spec.h"
+#include "site/cluster_fsm.h"
+#include "site/liveness.h"
+#include "site/raft_tls.h"
+#include "site/siteapi.h"
+#include "site/uplink.h"
 
 #define TICK_MS          100
 #define SEGMENT_SIZE     (1u << 20)

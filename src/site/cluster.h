@@ -8,8 +8,8 @@
  * configuration and keeps 1, 3 or 5 voters (a dead voter is replaced by a live standby),
  * runs the scheduler on every change and stores its answer. The agent runs the uplink to
  * the tower while sk_cluster_is_leader says so. */
-#ifndef SK_AGENT_CLUSTER_H
-#define SK_AGENT_CLUSTER_H
+#ifndef SK_SITE_CLUSTER_H
+#define SK_SITE_CLUSTER_H
 
 #include <jansson.h>
 #include <stdbool.h>

@@ -1,13 +1,13 @@
-#include "agent/cluster_fsm.h"
+#include "site/cluster_fsm.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/scheduler.h"
 #include "common/cleanup.h"
 #include "model/spec.h"
+#include "site/scheduler.h"
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15))
 

@@ -23,8 +23,8 @@
  *   {"op": "join-use", "hash": HEX, "now": ms, "site-id": S}      uses it: the next local
  *                                                 host id, recorded under the hash
  * Times in entries are the proposing leader's wall clock, so every host prunes alike. */
-#ifndef SK_AGENT_CLUSTER_FSM_H
-#define SK_AGENT_CLUSTER_FSM_H
+#ifndef SK_SITE_CLUSTER_FSM_H
+#define SK_SITE_CLUSTER_FSM_H
 
 #include <jansson.h>
 #include <stdbool.h>

@@ -1,4 +1,4 @@
-#include "agent/liveness.h"
+#include "site/liveness.h"
 
 #include <errno.h>
 #include <stdlib.h>

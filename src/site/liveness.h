@@ -4,8 +4,8 @@
  *
  * A new leader knows nothing of the others' last contact, so sk_liveness_reset gives every
  * host a fresh start (a full host-lost-after) instead of declaring them all lost at once. */
-#ifndef SK_AGENT_LIVENESS_H
-#define SK_AGENT_LIVENESS_H
+#ifndef SK_SITE_LIVENESS_H
+#define SK_SITE_LIVENESS_H
 
 #include <stdbool.h>
 #include <stddef.h>

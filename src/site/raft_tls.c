@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/raft_tls.h"
-#include "agent/raft_tls_int.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/pki.h"
+#include "site/raft_tls.h"
+#include "site/raft_tls_int.h"
 
 /* TLS 1.3 only: both ends are skerry, and 1.3 encrypts the certificates too. */
 #define PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3"

@@ -13,8 +13,8 @@
  * threads. See docs/site-cluster.md.
  *
  * Addresses are numeric, "IPv4:port" or "[IPv6]:port". The process must ignore SIGPIPE. */
-#ifndef SK_AGENT_RAFT_TLS_H
-#define SK_AGENT_RAFT_TLS_H
+#ifndef SK_SITE_RAFT_TLS_H
+#define SK_SITE_RAFT_TLS_H
 
 #include <raft.h>
 #include <raft/uv.h>

@@ -10,10 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "agent/raft_tls_int.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/pki.h"
+#include "site/raft_tls_int.h"
 
 /* Stop reading one side while more than this waits to be written to the other. */
 #define QUEUE_HIGH (4u << 20)

@@ -1,13 +1,13 @@
 /* Internals shared by raft_tls.c (the transport: identity, listener, close) and
  * raft_tls_conn.c (one connection: TLS handshake, verification, hello, pump). */
-#ifndef SK_AGENT_RAFT_TLS_INT_H
-#define SK_AGENT_RAFT_TLS_INT_H
+#ifndef SK_SITE_RAFT_TLS_INT_H
+#define SK_SITE_RAFT_TLS_INT_H
 
 #include <gnutls/gnutls.h>
 #include <stdbool.h>
 #include <sys/socket.h>
 
-#include "agent/raft_tls.h"
+#include "site/raft_tls.h"
 
 /* The hello a dialling node sends inside TLS before raft's bytes: protocol, its raft id,
  * the length of its address (with the NUL), all u64 little-endian, then the address. The

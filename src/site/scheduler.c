@@ -1,6 +1,6 @@
 /* The site scheduler (scheduler.h, docs/scheduler.md). A site has at most a few dozen hosts
  * and a few hundred instances, so plain arrays and linear scans keep this easy to check. */
-#include "agent/scheduler.h"
+#include "site/scheduler.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/desired.h"
 #include "common/cleanup.h"
+#include "host/desired.h"
 #include "model/labelexpr.h"
 #include "model/spec.h"
 

@@ -20,8 +20,8 @@
  *   unplaced:  {"instance": "...", "tenant", "deployment", "service", "replica" (absent for
  *               mode one-per-host), "host" (one-per-host only), "reason": "no host fits: ..."}
  */
-#ifndef SK_AGENT_SCHEDULER_H
-#define SK_AGENT_SCHEDULER_H
+#ifndef SK_SITE_SCHEDULER_H
+#define SK_SITE_SCHEDULER_H
 
 #include <jansson.h>
 #include <stdbool.h>

@@ -1,4 +1,4 @@
-#include "agent/siteapi.h"
+#include "site/siteapi.h"
 
 #include <curl/curl.h>
 #include <gnutls/gnutls.h>
@@ -14,10 +14,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "agent/identity.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/pki.h"
+#include "host/identity.h"
 
 #define PEERS_MAX 256
 

@@ -6,8 +6,8 @@
  * sk_siteapi_add; a libmicrohttpd daemon without a listening socket serves it in its own
  * thread. The client side (sk_site_client) speaks TLS to that port with this host's
  * certificate and refuses a server that is not a host of the same site. */
-#ifndef SK_AGENT_SITEAPI_H
-#define SK_AGENT_SITEAPI_H
+#ifndef SK_SITE_SITEAPI_H
+#define SK_SITE_SITEAPI_H
 
 #include <jansson.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-#include "agent/sitejoin.h"
+#include "site/sitejoin.h"
 
 #include <curl/curl.h>
 #include <gnutls/gnutls.h>

@@ -1,12 +1,12 @@
 /* Joining a site through one of its hosts while the tower is unreachable
  * (docs/site-cluster.md): `skerry agent --join TOKEN --peer ADDR:PORT`. */
-#ifndef SK_AGENT_SITEJOIN_H
-#define SK_AGENT_SITEJOIN_H
+#ifndef SK_SITE_SITEJOIN_H
+#define SK_SITE_SITEJOIN_H
 
 #include <jansson.h>
 
-#include "agent/identity.h"
 #include "common/error.h"
+#include "host/identity.h"
 
 typedef struct sk_site_join_request {
         const char *peer;     /* ADDR:PORT of a host of the site (its --listen) */

@@ -1,4 +1,4 @@
-#include "agent/uplink.h"
+#include "site/uplink.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -7,11 +7,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent/identity.h"
 #include "common/cleanup.h"
 #include "common/httpc.h"
 #include "common/log.h"
 #include "common/pki.h"
+#include "host/identity.h"
 
 struct sk_uplink {
         char *dir, *tower, *host;

@@ -7,14 +7,14 @@
  * whenever it changes and at least every 5 s (the heartbeat). Both reconnect with capped
  * exponential backoff (0.5 s .. 15 s) and log once per change of reachability. Both stop
  * within about a second of sk_uplink_stop, even mid-request. */
-#ifndef SK_AGENT_UPLINK_H
-#define SK_AGENT_UPLINK_H
+#ifndef SK_SITE_UPLINK_H
+#define SK_SITE_UPLINK_H
 
 #include <jansson.h>
 #include <stdint.h>
 
-#include "agent/supervisor.h"
 #include "common/error.h"
+#include "host/supervisor.h"
 
 #define SK_UPLINK_WAIT_S       30
 #define SK_UPLINK_HEARTBEAT_MS 5000

@@ -9,12 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/cluster_fsm.h"
-#include "agent/desired.h"
 #include "agent/placement.h"
-#include "agent/uplink.h"
 #include "common/cleanup.h"
 #include "common/pki.h"
+#include "host/desired.h"
+#include "site/cluster_fsm.h"
+#include "site/uplink.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);

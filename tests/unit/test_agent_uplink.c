@@ -16,11 +16,11 @@
 
 #include <cmocka.h>
 
-#include "agent/identity.h"
-#include "agent/supervisor.h"
-#include "agent/uplink.h"
 #include "common/cleanup.h"
 #include "common/pki.h"
+#include "host/identity.h"
+#include "host/supervisor.h"
+#include "site/uplink.h"
 
 /* ---- the fake tower ---- */
 

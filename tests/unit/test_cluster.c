@@ -25,10 +25,10 @@
 #include "testutil.h"
 #include <curl/curl.h>
 
-#include "agent/cluster.h"
-#include "agent/siteapi.h"
 #include "common/cleanup.h"
 #include "common/pki.h"
+#include "site/cluster.h"
+#include "site/siteapi.h"
 
 #define N       3
 #define WAIT_MS 30000

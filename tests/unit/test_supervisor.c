@@ -12,12 +12,12 @@
 
 #include <cmocka.h>
 
-#include "agent/desired.h"
 #include "agent/placement.h"
-#include "agent/reconcile.h"
-#include "agent/runtime.h"
-#include "agent/supervisor.h"
 #include "common/cleanup.h"
+#include "host/desired.h"
+#include "host/reconcile.h"
+#include "host/runtime.h"
+#include "host/supervisor.h"
 
 /* ---- the fake runtime ---- */
 
