@@ -43,23 +43,6 @@ struct sk_supervisor {
         bool want_valid;
 };
 
-int64_t sk_monotonic_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static char *now_rfc3339(void)
-{
-        char buf[32];
-        time_t t = time(NULL);
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        return strdup(buf);
-}
-
 int sk_supervisor_new(const sk_supervisor_config *cfg, sk_supervisor **out, sk_error **err)
 {
         sk_supervisor *s = calloc(1, sizeof(*s));
@@ -306,7 +289,7 @@ static void execute(sk_supervisor *s, const sk_plan *plan, int64_t now)
  * Returns whether anything changed. */
 static bool publish(sk_supervisor *s, json_t *report)
 {
-        _cleanup_free_ char *now = now_rfc3339();
+        _cleanup_free_ char *now = sk_rfc3339(sk_wall_ms());
         pthread_mutex_lock(&s->lock);
         bool changed = json_array_size(report) != json_array_size(s->status);
         size_t i;

@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "host/runtime.h"
 
@@ -43,7 +44,5 @@ int sk_supervisor_start(sk_supervisor *s, sk_error **err);
 /* Stops the threads; containers keep running. Waits for a runtime call in progress. */
 void sk_supervisor_stop(sk_supervisor *s);
 void sk_supervisor_free(sk_supervisor *s);
-
-int64_t sk_monotonic_ms(void);
 
 #endif

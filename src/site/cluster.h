@@ -1,6 +1,7 @@
 /* The site cluster (docs/site-cluster.md): this host's raft node, in a thread of its own
  * running a libuv loop, with raft over mutual TLS (raft_tls) and the site-local API on the
- * same port (siteapi).
+ * same port (siteapi, served on threads of its own). cluster_int.h says which file does
+ * what.
  *
  * Every host: replicates the FSM (cluster_fsm.h) and tells the agent when it changes.
  * The leader, once its barrier is committed: takes the hosts' heartbeats, keeps the host
@@ -15,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 
 typedef struct sk_cluster sk_cluster;
@@ -32,6 +34,9 @@ typedef struct sk_cluster_config {
          * block. */
         void (*on_change)(void *user);
         void *user;
+        /* Every time the cluster reads (liveness, hand-over, join tokens, last-seen); NULL:
+         * the system's. Tests pass a fake one. */
+        const sk_clock *clock;
         int election_ms;             /* 0: 1000 */
         int heartbeat_ms;            /* 0: 100 */
         unsigned snapshot_threshold; /* 0: 64 entries */
@@ -71,11 +76,13 @@ int sk_cluster_submit_desired(sk_cluster *cl, const json_t *doc);
 #define SK_CLUSTER_STEP_ASIDE_MS 10000
 void sk_cluster_step_aside(sk_cluster *cl);
 
-/* A host's heartbeat (docs/site-cluster.md, "Heartbeats"): taken when this node is the
- * ready leader (0); -EPERM from a host removed from the site; -EAGAIN otherwise. */
+/* A host's heartbeat (heartbeat.h; this host's own, the others' come through the site-local
+ * API): taken when this node is the ready leader (0); -EPERM from a host removed from the
+ * site; -EINVAL for a report heartbeat.h refuses; -EAGAIN otherwise. */
 int sk_cluster_heartbeat(sk_cluster *cl, int64_t host_id, const json_t *report);
 /* This host's heartbeat was answered by the host at address (the leader) at at_ms
- * (monotonic ms): the last contact a new leader counts that host's host-lost-after from. */
+ * (monotonic ms, on the cluster's clock): the last contact a new leader counts that host's
+ * host-lost-after from. */
 void sk_cluster_leader_contact(sk_cluster *cl, const char *address, int64_t at_ms);
 /* Leader: every host's latest report, each with "role" and "state" (alive | lost) added,
  * as the tower's POST /v1/sync/status bodies. The leader's own carries the unplaced

@@ -19,24 +19,39 @@
 #include "common/pki.h"
 #include "host/identity.h"
 
-#define PEERS_MAX 256
+#define PEERS_MAX    256
+#define WORKER_STACK (256 * 1024)
 
-struct sk_siteapi {
-        struct MHD_Daemon *daemon;
-        sk_siteapi_fn fn;
-        void *user;
-        pthread_mutex_t lock;
-        struct {
-                int fd;
-                int64_t host;
-        } peers[PEERS_MAX]; /* which host each open connection's certificate named */
-};
-
+/* One request: its body as it arrives, then (when it goes to a worker) the answer. */
 typedef struct request {
         char *body;
         size_t len;
         bool too_large;
+        /* A worker's, under the API's lock once queued. */
+        struct MHD_Connection *conn;
+        char *method, *path, *site;
+        int64_t peer;
+        bool queued, done;
+        int status;
+        json_t *answer;
+        struct request *next;
 } request;
+
+struct sk_siteapi {
+        struct MHD_Daemon *daemon;
+        sk_site_routes routes;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        struct {
+                int fd;
+                int64_t host;
+        } peers[PEERS_MAX];   /* which host each open connection's certificate named */
+        request *head, *tail; /* waiting for a worker */
+        size_t queued;
+        bool stop;
+        pthread_t workers[SK_SITEAPI_WORKERS];
+        size_t n_workers;
+};
 
 json_t *sk_siteapi_error(const char *code, const char *fmt, ...)
 {
@@ -80,6 +95,94 @@ static enum MHD_Result reply(struct MHD_Connection *conn, int status, json_t *an
         return r;
 }
 
+static sk_site_request view(const request *rq)
+{
+        return (sk_site_request){.method = rq->method,
+                                 .path = rq->path,
+                                 .site = rq->site,
+                                 .peer = rq->peer,
+                                 .body = rq->body,
+                                 .len = rq->len};
+}
+
+static void *worker(void *arg)
+{
+        sk_siteapi *api = arg;
+        pthread_mutex_lock(&api->lock);
+        for (;;) {
+                while (!api->stop && !api->head)
+                        pthread_cond_wait(&api->cond, &api->lock);
+                request *rq = api->head;
+                if (!rq)
+                        break; /* stopping, nothing left */
+                api->head = rq->next;
+                if (!api->head)
+                        api->tail = NULL;
+                api->queued--;
+                pthread_mutex_unlock(&api->lock);
+                json_t *answer = NULL;
+                sk_site_request v = view(rq);
+                int status = api->stop ? 503 : sk_site_route(&api->routes, &v, &answer);
+                if (status == 503 && !answer)
+                        answer = sk_siteapi_error("unavailable", "this host is stopping");
+                struct MHD_Connection *conn = rq->conn;
+                pthread_mutex_lock(&api->lock);
+                rq->status = status;
+                rq->answer = answer;
+                rq->done = true;
+                pthread_mutex_unlock(&api->lock);
+                /* rq is the daemon's again from here */
+                MHD_resume_connection(conn);
+                pthread_mutex_lock(&api->lock);
+        }
+        pthread_mutex_unlock(&api->lock);
+        return NULL;
+}
+
+/* Suspends the connection and hands its request to a worker; false when too many wait. */
+static bool enqueue(sk_siteapi *api, struct MHD_Connection *conn, request *rq, const char *method,
+                    const char *url, const char *site)
+{
+        rq->method = strdup(method);
+        rq->path = strdup(url);
+        rq->site = site ? strdup(site) : NULL;
+        if (!rq->method || !rq->path || (site && !rq->site))
+                return false;
+        rq->conn = conn;
+        pthread_mutex_lock(&api->lock);
+        bool room = !api->stop && api->queued < SK_SITEAPI_QUEUE_MAX;
+        if (room) {
+                MHD_suspend_connection(conn);
+                rq->queued = true;
+                if (api->tail)
+                        api->tail->next = rq;
+                else
+                        api->head = rq;
+                api->tail = rq;
+                api->queued++;
+                pthread_cond_signal(&api->cond);
+        }
+        pthread_mutex_unlock(&api->lock);
+        return room;
+}
+
+/* Appends an upload chunk; the body is kept NUL-terminated. */
+static bool take_upload(request *rq, const char *upload, size_t n)
+{
+        if (rq->len + n > SK_SITEAPI_BODY_MAX) {
+                rq->too_large = true;
+                return true;
+        }
+        char *b = realloc(rq->body, rq->len + n + 1);
+        if (!b)
+                return false;
+        memcpy(b + rq->len, upload, n);
+        rq->body = b;
+        rq->len += n;
+        b[rq->len] = '\0';
+        return true;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -94,37 +197,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 return MHD_YES;
         }
         if (*upload_size > 0) {
-                if (rq->len + *upload_size > SK_SITEAPI_BODY_MAX) {
-                        rq->too_large = true;
-                } else {
-                        char *b = realloc(rq->body, rq->len + *upload_size + 1);
-                        if (!b)
-                                return MHD_NO;
-                        memcpy(b + rq->len, upload, *upload_size);
-                        rq->body = b;
-                        rq->len += *upload_size;
-                        b[rq->len] = '\0';
-                }
+                bool ok = take_upload(rq, upload, *upload_size);
                 *upload_size = 0;
-                return MHD_YES;
+                return ok ? MHD_YES : MHD_NO;
         }
+        pthread_mutex_lock(&api->lock);
+        bool done = rq->done;
+        json_t *answer = take_ptr(&rq->answer);
+        pthread_mutex_unlock(&api->lock);
+        if (done)
+                return reply(conn, rq->status, answer);
         if (rq->too_large)
                 return reply(conn, 413, sk_siteapi_error("too-large", "body over 1 MiB"));
-        _cleanup_json_ json_t *body = NULL;
-        if (rq->len > 0) {
-                json_error_t je;
-                body = json_loadb(rq->body, rq->len, 0, &je);
-                if (!body)
-                        return reply(conn, 400,
-                                     sk_siteapi_error("bad-json", "line %d, column %d: %s", je.line,
-                                                      je.column, je.text));
-        }
-        char path[256];
-        snprintf(path, sizeof(path), "%s", url);
         const char *site = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "site");
-        json_t *answer = NULL;
-        int status = api->fn(api->user, method, path, site, peer_host(api, conn), body, &answer);
-        return reply(conn, status, answer);
+        sk_site_request v = {.method = method,
+                             .path = url,
+                             .site = site,
+                             .peer = peer_host(api, conn),
+                             .body = rq->body,
+                             .len = rq->len};
+        if (sk_site_route_quick(&v)) {
+                int status = sk_site_route(&api->routes, &v, &answer);
+                return reply(conn, status, answer);
+        }
+        rq->peer = v.peer;
+        if (!enqueue(api, conn, rq, method, url, site))
+                return reply(conn, 503,
+                             sk_siteapi_error("unavailable", "too many requests in progress"));
+        return MHD_YES;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -133,6 +233,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         request *rq = *con_cls;
         if (rq) {
                 free(rq->body);
+                free(rq->method);
+                free(rq->path);
+                free(rq->site);
+                json_decref(rq->answer);
                 free(rq);
         }
         *con_cls = NULL;
@@ -145,25 +249,43 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
         sk_debug("site API: %s", buf);
 }
 
-int sk_siteapi_new(sk_siteapi_fn fn, void *user, sk_siteapi **out, sk_error **err)
+static int start_workers(sk_siteapi *api, sk_error **err)
+{
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, WORKER_STACK);
+        for (size_t i = 0; i < SK_SITEAPI_WORKERS; i++) {
+                if (pthread_create(&api->workers[i], &attr, worker, api) != 0)
+                        break;
+                api->n_workers++;
+        }
+        pthread_attr_destroy(&attr);
+        if (api->n_workers == 0)
+                return sk_error_set(err, EAGAIN, "cannot start the site-local API's workers");
+        return 0;
+}
+
+int sk_siteapi_new(const sk_site_routes *routes, sk_siteapi **out, sk_error **err)
 {
         sk_siteapi *api = calloc(1, sizeof(*api));
         if (!api)
                 return sk_error_set(err, ENOMEM, "out of memory");
-        api->fn = fn;
-        api->user = user;
+        api->routes = *routes;
         pthread_mutex_init(&api->lock, NULL);
+        pthread_cond_init(&api->cond, NULL);
         for (size_t i = 0; i < PEERS_MAX; i++)
                 api->peers[i].fd = -1;
         api->daemon =
             MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_NO_LISTEN_SOCKET |
-                                 MHD_USE_ITC | MHD_USE_ERROR_LOG,
+                                 MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
                              0, NULL, NULL, on_request, api, MHD_OPTION_NOTIFY_COMPLETED,
                              on_completed, api, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api, MHD_OPTION_END);
-        if (!api->daemon) {
+        int r = api->daemon ? start_workers(api, err)
+                            : sk_error_set(err, EIO, "cannot start the site-local API");
+        if (r < 0) {
                 sk_siteapi_free(api);
-                return sk_error_set(err, EIO, "cannot start the site-local API");
+                return r;
         }
         *out = api;
         return 0;
@@ -181,13 +303,22 @@ void sk_siteapi_add(sk_siteapi *api, int fd, int64_t host_id)
                 sk_warn("site API: cannot take a connection from host %lld", (long long)host_id);
 }
 
+/* Workers answer what waits with 503 and end; then no connection stays suspended when the
+ * daemon stops. */
 void sk_siteapi_free(sk_siteapi *api)
 {
         if (!api)
                 return;
+        pthread_mutex_lock(&api->lock);
+        api->stop = true;
+        pthread_cond_broadcast(&api->cond);
+        pthread_mutex_unlock(&api->lock);
+        for (size_t i = 0; i < api->n_workers; i++)
+                pthread_join(api->workers[i], NULL);
         if (api->daemon)
                 MHD_stop_daemon(api->daemon);
         pthread_mutex_destroy(&api->lock);
+        pthread_cond_destroy(&api->cond);
         free(api);
 }
 

@@ -3,9 +3,13 @@
  *
  * It shares the raft port: raft_tls verifies the peer (same CA, same site, host
  * certificate) and hands a connection whose first bytes are an HTTP request to
- * sk_siteapi_add; a libmicrohttpd daemon without a listening socket serves it in its own
- * thread. The client side (sk_site_client) speaks TLS to that port with this host's
- * certificate and refuses a server that is not a host of the same site. */
+ * sk_siteapi_add; a libmicrohttpd daemon without a listening socket reads requests in its
+ * own thread and answers the quick ones there (heartbeats: nothing else may delay them);
+ * the others run on a few worker threads while their connection is suspended, so a slow
+ * one (a request forwarded to a leader that does not answer) holds only a worker. A client
+ * that sends its request slowly holds nothing: the daemon's thread polls. The client side
+ * (sk_site_client) speaks TLS to that port with this host's certificate and refuses a server that
+ * is not a host of the same site. */
 #ifndef SK_SITE_SITEAPI_H
 #define SK_SITE_SITEAPI_H
 
@@ -13,18 +17,17 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "site/siteroutes.h"
 
 #define SK_SITEAPI_BODY_MAX (1 << 20)
-
-/* Answers one request: returns the HTTP status and sets *answer (a JSON body, or NULL for
- * none). peer_host is the host id of the caller's certificate. Runs in the daemon's
- * thread. */
-typedef int (*sk_siteapi_fn)(void *user, const char *method, const char *path, const char *query,
-                             int64_t peer_host, const json_t *body, json_t **answer);
+/* Workers for the requests that are not quick (siteroutes.h), and how many may wait. */
+#define SK_SITEAPI_WORKERS   4
+#define SK_SITEAPI_QUEUE_MAX 64
 
 typedef struct sk_siteapi sk_siteapi;
 
-int sk_siteapi_new(sk_siteapi_fn fn, void *user, sk_siteapi **out, sk_error **err);
+/* Serves routes (copied; what it points to must outlive the API). */
+int sk_siteapi_new(const sk_site_routes *routes, sk_siteapi **out, sk_error **err);
 /* A verified connection (raft_tls's on_http): fd is taken. Any thread. */
 void sk_siteapi_add(sk_siteapi *api, int fd, int64_t host_id);
 void sk_siteapi_free(sk_siteapi *api);

@@ -129,7 +129,7 @@ static int request(const char *peer, const char *method, const char *path, const
         return 0;
 }
 
-static int fingerprint_of(const char *pem, char hex[65], sk_error **err)
+int sk_site_ca_fingerprint(const char *pem, char hex[65], sk_error **err)
 {
         gnutls_x509_crt_t crt = NULL;
         unsigned char fp[32];
@@ -143,7 +143,7 @@ static int fingerprint_of(const char *pem, char hex[65], sk_error **err)
         if (crt)
                 gnutls_x509_crt_deinit(crt);
         if (r < 0 || n != sizeof(fp))
-                return sk_error_set(err, EPROTO, "the peer's CA certificate cannot be read");
+                return sk_error_set(err, EPROTO, "the CA certificate cannot be read");
         for (size_t i = 0; i < n; i++)
                 snprintf(hex + 2 * i, 3, "%02x", fp[i]);
         return 0;
@@ -191,7 +191,7 @@ int sk_agent_join_site(const char *dir, const sk_site_join_request *req, sk_iden
         if (status != 200 || !ca)
                 return sk_error_set(err, EPROTO, "--peer %s: no CA (HTTP %ld): %s", req->peer,
                                     status, error_message(ca_ans));
-        r = fingerprint_of(ca, have, err);
+        r = sk_site_ca_fingerprint(ca, have, err);
         if (r < 0)
                 return r;
         if (strcmp(have, want) != 0)
