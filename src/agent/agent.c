@@ -454,7 +454,6 @@ static void leadership(agent *ag, const json_t *state)
                     .data_dir = ag->data,
                     .tower = ag->id.tower,
                     .host = ag->id.host,
-                    .sup = ag->sup,
                     .generation = json_integer_value(
                         json_object_get(json_object_get(state, "desired"), "generation")),
                     .on_desired = on_desired,
@@ -580,7 +579,6 @@ static int run(agent *ag, const char *data, sigset_t *sigs)
                                    .events_runtime = events_rt,
                                    .site = ag->id.site,
                                    .host = ag->id.host,
-                                   .host_labels = ag->id.labels,
                                    .on_status = on_status,
                                    .user = ag};
         r = sk_supervisor_new(&sc, &ag->sup, &err);

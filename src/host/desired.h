@@ -1,4 +1,5 @@
-/* From placed instances (placement.h) to the exact containers this host should run: name,
+/* From placed instances (sk_fsm_local_placed: this host's share of the site's placements)
+ * to the exact containers this host should run: name,
  * labels (docs/api.md), image, cmd, env with ${VAR} expanded, limits, and a spec hash over
  * the canonical JSON of all of it, so a changed spec is seen as a different container.
  * Pure: no I/O, no clock. */
@@ -48,7 +49,9 @@ typedef struct sk_desired_set {
         size_t n;
 } sk_desired_set;
 
-/* placed: the array sk_placement_local or sk_fsm_local_placed made; an instance's
+/* placed: the array sk_fsm_local_placed made, each
+ *   {"instance": "tenant/deployment/service/replica", "tenant", "deployment",
+ *    "application", "version", "service", "replica", "spec": SERVICE}; an instance's
  * "devices" ({label: [{"path", "host-path"}]}, as device discovery reports nodes) gives the nodes
  * for the device labels its containers ask for. An instance whose spec this host cannot honour
  * (from-secret variables, volumes, a device label without nodes, an unknown ${VAR}) gets

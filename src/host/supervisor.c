@@ -6,7 +6,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "agent/placement.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "host/desired.h"
@@ -20,15 +19,14 @@ struct sk_supervisor {
         sk_runtime *rt;
         sk_runtime *events_rt;
         char *site, *host;
-        json_t *host_labels;
         void (*on_status)(void *user);
         void *user;
         int interval_ms;
 
         pthread_mutex_t lock;
         pthread_cond_t cond; /* CLOCK_MONOTONIC */
-        json_t *desired;     /* under lock */
-        unsigned desired_gen;
+        json_t *placed;      /* under lock: this host's instances, as the site placed them */
+        unsigned placed_gen;
         json_t *status; /* under lock */
         bool woken, stop;
         pthread_t thread, events_thread;
@@ -52,7 +50,6 @@ int sk_supervisor_new(const sk_supervisor_config *cfg, sk_supervisor **out, sk_e
         s->events_rt = cfg->events_runtime;
         s->site = strdup(cfg->site);
         s->host = strdup(cfg->host);
-        s->host_labels = cfg->host_labels ? json_deep_copy(cfg->host_labels) : json_object();
         s->status = json_array();
         s->on_status = cfg->on_status;
         s->user = cfg->user;
@@ -63,7 +60,7 @@ int sk_supervisor_new(const sk_supervisor_config *cfg, sk_supervisor **out, sk_e
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
         pthread_cond_init(&s->cond, &ca);
         pthread_condattr_destroy(&ca);
-        if (!s->site || !s->host || !s->host_labels || !s->status) {
+        if (!s->site || !s->host || !s->status) {
                 sk_supervisor_free(s);
                 return sk_error_set(err, ENOMEM, "out of memory");
         }
@@ -79,26 +76,17 @@ void sk_supervisor_wake(sk_supervisor *s)
         pthread_mutex_unlock(&s->lock);
 }
 
-void sk_supervisor_set_desired(sk_supervisor *s, json_t *desired)
-{
-        pthread_mutex_lock(&s->lock);
-        json_decref(s->desired);
-        s->desired = json_incref(desired);
-        s->desired_gen++;
-        s->woken = true;
-        pthread_cond_broadcast(&s->cond);
-        pthread_mutex_unlock(&s->lock);
-}
-
 void sk_supervisor_set_placed(sk_supervisor *s, json_t *placed)
 {
         pthread_mutex_lock(&s->lock);
-        if (json_is_array(s->desired) && json_equal(s->desired, placed)) {
-                pthread_mutex_unlock(&s->lock);
-                return;
+        if (!json_equal(s->placed, placed)) {
+                json_decref(s->placed);
+                s->placed = json_incref(placed);
+                s->placed_gen++;
+                s->woken = true;
+                pthread_cond_broadcast(&s->cond);
         }
         pthread_mutex_unlock(&s->lock);
-        sk_supervisor_set_desired(s, placed);
 }
 
 json_t *sk_supervisor_status(sk_supervisor *s)
@@ -109,29 +97,22 @@ json_t *sk_supervisor_status(sk_supervisor *s)
         return st;
 }
 
-/* Rebuilds the desired containers when the document changed. 1: have a desired set. */
+/* Rebuilds the desired containers when the placement changed. 1: have a desired set. */
 static int refresh_want(sk_supervisor *s)
 {
         pthread_mutex_lock(&s->lock);
-        _cleanup_json_ json_t *doc = json_incref(s->desired);
-        unsigned gen = s->desired_gen;
+        _cleanup_json_ json_t *placed = json_incref(s->placed);
+        unsigned gen = s->placed_gen;
         pthread_mutex_unlock(&s->lock);
-        if (!doc)
+        if (!placed)
                 return 0;
         if (gen == s->built_gen)
                 return 1;
-        /* A document this agent cannot read keeps the previous one running. */
+        /* A placement this agent cannot read keeps the previous one running. */
         s->built_gen = gen;
-        _cleanup_json_ json_t *placed = NULL;
         _cleanup_error_ sk_error *perr = NULL;
-        sk_placement_host me = {s->site, s->host, s->host_labels};
         sk_desired_set next;
-        /* An array is the cluster's placement for this host; an object a site document
-         * of which this host runs everything (a supervisor outside a cluster). */
-        int r = json_is_array(doc) ? ((placed = json_incref(doc)), 0)
-                                   : sk_placement_local(doc, &me, &placed, &perr);
-        if (r >= 0)
-                r = sk_desired_build(placed, s->site, s->host, &next, &perr);
+        int r = sk_desired_build(placed, s->site, s->host, &next, &perr);
         if (r < 0) {
                 sk_errorf("desired state: %s%s%s; keeping the previous one", sk_error_msg(perr, r),
                           perr && perr->path ? " at " : "", perr && perr->path ? perr->path : "");
@@ -527,9 +508,8 @@ void sk_supervisor_free(sk_supervisor *s)
                 s->events_rt->ops->free(s->events_rt);
         sk_desired_set_clear(&s->want);
         sk_tracker_clear(&s->tracker);
-        json_decref(s->desired);
+        json_decref(s->placed);
         json_decref(s->status);
-        json_decref(s->host_labels);
         free(s->site);
         free(s->host);
         pthread_mutex_destroy(&s->lock);

@@ -1,9 +1,9 @@
-/* The supervisor: keeps this host's containers as the desired document says, through the
- * runtime seam. A thread reconciles every few seconds, at once on a new desired document
- * (sk_supervisor_set_desired) and on runtime events (an events thread streams them for
+/* The supervisor: keeps this host's containers as the site placed them, through the
+ * runtime seam. A thread reconciles every few seconds, at once on a new placement
+ * (sk_supervisor_set_placed) and on runtime events (an events thread streams them for
  * this host's and site's labels). The decisions are reconcile.h's pure planner; this
- * module executes them and keeps the status report. Until it has a desired document it
- * touches nothing: an agent that never synced must not remove containers it finds. */
+ * module executes them and keeps the status report. Until it has a placement it touches
+ * nothing: an agent that never heard from its site must not remove containers it finds. */
 #ifndef SK_HOST_SUPERVISOR_H
 #define SK_HOST_SUPERVISOR_H
 
@@ -21,17 +21,14 @@ typedef struct sk_supervisor_config {
         sk_runtime *events_runtime; /* owned, or NULL for no events thread */
         const char *site;
         const char *host;
-        const json_t *host_labels;     /* may be NULL */
         void (*on_status)(void *user); /* the status report changed (supervisor thread) */
         void *user;
         int interval_ms; /* reconcile at least this often; 0: 3000 */
 } sk_supervisor_config;
 
 int sk_supervisor_new(const sk_supervisor_config *cfg, sk_supervisor **out, sk_error **err);
-/* A new desired document (GET /v1/sync/desired's body); takes a reference. Wakes. */
-void sk_supervisor_set_desired(sk_supervisor *s, json_t *desired);
-/* The instances this host runs, as the site cluster placed them (an array in the form
- * sk_fsm_local_placed makes); takes a reference. Replaces whatever set_desired gave. */
+/* The instances this host runs, as the site cluster placed them (the array
+ * sk_fsm_local_placed makes); takes a reference. Wakes the thread when it changed. */
 void sk_supervisor_set_placed(sk_supervisor *s, json_t *placed);
 void sk_supervisor_wake(sk_supervisor *s);
 /* One reconcile pass at now_ms (monotonic ms). Called by the thread; tests call it

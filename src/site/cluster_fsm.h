@@ -84,7 +84,7 @@ int64_t sk_fsm_join_result(const sk_fsm *f, const char *hash);
 int sk_fsm_schedule(const sk_fsm *f, json_t **cmd, sk_error **err);
 
 /* The instances placed on host `name`, in the form desired.h builds containers from
- * (placement.h), each with "devices": {label: [host paths]} from discovery (this host's
+ * (desired.h), each with "devices": {label: [host paths]} from discovery (this host's
  * own, fresher than the state's) for the labels its containers ask for. */
 int sk_fsm_local_placed(const sk_fsm *f, const char *name, const json_t *discovery, json_t **placed,
                         sk_error **err);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/clock.h"
 #include "common/httpc.h"
 #include "common/log.h"
 #include "common/pki.h"
@@ -16,7 +17,6 @@
 struct sk_uplink {
         char *dir, *tower, *host;
         char *ca, *cert, *key, *desired_path;
-        sk_supervisor *sup;
         int64_t generation;
         void (*on_desired)(const json_t *doc, void *user);
         json_t *(*reports)(void *user);
@@ -172,10 +172,7 @@ static int take_desired(sk_uplink *u, const char *body, sk_error **err)
                 return r;
         u->generation = json_integer_value(json_object_get(doc, "generation"));
         sk_info("desired state generation %lld", (long long)u->generation);
-        if (u->on_desired)
-                u->on_desired(doc, u->user);
-        else
-                sk_supervisor_set_desired(u->sup, doc);
+        u->on_desired(doc, u->user);
         return 0;
 }
 
@@ -215,14 +212,6 @@ static void *sync_loop(void *arg)
         return NULL;
 }
 
-static json_t *capacity(void)
-{
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN), pages = sysconf(_SC_PHYS_PAGES),
-             page = sysconf(_SC_PAGESIZE);
-        return json_pack("{s:I, s:I}", "cpu", (json_int_t)(cpus > 0 ? cpus : 1) * 1000, "memory",
-                         (json_int_t)pages * (json_int_t)page);
-}
-
 static int post_one(sk_uplink *u, sk_httpc *h, const json_t *body, sk_error **err)
 {
         _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -240,12 +229,6 @@ static int post_one(sk_uplink *u, sk_httpc *h, const json_t *body, sk_error **er
 
 static int post_status(sk_uplink *u, sk_httpc *h, sk_error **err)
 {
-        if (!u->reports) {
-                _cleanup_json_ json_t *body =
-                    json_pack("{s:s, s:o, s:o}", "host", u->host, "instances",
-                              sk_supervisor_status(u->sup), "capacity", capacity());
-                return post_one(u, h, body, err);
-        }
         _cleanup_json_ json_t *all = u->reports(u->user);
         size_t i;
         json_t *body;
@@ -328,13 +311,16 @@ int sk_uplink_new(const sk_uplink_config *cfg, sk_uplink **out, sk_error **err)
         u->cert = sk_identity_path(cfg->data_dir, "cert.pem");
         u->key = sk_identity_path(cfg->data_dir, "key.pem");
         u->desired_path = sk_identity_path(cfg->data_dir, "desired.json");
-        u->sup = cfg->sup;
         u->generation = cfg->generation;
         u->on_desired = cfg->on_desired;
         u->reports = cfg->reports;
         u->on_refused = cfg->on_refused;
         u->user = cfg->user;
         u->status_dirty = true;
+        if (!cfg->on_desired || !cfg->reports) {
+                sk_uplink_free(u);
+                return sk_error_set(err, EINVAL, "uplink: on_desired and reports are required");
+        }
         if (!u->dir || !u->tower || !u->host || !u->ca || !u->cert || !u->key || !u->desired_path) {
                 sk_uplink_free(u);
                 return sk_error_set(err, ENOMEM, "out of memory");

@@ -2,10 +2,10 @@
  * DIR/key.pem, verified against DIR/ca.pem).
  *
  * A sync thread long-polls GET /v1/sync/desired; a new document is written atomically to
- * DIR/desired.json (so a restart with the tower down runs everything from it) and handed
- * to the supervisor. A status thread POSTs /v1/sync/status with every instance's state
- * whenever it changes and at least every 5 s (the heartbeat). Both reconnect with capped
- * exponential backoff (0.5 s .. 15 s) and log once per change of reachability. Both stop
+ * DIR/desired.json (a site whose raft state is lost seeds it from there) and handed to the
+ * site cluster (on_desired). A status thread POSTs /v1/sync/status for every host of the
+ * site (reports) whenever it changes and at least every 5 s (the heartbeat). Both reconnect with
+ * capped exponential backoff (0.5 s .. 15 s) and log once per change of reachability. Both stop
  * within about a second of sk_uplink_stop, even mid-request. */
 #ifndef SK_SITE_UPLINK_H
 #define SK_SITE_UPLINK_H
@@ -14,7 +14,6 @@
 #include <stdint.h>
 
 #include "common/error.h"
-#include "host/supervisor.h"
 
 #define SK_UPLINK_WAIT_S       30
 #define SK_UPLINK_HEARTBEAT_MS 5000
@@ -27,12 +26,11 @@ typedef struct sk_uplink_config {
         const char *data_dir;
         const char *tower; /* URL */
         const char *host;
-        sk_supervisor *sup; /* without on_desired/reports: gets the documents, and its
-                               status is posted as this host's */
         int64_t generation; /* of the desired document already held, 0: none */
-        /* The site cluster's leader: a new desired document (already persisted; borrowed),
-         * and the status bodies to post, one per host of the site (a new reference to an
-         * array of POST /v1/sync/status bodies). Called from the uplink's threads. */
+        /* Required. The site cluster's leader: a new desired document (already persisted;
+         * borrowed), and the status bodies to post, one per host of the site (a new
+         * reference to an array of POST /v1/sync/status bodies). Called from the uplink's
+         * threads. */
         void (*on_desired)(const json_t *doc, void *user);
         json_t *(*reports)(void *user);
         /* Optional: the tower refused this host's certificate (401) on the sync. Called from
