@@ -61,7 +61,14 @@ json_t *sk_siteapi_error(const char *code, const char *fmt, ...)
         if (vasprintf(&msg, fmt, ap) < 0)
                 msg = NULL;
         va_end(ap);
-        return json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg ? msg : code);
+        json_t *e = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg ? msg : code);
+        if (e || !msg)
+                return e;
+        /* The message quotes what the caller sent, which need not be UTF-8. */
+        for (char *p = msg; *p; p++)
+                if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x80)
+                        *p = '?';
+        return json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
 }
 
 static int64_t peer_host(sk_siteapi *api, struct MHD_Connection *conn)

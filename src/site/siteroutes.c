@@ -124,17 +124,10 @@ static int parse_body(const sk_site_request *rq, json_t **body, json_t **answer)
         return 400;
 }
 
-/* Authenticated requests (a certificate of a host of this site). */
+/* Authenticated requests (a certificate of a host of this site, not removed). */
 static int route_host(const sk_site_routes *r, const sk_site_request *rq, const json_t *body,
                       json_t **answer)
 {
-        /* raft_tls refuses a removed host's new connections; this covers one opened
-         * before the removal reached this host */
-        if (r->ops->is_removed(r->ctx, rq->peer)) {
-                *answer = sk_siteapi_error("forbidden", "host %lld was removed from the site",
-                                           (long long)rq->peer);
-                return 403;
-        }
         if (is(rq, "POST", "/v1/site/heartbeat"))
                 return heartbeat(r, rq, body, answer);
         bool hosts = strcmp(rq->path, "/v1/hosts") == 0 || strcmp(rq->path, "/v1/site/hosts") == 0;
@@ -163,6 +156,13 @@ int sk_site_route(const sk_site_routes *r, const sk_site_request *rq, json_t **a
         if (ca) {
                 *answer = json_pack("{s:s}", "ca", r->ca_pem);
                 return *answer ? 200 : 500;
+        }
+        /* raft_tls refuses a removed host's new connections; this covers one opened
+         * before the removal reached this host */
+        if (rq->peer != 0 && r->ops->is_removed(r->ctx, rq->peer)) {
+                *answer = sk_siteapi_error("forbidden", "host %lld was removed from the site",
+                                           (long long)rq->peer);
+                return 403;
         }
         _cleanup_json_ json_t *body = NULL;
         int status = parse_body(rq, &body, answer);
