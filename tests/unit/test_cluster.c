@@ -2,7 +2,13 @@
  * site-local API on the same port, heartbeats through it. The first node bootstraps, the
  * others join through their heartbeats; the leader schedules; a lost follower's instance
  * moves and the follower comes back without duplicates; a dead leader is replaced and its
- * work moves; a host of another site is refused; the log is snapshotted. */
+ * work moves exactly when host-lost-after says; a host of another site is refused; the log
+ * is snapshotted.
+ *
+ * Raft runs on real time; the cluster's own decisions (liveness, hosts lost) read a fake
+ * clock that only the test moves, and after each move the test waits until every node has
+ * ticked on the new time. So the timing rules are checked to the step, however loaded the
+ * machine is. */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <ftw.h>
@@ -21,6 +27,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "testutil.h"
 #include <curl/curl.h>
@@ -33,12 +40,7 @@
 #define N       3
 #define WAIT_MS 30000
 
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#define STEP_MS 100 /* one fake step: a tick */
 
 typedef struct node {
         char dir[128], addr[32], name[16];
@@ -46,7 +48,44 @@ typedef struct node {
         sk_cluster *cl;
         sk_site_client *client;
         bool up;
+        sk_clock clock;
+        unsigned long reads; /* of the fake clock, under clk.lock */
 } node;
+
+/* ---- the fake clock ---- */
+
+static struct {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        int64_t now; /* ms */
+} clk = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 1000000};
+
+static int64_t fake_mono(void *user)
+{
+        node *n = user;
+        pthread_mutex_lock(&clk.lock);
+        n->reads++;
+        int64_t v = clk.now;
+        pthread_cond_broadcast(&clk.cond);
+        pthread_mutex_unlock(&clk.lock);
+        return v;
+}
+
+static int64_t fake_wall(void *user)
+{
+        pthread_mutex_lock(&clk.lock);
+        int64_t v = clk.now;
+        pthread_mutex_unlock(&clk.lock);
+        return 1700000000000LL + v;
+}
+
+static int64_t now_ms(void)
+{
+        pthread_mutex_lock(&clk.lock);
+        int64_t v = clk.now;
+        pthread_mutex_unlock(&clk.lock);
+        return v;
+}
 
 static struct {
         char dir[64];
@@ -102,6 +141,7 @@ static void start_node(node *n)
                                  .host = n->name,
                                  .host_id = n->id,
                                  .peers = peers,
+                                 .clock = &n->clock,
                                  .election_ms = 1500,
                                  .heartbeat_ms = 100,
                                  .snapshot_threshold = 8};
@@ -135,6 +175,7 @@ static int setup(void **state)
         for (int i = 0; i < N; i++) {
                 node *n = &fx.n[i];
                 n->id = i + 1;
+                n->clock = (sk_clock){fake_mono, fake_wall, n};
                 snprintf(n->name, sizeof(n->name), "h%d", i + 1);
                 snprintf(n->dir, sizeof(n->dir), "%s/%s", fx.dir, n->name);
                 snprintf(n->addr, sizeof(n->addr), "127.0.0.1:%d", free_port());
@@ -205,16 +246,59 @@ static node *leader(void)
         return NULL;
 }
 
-/* Heartbeats from every live node every 200 ms until pred holds. */
+/* Moves the fake clock on by ms, then waits (real time, bounded) until every live node has
+ * read it twice: its tick has run on the new time at least once to the end. */
+static void step(int64_t ms)
+{
+        pthread_mutex_lock(&clk.lock);
+        clk.now += ms;
+        unsigned long want[N];
+        for (int i = 0; i < N; i++)
+                want[i] = fx.n[i].reads + 2;
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 10;
+        for (int i = 0; i < N; i++) {
+                while (fx.n[i].up && fx.n[i].reads < want[i]) {
+                        if (pthread_cond_timedwait(&clk.cond, &clk.lock, &until) != 0) {
+                                pthread_mutex_unlock(&clk.lock);
+                                fail_msg("node %s did not tick for 10 s", fx.n[i].name);
+                        }
+                }
+        }
+        pthread_mutex_unlock(&clk.lock);
+}
+
+static void heartbeats(void)
+{
+        for (int i = 0; i < N; i++)
+                if (fx.n[i].up)
+                        heartbeat(&fx.n[i]);
+}
+
+/* Heartbeats from every live node every 200 fake ms until pred holds, for ms of fake
+ * time. */
 static bool run_until(bool (*pred)(void), int ms)
 {
-        for (int t = 0; t < ms; t += 200) {
-                for (int i = 0; i < N; i++)
-                        if (fx.n[i].up)
-                                heartbeat(&fx.n[i]);
+        for (int t = 0; t < ms; t += 2 * STEP_MS) {
+                heartbeats();
+                step(STEP_MS);
+                step(STEP_MS);
                 if (pred())
                         return true;
-                struct timespec ts = {0, 200 * 1000000L};
+        }
+        return false;
+}
+
+/* The same, on real time with the fake clock standing still: for what only raft decides
+ * (an election), so the cluster's clock does not move meanwhile. */
+static bool wait_real(bool (*pred)(void))
+{
+        for (int t = 0; t < WAIT_MS; t += 50) {
+                heartbeats();
+                if (pred())
+                        return true;
+                struct timespec ts = {0, 50 * 1000000L};
                 nanosleep(&ts, NULL);
         }
         return false;
@@ -268,6 +352,24 @@ static bool moved_off_lost(void)
 {
         node *l = leader();
         if (!l || !total_is(l, 3) || count_on(l, fx.n[lost_node].name) != 0)
+                return false;
+        _cleanup_json_ json_t *st = sk_cluster_state(l->cl);
+        char key[8];
+        snprintf(key, sizeof(key), "%lld", (long long)fx.n[lost_node].id);
+        return json_is_false(
+            json_object_get(json_object_get(json_object_get(st, "hosts"), key), "alive"));
+}
+
+static bool has_leader(void)
+{
+        return leader() != NULL;
+}
+
+/* The lost node's entry in the leader's state says lost. */
+static bool old_leader_lost(void)
+{
+        node *l = leader();
+        if (!l)
                 return false;
         _cleanup_json_ json_t *st = sk_cluster_state(l->cl);
         char key[8];
@@ -391,32 +493,43 @@ static void test_three_nodes(void **state)
         assert_true(run_until(back_alive, WAIT_MS));
         assert_int_equal(count_on(leader(), fx.n[2].name), 0);
 
-        /* The leader dies: a new one is elected and the old leader's work moves
-         * host-lost-after (3 s) after the last contact with it, or 2 s after the new leader
-         * took over (a live old leader's time to report), whichever is later; not a full
-         * period after the election (which takes 1.5 s or more). */
+        /* The leader dies at T0, right after its last answer to the others' heartbeats. A
+         * new one is elected (1 s of the cluster's time goes by meanwhile, then it stands
+         * still until raft has elected) and takes over at `led`. The old leader's work
+         * moves host-lost-after (3 s) after the last contact with it, but no sooner than
+         * 2 s after the new leader took over (a live old leader's time to report): not a
+         * full period after the election. */
         node *old = leader();
         lost_node = (int)(old - fx.n);
+        heartbeats();
+        int64_t t0 = now_ms();
         stop_node(old);
-        int64_t t0 = now_ms(), led = 0, moved = 0, beat = 0;
-        while (!moved && now_ms() - t0 < WAIT_MS) {
-                if (now_ms() - beat >= 200) {
-                        beat = now_ms();
-                        for (int k = 0; k < N; k++)
-                                if (fx.n[k].up)
-                                        heartbeat(&fx.n[k]);
-                }
-                if (!led && leader())
-                        led = now_ms();
-                if (led && moved_off_lost())
-                        moved = now_ms();
-                struct timespec ts = {0, 10 * 1000000L};
-                nanosleep(&ts, NULL);
+        /* The new leader took over at a time in [led_lo, led_hi]: seen after a step, not
+         * seen before it. */
+        int64_t led_lo = 0, led_hi = 0;
+        for (int k = 0; k < 10 && !led_hi; k++) {
+                int64_t before = now_ms();
+                heartbeats();
+                step(STEP_MS);
+                if (leader())
+                        led_lo = before, led_hi = now_ms();
         }
-        assert_true(moved > 0);
-        if (moved - led > 2600)
-                fail_msg("the old leader's work moved %lld ms after the new leader led",
-                         (long long)(moved - led));
+        assert_true(wait_real(has_leader));
+        if (!led_hi)
+                led_lo = led_hi = now_ms();
+        int64_t due = t0 + 3000 > led_hi + 2000 ? t0 + 3000 : led_hi + 2000;
+        /* Not before the grace: a tick before it, the others' heartbeats coming in. */
+        while (now_ms() + STEP_MS < led_lo + 2000) {
+                heartbeats();
+                step(STEP_MS);
+        }
+        assert_false(old_leader_lost());
+        /* By the time it is due, a tick later at most, without the clock moving on. */
+        while (now_ms() < due + STEP_MS) {
+                heartbeats();
+                step(STEP_MS);
+        }
+        assert_true(wait_real(moved_off_lost));
         assert_ptr_not_equal(leader(), old);
         for (int k = 0; k < N; k++)
                 if (fx.n[k].up)
