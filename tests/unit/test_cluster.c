@@ -33,6 +33,7 @@
 #include <curl/curl.h>
 
 #include "common/cleanup.h"
+#include "common/clock.h"
 #include "common/pki.h"
 #include "site/cluster.h"
 #include "site/siteapi.h"
@@ -79,8 +80,12 @@ static int64_t fake_wall(void *user)
         return 1700000000000LL + v;
 }
 
+static bool real_time; /* nodes started from now on read the system's clock */
+
 static int64_t now_ms(void)
 {
+        if (real_time)
+                return sk_monotonic_ms();
         pthread_mutex_lock(&clk.lock);
         int64_t v = clk.now;
         pthread_mutex_unlock(&clk.lock);
@@ -141,7 +146,7 @@ static void start_node(node *n)
                                  .host = n->name,
                                  .host_id = n->id,
                                  .peers = peers,
-                                 .clock = &n->clock,
+                                 .clock = real_time ? NULL : &n->clock,
                                  .election_ms = 1500,
                                  .heartbeat_ms = 100,
                                  .snapshot_threshold = 8};
@@ -215,7 +220,7 @@ static json_t *report(const node *n)
 /* What an agent does every second: to itself when it leads, else to the leader it knows
  * (or a peer) over the site-local API, following a "leader" hint once; an answer is its
  * last contact with the leader. */
-static void heartbeat(node *n)
+static void heartbeat_within(node *n, sk_site_client *client, long timeout_ms)
 {
         _cleanup_json_ json_t *r = report(n);
         if (sk_cluster_heartbeat(n->cl, n->id, r) == 0)
@@ -226,8 +231,8 @@ static void heartbeat(node *n)
         for (int hop = 0; addr && hop < 2; hop++) {
                 long status = 0;
                 _cleanup_json_ json_t *ans = NULL;
-                int rc = sk_site_client_call(n->client, addr, "POST", "/v1/site/heartbeat", r, 2000,
-                                             &status, &ans, NULL);
+                int rc = sk_site_client_call(client, addr, "POST", "/v1/site/heartbeat", r,
+                                             timeout_ms, &status, &ans, NULL);
                 if (rc == 0 && status == 200)
                         sk_cluster_leader_contact(n->cl, addr, now_ms());
                 free(addr);
@@ -236,6 +241,11 @@ static void heartbeat(node *n)
                         addr = strdup(json_string_value(json_object_get(ans, "leader")));
         }
         free(addr);
+}
+
+static void heartbeat(node *n)
+{
+        heartbeat_within(n, n->client, 2000);
 }
 
 static node *leader(void)
@@ -418,15 +428,35 @@ static bool all_alive(void)
         return json_object_size(json_object_get(st, "hosts")) == N;
 }
 
-static json_t *desired(void)
+static json_t *desired_lost_after(int generation, const char *lost_after)
 {
         return json_pack(
             "{s:I, s:{s:s, s:s, s:s}, s:[{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:[{s:s, s:I, "
             "s:[{s:s, s:s}]}]}}]}",
-            "generation", 1, "site", "name", "s7", "tenant", "default", "host-lost-after", "3s",
-            "deployments", "tenant", "default", "name", "web", "application", "web", "version",
-            "1.0.0", "spec", "name", "web", "version", "1.0.0", "services", "name", "api",
-            "replicas", 3, "containers", "name", "api", "image", "localhost/busybox:latest");
+            "generation", generation, "site", "name", "s7", "tenant", "default", "host-lost-after",
+            lost_after, "deployments", "tenant", "default", "name", "web", "application", "web",
+            "version", "1.0.0", "spec", "name", "web", "version", "1.0.0", "services", "name",
+            "api", "replicas", 3, "containers", "name", "api", "image", "localhost/busybox:latest");
+}
+
+static json_t *desired(void)
+{
+        return desired_lost_after(1, "3s");
+}
+
+/* Every live node holds host-lost-after 2 s. */
+static bool lost_after_2s(void)
+{
+        for (int i = 0; i < N; i++) {
+                if (!fx.n[i].up)
+                        continue;
+                _cleanup_json_ json_t *st = sk_cluster_state(fx.n[i].cl);
+                const char *v = json_string_value(json_object_get(
+                    json_object_get(json_object_get(st, "desired"), "site"), "host-lost-after"));
+                if (!v || strcmp(v, "2s") != 0)
+                        return false;
+        }
+        return true;
 }
 
 static bool has_snapshot(const char *dir)
@@ -561,8 +591,158 @@ static void test_three_nodes(void **state)
         }
 }
 
+/* ---- a slow site-local request and heartbeats ---- */
+
+/* Threads of the test below: each live node's heartbeats (as its agent sends them: its own
+ * thread, every 200 ms), and clients that keep site-local requests going. */
+static struct {
+        pthread_mutex_t lock;
+        bool stop;
+        int slow; /* requests that took 3 s or more */
+} bg = {PTHREAD_MUTEX_INITIALIZER, false, 0};
+
+static bool bg_stopping(void)
+{
+        pthread_mutex_lock(&bg.lock);
+        bool s = bg.stop;
+        pthread_mutex_unlock(&bg.lock);
+        return s;
+}
+
+static void *beat_thread(void *arg)
+{
+        node *n = arg;
+        sk_site_client *c = NULL;
+        assert_int_equal(sk_site_client_new(n->dir, &c, NULL), 0);
+        while (!bg_stopping()) {
+                heartbeat_within(n, c, 1000);
+                struct timespec ts = {0, 200 * 1000000L};
+                nanosleep(&ts, NULL);
+        }
+        sk_site_client_free(c);
+        return NULL;
+}
+
+/* GET /v1/hosts at a follower, again and again: it forwards each to the leader it knows. */
+static void *client_thread(void *arg)
+{
+        node *n = arg;
+        sk_site_client *c = NULL;
+        assert_int_equal(sk_site_client_new(n->dir, &c, NULL), 0);
+        while (!bg_stopping()) {
+                long status = 0;
+                _cleanup_json_ json_t *ans = NULL;
+                int64_t t0 = sk_monotonic_ms();
+                sk_site_client_call(c, n->addr, "GET", "/v1/hosts", NULL, 10000, &status, &ans,
+                                    NULL);
+                pthread_mutex_lock(&bg.lock);
+                bg.slow += sk_monotonic_ms() - t0 >= 3000;
+                pthread_mutex_unlock(&bg.lock);
+        }
+        sk_site_client_free(c);
+        return NULL;
+}
+
+/* A listener that takes connections and never answers: a leader hung (a stalled disk, a
+ * stopped process) at the address the site knows it by. */
+static int black_hole(const char *addr)
+{
+        int port = atoi(strchr(addr, ':') + 1);
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        struct sockaddr_in sin = {.sin_family = AF_INET,
+                                  .sin_port = htons((uint16_t)port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+        assert_int_equal(listen(fd, 128), 0);
+        return fd;
+}
+
+/* Some host other than the hung one is lost in some live node's state. */
+static bool false_loss(void)
+{
+        for (int i = 0; i < N; i++) {
+                if (!fx.n[i].up)
+                        continue;
+                _cleanup_json_ json_t *st = sk_cluster_state(fx.n[i].cl);
+                const char *k;
+                json_t *h;
+                json_object_foreach(json_object_get(st, "hosts"), k, h)
+                {
+                        if (strtoll(k, NULL, 10) != fx.n[lost_node].id &&
+                            json_is_false(json_object_get(h, "alive")))
+                                return true;
+                }
+        }
+        return false;
+}
+
+/* The leader hangs while the followers are busy forwarding requests to it: every forward
+ * waits out its timeout. Whichever follower leads next keeps taking the other's
+ * heartbeats on time: the slow requests run on the site-local API's workers, never where
+ * heartbeats are answered. On the system's clock: load is the adversary here. */
+static void test_slow_requests_do_not_delay_heartbeats(void **state)
+{
+        for (int i = 0; i < N; i++)
+                if (fx.n[i].up)
+                        stop_node(&fx.n[i]);
+        real_time = true;
+        for (int i = 0; i < N; i++)
+                start_node(&fx.n[i]);
+        assert_true(wait_real(all_alive));
+        /* A short host-lost-after: a heartbeat held up for 2 s is a host lost. */
+        _cleanup_json_ json_t *doc = desired_lost_after(2, "2s");
+        assert_int_equal(sk_cluster_submit_desired(leader()->cl, doc), 0);
+        assert_true(wait_real(lost_after_2s));
+
+        node *old = leader();
+        lost_node = (int)(old - fx.n);
+        pthread_t beats[N], clients[2 * N];
+        int n_clients = 0;
+        stop_node(old);
+        int hole = black_hole(old->addr);
+        for (int i = 0; i < N; i++) {
+                if (!fx.n[i].up)
+                        continue;
+                assert_int_equal(pthread_create(&beats[i], NULL, beat_thread, &fx.n[i]), 0);
+                for (int k = 0; k < 2; k++)
+                        assert_int_equal(
+                            pthread_create(&clients[n_clients++], NULL, client_thread, &fx.n[i]),
+                            0);
+        }
+        /* Six times host-lost-after: the hung leader is lost, nobody else. */
+        bool lost_wrongly = false;
+        for (int64_t end = sk_monotonic_ms() + 12000; sk_monotonic_ms() < end && !lost_wrongly;) {
+                lost_wrongly = false_loss();
+                struct timespec ts = {0, 50 * 1000000L};
+                nanosleep(&ts, NULL);
+        }
+        bool old_lost = old_leader_lost();
+        pthread_mutex_lock(&bg.lock);
+        bg.stop = true;
+        int slow = bg.slow;
+        pthread_mutex_unlock(&bg.lock);
+        for (int i = 0; i < n_clients; i++)
+                pthread_join(clients[i], NULL);
+        for (int i = 0; i < N; i++)
+                if (fx.n[i].up)
+                        pthread_join(beats[i], NULL);
+        close(hole);
+        assert_false(lost_wrongly);
+        assert_true(old_lost);
+        assert_true(slow > 0); /* the requests were slow indeed */
+
+        start_node(old);
+        assert_true(wait_real(all_alive));
+}
+
 int main(void)
 {
-        const struct CMUnitTest tests[] = {cmocka_unit_test(test_three_nodes)};
+        /* In this order: the second starts from the site the first leaves. */
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_three_nodes),
+            cmocka_unit_test(test_slow_requests_do_not_delay_heartbeats),
+        };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
