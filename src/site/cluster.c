@@ -44,6 +44,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         int r = sk_fsm_apply(&cl->f, buf->base, buf->len, &err);
         if (r > 0) {
                 cl->changed = true;
+                cl->seq++;
                 pthread_cond_broadcast(&cl->cond);
         }
         pthread_mutex_unlock(&cl->lock);
@@ -85,6 +86,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         int r = sk_fsm_restore(&cl->f, buf->base, buf->len, &err);
         if (r == 0) {
                 cl->changed = true;
+                cl->seq++;
                 pthread_cond_broadcast(&cl->cond);
         }
         pthread_mutex_unlock(&cl->lock);
@@ -112,8 +114,11 @@ static void on_applied(struct raft_apply *req, int status, void *result)
                 a->cl->sched_inflight = false;
         if (a->key[0])
                 json_object_del(a->cl->submitted, a->key);
-        if (status != 0)
+        if (status != 0) {
                 sk_debug("cluster: proposal failed: %s", raft_strerror(status));
+                /* look again at the next tick */
+                a->cl->sched_seq = a->cl->hosts_seq = 0;
+        }
         free(a);
 }
 
@@ -138,6 +143,7 @@ int sk_cluster_propose(sk_cluster *cl, const json_t *cmd, bool sched, const char
         if (r != 0) {
                 raft_free(buf.base);
                 free(a);
+                cl->sched_seq = cl->hosts_seq = 0; /* look again at the next tick */
                 return -EAGAIN;
         }
         if (sched)
@@ -166,6 +172,9 @@ static void propose_all(sk_cluster *cl, const json_t *cmds)
 
 /* ---- the leader's work, every tick ---- */
 
+/* An idle site costs a tick nothing beyond a look at the clock: the reports' host
+ * entries are built again only for a report with new content, a configuration change or
+ * a state change, and the scheduler runs only on a state it has not seen. */
 static void leader_work(sk_cluster *cl, int64_t now)
 {
         _cleanup_json_ json_t *cmds = json_array(), *adds = json_array();
@@ -173,9 +182,17 @@ static void leader_work(sk_cluster *cl, int64_t now)
         pthread_mutex_lock(&cl->lock);
         json_array_extend(cmds, cl->queue);
         json_array_clear(cl->queue);
-        sk_cluster_hosts_tick(cl, now, cmds, adds);
-        if (!cl->sched_inflight && json_array_size(cmds) == 0) {
+        uint64_t seq = cl->seq;
+        bool all = cl->reports_new || cl->members_moved || seq != cl->hosts_seq;
+        cl->reports_new = cl->members_moved = false;
+        cl->hosts_seq = seq;
+        cl->work.ticks++;
+        cl->work.inventory_passes += all;
+        sk_cluster_hosts_tick(cl, now, all, cmds, adds);
+        if (!cl->sched_inflight && json_array_size(cmds) == 0 && seq != cl->sched_seq) {
                 _cleanup_error_ sk_error *err = NULL;
+                cl->sched_seq = seq;
+                cl->work.schedules++;
                 if (sk_fsm_schedule(&cl->f, &sched, &err) < 0)
                         sk_warn("cluster: scheduler: %s", sk_error_msg(err, -EINVAL));
         }
@@ -611,6 +628,39 @@ json_t *sk_cluster_state(sk_cluster *cl)
         json_t *s = json_deep_copy(cl->f.state);
         pthread_mutex_unlock(&cl->lock);
         return s;
+}
+
+void sk_cluster_work_done(sk_cluster *cl, sk_cluster_work *out)
+{
+        pthread_mutex_lock(&cl->lock);
+        *out = cl->work;
+        pthread_mutex_unlock(&cl->lock);
+}
+
+uint64_t sk_cluster_seq(sk_cluster *cl)
+{
+        pthread_mutex_lock(&cl->lock);
+        uint64_t seq = cl->seq;
+        pthread_mutex_unlock(&cl->lock);
+        return seq;
+}
+
+int64_t sk_cluster_generation(sk_cluster *cl)
+{
+        pthread_mutex_lock(&cl->lock);
+        int64_t g = sk_fsm_generation(&cl->f);
+        pthread_mutex_unlock(&cl->lock);
+        return g;
+}
+
+json_t *sk_cluster_device_rules(sk_cluster *cl)
+{
+        pthread_mutex_lock(&cl->lock);
+        const json_t *rules =
+            json_object_get(json_object_get(sk_fsm_desired(&cl->f), "site"), "devices");
+        json_t *copy = json_is_array(rules) ? json_deep_copy(rules) : NULL;
+        pthread_mutex_unlock(&cl->lock);
+        return copy;
 }
 
 int sk_cluster_local_placed(sk_cluster *cl, const json_t *discovery, json_t **placed,

@@ -61,12 +61,26 @@ char *sk_cluster_next_peer(sk_cluster *cl);
 /* "leader", "voter", "standby" (spare counts as standby) or NULL when not a member. */
 const char *sk_cluster_role_of(sk_cluster *cl, int64_t host_id);
 
-/* A deep copy of the FSM state (cluster_fsm.h). */
+/* A deep copy of the FSM state (cluster_fsm.h): for tests and tools, not for a timer. */
 json_t *sk_cluster_state(sk_cluster *cl);
+/* Counts the entries that changed the state: what was read at the same count need not
+ * be read again. */
+uint64_t sk_cluster_seq(sk_cluster *cl);
+/* The desired document's generation (0: none) and its site's device rules (a new
+ * reference, or NULL). */
+int64_t sk_cluster_generation(sk_cluster *cl);
+json_t *sk_cluster_device_rules(sk_cluster *cl);
 /* The instances placed on this host (sk_fsm_local_placed); -ENOENT before the state has
  * a desired document. */
 int sk_cluster_local_placed(sk_cluster *cl, const json_t *discovery, json_t **placed,
                             sk_error **err);
+
+/* What the leader's ticks did, for tests and benchmarks: an idle site's ticks build no
+ * inventory entries and run no scheduler. */
+typedef struct sk_cluster_work {
+        uint64_t ticks, inventory_passes, schedules;
+} sk_cluster_work;
+void sk_cluster_work_done(sk_cluster *cl, sk_cluster_work *out);
 
 /* A new desired document from the tower (leader: proposed to raft; otherwise -EAGAIN). */
 int sk_cluster_submit_desired(sk_cluster *cl, const json_t *doc);

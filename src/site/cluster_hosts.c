@@ -26,9 +26,30 @@ static json_t *host_entry(sk_cluster *cl, int64_t id, const json_t *report)
         return sk_heartbeat_host_entry(report, id, alive);
 }
 
-/* New reports become host entries to propose (cmds), and hosts not yet members raft
- * configuration additions (adds). Under the lock. */
-static void take_reports(sk_cluster *cl, json_t *cmds, json_t *adds)
+/* The host entry a report asks for, when it differs from the state's and from what is
+ * proposed already (cmds), or its host to add to the configuration (adds). Under the
+ * lock. */
+static void want_entry(sk_cluster *cl, const char *key, int64_t id, const json_t *report,
+                       json_t *cmds, json_t *adds)
+{
+        /* A host enters the inventory once it is a member with a role (not a spare still
+         * catching up). */
+        int role = sk_cluster_member_role(cl, (raft_id)id);
+        if (role < 0)
+                json_array_append_new(adds, json_pack("{s:I, s:O}", "id", (json_int_t)id, "address",
+                                                      json_object_get(report, "address")));
+        if (role < 0 || role == RAFT_SPARE)
+                return;
+        _cleanup_json_ json_t *want = host_entry(cl, id, report);
+        if (!want || json_equal(sk_fsm_host(&cl->f, id), want) ||
+            json_equal(json_object_get(cl->submitted, key), want))
+                return;
+        json_array_append_new(cmds, json_pack("{s:s, s:O}", "op", "host", "host", want));
+}
+
+/* Every report is a contact; a host heard from again after its loss, or every host when
+ * all, gets its entry looked at. Under the lock. */
+static void take_reports(sk_cluster *cl, bool all, json_t *cmds, json_t *adds)
 {
         const char *key;
         json_t *rec;
@@ -39,23 +60,12 @@ static void take_reports(sk_cluster *cl, json_t *cmds, json_t *adds)
                         continue; /* heard before the removal: never added back */
                 const json_t *report = json_object_get(rec, "report");
                 int64_t at = json_integer_value(json_object_get(rec, "at"));
-                if (sk_liveness_seen(&cl->live, id, at) == 1)
+                bool back = sk_liveness_seen(&cl->live, id, at) == 1;
+                if (back)
                         sk_info("cluster: host %s is back",
                                 json_string_value(json_object_get(report, "host")));
-                /* A host enters the inventory once it is a member with a role (not a
-                 * spare still catching up). */
-                int role = sk_cluster_member_role(cl, (raft_id)id);
-                if (role < 0)
-                        json_array_append_new(adds, json_pack("{s:I, s:O}", "id", (json_int_t)id,
-                                                              "address",
-                                                              json_object_get(report, "address")));
-                if (role < 0 || role == RAFT_SPARE)
-                        continue;
-                _cleanup_json_ json_t *want = host_entry(cl, id, report);
-                if (!want || json_equal(sk_fsm_host(&cl->f, id), want) ||
-                    json_equal(json_object_get(cl->submitted, key), want))
-                        continue;
-                json_array_append_new(cmds, json_pack("{s:s, s:O}", "op", "host", "host", want));
+                if (all || back)
+                        want_entry(cl, key, id, report, cmds, adds);
         }
 }
 
@@ -65,7 +75,6 @@ static void take_reports(sk_cluster *cl, json_t *cmds, json_t *adds)
  * commit when the site is whole again and move work off hosts that never stopped. */
 static void mark_lost(sk_cluster *cl, int64_t now)
 {
-        cl->live.lost_after_ms = sk_fsm_lost_after_ms(&cl->f);
         int64_t lost[cl->live.n + 1];
         size_t n = sk_liveness_check(&cl->live, now, lost);
         for (size_t i = 0; i < n; i++)
@@ -73,10 +82,12 @@ static void mark_lost(sk_cluster *cl, int64_t now)
                         json_array_append_new(cl->candidates, json_integer(lost[i]));
 }
 
-void sk_cluster_hosts_tick(sk_cluster *cl, int64_t now, json_t *cmds, json_t *adds)
+void sk_cluster_hosts_tick(sk_cluster *cl, int64_t now, bool all, json_t *cmds, json_t *adds)
 {
+        if (all) /* the state may have a new host-lost-after */
+                cl->live.lost_after_ms = sk_fsm_lost_after_ms(&cl->f);
         sk_liveness_seen(&cl->live, cl->host_id, now);
-        take_reports(cl, cmds, adds);
+        take_reports(cl, all, cmds, adds);
         mark_lost(cl, now);
 }
 
@@ -192,6 +203,7 @@ void sk_cluster_hosts_lead(sk_cluster *cl, int64_t now)
         }
         cl->leader_ready = true;
         cl->changed = true;
+        cl->sched_seq = cl->hosts_seq = 0; /* a new leader looks at everything once */
         pthread_mutex_unlock(&cl->lock);
 }
 
@@ -207,7 +219,7 @@ int sk_cluster_take_report(sk_cluster *cl, int64_t host_id, json_t *report)
         else if (cl->leader_ready) {
                 const json_t *prev = json_object_get(json_object_get(cl->reports, key), "report");
                 if (!json_equal(prev, report))
-                        cl->changed = true; /* the tower should hear of it */
+                        cl->changed = cl->reports_new = true; /* the tower should hear of it */
                 json_object_set_new(cl->reports, key,
                                     json_pack("{s:O, s:I, s:I}", "report", report, "at",
                                               (json_int_t)at, "wall", (json_int_t)wall));

@@ -64,6 +64,12 @@ struct sk_cluster {
         raft_id last_leader;    /* the leader raft last heard, while following */
         int64_t last_leader_ms; /* when (this cluster's clock) */
         raft_time last_heard;   /* raft's election timer start at the last tick */
+        /* What the last tick saw, so an idle tick does nothing: the configuration and
+         * leader published, the state the scheduler and the host entries last ran on. */
+        raft_index pub_conf, pub_conf_uncommitted;
+        raft_id pub_leader;
+        bool pub_done, members_moved;
+        uint64_t sched_seq, hosts_seq;
 
         /* under lock */
         pthread_mutex_t lock;
@@ -71,6 +77,9 @@ struct sk_cluster {
         bool loop_ready;
         sk_fsm f;
         bool leader_ready, changed, stop, step_aside;
+        uint64_t seq;     /* counts the entries that changed the state */
+        bool reports_new; /* a report with new content since the last tick */
+        sk_cluster_work work;
         raft_id leader_id;
         char *leader_addr;
         json_t *members;    /* host id -> {"role": voter | standby | spare, "address"} */
@@ -105,7 +114,9 @@ void sk_cluster_publish_members(sk_cluster *cl, raft_id lid, const char *laddr);
 const char *sk_cluster_role_locked(sk_cluster *cl, int64_t host_id);
 
 /* cluster_hosts.c (loop) */
-void sk_cluster_hosts_tick(sk_cluster *cl, int64_t now, json_t *cmds, json_t *adds);
+/* Under the lock: liveness from the reports; with all, every report's host entry too
+ * (cmds) and hosts to add to the configuration (adds). */
+void sk_cluster_hosts_tick(sk_cluster *cl, int64_t now, bool all, json_t *cmds, json_t *adds);
 void sk_cluster_confirm_lost(sk_cluster *cl, int64_t now);
 /* The leader's barrier committed: every host the state knows is tracked afresh. */
 void sk_cluster_hosts_lead(sk_cluster *cl, int64_t now);

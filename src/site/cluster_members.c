@@ -194,6 +194,16 @@ static json_t *configuration_json(sk_cluster *cl)
 
 void sk_cluster_publish_members(sk_cluster *cl, raft_id lid, const char *laddr)
 {
+        /* The leader's address comes from the configuration: the same configuration and
+         * leader, the same everything. */
+        if (cl->pub_done && cl->pub_leader == lid && cl->pub_conf == cl->raft.configuration_index &&
+            cl->pub_conf_uncommitted == cl->raft.configuration_uncommitted_index)
+                return;
+        cl->pub_done = true;
+        cl->pub_leader = lid;
+        cl->pub_conf = cl->raft.configuration_index;
+        cl->pub_conf_uncommitted = cl->raft.configuration_uncommitted_index;
+        cl->members_moved = true;
         _cleanup_json_ json_t *m = configuration_json(cl);
         pthread_mutex_lock(&cl->lock);
         if (cl->leader_id != lid)

@@ -583,6 +583,15 @@ static void test_three_nodes(void **state)
         assert_false(run_until(never, 2000));
         node *l = leader();
         assert_non_null(l);
+        /* Idle now (heartbeats of the same content, no entries): the leader's ticks build
+         * no inventory entries and run no scheduler. */
+        sk_cluster_work before_idle, after_idle;
+        sk_cluster_work_done(l->cl, &before_idle);
+        assert_false(run_until(never, 2000));
+        sk_cluster_work_done(l->cl, &after_idle);
+        assert_true(after_idle.ticks >= before_idle.ticks + 20);
+        assert_int_equal(after_idle.inventory_passes, before_idle.inventory_passes);
+        assert_int_equal(after_idle.schedules, before_idle.schedules);
         _cleanup_json_ json_t *after = sk_cluster_state(l->cl);
         if (!json_equal(before, json_object_get(after, "placements"))) {
                 _cleanup_free_ char *b = json_dumps(before, JSON_COMPACT);
