@@ -171,77 +171,108 @@ static char *dup_field(const json_t *o, const char *key)
         return s ? strdup(s) : NULL;
 }
 
-int sk_agent_join_site(const char *dir, const sk_site_join_request *req, sk_identity *out,
-                       sk_error **err)
+/* GET /v1/site/ca from the peer, kept (*ca) only when it is the CA the token pins. */
+static int pinned_ca(const char *peer, const char *want, char **ca, sk_error **err)
 {
-        memset(out, 0, sizeof(*out));
-        char secret[65], want[65], have[65];
-        int r = sk_site_token_parse(req->token, secret, want, err);
-        if (r < 0)
-                return r;
-        if (!req->address)
-                return sk_error_set(err, EINVAL, "--listen: required to join through --peer");
-
         long status = 0;
-        _cleanup_json_ json_t *ca_ans = NULL;
-        r = request(req->peer, "GET", "/v1/site/ca", NULL, NULL, &status, &ca_ans, err);
+        _cleanup_json_ json_t *ans = NULL;
+        int r = request(peer, "GET", "/v1/site/ca", NULL, NULL, &status, &ans, err);
         if (r < 0)
                 return r;
-        const char *ca = json_string_value(json_object_get(ca_ans, "ca"));
-        if (status != 200 || !ca)
-                return sk_error_set(err, EPROTO, "--peer %s: no CA (HTTP %ld): %s", req->peer,
-                                    status, error_message(ca_ans));
-        r = sk_site_ca_fingerprint(ca, have, err);
+        const char *pem = json_string_value(json_object_get(ans, "ca"));
+        if (status != 200 || !pem)
+                return sk_error_set(err, EPROTO, "--peer %s: no CA (HTTP %ld): %s", peer, status,
+                                    error_message(ans));
+        char have[65];
+        r = sk_site_ca_fingerprint(pem, have, err);
         if (r < 0)
                 return r;
         if (strcmp(have, want) != 0)
                 return sk_error_set(err, EACCES,
                                     "--peer %s: its CA is not the one the token names "
                                     "(SHA-256 %s, the token pins %s)",
-                                    req->peer, have, want);
+                                    peer, have, want);
+        *ca = strdup(pem);
+        return *ca ? 0 : sk_error_set(err, ENOMEM, "out of memory");
+}
 
-        _cleanup_free_ char *key = NULL, *csr = NULL;
-        r = sk_pki_make_key_and_csr(req->name, &key, &csr, err);
-        if (r < 0)
-                return r;
+/* POST /v1/site/join with the secret and a CSR of key; *ans the checked answer. */
+static int ask_join(const sk_site_join_request *req, const char *ca, const char *secret,
+                    const char *csr, json_t **ans, sk_error **err)
+{
         _cleanup_json_ json_t *body =
             json_pack("{s:s, s:s, s:s, s:o, s:s}", "token", secret, "csr", csr, "name", req->name,
                       "labels", req->labels ? json_incref((json_t *)req->labels) : json_object(),
                       "address", req->address);
         if (!body)
                 return sk_error_set(err, ENOMEM, "out of memory");
-        _cleanup_json_ json_t *ans = NULL;
-        r = request(req->peer, "POST", "/v1/site/join", body, ca, &status, &ans, err);
+        long status = 0;
+        int r = request(req->peer, "POST", "/v1/site/join", body, ca, &status, ans, err);
         if (r < 0)
                 return r;
         if (status != 200) {
                 int code = status == 401 ? EACCES : status == 409 ? EEXIST : EPROTO;
                 return sk_error_set(err, code, "the site refused the join (HTTP %ld): %s", status,
-                                    error_message(ans));
+                                    error_message(*ans));
         }
         static const char *const fields[] = {"tower", "site", "tenant", "host", "certificate"};
         for (size_t i = 0; i < SK_ARRAY_SIZE(fields); i++)
-                if (!json_is_string(json_object_get(ans, fields[i])))
+                if (!json_is_string(json_object_get(*ans, fields[i])))
                         return sk_error_set_path(err, EPROTO, fields[i],
                                                  "the join answer lacks \"%s\"", fields[i]);
-        const json_t *site_ca = json_object_get(ans, "site-ca");
-        const char *sc = json_string_value(json_object_get(site_ca, "certificate"));
-        const char *sk = json_string_value(json_object_get(site_ca, "key"));
-        if (!sc || !sk)
+        const json_t *site_ca = json_object_get(*ans, "site-ca");
+        if (!json_is_string(json_object_get(site_ca, "certificate")) ||
+            !json_is_string(json_object_get(site_ca, "key")))
                 return sk_error_set_path(err, EPROTO, "site-ca",
                                          "the join answer lacks the site CA");
+        return 0;
+}
+
+/* What the join gave, into DIR (the identity file comes last, from the caller). */
+static int store_join(const char *dir, const char *key, const char *ca, const json_t *ans,
+                      sk_error **err)
+{
+        const json_t *site_ca = json_object_get(ans, "site-ca");
         const json_t *peers = json_object_get(ans, "peers");
         _cleanup_free_ char *peers_text =
             json_is_array(peers) ? json_dumps(peers, JSON_COMPACT) : strdup("[]");
         if (!peers_text)
                 return sk_error_set(err, ENOMEM, "out of memory");
+        int r;
         if ((r = write_file(dir, "key.pem", key, 0600, err)) < 0 ||
             (r = write_file(dir, "cert.pem", json_string_value(json_object_get(ans, "certificate")),
                             0644, err)) < 0 ||
             (r = write_file(dir, "ca.pem", ca, 0644, err)) < 0 ||
-            (r = write_file(dir, "site-ca.key", sk, 0600, err)) < 0 ||
-            (r = write_file(dir, "site-ca.pem", sc, 0644, err)) < 0 ||
+            (r = write_file(dir, "site-ca.key", json_string_value(json_object_get(site_ca, "key")),
+                            0600, err)) < 0 ||
+            (r = write_file(dir, "site-ca.pem",
+                            json_string_value(json_object_get(site_ca, "certificate")), 0644,
+                            err)) < 0 ||
             (r = write_file(dir, "peers.json", peers_text, 0644, err)) < 0)
+                return r;
+        return 0;
+}
+
+int sk_agent_join_site(const char *dir, const sk_site_join_request *req, sk_identity *out,
+                       sk_error **err)
+{
+        memset(out, 0, sizeof(*out));
+        char secret[65], want[65];
+        int r = sk_site_token_parse(req->token, secret, want, err);
+        if (r < 0)
+                return r;
+        if (!req->address)
+                return sk_error_set(err, EINVAL, "--listen: required to join through --peer");
+        _cleanup_free_ char *ca = NULL, *key = NULL, *csr = NULL;
+        _cleanup_json_ json_t *ans = NULL;
+        r = pinned_ca(req->peer, want, &ca, err);
+        if (r >= 0)
+                r = sk_pki_make_key_and_csr(req->name, &key, &csr, err);
+        if (r >= 0)
+                r = ask_join(req, ca, secret, csr, &ans, err);
+        if (r >= 0)
+                r = store_join(dir, key, ca, ans, err);
+        if (r < 0)
                 return r;
         out->tower = dup_field(ans, "tower");
         out->site = dup_field(ans, "site");
