@@ -189,6 +189,9 @@ static void leader_work(sk_cluster *cl, int64_t now)
         cl->work.ticks++;
         cl->work.inventory_passes += all;
         sk_cluster_hosts_tick(cl, now, all, cmds, adds);
+        /* a host not yet a member is tried again until the configuration takes it */
+        if (json_array_size(adds) > 0)
+                cl->members_moved = true;
         if (!cl->sched_inflight && json_array_size(cmds) == 0 && seq != cl->sched_seq) {
                 _cleanup_error_ sk_error *err = NULL;
                 cl->sched_seq = seq;
