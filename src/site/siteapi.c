@@ -45,7 +45,7 @@ struct sk_siteapi {
         struct {
                 int fd;
                 int64_t host;
-        } peers[PEERS_MAX];   /* which host each open connection's certificate named */
+        } pending[PEERS_MAX]; /* connections handed over, not yet started by the daemon */
         request *head, *tail; /* waiting for a worker */
         size_t queued;
         bool stop;
@@ -71,17 +71,46 @@ json_t *sk_siteapi_error(const char *code, const char *fmt, ...)
         return json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
 }
 
-static int64_t peer_host(sk_siteapi *api, struct MHD_Connection *conn)
+/* The host the connection's certificate named (kept with the connection from its start),
+ * 0 for none. */
+static int64_t peer_host(struct MHD_Connection *conn)
 {
         const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        const int64_t *host = ci ? ci->socket_context : NULL;
+        return host ? *host : 0;
+}
+
+/* A handed-over fd's host, taken out of the pending table; 0 when unknown. */
+static int64_t take_pending(sk_siteapi *api, int fd)
+{
         int64_t host = 0;
         pthread_mutex_lock(&api->lock);
-        for (size_t i = 0; ci && i < PEERS_MAX; i++)
-                if (api->peers[i].fd == ci->connect_fd)
-                        host = api->peers[i].host;
+        for (size_t i = 0; i < PEERS_MAX; i++) {
+                if (api->pending[i].fd == fd) {
+                        host = api->pending[i].host;
+                        api->pending[i].fd = -1;
+                }
+        }
         pthread_mutex_unlock(&api->lock);
         return host;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+        sk_siteapi *api = cls;
+        if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+                free(*socket_context);
+                *socket_context = NULL;
+                return;
+        }
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        int64_t *host = malloc(sizeof(*host));
+        if (host)
+                *host = ci ? take_pending(api, ci->connect_fd) : 0;
+        *socket_context = host; /* without it the connection counts as no host's */
 }
 
 static enum MHD_Result reply(struct MHD_Connection *conn, int status, json_t *answer)
@@ -220,7 +249,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         sk_site_request v = {.method = method,
                              .path = url,
                              .site = site,
-                             .peer = peer_host(api, conn),
+                             .peer = peer_host(conn),
                              .body = rq->body,
                              .len = rq->len};
         if (sk_site_route_quick(&v)) {
@@ -281,13 +310,13 @@ int sk_siteapi_new(const sk_site_routes *routes, sk_siteapi **out, sk_error **er
         pthread_mutex_init(&api->lock, NULL);
         pthread_cond_init(&api->cond, NULL);
         for (size_t i = 0; i < PEERS_MAX; i++)
-                api->peers[i].fd = -1;
-        api->daemon =
-            MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_NO_LISTEN_SOCKET |
-                                 MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
-                             0, NULL, NULL, on_request, api, MHD_OPTION_NOTIFY_COMPLETED,
-                             on_completed, api, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api, MHD_OPTION_END);
+                api->pending[i].fd = -1;
+        api->daemon = MHD_start_daemon(
+            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC |
+                MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+            0, NULL, NULL, on_request, api, MHD_OPTION_NOTIFY_COMPLETED, on_completed, api,
+            MHD_OPTION_NOTIFY_CONNECTION, on_connection, api, MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned)30, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api, MHD_OPTION_END);
         int r = api->daemon ? start_workers(api, err)
                             : sk_error_set(err, EIO, "cannot start the site-local API");
         if (r < 0) {
@@ -300,14 +329,24 @@ int sk_siteapi_new(const sk_site_routes *routes, sk_siteapi **out, sk_error **er
 
 void sk_siteapi_add(sk_siteapi *api, int fd, int64_t host_id)
 {
+        bool room = false;
         pthread_mutex_lock(&api->lock);
-        size_t slot = (size_t)fd % PEERS_MAX;
-        api->peers[slot].fd = fd;
-        api->peers[slot].host = host_id;
+        for (size_t i = 0; i < PEERS_MAX && !room; i++) {
+                if (api->pending[i].fd < 0) {
+                        api->pending[i].fd = fd;
+                        api->pending[i].host = host_id;
+                        room = true;
+                }
+        }
         pthread_mutex_unlock(&api->lock);
         struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        if (MHD_add_connection(api->daemon, fd, (struct sockaddr *)&sin, sizeof(sin)) != MHD_YES)
+        if (!room ||
+            MHD_add_connection(api->daemon, fd, (struct sockaddr *)&sin, sizeof(sin)) != MHD_YES) {
                 sk_warn("site API: cannot take a connection from host %lld", (long long)host_id);
+                take_pending(api, fd);
+                if (!room)
+                        close(fd);
+        }
 }
 
 /* Workers answer what waits with 503 and end; then no connection stays suspended when the

@@ -29,6 +29,7 @@ static struct {
         pthread_cond_t cond;
         bool leader, hold; /* hold: hosts_view waits until released */
         int holding, heartbeats, forwards;
+        int64_t last_host; /* the caller of the last heartbeat */
         json_t *last_report;
 } node = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
@@ -54,6 +55,7 @@ static int heartbeat(void *ctx, int64_t host, json_t *report)
 {
         pthread_mutex_lock(&node.lock);
         node.heartbeats++;
+        node.last_host = host;
         json_decref(node.last_report);
         node.last_report = report;
         bool leader = node.leader;
@@ -313,11 +315,16 @@ static void test_heartbeats_answered_while_requests_hang(void **state)
                  "POST /v1/site/heartbeat HTTP/1.1\r\nHost: s\r\nContent-Type: "
                  "application/json\r\nContent-Length: %zu\r\n\r\n%s",
                  strlen(REPORT), REPORT);
+        static const int64_t hosts[] = {1, 2, 4}; /* 3 is removed */
         for (int beat = 0; beat < 3; beat++) {
-                int fd = connect_api(api, 1);
+                int fd = connect_api(api, hosts[beat]); /* each connection knows its host */
                 send_all(fd, req);
                 send_all(dribble, "s");
                 assert_int_equal(read_status(fd), 200);
+                pthread_mutex_lock(&node.lock);
+                int64_t caller = node.last_host;
+                pthread_mutex_unlock(&node.lock);
+                assert_int_equal(caller, hosts[beat]);
                 close(fd);
         }
         assert_int_equal(holding(), SK_SITEAPI_WORKERS);
