@@ -27,7 +27,7 @@ LDFLAGS += $(SANFLAGS)
 LDLIBS := $(PKG_LIBS) -lpthread
 AGENT_LDLIBS := $(shell pkg-config --libs $(AGENT_PKGS) 2>/dev/null) -lpthread
 
-LIB_SRCS := $(sort $(wildcard src/common/*.c src/model/*.c src/tower/*.c src/agent/*.c src/cli/*.c src/dev/*.c))
+LIB_SRCS := $(sort $(wildcard src/common/*.c src/model/*.c src/tower/*.c src/agent/*.c src/site/*.c src/host/*.c src/cli/*.c src/dev/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)

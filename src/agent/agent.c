@@ -15,17 +15,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent/cluster.h"
-#include "agent/devices.h"
-#include "agent/identity.h"
-#include "agent/runtime.h"
-#include "agent/siteapi.h"
-#include "agent/sitejoin.h"
-#include "agent/supervisor.h"
-#include "agent/uplink.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/pki.h"
+#include "host/devices.h"
+#include "host/identity.h"
+#include "host/runtime.h"
+#include "host/supervisor.h"
+#include "site/cluster.h"
+#include "site/siteapi.h"
+#include "site/sitejoin.h"
+#include "site/uplink.h"
 
 #define DEFAULT_RUNTIME "unix:///run/podman/podman.sock"
 
@@ -300,6 +300,7 @@ typedef struct agent {
         pthread_cond_t cond; /* CLOCK_MONOTONIC */
         bool stop, poke, beat_now;
         json_t *discovery; /* this host's devices (devices.h), under lock */
+        unsigned discovery_gen;
         pthread_t control, beat;
         bool control_started, beat_started;
 } agent;
@@ -432,15 +433,10 @@ static void *beat_thread(void *arg)
 
 /* ---- the control thread: devices, this host's placement, the uplink when leading ---- */
 
-static const json_t *device_rules(const json_t *state)
+/* Discovers this host's devices under the site's rules; a change goes into the next
+ * heartbeat at once and to this host's placements. */
+static void refresh_devices(agent *ag, const json_t *rules)
 {
-        return json_object_get(json_object_get(json_object_get(state, "desired"), "site"),
-                               "devices");
-}
-
-static void refresh_devices(agent *ag, const json_t *state)
-{
-        const json_t *rules = device_rules(state);
         _cleanup_json_ json_t *found = NULL;
         _cleanup_error_ sk_error *err = NULL;
         const char *dev = ag->id.dev_dir ? ag->id.dev_dir : "/dev";
@@ -454,6 +450,7 @@ static void refresh_devices(agent *ag, const json_t *state)
         if (changed == 1) {
                 json_decref(ag->discovery);
                 ag->discovery = json_incref(found);
+                ag->discovery_gen++;
                 ag->beat_now = true;
         }
         pthread_mutex_unlock(&ag->lock);
@@ -484,7 +481,7 @@ static void uplink_refused(void *user)
         sk_cluster_step_aside(ag->cl);
 }
 
-static void leadership(agent *ag, const json_t *state)
+static void leadership(agent *ag)
 {
         bool leader = sk_cluster_is_leader(ag->cl);
         if (leader && !ag->up) {
@@ -493,9 +490,7 @@ static void leadership(agent *ag, const json_t *state)
                     .data_dir = ag->data,
                     .tower = ag->id.tower,
                     .host = ag->id.host,
-                    .sup = ag->sup,
-                    .generation = json_integer_value(
-                        json_object_get(json_object_get(state, "desired"), "generation")),
+                    .generation = sk_cluster_generation(ag->cl),
                     .on_desired = on_desired,
                     .reports = reports,
                     .on_refused = uplink_refused,
@@ -516,41 +511,71 @@ static void leadership(agent *ag, const json_t *state)
         }
 }
 
+/* What the control thread last acted on: nothing is looked at again unless it moved. */
+typedef struct seen {
+        uint64_t rules_seq, placed_seq;
+        unsigned placed_disc;
+        bool placed;
+        json_t *rules;
+        int64_t next_devices, leader_since;
+} seen;
+
+/* Device discovery every few seconds, and at once when the site's rules change. */
+static void devices_step(agent *ag, seen *v, uint64_t seq, int64_t now)
+{
+        if (seq != v->rules_seq) {
+                _cleanup_json_ json_t *rules = sk_cluster_device_rules(ag->cl);
+                v->rules_seq = seq;
+                if (!json_equal(rules, v->rules) && (rules || v->rules)) {
+                        json_decref(v->rules);
+                        v->rules = json_incref(rules);
+                        v->next_devices = 0;
+                }
+        }
+        if (now < v->next_devices)
+                return;
+        refresh_devices(ag, v->rules);
+        v->next_devices = now + SK_AGENT_DEVICES_MS;
+}
+
+/* This host's placements to the supervisor when the state or the devices changed. A
+ * restarted host replays its log once it hears a leader: until then (or while cut off)
+ * it keeps what runs instead of acting on an old state. */
+static void placement_step(agent *ag, seen *v, uint64_t seq, int64_t now)
+{
+        _cleanup_free_ char *leader = sk_cluster_leader_address(ag->cl);
+        v->leader_since = leader ? (v->leader_since ? v->leader_since : now) : 0;
+        if (!sk_cluster_is_leader(ag->cl) && !(v->leader_since && now - v->leader_since >= 500))
+                return;
+        pthread_mutex_lock(&ag->lock);
+        _cleanup_json_ json_t *disc = json_incref(ag->discovery);
+        unsigned disc_gen = ag->discovery_gen;
+        pthread_mutex_unlock(&ag->lock);
+        if (v->placed && v->placed_seq == seq && v->placed_disc == disc_gen)
+                return;
+        _cleanup_json_ json_t *placed = NULL;
+        _cleanup_error_ sk_error *err = NULL;
+        int r = sk_cluster_local_placed(ag->cl, disc, &placed, &err);
+        if (r == 0)
+                sk_supervisor_set_placed(ag->sup, placed);
+        else if (r != -ENOENT)
+                sk_warn("placement: %s", sk_error_msg(err, r));
+        v->placed = r == 0 || r == -ENOENT;
+        v->placed_seq = seq;
+        v->placed_disc = disc_gen;
+}
+
 static void *control_thread(void *arg)
 {
         agent *ag = arg;
-        int64_t next_devices = 0, leader_since = 0;
+        seen v = {.rules_seq = UINT64_MAX};
         bool woken = true;
-        _cleanup_json_ json_t *rules = NULL;
         for (;;) {
                 int64_t now = sk_monotonic_ms();
-                _cleanup_json_ json_t *state = sk_cluster_state(ag->cl);
-                /* New rules are looked for at once, not at the next round. */
-                const json_t *now_rules = device_rules(state);
-                bool same = (!rules && !now_rules) || json_equal(rules, (json_t *)now_rules);
-                if (now >= next_devices || !same) {
-                        refresh_devices(ag, state);
-                        json_decref(rules);
-                        rules = json_incref((json_t *)now_rules);
-                        next_devices = now + SK_AGENT_DEVICES_MS;
-                }
-                /* A restarted host replays its log once it hears a leader: until then (or
-                 * while cut off) it keeps what runs instead of acting on an old state. */
-                _cleanup_free_ char *leader = sk_cluster_leader_address(ag->cl);
-                leader_since = leader ? (leader_since ? leader_since : now) : 0;
-                if (sk_cluster_is_leader(ag->cl) || (leader_since && now - leader_since >= 500)) {
-                        pthread_mutex_lock(&ag->lock);
-                        _cleanup_json_ json_t *disc = json_incref(ag->discovery);
-                        pthread_mutex_unlock(&ag->lock);
-                        _cleanup_json_ json_t *placed = NULL;
-                        _cleanup_error_ sk_error *err = NULL;
-                        int r = sk_cluster_local_placed(ag->cl, disc, &placed, &err);
-                        if (r == 0)
-                                sk_supervisor_set_placed(ag->sup, placed);
-                        else if (r != -ENOENT)
-                                sk_warn("placement: %s", sk_error_msg(err, r));
-                }
-                leadership(ag, state);
+                uint64_t seq = sk_cluster_seq(ag->cl);
+                devices_step(ag, &v, seq, now);
+                placement_step(ag, &v, seq, now);
+                leadership(ag);
                 if (woken && ag->up)
                         sk_uplink_notify(ag->up);
                 int w = wait_until(ag, sk_monotonic_ms() + 500, &ag->poke);
@@ -558,6 +583,7 @@ static void *control_thread(void *arg)
                         break;
                 woken = w == 1;
         }
+        json_decref(v.rules);
         sk_uplink_free(take_ptr(&ag->up));
         return NULL;
 }
@@ -619,7 +645,6 @@ static int run(agent *ag, const char *data, sigset_t *sigs)
                                    .events_runtime = events_rt,
                                    .site = ag->id.site,
                                    .host = ag->id.host,
-                                   .host_labels = ag->id.labels,
                                    .on_status = on_status,
                                    .user = ag};
         r = sk_supervisor_new(&sc, &ag->sup, &err);

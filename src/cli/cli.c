@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/siteapi.h"
 #include "cli/internal.h"
 #include "common/cleanup.h"
+#include "site/siteapi.h"
 
 #ifndef SKERRY_VERSION
 #define SKERRY_VERSION "0.1.0"

@@ -15,11 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent/runtime.h"
 #include "common/cleanup.h"
 #include "common/httpc.h"
 #include "common/log.h"
 #include "dev/dev-internal.h"
+#include "host/runtime.h"
 
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270

@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/cluster_fsm.h"
-#include "agent/desired.h"
 #include "common/cleanup.h"
+#include "host/desired.h"
+#include "site/cluster_fsm.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

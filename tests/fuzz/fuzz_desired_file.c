@@ -1,7 +1,8 @@
 /* The agent's loading of its persisted DIR/desired.json (sk_desired_load), on any file
  * content: it loads a JSON object with an integer generation or refuses with a message
- * (never "no file"); what loads goes through what the agent does with it at start (this
- * host's placement and containers, and the site cluster's "desired" entry), and written
+ * (never "no file"); what loads goes through what the agent does with it at start (the
+ * site cluster's "desired" entry, the scheduler, this host's share and its containers),
+ * and written
  * back the way the uplink persists a document, it loads again to the same document. */
 #include <ftw.h>
 #include <stdint.h>
@@ -9,12 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/cluster_fsm.h"
-#include "agent/desired.h"
-#include "agent/placement.h"
-#include "agent/uplink.h"
 #include "common/cleanup.h"
 #include "common/pki.h"
+#include "host/desired.h"
+#include "site/cluster_fsm.h"
+#include "site/uplink.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -49,34 +49,50 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         return 0;
 }
 
-/* The loaded document as the agent uses it; only refusals with a message are allowed. */
+static int apply(sk_fsm *f, json_t *cmd, sk_error **err)
+{
+        size_t len = 0;
+        _cleanup_free_ char *buf = sk_fsm_encode(cmd, &len);
+        json_decref(cmd);
+        return buf ? sk_fsm_apply(f, buf, len, err) : -ENOMEM;
+}
+
+/* This host's containers from a state holding the document; refusals name a reason. */
+static int build_local(sk_fsm *f, sk_error **err)
+{
+        json_t *sched = NULL;
+        int r = sk_fsm_schedule(f, NULL, &sched, err);
+        if (r >= 0 && sched && apply(f, sched, NULL) < 0)
+                fail(); /* the scheduler's own answer must apply */
+        _cleanup_json_ json_t *placed = NULL;
+        if (r >= 0)
+                r = sk_fsm_local_placed(f, "h1", NULL, &placed, err);
+        sk_desired_set set;
+        if (r >= 0)
+                r = sk_desired_build(placed, "store-001", "h1", &set, err);
+        if (r >= 0)
+                sk_desired_set_clear(&set);
+        return r;
+}
+
+/* The loaded document as the agent uses it: a cluster seeds its replicated state from
+ * the file, the leader schedules, this host builds its share. Only refusals with a
+ * message are allowed. */
 static void use(const json_t *doc)
 {
-        _cleanup_json_ json_t *labels = json_pack("{s:s}", "role", "till");
-        sk_placement_host me = {"store-001", "h1", labels};
-        _cleanup_json_ json_t *placed = NULL;
-        sk_error *err = NULL;
-        int r = sk_placement_local(doc, &me, &placed, &err);
-        if (r >= 0) {
-                sk_desired_set set;
-                r = sk_desired_build(placed, "store-001", "h1", &set, &err);
-                if (r >= 0)
-                        sk_desired_set_clear(&set);
-        }
-        if (r < 0 && (!err || !err->msg))
-                fail();
-        sk_error_free(&err);
-
-        /* a cluster seeds its replicated state from the file */
         sk_fsm f;
         if (sk_fsm_init(&f) < 0)
                 fail();
-        _cleanup_json_ json_t *cmd = json_pack("{s:s, s:O}", "op", "desired", "doc", doc);
-        size_t len = 0;
-        _cleanup_free_ char *buf = sk_fsm_encode(cmd, &len);
-        if (!buf)
+        json_t *host = json_pack("{s:i, s:s, s:s, s:{s:s, s:s}, s:{}, s:{s:i, s:I}, s:b}", "id", 1,
+                                 "name", "h1", "address", "127.0.0.1:7443", "labels", "system/name",
+                                 "h1", "role", "till", "devices", "capacity", "cpu", 4000, "memory",
+                                 (json_int_t)(8LL << 30), "alive", true);
+        if (apply(&f, json_pack("{s:s, s:o}", "op", "host", "host", host), NULL) != SK_FSM_HOSTS)
                 fail();
-        r = sk_fsm_apply(&f, buf, len, &err);
+        sk_error *err = NULL;
+        int r = apply(&f, json_pack("{s:s, s:O}", "op", "desired", "doc", doc), &err);
+        if (r >= 0)
+                r = build_local(&f, &err);
         if (r < 0 && (!err || !err->msg))
                 fail();
         sk_error_free(&err);

@@ -1,10 +1,7 @@
 /* The agent's handling of a desired document from the tower (GET /v1/sync/desired), on
- * any JSON, both ways an agent runs it:
- *  - alone: sk_placement_local places everything on this host, sk_desired_build turns
- *    the instances into containers (an array is taken as placed instances, as the
- *    supervisor does with the cluster's placement);
- *  - in a site cluster: the document goes into the replicated state as a "desired" entry
- *    beside one host, the scheduler's answer is applied, and this host's share is built.
+ * any JSON: the document goes into the site's replicated state as a "desired" entry
+ * beside one host, the scheduler's answer is applied, and this host's share is built into
+ * containers (an array is also taken as placed instances, as the supervisor takes them).
  * Nothing may crash or leak; a refusal names the field; a built container has a name,
  * image, labels and a spec hash, and building again gives the same hashes. */
 #include <stdbool.h>
@@ -12,10 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/cluster_fsm.h"
-#include "agent/desired.h"
-#include "agent/placement.h"
 #include "common/cleanup.h"
+#include "host/desired.h"
+#include "site/cluster_fsm.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -72,28 +68,6 @@ static void build(const json_t *placed)
                 abort();
         sk_desired_set_clear(&a);
         sk_desired_set_clear(&b);
-}
-
-static void alone(const json_t *doc)
-{
-        if (json_is_array(doc)) {
-                build(doc);
-                return;
-        }
-        _cleanup_json_ json_t *labels = json_pack("{s:s}", "role", "till");
-        sk_placement_host me = {SITE, HOST, labels};
-        json_t *placed = NULL;
-        sk_error *err = NULL;
-        if (sk_placement_local(doc, &me, &placed, &err) < 0) {
-                if (!err || !err->msg)
-                        abort();
-                sk_error_free(&err);
-                return;
-        }
-        if (!json_is_array(placed))
-                abort();
-        build(placed);
-        json_decref(placed);
 }
 
 static int apply(sk_fsm *f, json_t *cmd, sk_error **err)
@@ -158,7 +132,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         _cleanup_json_ json_t *doc = json_loadb((const char *)data, size, 0, NULL);
         if (!doc)
                 return 0;
-        alone(doc);
+        if (json_is_array(doc))
+                build(doc);
         clustered(doc);
         return 0;
 }

@@ -16,11 +16,11 @@
 
 #include <cmocka.h>
 
-#include "agent/identity.h"
-#include "agent/supervisor.h"
-#include "agent/uplink.h"
 #include "common/cleanup.h"
+#include "common/clock.h"
 #include "common/pki.h"
+#include "host/identity.h"
+#include "site/uplink.h"
 
 /* ---- the fake tower ---- */
 
@@ -33,6 +33,7 @@ typedef struct tower {
         int64_t last_asked_generation;
         int desired_gets, status_posts, untrusted;
         json_t *last_status;
+        json_t *hosts_posted; /* host name -> its last status body */
         bool stopping;
 } tower;
 
@@ -163,6 +164,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 json_t *body = json_loadb(u->data ? u->data : "", u->len, 0, NULL);
                 pthread_mutex_lock(&t->lock);
                 t->status_posts++;
+                const char *h = json_string_value(json_object_get(body, "host"));
+                if (h)
+                        json_object_set(t->hosts_posted, h, body);
                 json_decref(t->last_status);
                 t->last_status = body;
                 pthread_mutex_unlock(&t->lock);
@@ -233,6 +237,7 @@ static int teardown(void **state)
         MHD_stop_daemon(f->t.d);
         json_decref(f->t.desired);
         json_decref(f->t.last_status);
+        json_decref(f->t.hosts_posted);
         pthread_mutex_destroy(&f->t.lock);
         _cleanup_free_ char *cmd = NULL;
         assert_true(asprintf(&cmd, "rm -rf '%s'", f->dir) > 0);
@@ -346,9 +351,51 @@ static int posts(fixture *f)
         return n;
 }
 
-static bool posted_once(fixture *f)
+/* The site leader's side of the uplink: what on_desired got, and the reports it hands
+ * over (one status body per host of the site, as sk_cluster_reports makes them). */
+typedef struct leader {
+        pthread_mutex_t lock;
+        json_t *generations; /* of each document on_desired got, in order */
+} leader;
+
+static void on_desired(const json_t *doc, void *user)
 {
-        return posts(f) >= 1;
+        leader *l = user;
+        pthread_mutex_lock(&l->lock);
+        json_array_append(l->generations, json_object_get(doc, "generation"));
+        pthread_mutex_unlock(&l->lock);
+}
+
+static json_t *reports(void *user)
+{
+        return json_pack("[{s:s, s:I, s:s, s:[], s:{s:I, s:I}}, {s:s, s:I, s:s, s:[], s:{s:I, "
+                         "s:I}}]",
+                         "host", "h1", "host-id", 1, "state", "alive", "instances", "capacity",
+                         "cpu", 2000, "memory", (json_int_t)1 << 30, "host", "h2", "host-id", 2,
+                         "state", "lost", "instances", "capacity", "cpu", 1000, "memory",
+                         (json_int_t)1 << 30);
+}
+
+static leader *site_leader; /* the one the running test gave the uplink */
+
+static bool got_5_and_6(fixture *f)
+{
+        leader *l = site_leader;
+        pthread_mutex_lock(&l->lock);
+        bool r = json_array_size(l->generations) == 2 &&
+                 json_integer_value(json_array_get(l->generations, 0)) == 5 &&
+                 json_integer_value(json_array_get(l->generations, 1)) == 6;
+        pthread_mutex_unlock(&l->lock);
+        return r;
+}
+
+static bool both_hosts_posted(fixture *f)
+{
+        pthread_mutex_lock(&f->t.lock);
+        bool r =
+            json_object_get(f->t.hosts_posted, "h1") && json_object_get(f->t.hosts_posted, "h2");
+        pthread_mutex_unlock(&f->t.lock);
+        return r;
 }
 
 static void test_uplink_sync_status_and_stop(void **state)
@@ -356,11 +403,17 @@ static void test_uplink_sync_status_and_stop(void **state)
         fixture *f = *state;
         sk_identity id;
         join_ok(f, &id);
-        sk_supervisor_config sc = {.site = "store-001", .host = "h1"};
-        sk_supervisor *sup = NULL;
-        assert_int_equal(sk_supervisor_new(&sc, &sup, NULL), 0);
-        sk_uplink_config uc = {
-            .data_dir = f->agent_dir, .tower = f->url, .host = "h1", .sup = sup, .generation = 0};
+        leader l = {.generations = json_array()};
+        pthread_mutex_init(&l.lock, NULL);
+        site_leader = &l;
+        f->t.hosts_posted = json_object();
+        sk_uplink_config uc = {.data_dir = f->agent_dir,
+                               .tower = f->url,
+                               .host = "h1",
+                               .generation = 0,
+                               .on_desired = on_desired,
+                               .reports = reports,
+                               .user = &l};
         sk_uplink *up = NULL;
         assert_int_equal(sk_uplink_new(&uc, &up, NULL), 0);
         assert_int_equal(sk_uplink_start(up, NULL), 0);
@@ -375,34 +428,36 @@ static void test_uplink_sync_status_and_stop(void **state)
         assert_int_equal(stat(path, &st), 0);
         assert_int_equal(st.st_mode & 0777, 0600);
 
-        /* A change reaches it through the held request. */
+        /* A change reaches it through the held request, persisted before the site hears. */
         pthread_mutex_lock(&f->t.lock);
         json_object_set_new(f->t.desired, "generation", json_integer(6));
         pthread_mutex_unlock(&f->t.lock);
         assert_true(wait_until(desired_file_has_6, f, 3000));
+        assert_true(wait_until(got_5_and_6, f, 3000));
 
-        /* Status: at once, on a change, and as a heartbeat every 5 s. */
-        assert_true(wait_until(posted_once, f, 3000));
+        /* Status: every host of the site, at once, on a change, and every 5 s. */
+        assert_true(wait_until(both_hosts_posted, f, 3000));
         pthread_mutex_lock(&f->t.lock);
-        assert_string_equal(json_string_value(json_object_get(f->t.last_status, "host")), "h1");
-        assert_true(json_is_array(json_object_get(f->t.last_status, "instances")));
-        assert_true(json_integer_value(json_object_get(
-                        json_object_get(f->t.last_status, "capacity"), "cpu")) >= 1000);
+        const json_t *h2 = json_object_get(f->t.hosts_posted, "h2");
+        assert_string_equal(json_string_value(json_object_get(h2, "state")), "lost");
+        assert_int_equal(json_integer_value(json_object_get(h2, "host-id")), 2);
+        assert_true(json_is_array(json_object_get(h2, "instances")));
         assert_int_equal(f->t.untrusted, 0);
         pthread_mutex_unlock(&f->t.lock);
         int before = posts(f);
         sk_uplink_notify(up);
         usleep(500000);
-        assert_true(posts(f) > before);
+        assert_true(posts(f) >= before + 2);
         before = posts(f);
         usleep(5600000);
-        assert_true(posts(f) > before);
+        assert_true(posts(f) >= before + 2);
 
         /* Stopping aborts the held long-poll at once rather than waiting it out. */
         int64_t t0 = mono_ms();
         sk_uplink_free(up);
         assert_true(mono_ms() - t0 < 2500);
-        sk_supervisor_free(sup);
+        json_decref(l.generations);
+        pthread_mutex_destroy(&l.lock);
         sk_identity_clear(&id);
 }
 
@@ -411,12 +466,15 @@ static void test_uplink_unreachable_stops_quickly(void **state)
         fixture *f = *state;
         sk_identity id;
         join_ok(f, &id);
-        sk_supervisor_config sc = {.site = "store-001", .host = "h1"};
-        sk_supervisor *sup = NULL;
-        assert_int_equal(sk_supervisor_new(&sc, &sup, NULL), 0);
+        leader l = {.generations = json_array()};
+        pthread_mutex_init(&l.lock, NULL);
         /* A port nothing listens on: the tower is down. */
-        sk_uplink_config uc = {
-            .data_dir = f->agent_dir, .tower = "https://127.0.0.1:1", .host = "h1", .sup = sup};
+        sk_uplink_config uc = {.data_dir = f->agent_dir,
+                               .tower = "https://127.0.0.1:1",
+                               .host = "h1",
+                               .on_desired = on_desired,
+                               .reports = reports,
+                               .user = &l};
         sk_uplink *up = NULL;
         assert_int_equal(sk_uplink_new(&uc, &up, NULL), 0);
         assert_int_equal(sk_uplink_start(up, NULL), 0);
@@ -426,7 +484,14 @@ static void test_uplink_unreachable_stops_quickly(void **state)
         assert_true(mono_ms() - t0 < 2500);
         _cleanup_json_ json_t *doc = NULL;
         assert_int_equal(sk_desired_load(f->agent_dir, &doc, NULL), -ENOENT);
-        sk_supervisor_free(sup);
+        assert_int_equal(json_array_size(l.generations), 0);
+        json_decref(l.generations);
+        pthread_mutex_destroy(&l.lock);
+
+        /* The site's side is not optional: there is no uplink without it. */
+        sk_uplink_config bare = {.data_dir = f->agent_dir, .tower = f->url, .host = "h1"};
+        _cleanup_error_ sk_error *err = NULL;
+        assert_int_equal(sk_uplink_new(&bare, &up, &err), -EINVAL);
         sk_identity_clear(&id);
 }
 

@@ -10,9 +10,9 @@
 
 #include <cmocka.h>
 
-#include "agent/cluster_fsm.h"
-#include "agent/liveness.h"
 #include "common/cleanup.h"
+#include "site/cluster_fsm.h"
+#include "site/liveness.h"
 
 static const char *APP =
     "{\"name\": \"pos\", \"version\": \"1.0.0\", \"services\": ["

@@ -13,8 +13,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "agent/devices.h"
 #include "common/cleanup.h"
+#include "host/devices.h"
 
 /* A fake /dev with real device nodes (the tests run as root), and things that must not
  * count: a plain file, a fifo, a folder, a symlink to a plain file. The folder's name holds

@@ -27,10 +27,10 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "agent/raft_tls.h"
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/pki.h"
+#include "site/raft_tls.h"
 
 #define MAX_NODES   6
 #define MAX_ENTRIES 16

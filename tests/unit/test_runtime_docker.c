@@ -17,9 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent/runtime.h"
 #include "common/cleanup.h"
 #include "common/httpc.h"
+#include "host/runtime.h"
 
 #define IMAGE "localhost/busybox:latest"
 

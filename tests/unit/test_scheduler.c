@@ -7,8 +7,8 @@
 
 #include <cmocka.h>
 
-#include "agent/scheduler.h"
 #include "common/cleanup.h"
+#include "site/scheduler.h"
 
 #define MI (1024LL * 1024)
 #define GI (1024LL * MI)

@@ -12,12 +12,12 @@
 
 #include <cmocka.h>
 
-#include "agent/desired.h"
-#include "agent/placement.h"
-#include "agent/reconcile.h"
-#include "agent/runtime.h"
-#include "agent/supervisor.h"
 #include "common/cleanup.h"
+#include "host/desired.h"
+#include "host/reconcile.h"
+#include "host/runtime.h"
+#include "host/supervisor.h"
+#include "site/cluster_fsm.h"
 
 /* ---- the fake runtime ---- */
 
@@ -292,39 +292,88 @@ static const char *const TWO_REPLICAS =
     "\"cmd\": [\"sleep\", \"1000\"], \"env\": {\"LOG_LEVEL\": \"${LEVEL}\", \"X\": "
     "\"a$$b\"}, \"restart\": \"always\"}]}]";
 
+static int fsm_apply(sk_fsm *f, json_t *cmd, sk_error **err)
+{
+        size_t len = 0;
+        _cleanup_free_ char *buf = sk_fsm_encode(cmd, &len);
+        json_decref(cmd);
+        assert_non_null(buf);
+        return sk_fsm_apply(f, buf, len, err);
+}
+
+/* What the site gives host h1 for a document, the way the agent gets it: the document and
+ * h1 (alone on the site) in the replicated state, the leader's schedule applied, h1's share
+ * of the placements. */
+static int site_places(const json_t *doc, json_t **placed, sk_error **err)
+{
+        sk_fsm f;
+        assert_int_equal(sk_fsm_init(&f), 0);
+        json_t *h1 =
+            json_pack("{s:i, s:s, s:s, s:{s:s}, s:{}, s:{s:i, s:I}, s:b}", "id", 1, "name", "h1",
+                      "address", "127.0.0.1:7443", "labels", "system/name", "h1", "devices",
+                      "capacity", "cpu", 4000, "memory", (json_int_t)(8LL << 30), "alive", true);
+        assert_int_equal(fsm_apply(&f, json_pack("{s:s, s:o}", "op", "host", "host", h1), NULL),
+                         SK_FSM_HOSTS);
+        int r = fsm_apply(&f, json_pack("{s:s, s:O}", "op", "desired", "doc", doc), err);
+        json_t *sched = NULL;
+        if (r >= 0)
+                r = sk_fsm_schedule(&f, NULL, &sched, err);
+        if (r >= 0 && sched)
+                assert_int_equal(fsm_apply(&f, sched, NULL), SK_FSM_PLACEMENTS);
+        if (r >= 0)
+                r = sk_fsm_local_placed(&f, "h1", NULL, placed, err);
+        sk_fsm_clear(&f);
+        return r;
+}
+
+static json_t *placed_of(const json_t *doc)
+{
+        json_t *placed = NULL;
+        _cleanup_error_ sk_error *err = NULL;
+        int r = site_places(doc, &placed, &err);
+        if (r < 0)
+                fail_msg("placing: %s", sk_error_msg(err, r));
+        return placed;
+}
+
 static void build_set(const json_t *doc, sk_desired_set *set)
 {
-        _cleanup_json_ json_t *placed = NULL;
-        sk_placement_host me = {"store-001", "h1", NULL};
-        assert_int_equal(sk_placement_local(doc, &me, &placed, NULL), 0);
+        _cleanup_json_ json_t *placed = placed_of(doc);
         assert_int_equal(sk_desired_build(placed, "store-001", "h1", set, NULL), 0);
+}
+
+/* The supervisor gets h1's share of what the site placed for doc. */
+static void set_doc(sk_supervisor *s, const json_t *doc)
+{
+        _cleanup_json_ json_t *placed = placed_of(doc);
+        sk_supervisor_set_placed(s, placed);
 }
 
 /* ---- pure pieces ---- */
 
-static void test_placement_replicas_and_one_per_host(void **state)
+static void test_site_places_replicas_and_one_per_host(void **state)
 {
         _cleanup_json_ json_t *doc =
             doc_with("[{\"name\": \"api\", \"replicas\": 3, \"containers\": []},"
                      " {\"name\": \"agent\", \"mode\": \"one-per-host\", \"containers\": []},"
                      " {\"name\": \"off\", \"replicas\": 0, \"containers\": []}]");
-        _cleanup_json_ json_t *placed = NULL;
-        sk_placement_host me = {"store-001", "h1", NULL};
-        assert_int_equal(sk_placement_local(doc, &me, &placed, NULL), 0);
+        _cleanup_json_ json_t *placed = placed_of(doc);
         assert_int_equal(json_array_size(placed), 4);
-        const char *want[] = {"default/pos-stores/api/0", "default/pos-stores/api/1",
-                              "default/pos-stores/api/2", "default/pos-stores/agent/0"};
+        const char *want[] = {"default/pos-stores/agent/0", "default/pos-stores/api/0",
+                              "default/pos-stores/api/1", "default/pos-stores/api/2"};
         for (size_t i = 0; i < 4; i++) {
                 json_t *p = json_array_get(placed, i);
                 assert_string_equal(json_string_value(json_object_get(p, "instance")), want[i]);
                 assert_string_equal(json_string_value(json_object_get(p, "version")), "2.1.0");
+                assert_string_equal(json_string_value(json_object_get(p, "application")), "pos");
         }
 
         _cleanup_json_ json_t *bad = doc_with("[{\"name\": \"api\", \"replicas\": -1}]");
         _cleanup_json_ json_t *out = NULL;
         _cleanup_error_ sk_error *err = NULL;
-        assert_int_equal(sk_placement_local(bad, &me, &out, &err), -EINVAL);
-        assert_string_equal(err->path, "deployments[0].spec.services[0]");
+        assert_int_equal(site_places(bad, &out, &err), -EINVAL);
+        assert_non_null(err);
+        assert_string_equal(err->path, "deployments[0].spec.services[0].replicas");
 }
 
 static void test_desired_container_shape(void **state)
@@ -644,7 +693,7 @@ static void test_supervisor_no_desired_touches_nothing(void **state)
         assert_int_equal(f.removes, 0);
         /* With a desired document that lacks it, it goes. */
         _cleanup_json_ json_t *doc = doc_with("[]");
-        sk_supervisor_set_desired(s, doc);
+        set_doc(s, doc);
         pass(s, 2000);
         assert_int_equal(fake_count(&f), 0);
         assert_int_equal(f.stops, 1);
@@ -657,7 +706,7 @@ static void test_supervisor_creates_adopts_and_replaces(void **state)
         fake_rt f;
         sk_supervisor *s = new_sup(&f);
         _cleanup_json_ json_t *doc = doc_with(TWO_REPLICAS);
-        sk_supervisor_set_desired(s, doc);
+        set_doc(s, doc);
         status_calls = 0;
         pass(s, 1000);
         assert_int_equal(fake_count(&f), 2);
@@ -688,7 +737,7 @@ static void test_supervisor_creates_adopts_and_replaces(void **state)
         sk_supervisor_config cfg = {.runtime = &f.base, .site = "store-001", .host = "h1"};
         sk_supervisor *s2 = NULL;
         assert_int_equal(sk_supervisor_new(&cfg, &s2, NULL), 0);
-        sk_supervisor_set_desired(s2, doc);
+        set_doc(s2, doc);
         pass(s2, 5000);
         assert_int_equal(f.creates, 2);
         assert_int_equal(f.starts, 2);
@@ -709,7 +758,7 @@ static void test_supervisor_creates_adopts_and_replaces(void **state)
                 "containers"),
             0);
         json_object_set_new(ctr, "image", json_string("localhost/busybox:2"));
-        sk_supervisor_set_desired(s, doc2);
+        set_doc(s, doc2);
         pass(s, 6000);
         assert_int_equal(f.removes, 2);
         assert_int_equal(f.creates, 4);
@@ -727,7 +776,7 @@ static void test_supervisor_crash_restarts_with_backoff(void **state)
         _cleanup_json_ json_t *doc =
             doc_with("[{\"name\": \"api\", \"containers\": [{\"name\": \"api\", \"image\": \"i\","
                      " \"restart\": \"on-failure\"}]}]");
-        sk_supervisor_set_desired(s, doc);
+        set_doc(s, doc);
         pass(s, 1000);
         fake_ctr *c = fake_by_name(&f, "sk-h1-default-pos-stores-api-0-api");
         c->state = SK_CONTAINER_EXITED;
@@ -769,7 +818,7 @@ static void test_supervisor_pull_failure_and_secrets(void **state)
                      " \"localhost/nope:1\"}]},"
                      " {\"name\": \"db\", \"variables\": [{\"name\": \"P\", \"from-secret\": {}}],"
                      " \"containers\": [{\"name\": \"db\", \"image\": \"i\"}]}]");
-        sk_supervisor_set_desired(s, doc);
+        set_doc(s, doc);
         pass(s, 1000);
         assert_int_equal(fake_count(&f), 0);
         _cleanup_json_ json_t *st = sk_supervisor_status(s);
@@ -794,7 +843,7 @@ static void test_supervisor_pull_failure_and_secrets(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_placement_replicas_and_one_per_host),
+            cmocka_unit_test(test_site_places_replicas_and_one_per_host),
             cmocka_unit_test(test_desired_container_shape),
             cmocka_unit_test(test_desired_unsupported_fail_with_reason),
             cmocka_unit_test(test_desired_devices),

@@ -1,0 +1,597 @@
+#include "site/cluster_fsm.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "model/spec.h"
+#include "site/scheduler.h"
+
+#define DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15))
+
+static json_t *empty_state(void)
+{
+        return json_pack("{s:n, s:{}, s:[], s:[], s:[]}", "desired", "hosts", "placements",
+                         "unplaced", "removed");
+}
+
+int sk_fsm_init(sk_fsm *f)
+{
+        f->state = empty_state();
+        return f->state ? 0 : -ENOMEM;
+}
+
+void sk_fsm_clear(sk_fsm *f)
+{
+        json_decref(f->state);
+        f->state = NULL;
+}
+
+char *sk_fsm_encode(const json_t *cmd, size_t *len)
+{
+        _cleanup_free_ char *text = json_dumps(cmd, DUMP_FLAGS);
+        if (!text)
+                return NULL;
+        size_t n = strlen(text), padded = (n + 1 + 7) / 8 * 8;
+        char *buf = calloc(1, padded);
+        if (!buf)
+                return NULL;
+        memcpy(buf, text, n);
+        *len = padded;
+        return buf;
+}
+
+/* The JSON before the padding. */
+static json_t *decode(const void *buf, size_t len, sk_error **err)
+{
+        json_error_t je;
+        json_t *j = json_loadb(buf, strnlen(buf, len), 0, &je);
+        if (!json_is_object(j)) {
+                json_decref(j);
+                sk_error_set_pos(err, EINVAL, je.line, je.column, "cluster entry: %s",
+                                 j ? "not an object" : je.text);
+                return NULL;
+        }
+        return j;
+}
+
+static int check_host(const json_t *h, sk_error **err)
+{
+        if (!json_is_object(h) || !json_is_integer(json_object_get(h, "id")) ||
+            json_integer_value(json_object_get(h, "id")) <= 0)
+                return sk_error_set_path(err, EINVAL, "host.id", "must be a positive integer");
+        sk_sched_host sh;
+        int r = sk_sched_host_from_json(h, "host", &sh, err);
+        if (r < 0)
+                return r;
+        sk_sched_host_clear(&sh);
+        return 0;
+}
+
+static int apply_host(sk_fsm *f, const json_t *h, sk_error **err)
+{
+        int r = check_host(h, err);
+        if (r < 0)
+                return r;
+        int64_t id = json_integer_value(json_object_get(h, "id"));
+        /* a report that raced the removal does not bring the host back */
+        if (sk_fsm_is_removed(f, id))
+                return 0;
+        char key[24];
+        snprintf(key, sizeof(key), "%" PRId64, id);
+        json_t *hosts = json_object_get(f->state, "hosts");
+        if (json_equal(json_object_get(hosts, key), h))
+                return 0;
+        if (json_object_set_new(hosts, key, json_deep_copy(h)) < 0)
+                return -ENOMEM;
+        return SK_FSM_HOSTS;
+}
+
+static int apply_sched(sk_fsm *f, const json_t *cmd, sk_error **err)
+{
+        const json_t *pl = json_object_get(cmd, "placements"),
+                     *un = json_object_get(cmd, "unplaced");
+        if (!json_is_array(pl) || !json_is_array(un))
+                return sk_error_set_path(err, EINVAL, "placements",
+                                         "placements and unplaced must be lists");
+        size_t i;
+        const json_t *p;
+        json_array_foreach(pl, i, p)
+        {
+                sk_sched_placement sp;
+                char path[48];
+                snprintf(path, sizeof(path), "placements[%zu]", i);
+                int r = sk_sched_placement_from_json(p, path, &sp, err);
+                if (r < 0)
+                        return r;
+                sk_sched_placement_clear(&sp);
+        }
+        if (json_equal(json_object_get(f->state, "placements"), pl) &&
+            json_equal(json_object_get(f->state, "unplaced"), un))
+                return 0;
+        if (json_object_set_new(f->state, "placements", json_deep_copy(pl)) < 0 ||
+            json_object_set_new(f->state, "unplaced", json_deep_copy(un)) < 0)
+                return -ENOMEM;
+        return SK_FSM_PLACEMENTS;
+}
+
+bool sk_fsm_is_removed(const sk_fsm *f, int64_t host_id)
+{
+        size_t i;
+        const json_t *id;
+        json_array_foreach(json_object_get(f->state, "removed"), i, id)
+        {
+                if (json_integer_value(id) == host_id)
+                        return true;
+        }
+        return false;
+}
+
+/* The tower's removed-hosts: each id joins the deny list (kept sorted, never shrinks) and
+ * leaves the inventory. Every host applies this alike, so every host refuses them. */
+static int apply_removed(sk_fsm *f, const json_t *doc, sk_error **err)
+{
+        const json_t *ids = json_object_get(doc, "removed-hosts");
+        if (!ids)
+                return 0;
+        if (!json_is_array(ids))
+                return sk_error_set_path(err, EINVAL, "doc.removed-hosts", "must be a list");
+        size_t i;
+        const json_t *id;
+        json_array_foreach(ids, i, id)
+        {
+                if (!json_is_integer(id) || json_integer_value(id) <= 0)
+                        return sk_error_set_path(err, EINVAL, "doc.removed-hosts",
+                                                 "[%zu] must be a positive integer", i);
+        }
+        json_t *removed = json_object_get(f->state, "removed");
+        int changed = 0;
+        json_array_foreach(ids, i, id)
+        {
+                int64_t h = json_integer_value(id);
+                if (sk_fsm_is_removed(f, h))
+                        continue;
+                size_t at = 0;
+                while (at < json_array_size(removed) &&
+                       json_integer_value(json_array_get(removed, at)) < h)
+                        at++;
+                if (json_array_insert_new(removed, at, json_integer(h)) < 0)
+                        return -ENOMEM;
+                char key[24];
+                snprintf(key, sizeof(key), "%" PRId64, h);
+                json_object_del(json_object_get(f->state, "hosts"), key);
+                changed = SK_FSM_HOSTS;
+        }
+        return changed;
+}
+
+/* ---- site-local joins ---- */
+
+static bool valid_hash(const char *h)
+{
+        if (!h || strlen(h) != 64)
+                return false;
+        for (const char *p = h; *p; p++)
+                if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+                        return false;
+        return true;
+}
+
+/* The object under key in the state, created when missing (states from before it). */
+static json_t *state_object(sk_fsm *f, const char *key)
+{
+        json_t *o = json_object_get(f->state, key);
+        if (!json_is_object(o)) {
+                o = json_object();
+                if (json_object_set_new(f->state, key, o) < 0)
+                        return NULL;
+        }
+        return o;
+}
+
+/* Tokens whose time ran out at `now` (the entry's own clock, so every host drops alike). */
+static void prune_tokens(json_t *tokens, int64_t now)
+{
+        const char *k;
+        json_t *v;
+        void *tmp;
+        json_object_foreach_safe(tokens, tmp, k, v)
+        {
+                if (json_integer_value(json_object_get(v, "expires")) <= now)
+                        json_object_del(tokens, k);
+        }
+}
+
+int64_t sk_fsm_local_host_id(int64_t site_id, int64_t n)
+{
+        if (site_id <= 0 || site_id >= SK_FSM_LOCAL_SITE_MAX || n <= 0 || n >= (1LL << 24))
+                return 0;
+        return SK_FSM_LOCAL_ID_BASE + site_id * (1LL << 24) + n;
+}
+
+static int apply_join_token(sk_fsm *f, const json_t *cmd, sk_error **err)
+{
+        const char *hash = json_string_value(json_object_get(cmd, "hash"));
+        const json_t *expires = json_object_get(cmd, "expires");
+        const json_t *now = json_object_get(cmd, "now");
+        if (!valid_hash(hash))
+                return sk_error_set_path(err, EINVAL, "hash", "must be 64 lowercase hex digits");
+        if (!json_is_integer(expires) || !json_is_integer(now))
+                return sk_error_set_path(err, EINVAL, "expires",
+                                         "expires and now must be integers (ms)");
+        json_t *tokens = state_object(f, "join-tokens");
+        if (!tokens)
+                return -ENOMEM;
+        prune_tokens(tokens, json_integer_value(now));
+        if (json_object_set_new(tokens, hash, json_pack("{s:O}", "expires", expires)) < 0)
+                return -ENOMEM;
+        return SK_FSM_JOINS;
+}
+
+/* Uses a token: it goes, the site's count of local joins grows, and the new host's id is
+ * recorded under the token's hash for the leader that proposed it to read. An unknown or
+ * expired token changes nothing (the leader sees no result and refuses). */
+static int apply_join_use(sk_fsm *f, const json_t *cmd, sk_error **err)
+{
+        const char *hash = json_string_value(json_object_get(cmd, "hash"));
+        const json_t *now = json_object_get(cmd, "now");
+        const json_t *site = json_object_get(cmd, "site-id");
+        if (!valid_hash(hash))
+                return sk_error_set_path(err, EINVAL, "hash", "must be 64 lowercase hex digits");
+        if (!json_is_integer(now))
+                return sk_error_set_path(err, EINVAL, "now", "must be an integer (ms)");
+        if (!json_is_integer(site) || sk_fsm_local_host_id(json_integer_value(site), 1) == 0)
+                return sk_error_set_path(err, EINVAL, "site-id", "must be a site id below 2^38");
+        json_t *tokens = state_object(f, "join-tokens");
+        json_t *joins = state_object(f, "local-joins");
+        if (!tokens || !joins)
+                return -ENOMEM;
+        prune_tokens(tokens, json_integer_value(now));
+        if (!json_object_get(tokens, hash))
+                return 0;
+        int64_t n = json_integer_value(json_object_get(f->state, "local-count")) + 1;
+        int64_t id = sk_fsm_local_host_id(json_integer_value(site), n);
+        if (id == 0)
+                return sk_error_set_path(err, EINVAL, "hash", "the site's local host ids ran out");
+        json_object_del(tokens, hash);
+        if (json_object_set_new(f->state, "local-count", json_integer(n)) < 0 ||
+            json_object_set_new(joins, hash, json_integer(id)) < 0)
+                return -ENOMEM;
+        return SK_FSM_JOINS;
+}
+
+bool sk_fsm_join_token_valid(const sk_fsm *f, const char *hash, int64_t now)
+{
+        const json_t *t =
+            json_object_get(json_object_get(f->state, "join-tokens"), hash ? hash : "");
+        return t && json_integer_value(json_object_get(t, "expires")) > now;
+}
+
+int64_t sk_fsm_join_result(const sk_fsm *f, const char *hash)
+{
+        return json_integer_value(
+            json_object_get(json_object_get(f->state, "local-joins"), hash ? hash : ""));
+}
+
+int sk_fsm_apply(sk_fsm *f, const void *buf, size_t len, sk_error **err)
+{
+        _cleanup_json_ json_t *cmd = decode(buf, len, err);
+        if (!cmd)
+                return -EINVAL;
+        const char *op = json_string_value(json_object_get(cmd, "op"));
+        if (!op)
+                return sk_error_set_path(err, EINVAL, "op", "must be a string");
+        if (strcmp(op, "desired") == 0) {
+                const json_t *doc = json_object_get(cmd, "doc");
+                if (!json_is_object(doc) || !json_is_integer(json_object_get(doc, "generation")))
+                        return sk_error_set_path(err, EINVAL, "doc",
+                                                 "must be a desired document with a generation");
+                if (json_equal(json_object_get(f->state, "desired"), doc))
+                        return 0;
+                /* checked before anything changes: a malformed entry changes nothing */
+                int r = apply_removed(f, doc, err);
+                if (r < 0)
+                        return r;
+                if (json_object_set_new(f->state, "desired", json_deep_copy(doc)) < 0)
+                        return -ENOMEM;
+                return SK_FSM_DESIRED | r;
+        }
+        if (strcmp(op, "host") == 0)
+                return apply_host(f, json_object_get(cmd, "host"), err);
+        if (strcmp(op, "host-remove") == 0) {
+                const json_t *id = json_object_get(cmd, "id");
+                if (!json_is_integer(id))
+                        return sk_error_set_path(err, EINVAL, "id", "must be an integer");
+                char key[24];
+                snprintf(key, sizeof(key), "%" PRId64, (int64_t)json_integer_value(id));
+                return json_object_del(json_object_get(f->state, "hosts"), key) == 0 ? SK_FSM_HOSTS
+                                                                                     : 0;
+        }
+        if (strcmp(op, "sched") == 0)
+                return apply_sched(f, cmd, err);
+        if (strcmp(op, "join-token") == 0)
+                return apply_join_token(f, cmd, err);
+        if (strcmp(op, "join-use") == 0)
+                return apply_join_use(f, cmd, err);
+        return sk_error_set_path(err, EINVAL, "op", "unknown operation \"%s\"", op);
+}
+
+char *sk_fsm_snapshot(const sk_fsm *f, size_t *len)
+{
+        return sk_fsm_encode(f->state, len);
+}
+
+int sk_fsm_restore(sk_fsm *f, const void *buf, size_t len, sk_error **err)
+{
+        _cleanup_json_ json_t *st = decode(buf, len, err);
+        if (!st)
+                return -EINVAL;
+        if (!json_is_object(json_object_get(st, "hosts")) ||
+            !json_is_array(json_object_get(st, "placements")) ||
+            !json_is_array(json_object_get(st, "unplaced")))
+                return sk_error_set(err, EINVAL,
+                                    "cluster snapshot: needs hosts, placements and "
+                                    "unplaced");
+        if (!json_object_get(st, "desired"))
+                json_object_set_new(st, "desired", json_null());
+        const json_t *removed = json_object_get(st, "removed");
+        if (removed && !json_is_array(removed))
+                return sk_error_set_path(err, EINVAL, "removed",
+                                         "cluster snapshot: must be a list");
+        if (!removed) /* a snapshot from before removals existed */
+                json_object_set_new(st, "removed", json_array());
+        static const char *const objects[] = {"join-tokens", "local-joins"};
+        for (size_t i = 0; i < sizeof(objects) / sizeof(objects[0]); i++) {
+                const json_t *o = json_object_get(st, objects[i]);
+                if (o && !json_is_object(o))
+                        return sk_error_set_path(err, EINVAL, objects[i],
+                                                 "cluster snapshot: must be an object");
+        }
+        const json_t *count = json_object_get(st, "local-count");
+        if (count && !json_is_integer(count))
+                return sk_error_set_path(err, EINVAL, "local-count",
+                                         "cluster snapshot: must be an integer");
+        json_decref(f->state);
+        f->state = take_ptr(&st);
+        return 0;
+}
+
+const json_t *sk_fsm_desired(const sk_fsm *f)
+{
+        const json_t *d = json_object_get(f->state, "desired");
+        return json_is_object(d) ? d : NULL;
+}
+
+const json_t *sk_fsm_hosts(const sk_fsm *f)
+{
+        return json_object_get(f->state, "hosts");
+}
+
+const json_t *sk_fsm_host(const sk_fsm *f, int64_t id)
+{
+        char key[24];
+        snprintf(key, sizeof(key), "%" PRId64, id);
+        return json_object_get(sk_fsm_hosts(f), key);
+}
+
+int64_t sk_fsm_generation(const sk_fsm *f)
+{
+        return json_integer_value(json_object_get(sk_fsm_desired(f), "generation"));
+}
+
+int64_t sk_fsm_lost_after_ms(const sk_fsm *f)
+{
+        const char *v = json_string_value(
+            json_object_get(json_object_get(sk_fsm_desired(f), "site"), "host-lost-after"));
+        int64_t ms = 0;
+        if (!v || sk_duration_ms(v, &ms) < 0 || ms <= 0)
+                return SK_FSM_LOST_AFTER_DEFAULT_MS;
+        return ms;
+}
+
+/* The instances the hosts' latest heartbeats report running, as the scheduler reads them:
+ * [{"instance", "host"}]. */
+static json_t *running_of(const json_t *reports)
+{
+        json_t *out = json_array();
+        const char *k;
+        const json_t *rep;
+        json_object_foreach((json_t *)reports, k, rep)
+        {
+                const json_t *r = json_object_get(rep, "report");
+                const json_t *host = json_object_get(r, "host");
+                size_t i;
+                const json_t *inst;
+                json_array_foreach(json_object_get(r, "instances"), i, inst)
+                {
+                        const json_t *id = json_object_get(inst, "instance");
+                        const char *state = json_string_value(json_object_get(inst, "state"));
+                        if (out && json_is_string(host) && json_is_string(id) && state &&
+                            !strcmp(state, "running"))
+                                json_array_append_new(
+                                    out, json_pack("{s:O, s:O}", "instance", id, "host", host));
+                }
+        }
+        return out;
+}
+
+int sk_fsm_schedule(const sk_fsm *f, const json_t *reports, json_t **cmd, sk_error **err)
+{
+        *cmd = NULL;
+        const json_t *desired = sk_fsm_desired(f);
+        if (!desired)
+                return 0;
+        _cleanup_json_ json_t *in =
+            json_pack("{s:[], s:O, s:o}", "hosts", "placements",
+                      json_object_get(f->state, "placements"), "running", running_of(reports));
+        if (!in)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        const char *k;
+        json_t *h;
+        json_object_foreach(json_object_get(f->state, "hosts"), k, h)
+            json_array_append(json_object_get(in, "hosts"), h);
+        /* The tower sends {"tenant": {cpu, memory, instances}}; the scheduler reads a list. */
+        json_t *quotas = json_object_get(desired, "quotas");
+        if (json_object_size(quotas) > 0) {
+                json_t *list = json_array();
+                json_object_set_new(in, "quotas", list);
+                json_t *q;
+                json_object_foreach(quotas, k, q)
+                {
+                        json_t *entry = json_is_object(q) ? json_deep_copy(q) : json_object();
+                        json_object_set_new(entry, "tenant", json_string(k));
+                        json_array_append_new(list, entry);
+                }
+        }
+        _cleanup_sched_state_ sk_sched_state st = {0};
+        int r = sk_sched_state_from_json(in, &st, err);
+        if (r < 0)
+                return r;
+        _cleanup_sched_result_ sk_sched_result res = {0};
+        const json_t *deps = json_object_get(desired, "deployments");
+        _cleanup_json_ json_t *none = json_array();
+        r = sk_sched_run(deps ? deps : none, &st, &res, err);
+        if (r < 0)
+                return r;
+        _cleanup_json_ json_t *out = sk_sched_result_to_json(&res);
+        if (!out)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        if (json_equal(json_object_get(out, "placements"),
+                       json_object_get(f->state, "placements")) &&
+            json_equal(json_object_get(out, "unplaced"), json_object_get(f->state, "unplaced")))
+                return 0;
+        json_object_set_new(out, "op", json_string("sched"));
+        *cmd = take_ptr(&out);
+        return 0;
+}
+
+/* The deployment and service an instance id "t/d/s/r" names. */
+static int find_service(const json_t *desired, const char *id, const json_t **dep_out,
+                        const json_t **svc_out, int64_t *replica)
+{
+        char t[128], d[128], s[128];
+        long long rep;
+        if (sscanf(id, "%127[^/]/%127[^/]/%127[^/]/%lld", t, d, s, &rep) != 4)
+                return -EINVAL;
+        size_t i;
+        const json_t *dep;
+        json_array_foreach(json_object_get(desired, "deployments"), i, dep)
+        {
+                if (!json_is_string(json_object_get(dep, "tenant")) ||
+                    strcmp(json_string_value(json_object_get(dep, "tenant")), t) != 0 ||
+                    !json_is_string(json_object_get(dep, "name")) ||
+                    strcmp(json_string_value(json_object_get(dep, "name")), d) != 0)
+                        continue;
+                size_t k;
+                const json_t *svc;
+                json_array_foreach(json_object_get(json_object_get(dep, "spec"), "services"), k,
+                                   svc)
+                {
+                        const char *n = json_string_value(json_object_get(svc, "name"));
+                        if (n && strcmp(n, s) == 0) {
+                                *dep_out = dep;
+                                *svc_out = svc;
+                                *replica = rep;
+                                return 0;
+                        }
+                }
+        }
+        return -ENOENT;
+}
+
+/* {label: [host paths]} for the device labels the service's containers ask for. */
+static json_t *device_paths(const json_t *svc, const json_t *discovery)
+{
+        json_t *out = json_object();
+        size_t i, k;
+        const json_t *c, *label, *node;
+        json_array_foreach(json_object_get(svc, "containers"), i, c)
+        {
+                json_array_foreach(json_object_get(c, "devices"), k, label)
+                {
+                        const char *l = json_string_value(label);
+                        if (!l || json_object_get(out, l))
+                                continue;
+                        json_t *paths = json_array();
+                        size_t m;
+                        json_array_foreach(json_object_get(discovery, l), m, node)
+                            json_array_append(paths, (json_t *)node);
+                        json_object_set_new(out, l, paths);
+                }
+        }
+        return out;
+}
+
+int sk_fsm_local_placed(const sk_fsm *f, const char *name, const json_t *discovery, json_t **placed,
+                        sk_error **err)
+{
+        _cleanup_json_ json_t *out = json_array();
+        if (!out)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        const json_t *desired = sk_fsm_desired(f);
+        size_t i;
+        const json_t *p;
+        json_array_foreach(json_object_get(f->state, "placements"), i, p)
+        {
+                const char *host = json_string_value(json_object_get(p, "host"));
+                const char *from = json_string_value(json_object_get(p, "from"));
+                const char *id = json_string_value(json_object_get(p, "instance"));
+                const json_t *dep = NULL, *svc = NULL;
+                int64_t replica = 0;
+                /* a moving instance runs on its old host too until the new one runs it */
+                bool here = (host && !strcmp(host, name)) || (from && !strcmp(from, name));
+                if (!here || !id || find_service(desired, id, &dep, &svc, &replica) < 0)
+                        continue;
+                const json_t *spec = json_object_get(dep, "spec");
+                const char *app = json_string_value(json_object_get(dep, "application"));
+                const char *version = json_string_value(json_object_get(dep, "version"));
+                json_t *inst = json_pack(
+                    "{s:s, s:O, s:O, s:s?, s:s?, s:O, s:I, s:O, s:o}", "instance", id, "tenant",
+                    json_object_get(dep, "tenant"), "deployment", json_object_get(dep, "name"),
+                    "application", app ? app : json_string_value(json_object_get(spec, "name")),
+                    "version",
+                    version ? version : json_string_value(json_object_get(spec, "version")),
+                    "service", json_object_get(svc, "name"), "replica", (json_int_t)replica, "spec",
+                    svc, "devices", device_paths(svc, discovery));
+                if (!inst || json_array_append_new(out, inst) < 0)
+                        return sk_error_set(err, ENOMEM, "out of memory");
+        }
+        *placed = take_ptr(&out);
+        return 0;
+}
+
+json_t *sk_fsm_unplaced_status(const sk_fsm *f, const char *site, const char *host)
+{
+        json_t *out = json_array();
+        const json_t *desired = sk_fsm_desired(f);
+        size_t i, k;
+        const json_t *u, *dep;
+        json_array_foreach(json_object_get(f->state, "unplaced"), i, u)
+        {
+                json_t *st = json_deep_copy(u);
+                if (!st)
+                        continue;
+                json_array_foreach(json_object_get(desired, "deployments"), k, dep)
+                {
+                        if (json_equal(json_object_get(dep, "tenant"),
+                                       json_object_get(u, "tenant")) &&
+                            json_equal(json_object_get(dep, "name"),
+                                       json_object_get(u, "deployment"))) {
+                                json_object_set(st, "application",
+                                                json_object_get(dep, "application"));
+                                json_object_set(st, "version", json_object_get(dep, "version"));
+                        }
+                }
+                /* The host the scheduler named (one-per-host) says where it should run. */
+                if (!json_object_get(st, "host"))
+                        json_object_set_new(st, "host", json_string(host));
+                json_object_set_new(st, "site", json_string(site));
+                json_object_set_new(st, "state", json_string("unplaceable"));
+                json_object_set_new(st, "restarts", json_integer(0));
+                json_object_set_new(st, "containers", json_array());
+                json_array_append_new(out, st);
+        }
+        return out;
+}
