@@ -68,6 +68,26 @@ int sk_pki_make_key_and_csr(const char *cn, char **key_pem, char **csr_pem, sk_e
  * site. */
 int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri, sk_error **err);
 
+/* SHA-256 of a certificate's DER, 64 hex digits and a NUL. */
+#define SK_PKI_FP_LEN 65
+int sk_pki_fingerprint(const char *pem, char hex[SK_PKI_FP_LEN], sk_error **err);
+
+/* sk_pki_verify_peer, also giving the fingerprint of the site CA that signed the leaf in
+ * site_ca_fp ("" when the tower CA signed it). A site CA signs only its own site's range of
+ * ids (sk_pki_is_site_local_id). Any generation of a site CA verifies here: the caller
+ * refuses a retired one with sk_pki_check_site_ca (docs/security.md). */
+int sk_pki_verify_peer_ca(gnutls_session_t session, const char *ca_pem, char **uri,
+                          char site_ca_fp[SK_PKI_FP_LEN], sk_error **err);
+
+/* The same check on PEM text: a host certificate, or it followed by its site CA (what a
+ * leader forwards for a host that joined the site while the tower was unreachable). */
+int sk_pki_verify_pem(const char *chain_pem, const char *ca_pem, char **uri,
+                      char site_ca_fp[SK_PKI_FP_LEN], sk_error **err);
+
+/* 0 when got_fp (a chain's site CA, "" for none) is current_fp, the site's current site CA,
+ * or either is empty (no site CA in the chain, or none known yet); -EACCES otherwise. */
+int sk_pki_check_site_ca(const char *got_fp, const char *current_fp, sk_error **err);
+
 /* Parses "skerry://site/<site>/host/<host>" into its ids; -EINVAL otherwise. */
 int sk_pki_parse_host_uri(const char *uri, int64_t *site_id, int64_t *host_id);
 

@@ -129,26 +129,6 @@ static int request(const char *peer, const char *method, const char *path, const
         return 0;
 }
 
-int sk_site_ca_fingerprint(const char *pem, char hex[65], sk_error **err)
-{
-        gnutls_x509_crt_t crt = NULL;
-        unsigned char fp[32];
-        size_t n = sizeof(fp);
-        gnutls_datum_t d = {(unsigned char *)pem, (unsigned)strlen(pem)};
-        int r = gnutls_x509_crt_init(&crt);
-        if (r >= 0)
-                r = gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM);
-        if (r >= 0)
-                r = gnutls_x509_crt_get_fingerprint(crt, GNUTLS_DIG_SHA256, fp, &n);
-        if (crt)
-                gnutls_x509_crt_deinit(crt);
-        if (r < 0 || n != sizeof(fp))
-                return sk_error_set(err, EPROTO, "the CA certificate cannot be read");
-        for (size_t i = 0; i < n; i++)
-                snprintf(hex + 2 * i, 3, "%02x", fp[i]);
-        return 0;
-}
-
 static const char *error_message(const json_t *ans)
 {
         const char *m =
@@ -191,7 +171,7 @@ int sk_agent_join_site(const char *dir, const sk_site_join_request *req, sk_iden
         if (status != 200 || !ca)
                 return sk_error_set(err, EPROTO, "--peer %s: no CA (HTTP %ld): %s", req->peer,
                                     status, error_message(ca_ans));
-        r = sk_site_ca_fingerprint(ca, have, err);
+        r = sk_pki_fingerprint(ca, have, err);
         if (r < 0)
                 return r;
         if (strcmp(have, want) != 0)

@@ -202,13 +202,13 @@ typedef struct peer {
         struct MHD_Connection *mc;
 } peer;
 
-static int verify_peer(void *ctx, char **uri, sk_error **err)
+static int verify_peer(void *ctx, char **uri, char site_ca[SK_PKI_FP_LEN], sk_error **err)
 {
         peer *p = ctx;
         gnutls_session_t s = tls_session(p->mc);
         if (!s)
                 return sk_error_set(err, EACCES, "no TLS session");
-        return sk_pki_verify_peer(s, p->h->ca_pem, uri, err);
+        return sk_pki_verify_peer_ca(s, p->h->ca_pem, uri, site_ca, err);
 }
 
 static bool has_peer_cert(struct MHD_Connection *mc)
