@@ -68,6 +68,13 @@ json_t *sk_cluster_state(sk_cluster *cl);
 int sk_cluster_local_placed(sk_cluster *cl, const json_t *discovery, json_t **placed,
                             sk_error **err);
 
+/* Site CA generations (docs/security.md): the generation the state holds (0: none), and
+ * the tower's answer of GET /v1/sync/site-ca for the leader to propose (otherwise -EAGAIN)
+ * once the document announcing it is applied and every removed host is out of the raft
+ * configuration. */
+int64_t sk_cluster_site_ca_held(sk_cluster *cl);
+int sk_cluster_submit_site_ca(sk_cluster *cl, const json_t *answer);
+
 /* A new desired document from the tower (leader: proposed to raft; otherwise -EAGAIN). */
 int sk_cluster_submit_desired(sk_cluster *cl, const json_t *doc);
 /* Leader: hand leadership to another voter (at most once per SK_CLUSTER_STEP_ASIDE_MS);

@@ -957,16 +957,24 @@ int sk_tower_h_host_delete(sk_tower_ctx *c, sk_error **err)
                                          c->name);
         /* The host row goes (its certificate is refused from now on, as every host request
          * looks the row up) and its id goes into the site's desired document as removed. */
-        /* The removed host holds the site CA key: a new generation retires it, and the
-         * desired document announces it (docs/security.md). First, so that a failure
-         * leaves the host in place to remove again; a spare generation harms no one. */
-        int gen = 0;
-        r = sk_tower_site_ca_rekey(s, c->api->ca, site_id, &gen, err);
-        if (r < 0)
-                return sk_error_prefix(err, "re-keying the site CA"), r;
         r = s->ops->host_delete(s, f.id, sk_tower_now(c->api), err);
         if (r < 0)
                 return r;
+        /* The removed host holds the site CA key: a new generation retires it, and the
+         * desired document announces it (docs/security.md). After the removal, so that any
+         * document announcing the new generation also lists the removed host (the leader
+         * hands the key only to hosts that are not). */
+        int gen = 0;
+        r = sk_tower_site_ca_rekey(s, c->api->ca, site_id, &gen, err);
+        if (r < 0) {
+                sk_errorf("host %s removed from site %s, but re-keying its site CA failed", c->name,
+                          site);
+                return sk_error_prefix(err,
+                                       "host %s was removed, but re-keying the site CA "
+                                       "failed",
+                                       c->name),
+                       r;
+        }
         c->sync_only = site_id;
         sk_info("host %s (host-id %lld) removed from site %s%s", c->name, (long long)f.id, site,
                 gen > 0 ? "; its site CA re-keyed" : "");
