@@ -119,8 +119,16 @@ void sk_cluster_site_ca_propose(sk_cluster *cl)
         pthread_mutex_unlock(&cl->lock);
         if (!cmd || wait)
                 return;
-        if (sk_cluster_propose(cl, cmd, false, NULL) == 0)
+        if (sk_cluster_propose(cl, cmd, false, NULL) == 0) {
                 sk_info("cluster: proposing site CA generation %lld",
                         (long long)json_integer_value(json_object_get(cmd, "generation")));
+                json_decref(cmd);
+                return;
+        }
+        /* raft refused it for now: the next tick tries again, unless a newer one came. */
+        pthread_mutex_lock(&cl->lock);
+        if (!cl->site_ca_pending)
+                cl->site_ca_pending = take_ptr(&cmd);
+        pthread_mutex_unlock(&cl->lock);
         json_decref(cmd);
 }
