@@ -629,6 +629,8 @@ static int run(agent *ag, const char *data, sigset_t *sigs)
                                 .user = ag};
         r = sk_cluster_new(&cc, &ag->cl, &err);
         if (r >= 0)
+                sk_site_client_pin(ag->site, sk_cluster_site_ca_retired, ag->cl);
+        if (r >= 0)
                 r = sk_cluster_start(ag->cl, &err);
         if (r >= 0)
                 r = sk_supervisor_start(ag->sup, &err);

@@ -120,8 +120,6 @@ int sk_cluster_take_report(sk_cluster *cl, int64_t host_id, json_t *report);
 int sk_cluster_api_start(sk_cluster *cl, sk_error **err);
 
 /* cluster_siteca.c */
-/* raft_tls's is_retired_ca (any thread). */
-bool sk_cluster_site_ca_retired(const char *fp, void *user);
 /* Reads DIR/site-ca.pem's fingerprint (at start). */
 void sk_cluster_site_ca_load(sk_cluster *cl);
 /* After an entry or snapshot: writes a newer site CA to DIR/site-ca.{pem,key}. */

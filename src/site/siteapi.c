@@ -328,8 +328,18 @@ struct sk_site_client {
         CURL *curl;
         char *ca_file, *cert_file, *key_file, *ca_pem;
         int64_t site_id;
+        bool (*is_retired_ca)(const char *fp, void *user);
+        void *pin_user;
+        char file_fp[SK_PKI_FP_LEN]; /* DIR/site-ca.pem's, the pin by default ("": none) */
         char refusal[256];
 };
+
+void sk_site_client_pin(sk_site_client *c, bool (*is_retired_ca)(const char *fp, void *user),
+                        void *user)
+{
+        c->is_retired_ca = is_retired_ca;
+        c->pin_user = user;
+}
 
 void sk_site_client_free(sk_site_client *c)
 {
@@ -396,6 +406,13 @@ int sk_site_client_new(const char *dir, sk_site_client **out, sk_error **err)
                 r = sk_error_set(err, errno, "%s: %s", c->key_file, strerror(errno));
         if (r >= 0 && !(c->curl = curl_easy_init()))
                 r = sk_error_set(err, ENOMEM, "out of memory");
+        /* The agent keeps DIR/site-ca.pem current (docs/security.md): a server whose chain
+         * goes through another site CA is refused, unless a pin says better. */
+        _cleanup_free_ char *sc_path = r >= 0 ? sk_identity_path(dir, "site-ca.pem") : NULL;
+        _cleanup_free_ char *sc = NULL;
+        if (sc_path && sk_file_read(sc_path, &sc, &len, NULL) >= 0 &&
+            sk_pki_fingerprint(sc, c->file_fp, NULL) < 0)
+                c->file_fp[0] = '\0';
         if (r < 0) {
                 sk_site_client_free(c);
                 return r;
@@ -418,10 +435,18 @@ static int check_server(void *user, char *primary_ip, char *local_ip, int primar
         }
         _cleanup_error_ sk_error *err = NULL;
         _cleanup_free_ char *uri = NULL;
-        int r = sk_pki_verify_peer(info->internals, c->ca_pem, &uri, &err);
+        char site_ca[SK_PKI_FP_LEN] = "";
+        int r = sk_pki_verify_peer_ca(info->internals, c->ca_pem, &uri, site_ca, &err);
         int64_t site = 0, host = 0;
         if (r < 0) {
                 snprintf(c->refusal, sizeof(c->refusal), "%s", sk_error_msg(err, r));
+                return CURL_PREREQFUNC_ABORT;
+        }
+        bool retired = c->is_retired_ca ? c->is_retired_ca(site_ca, c->pin_user)
+                                        : sk_pki_check_site_ca(site_ca, c->file_fp, NULL) < 0;
+        if (site_ca[0] && retired) {
+                snprintf(c->refusal, sizeof(c->refusal),
+                         "the server's certificate is signed by a retired site CA");
                 return CURL_PREREQFUNC_ABORT;
         }
         if (sk_pki_parse_host_uri(uri, &site, &host) < 0 || site != c->site_id) {

@@ -9,14 +9,17 @@ import hashlib
 import http.client
 import json
 import os
+import socket
 import ssl
+import subprocess
+import threading
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from conftest import wait_for
+from conftest import SKERRY, wait_for
 from site_harness import (app_yaml, identity, instance_ids, print_flush,  # noqa: F401
                           raft_hello, site_env, tls_probe)
 
@@ -109,6 +112,48 @@ def peer_verdicts(s, hosts, cert, key, host_id):
     return out
 
 
+class PosingServer:
+    """A TLS server on loopback presenting a forged chain: the removed host posing as a
+    host of the site to whoever dials it. Answers any request with a 200."""
+
+    def __init__(self, cert, key):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.served = 0
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                with self.ctx.wrap_socket(c, server_side=True) as t:
+                    t.settimeout(3)
+                    if t.recv(4096):
+                        self.served += 1
+                        t.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                  b"Content-Length: 12\r\nConnection: close\r\n\r\n"
+                                  b'{"items":[]}')
+            except (OSError, ssl.SSLError):
+                pass
+
+    def close(self):
+        self.sock.close()
+
+
+def site_local_cli(env, addr, data, *args):
+    e = {k: v for k, v in os.environ.items() if not k.startswith("SKERRY_")}
+    e["HOME"] = env.workdir
+    return subprocess.run([SKERRY, "--site-local", addr, "--agent-data", data] + list(args),
+                          capture_output=True, text=True, env=e, timeout=30)
+
+
 def test_removed_host_key_is_retired(site_env, tmp_path):
     s = site_env.site("rk", {f"rk-{x}": {} for x in "abc"}, lost_after=LOST_AFTER).start()
     s.wait_cluster()
@@ -185,6 +230,19 @@ def test_removed_host_key_is_retired(site_env, tmp_path):
     assert all(k == "refused" for k in after.values()), after
     logs = "\n".join(s[o].log() for o in others)
     assert "retired site CA" in logs, s.logs()
+    # A host's site client refuses a server the retired key signed (the removed host posing
+    # as a host of the site); the control: the tower-signed victim's own data still trusts
+    # the retired generation, as it holds it.
+    pose = PosingServer(g2_cert, g2_key)
+    try:
+        r = site_local_cli(site_env, f"127.0.0.1:{pose.port}", reporter.data, "get", "hosts")
+        assert r.returncode != 0 and "retired site CA" in r.stderr, (r.returncode, r.stderr)
+        assert pose.served == 0
+        r = site_local_cli(site_env, f"127.0.0.1:{pose.port}", v.data, "get", "hosts",
+                           "-o", "json")
+        assert r.returncode == 0 and pose.served == 1, (r.returncode, r.stderr)
+    finally:
+        pose.close()
 
     # The remaining hosts keep working: placement, the site-local API, the uplink. (What
     # the removed agent still runs is the operator's to stop: docs/site-cluster.md.)
