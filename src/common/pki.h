@@ -65,7 +65,8 @@ int sk_pki_make_key_and_csr(const char *cn, char **key_pem, char **csr_pem, sk_e
  * or a leaf and the site CA that signed it, which must be signed by the CA and name the
  * leaf's site. -EACCES with a clear message when there is no certificate, it does not
  * chain to the CA, it has expired, it carries no URI, or a site CA speaks for another
- * site. */
+ * site or for an id outside its site's own range. It cannot tell a retired site CA
+ * generation from the current one: verifiers of hosts use sk_pki_verify_peer_ca. */
 int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri, sk_error **err);
 
 /* SHA-256 of a certificate's DER, 64 hex digits and a NUL. */
@@ -73,9 +74,8 @@ int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri,
 int sk_pki_fingerprint(const char *pem, char hex[SK_PKI_FP_LEN], sk_error **err);
 
 /* sk_pki_verify_peer, also giving the fingerprint of the site CA that signed the leaf in
- * site_ca_fp ("" when the tower CA signed it). A site CA signs only its own site's range of
- * ids (sk_pki_is_site_local_id). Any generation of a site CA verifies here: the caller
- * refuses a retired one with sk_pki_check_site_ca (docs/security.md). */
+ * site_ca_fp ("" when the tower CA signed it). Any generation of a site CA verifies here:
+ * the caller refuses a retired one with sk_pki_check_site_ca (docs/security.md). */
 int sk_pki_verify_peer_ca(gnutls_session_t session, const char *ca_pem, char **uri,
                           char site_ca_fp[SK_PKI_FP_LEN], sk_error **err);
 
