@@ -1020,6 +1020,14 @@ int sk_pki_verify_peer_ca(gnutls_session_t session, const char *ca_pem, char **u
         return verify_chain(raw, n, ca_pem, uri, site_ca_fp, err);
 }
 
+int sk_pki_peer_leaf_fp(gnutls_session_t session, char fp[SK_PKI_FP_LEN])
+{
+        unsigned n = 0;
+        const gnutls_datum_t *raw = gnutls_certificate_get_peers(session, &n);
+        fp[0] = '\0';
+        return raw && n > 0 ? fingerprint_der(&raw[0], fp) : -ENOENT;
+}
+
 int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri, sk_error **err)
 {
         return sk_pki_verify_peer_ca(session, ca_pem, uri, NULL, err);

@@ -73,6 +73,15 @@ int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri,
 #define SK_PKI_FP_LEN 65
 int sk_pki_fingerprint(const char *pem, char hex[SK_PKI_FP_LEN], sk_error **err);
 
+/* The SHA-256 of the peer's own certificate (the leaf) in an established session. */
+int sk_pki_peer_leaf_fp(gnutls_session_t session, char fp[SK_PKI_FP_LEN]);
+
+/* What a verified chain went through: its site CA ("" for none) and its leaf. */
+typedef struct sk_pki_chain {
+        char site_ca[SK_PKI_FP_LEN];
+        char leaf[SK_PKI_FP_LEN];
+} sk_pki_chain;
+
 /* sk_pki_verify_peer, also giving the fingerprint of the site CA that signed the leaf in
  * site_ca_fp ("" when the tower CA signed it). Any generation of a site CA verifies here:
  * the caller refuses a retired one with sk_pki_check_site_ca (docs/security.md). */

@@ -73,9 +73,10 @@ int sk_cluster_local_placed(sk_cluster *cl, const json_t *discovery, json_t **pl
  * once the document announcing it is applied and every removed host is out of the raft
  * configuration. */
 int64_t sk_cluster_site_ca_held(sk_cluster *cl);
-/* Whether fp (the SHA-256 of a site CA in a peer's chain) is not the site's current one;
- * user is the cluster. For raft_tls and sk_site_client_pin (any thread). */
-bool sk_cluster_site_ca_retired(const char *fp, void *user);
+/* Whether fp (the SHA-256 of a site CA in a peer's chain) is not the site's current one
+ * and leaf_fp (its certificate's) is not one the tower adopted; user is the cluster. For
+ * raft_tls and sk_site_client_pin (any thread). */
+bool sk_cluster_site_ca_retired(const char *fp, const char *leaf_fp, void *user);
 int sk_cluster_submit_site_ca(sk_cluster *cl, const json_t *answer);
 
 /* A new desired document from the tower (leader: proposed to raft; otherwise -EAGAIN). */

@@ -330,6 +330,19 @@ const char *sk_fsm_site_ca_pin(const sk_fsm *f)
         return is_hex64(sha) ? sha : NULL;
 }
 
+bool sk_fsm_site_ca_allows_leaf(const sk_fsm *f, const char *leaf_fp)
+{
+        const json_t *ann = json_object_get(json_object_get(f->state, "desired"), "site-ca");
+        size_t i;
+        const json_t *v;
+        json_array_foreach(json_object_get(ann, "leaves"), i, v)
+        {
+                if (leaf_fp && json_is_string(v) && strcmp(json_string_value(v), leaf_fp) == 0)
+                        return true;
+        }
+        return false;
+}
+
 int64_t sk_fsm_site_ca_announced(const sk_fsm *f)
 {
         const json_t *ann = json_object_get(json_object_get(f->state, "desired"), "site-ca");

@@ -87,6 +87,9 @@ int64_t sk_fsm_site_ca_generation(const sk_fsm *f);
 const json_t *sk_fsm_site_ca(const sk_fsm *f);
 int64_t sk_fsm_site_ca_announced(const sk_fsm *f);
 const char *sk_fsm_site_ca_pin(const sk_fsm *f);
+/* Whether the announcement lists leaf_fp: a certificate the tower adopted, good whichever
+ * generation signed it (a retired key cannot make it again). */
+bool sk_fsm_site_ca_allows_leaf(const sk_fsm *f, const char *leaf_fp);
 
 /* The n-th (from 1) site-local host id of a site; 0 when out of range. */
 int64_t sk_fsm_local_host_id(int64_t site_id, int64_t n);

@@ -17,11 +17,12 @@ static const char *pin_locked(sk_cluster *cl)
         return pin ? pin : cl->site_ca_file_fp;
 }
 
-bool sk_cluster_site_ca_retired(const char *fp, void *user)
+bool sk_cluster_site_ca_retired(const char *fp, const char *leaf_fp, void *user)
 {
         sk_cluster *cl = user;
         pthread_mutex_lock(&cl->lock);
-        bool r = sk_pki_check_site_ca(fp, pin_locked(cl), NULL) < 0;
+        bool r = sk_pki_check_site_ca(fp, pin_locked(cl), NULL) < 0 &&
+                 !sk_fsm_site_ca_allows_leaf(&cl->f, leaf_fp);
         pthread_mutex_unlock(&cl->lock);
         return r;
 }

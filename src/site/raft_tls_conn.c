@@ -302,7 +302,10 @@ static int conn_verify(sk_rtls_conn *c)
                 conn_refuse(c, "peer certificate: %s", sk_error_msg(err, r));
                 return r;
         }
-        if (site_ca[0] && tr->is_retired_ca && tr->is_retired_ca(site_ca, tr->http_user)) {
+        char leaf[SK_PKI_FP_LEN] = "";
+        if (site_ca[0])
+                sk_pki_peer_leaf_fp(c->tls, leaf);
+        if (site_ca[0] && tr->is_retired_ca && tr->is_retired_ca(site_ca, leaf, tr->http_user)) {
                 conn_refuse(c, "peer certificate is signed by a retired site CA (%.16s...)",
                             site_ca);
                 return -EACCES;

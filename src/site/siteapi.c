@@ -328,13 +328,14 @@ struct sk_site_client {
         CURL *curl;
         char *ca_file, *cert_file, *key_file, *ca_pem;
         int64_t site_id;
-        bool (*is_retired_ca)(const char *fp, void *user);
+        bool (*is_retired_ca)(const char *fp, const char *leaf_fp, void *user);
         void *pin_user;
         char file_fp[SK_PKI_FP_LEN]; /* DIR/site-ca.pem's, the pin by default ("": none) */
         char refusal[256];
 };
 
-void sk_site_client_pin(sk_site_client *c, bool (*is_retired_ca)(const char *fp, void *user),
+void sk_site_client_pin(sk_site_client *c,
+                        bool (*is_retired_ca)(const char *fp, const char *leaf_fp, void *user),
                         void *user)
 {
         c->is_retired_ca = is_retired_ca;
@@ -442,7 +443,10 @@ static int check_server(void *user, char *primary_ip, char *local_ip, int primar
                 snprintf(c->refusal, sizeof(c->refusal), "%s", sk_error_msg(err, r));
                 return CURL_PREREQFUNC_ABORT;
         }
-        bool retired = c->is_retired_ca ? c->is_retired_ca(site_ca, c->pin_user)
+        char leaf[SK_PKI_FP_LEN] = "";
+        if (site_ca[0])
+                sk_pki_peer_leaf_fp(info->internals, leaf);
+        bool retired = c->is_retired_ca ? c->is_retired_ca(site_ca, leaf, c->pin_user)
                                         : sk_pki_check_site_ca(site_ca, c->file_fp, NULL) < 0;
         if (site_ca[0] && retired) {
                 snprintf(c->refusal, sizeof(c->refusal),

@@ -46,7 +46,8 @@ void sk_site_client_free(sk_site_client *c);
 /* A server whose chain goes through a retired site CA generation is refused
  * (docs/security.md): by default any site CA but DIR/site-ca.pem's; with a pin, one for
  * which is_retired_ca answers true. */
-void sk_site_client_pin(sk_site_client *c, bool (*is_retired_ca)(const char *fp, void *user),
+void sk_site_client_pin(sk_site_client *c,
+                        bool (*is_retired_ca)(const char *fp, const char *leaf_fp, void *user),
                         void *user);
 /* METHOD https://addr/path with an optional JSON body. 0 when an answer came: *status and
  * *answer (parsed JSON, or NULL when the body is empty or not JSON). */

@@ -387,14 +387,14 @@ static int auth_host(sk_tower_ctx *c, sk_error **err)
         if (!c->req->has_peer_cert || !c->req->verify_peer)
                 return sk_error_set(err, EACCES, "no client certificate");
         _cleanup_free_ char *uri = NULL;
-        char site_ca[SK_PKI_FP_LEN] = "";
-        int r = c->req->verify_peer(c->req->peer_ctx, &uri, site_ca, err);
+        sk_pki_chain chain = {"", ""};
+        int r = c->req->verify_peer(c->req->peer_ctx, &uri, &chain, err);
         if (r < 0)
                 return sk_error_set(err, EACCES, "client certificate refused");
         if (sk_pki_parse_host_uri(uri, &c->site_id, &c->host_id) < 0)
                 return sk_error_set(err, EACCES, "client certificate is not a host's (%s)", uri);
         /* A retired generation's key may be in a removed host's hands. */
-        r = sk_tower_site_ca_check(c->api->store, c->site_id, site_ca, err);
+        r = sk_tower_site_ca_check(c->api->store, c->site_id, c->host_id, &chain, err);
         if (r < 0)
                 return r;
         int64_t site = 0;

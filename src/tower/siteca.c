@@ -238,9 +238,35 @@ int sk_tower_site_ca_current(sk_store *s, int64_t site_id, int *generation,
                                   err);
 }
 
-int sk_tower_site_ca_check(sk_store *s, int64_t site_id, const char *fp, sk_error **err)
+static void leaf_setting(int64_t host_id, char name[64])
 {
-        if (!fp || !*fp)
+        snprintf(name, 64, "site-leaf/%lld", (long long)host_id);
+}
+
+int sk_tower_site_leaf_keep(sk_store *s, int64_t host_id, const char *leaf_fp, sk_error **err)
+{
+        char name[64];
+        leaf_setting(host_id, name);
+        int r = s->ops->setting_add(s, name, leaf_fp, NULL);
+        if (r < 0 && r != -EEXIST)
+                return sk_error_set(err, -r, "storing setting %s failed", name);
+        return 0;
+}
+
+/* Whether host_id is a host the tower adopted with exactly this certificate. */
+static bool adopted_leaf(sk_store *s, int64_t host_id, const char *leaf_fp)
+{
+        char name[64];
+        leaf_setting(host_id, name);
+        _cleanup_free_ char *have = NULL;
+        return leaf_fp && *leaf_fp && s->ops->setting_get(s, name, &have, NULL) >= 0 &&
+               strcmp(have, leaf_fp) == 0;
+}
+
+int sk_tower_site_ca_check(sk_store *s, int64_t site_id, int64_t host_id, const sk_pki_chain *chain,
+                           sk_error **err)
+{
+        if (!chain->site_ca[0])
                 return 0;
         int gen = 0;
         char have[SK_PKI_FP_LEN];
@@ -250,5 +276,36 @@ int sk_tower_site_ca_check(sk_store *s, int64_t site_id, const char *fp, sk_erro
         if (gen == 0)
                 return sk_error_set(err, EACCES, "site %lld has no site CA to sign hosts",
                                     (long long)site_id);
-        return sk_pki_check_site_ca(fp, have, err);
+        /* A retired generation's key can mint new certificates, not reproduce one whose
+         * private key a host kept: the very certificate the tower adopted stays good. */
+        if (strcmp(chain->site_ca, have) != 0 && adopted_leaf(s, host_id, chain->leaf))
+                return 0;
+        return sk_pki_check_site_ca(chain->site_ca, have, err);
+}
+
+struct leaves {
+        sk_store *s;
+        json_t *list;
+};
+
+static int add_leaf(const sk_host_row *row, void *user)
+{
+        struct leaves *l = user;
+        char name[64];
+        leaf_setting(row->id, name);
+        char *fp = NULL;
+        if (l->s->ops->setting_get(l->s, name, &fp, NULL) >= 0)
+                json_array_append_new(l->list, json_string(fp));
+        free(fp);
+        return 0;
+}
+
+json_t *sk_tower_site_leaves(sk_store *s, int64_t site_id)
+{
+        struct leaves l = {s, json_array()};
+        if (!l.list || s->ops->host_list(s, site_id, add_leaf, &l, NULL) < 0) {
+                json_decref(l.list);
+                return NULL;
+        }
+        return l.list;
 }

@@ -3,6 +3,7 @@
 #ifndef SK_TOWER_SITECA_H
 #define SK_TOWER_SITECA_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -42,8 +43,15 @@ int sk_tower_site_ca_rekey(sk_store *s, sk_ca *ca, int64_t site_id, int *generat
 int sk_tower_site_ca_current(sk_store *s, int64_t site_id, int *generation,
                              char sha256[SK_PKI_FP_LEN], sk_error **err);
 
-/* 0 when fp (the SHA-256 of the site CA a peer's chain went through; "" or NULL for none)
- * is site_id's current site CA; -EACCES otherwise. */
-int sk_tower_site_ca_check(sk_store *s, int64_t site_id, const char *fp, sk_error **err);
+/* 0 when a host's chain goes through no site CA, through site_id's current one, or is the
+ * very certificate the tower adopted host_id with (a retired key cannot make that one
+ * again); -EACCES otherwise. */
+int sk_tower_site_ca_check(sk_store *s, int64_t site_id, int64_t host_id, const sk_pki_chain *chain,
+                           sk_error **err);
+
+/* Adopted hosts' certificates: kept by SHA-256 as the setting "site-leaf/<host-id>", and
+ * listed for a site's desired document (those of its current hosts; NULL on failure). */
+int sk_tower_site_leaf_keep(sk_store *s, int64_t host_id, const char *leaf_fp, sk_error **err);
+json_t *sk_tower_site_leaves(sk_store *s, int64_t site_id);
 
 #endif

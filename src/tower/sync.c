@@ -168,7 +168,13 @@ static json_t *site_ca_announce(sk_tower_api *api, int64_t site_id)
         char fp[SK_PKI_FP_LEN];
         if (sk_tower_site_ca_current(api->store, site_id, &gen, fp, NULL) < 0 || gen < 2)
                 return NULL;
-        return json_pack("{s:i, s:s}", "generation", gen, "sha256", fp);
+        json_t *o = json_pack("{s:i, s:s}", "generation", gen, "sha256", fp);
+        json_t *leaves = sk_tower_site_leaves(api->store, site_id);
+        if (o && json_array_size(leaves) > 0)
+                json_object_set_new(o, "leaves", leaves);
+        else
+                json_decref(leaves);
+        return o;
 }
 
 static json_t *desired_doc(sk_tower_api *api, const world *w, const owned_row *site)
@@ -500,7 +506,8 @@ static int build_instances(sk_tower_ctx *c, json_t *list, const char *site, cons
 /* The certificate the site signed for a host it reports: it must chain through the site's
  * current site CA and name that very host, so that the holder of a retired site CA key (a
  * removed host) cannot invent hosts. */
-static int check_adopted_cert(sk_tower_ctx *c, const json_t *body, int64_t host_id, sk_error **err)
+static int check_adopted_cert(sk_tower_ctx *c, const json_t *body, int64_t host_id,
+                              char leaf_fp[SK_PKI_FP_LEN], sk_error **err)
 {
         const char *pem = json_string_value(json_object_get(body, "certificate"));
         if (!pem)
@@ -508,14 +515,15 @@ static int check_adopted_cert(sk_tower_ctx *c, const json_t *body, int64_t host_
                                          "required for a host that joined the site while the "
                                          "tower was unreachable: its certificate and site CA");
         _cleanup_free_ char *uri = NULL;
-        char fp[SK_PKI_FP_LEN] = "";
+        sk_pki_chain chain = {"", ""};
         _cleanup_error_ sk_error *why = NULL;
         int64_t site = 0, host = 0;
-        int r = sk_pki_verify_pem(pem, sk_ca_cert_pem(c->api->ca), &uri, fp, &why);
-        if (r >= 0 && !*fp)
+        int r = sk_pki_verify_pem(pem, sk_ca_cert_pem(c->api->ca), &uri, chain.site_ca, &why);
+        if (r >= 0 && !chain.site_ca[0])
                 r = sk_error_set(&why, EACCES, "not signed by a site CA");
+        /* a host not adopted yet: only the current generation (no leaf is on file) */
         if (r >= 0)
-                r = sk_tower_site_ca_check(c->api->store, c->site_id, fp, &why);
+                r = sk_tower_site_ca_check(c->api->store, c->site_id, host_id, &chain, &why);
         if (r >= 0 &&
             (sk_pki_parse_host_uri(uri, &site, &host) < 0 || site != c->site_id || host != host_id))
                 r = sk_error_set(&why, EACCES, "it names %s, not host %lld of site %lld", uri,
@@ -523,7 +531,7 @@ static int check_adopted_cert(sk_tower_ctx *c, const json_t *body, int64_t host_
         if (r < 0)
                 return sk_error_set_path(err, EACCES, "certificate", "refused: %s",
                                          sk_error_msg(why, r));
-        return 0;
+        return sk_pki_fingerprint(pem, leaf_fp, err);
 }
 
 /* A host the site's leader reports that the tower does not know: one that joined the site
@@ -543,7 +551,8 @@ static int adopt_host(sk_tower_ctx *c, const json_t *body, const char *name, int
         if (!sk_spec_valid_name(name))
                 return sk_error_set_path(err, EINVAL, "host",
                                          "must be a DNS label ([a-z0-9-], 1..63)");
-        int r = check_adopted_cert(c, body, host_id, err);
+        char leaf_fp[SK_PKI_FP_LEN];
+        int r = check_adopted_cert(c, body, host_id, leaf_fp, err);
         if (r < 0)
                 return r;
         _cleanup_free_ int64_t *removed = NULL;
@@ -560,6 +569,10 @@ static int adopt_host(sk_tower_ctx *c, const json_t *body, const char *name, int
         if (r < 0)
                 return r;
         r = s->ops->host_adopt(s, c->site_id, host_id, name, "{}", sk_tower_now(c->api), err);
+        /* Its very certificate stays good after a removal retires the generation that
+         * signed it (docs/security.md). */
+        if (r >= 0)
+                r = sk_tower_site_leaf_keep(s, host_id, leaf_fp, err);
         if (r >= 0)
                 r = s->ops->commit(s, err);
         else

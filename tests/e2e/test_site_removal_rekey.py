@@ -204,8 +204,12 @@ def test_removed_host_key_is_retired(site_env, tmp_path):
     new_key = read(os.path.join(reporter.data, "site-ca.key"))
     assert new_key != old_key
 
-    # The tower: a host the retired key signed is refused, even one it adopted before...
+    # The tower: the very certificate it adopted before stays good (the removed host lacks
+    # its private key), but the retired key cannot make another for that host...
     st, body = tower_call(tower, g1_cert, g1_key, "GET", "/v1/sync/desired")
+    assert st == 200, (st, body)
+    r1_cert, r1_key, _ = forge(old_ca, old_key, site_id, id1, work, "rk-ghost1-again")
+    st, body = tower_call(tower, r1_cert, r1_key, "GET", "/v1/sync/desired")
     assert st == 401 and "retired site CA" in body, (st, body)
     # ...a host the removed one invents with it is not adopted...
     id3 = local_id(site_id, 1003)
@@ -226,8 +230,11 @@ def test_removed_host_key_is_retired(site_env, tmp_path):
     # The site: raft and the site-local API refuse what the retired key signs.
     after = peer_verdicts(s, others, g2_cert, g2_key, id2)
     assert all(k == "refused" for k in after.values()), after
-    after = peer_verdicts(s, others, g1_cert, g1_key, id1)
+    after = peer_verdicts(s, others, r1_cert, r1_key, id1)
     assert all(k == "refused" for k in after.values()), after
+    # The adopted certificate is still let in (the document lists it).
+    after = peer_verdicts(s, others, g1_cert, g1_key, id1)
+    assert all(k != "refused" for k in after.values()), after
     logs = "\n".join(s[o].log() for o in others)
     assert "retired site CA" in logs, s.logs()
     # A host's site client refuses a server the retired key signed (the removed host posing
@@ -262,6 +269,8 @@ def test_removed_host_key_is_retired(site_env, tmp_path):
     assert st == 200, (st, body)
     st, body = tower_call(tower, g4_cert, g4_key, "GET", "/v1/sync/desired")
     assert st == 200, (st, body)
-    assert json.loads(body)["site-ca"] == {"generation": 2, "sha256": new_fp}, body
+    ann = json.loads(body)["site-ca"]
+    assert (ann["generation"], ann["sha256"]) == (2, new_fp), body
+    assert fingerprint(g1_chain.encode()) in ann["leaves"], body
     now = peer_verdicts(s, others, g4_cert, g4_key, id4)
     assert all(k != "refused" for k in now.values()), now

@@ -556,6 +556,13 @@ static void test_site_ca(void **state)
                                 "generation", 1, "site-ca", "generation", 3, "sha256", SHA_B)) > 0);
         assert_int_equal(sk_fsm_site_ca_announced(&f), 3);
         assert_string_equal(sk_fsm_site_ca_pin(&f), SHA_B);
+        assert_false(sk_fsm_site_ca_allows_leaf(&f, SHA_A));
+        assert_true(apply(&f, json_pack("{s:s, s:{s:i, s:{s:i, s:s, s:[s]}}}", "op", "desired",
+                                        "doc", "generation", 2, "site-ca", "generation", 3,
+                                        "sha256", SHA_B, "leaves", SHA_A)) > 0);
+        assert_true(sk_fsm_site_ca_allows_leaf(&f, SHA_A));
+        assert_false(sk_fsm_site_ca_allows_leaf(&f, SHA_B));
+        assert_false(sk_fsm_site_ca_allows_leaf(&f, NULL));
         assert_int_equal(apply(&f, site_ca_cmd(3, SHA_B)), SK_FSM_SITE_CA);
         /* snapshots carry it */
         size_t len = 0;

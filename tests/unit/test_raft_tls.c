@@ -938,15 +938,16 @@ struct pin_test {
         struct raft_uv_transport a, b;
         struct raft_uv_connect req;
         char current[SK_PKI_FP_LEN]; /* the site CA b's site holds as current */
+        char adopted[SK_PKI_FP_LEN]; /* a certificate the tower adopted, good anyway */
         uv_stream_t *sa, *sb;
         int status; /* of the last dial: 1 pending */
         bool a_closed, b_closed;
 };
 
-static bool pin_retired(const char *fp, void *user)
+static bool pin_retired(const char *fp, const char *leaf_fp, void *user)
 {
         struct pin_test *pt = user;
-        return sk_pki_check_site_ca(fp, pt->current, NULL) < 0;
+        return sk_pki_check_site_ca(fp, pt->current, NULL) < 0 && strcmp(leaf_fp, pt->adopted) != 0;
 }
 
 static void pin_accept(struct raft_uv_transport *t, raft_id id, const char *address,
@@ -1042,6 +1043,16 @@ static void test_retired_site_ca(void **state)
         assert_null(pt->sb);
         sk_raft_tls_get_stats(&pt->b, &after);
         assert_int_equal(after.refused, before.refused + 1);
+
+        /* Unless the tower adopted that very certificate (the retired key cannot make it
+         * again without the host's private key). */
+        assert_int_equal(sk_pki_fingerprint(c1, pt->adopted, NULL), 0);
+        pt->status = 1;
+        assert_int_equal(pt->a.connect(&pt->a, &pt->req, 2, addr_b, pin_connected), 0);
+        assert_true(run_until(&w->loop, pin_dialled, pt, WAIT_MS));
+        assert_int_equal(pt->status, 0);
+        uv_close((uv_handle_t *)pt->sa, st_free_handle);
+        uv_close((uv_handle_t *)pt->sb, st_free_handle);
 
         pt->a.close(&pt->a, pin_a_closed);
         pt->b.close(&pt->b, pin_b_closed);

@@ -28,6 +28,7 @@ typedef struct fx {
         size_t n_notified;
         char *peer_uri;           /* what the fake TLS layer reports as the client's URI */
         const char *peer_site_ca; /* and the fingerprint of the site CA in its chain */
+        const char *peer_leaf;    /* and of its own certificate */
 } fx;
 
 static int64_t fake_now;
@@ -49,10 +50,11 @@ static long no_waiting(void *ctx)
 }
 
 /* Stands in for the TLS layer, which hands over the URI that sk_pki_verify_peer read. */
-static int fake_peer(void *ctx, char **uri, char site_ca[SK_PKI_FP_LEN], sk_error **err)
+static int fake_peer(void *ctx, char **uri, sk_pki_chain *chain, sk_error **err)
 {
         fx *f = ctx;
-        snprintf(site_ca, SK_PKI_FP_LEN, "%s", f->peer_site_ca ? f->peer_site_ca : "");
+        snprintf(chain->site_ca, SK_PKI_FP_LEN, "%s", f->peer_site_ca ? f->peer_site_ca : "");
+        snprintf(chain->leaf, SK_PKI_FP_LEN, "%s", f->peer_leaf ? f->peer_leaf : "");
         if (!f->peer_uri)
                 return sk_error_set(err, EACCES, "certificate does not chain to the CA");
         *uri = strdup(f->peer_uri);
@@ -941,6 +943,17 @@ static void test_site_ca_rekey(void **state)
         assert_int_equal(call(f, "GET", "/v1/sync/desired", NULL, &host, &j), 401);
         assert_non_null(strstr(err_msg(j), "retired site CA"));
         json_decref(j);
+        /* ...unless it is the very certificate the tower adopted (its private key stayed
+         * with that host: the retired key cannot make it again). */
+        char leaf1[SK_PKI_FP_LEN];
+        assert_int_equal(sk_pki_fingerprint(g1, leaf1, NULL), 0);
+        f->peer_leaf = leaf1;
+        assert_int_equal(call(f, "GET", "/v1/sync/desired", NULL, &host, &j), 200);
+        json_t *leaves = json_object_get(json_object_get(j, "site-ca"), "leaves");
+        assert_int_equal(json_array_size(leaves), 1);
+        assert_string_equal(json_string_value(json_array_get(leaves, 0)), leaf1);
+        json_decref(j);
+        f->peer_leaf = NULL;
 
         /* The document announces generation 2; the leader fetches its key. */
         free(f->peer_uri);

@@ -212,7 +212,8 @@ static void test_rekey_generations(void **state)
         assert_int_equal(gen, 0);
         assert_int_equal(sk_tower_site_ca_current(f->store, 7, &gen, fp, NULL), 0);
         assert_int_equal(gen, 0);
-        assert_int_equal(sk_tower_site_ca_check(f->store, 7, "ab", NULL), -EACCES);
+        sk_pki_chain some = {"ab", "cd"};
+        assert_int_equal(sk_tower_site_ca_check(f->store, 7, 5, &some, NULL), -EACCES);
 
         sk_tower_site_ca_info g1, g2;
         assert_int_equal(sk_tower_site_ca_get(f->store, f->ca, 7, true, &g1, NULL), 0);
@@ -229,10 +230,20 @@ static void test_rekey_generations(void **state)
         assert_string_equal(fp, g2.sha256);
 
         _cleanup_error_ sk_error *err = NULL;
-        assert_int_equal(sk_tower_site_ca_check(f->store, 7, g1.sha256, &err), -EACCES);
+        sk_pki_chain old = {"", "leaf-5"}, cur = {"", "leaf-6"}, none = {"", "leaf-7"};
+        snprintf(old.site_ca, sizeof(old.site_ca), "%s", g1.sha256);
+        snprintf(cur.site_ca, sizeof(cur.site_ca), "%s", g2.sha256);
+        assert_int_equal(sk_tower_site_ca_check(f->store, 7, 5, &old, &err), -EACCES);
         assert_non_null(strstr(sk_error_msg(err, -EACCES), "retired"));
-        assert_int_equal(sk_tower_site_ca_check(f->store, 7, g2.sha256, NULL), 0);
-        assert_int_equal(sk_tower_site_ca_check(f->store, 7, "", NULL), 0);
+        assert_int_equal(sk_tower_site_ca_check(f->store, 7, 6, &cur, NULL), 0);
+        assert_int_equal(sk_tower_site_ca_check(f->store, 7, 7, &none, NULL), 0);
+        /* the very certificate the tower adopted host 5 with stays good; no other one */
+        assert_int_equal(sk_tower_site_leaf_keep(f->store, 5, "leaf-5", NULL), 0);
+        assert_int_equal(sk_tower_site_leaf_keep(f->store, 5, "leaf-5", NULL), 0);
+        assert_int_equal(sk_tower_site_ca_check(f->store, 7, 5, &old, NULL), 0);
+        assert_int_equal(sk_tower_site_ca_check(f->store, 7, 8, &old, NULL), -EACCES);
+        snprintf(old.leaf, sizeof(old.leaf), "leaf-other");
+        assert_int_equal(sk_tower_site_ca_check(f->store, 7, 5, &old, NULL), -EACCES);
         /* the joins' entry point hands out the current generation */
         _cleanup_free_ char *c = NULL, *k = NULL;
         assert_int_equal(sk_tower_site_ca(f->store, f->ca, 7, &c, &k, NULL), 0);
