@@ -985,6 +985,20 @@ static bool pin_closed(void *arg)
         return pt->a_closed && pt->b_closed;
 }
 
+/* a dials b once; returns the dial's status (0: connected, both ends then closed again). */
+static int pin_dial(struct world *w, struct pin_test *pt, const char *addr_b)
+{
+        pt->status = 1;
+        pt->sa = pt->sb = NULL;
+        assert_int_equal(pt->a.connect(&pt->a, &pt->req, 2, addr_b, pin_connected), 0);
+        assert_true(run_until(&w->loop, pin_dialled, pt, WAIT_MS));
+        if (pt->status == 0) {
+                uv_close((uv_handle_t *)pt->sa, st_free_handle);
+                uv_close((uv_handle_t *)pt->sb, st_free_handle);
+        }
+        return pt->status;
+}
+
 /* A host whose certificate a site CA signed (a site-local join) dials a host of its site:
  * let in while that site CA is current, refused once a removal retired it. */
 static void test_retired_site_ca(void **state)
@@ -1024,22 +1038,13 @@ static void test_retired_site_ca(void **state)
         assert_int_equal(pt->b.listen(&pt->b, pin_accept), 0);
 
         /* The current generation: connected. */
-        pt->status = 1;
-        assert_int_equal(pt->a.connect(&pt->a, &pt->req, 2, addr_b, pin_connected), 0);
-        assert_true(run_until(&w->loop, pin_dialled, pt, WAIT_MS));
-        assert_int_equal(pt->status, 0);
-        uv_close((uv_handle_t *)pt->sa, st_free_handle);
-        uv_close((uv_handle_t *)pt->sb, st_free_handle);
-        pt->sa = pt->sb = NULL;
+        assert_int_equal(pin_dial(w, pt, addr_b), 0);
 
         /* A removal re-keyed the site: the same certificate is refused. */
         sk_raft_tls_stats before, after;
         sk_raft_tls_get_stats(&pt->b, &before);
         memset(pt->current, 'a', 64);
-        pt->status = 1;
-        assert_int_equal(pt->a.connect(&pt->a, &pt->req, 2, addr_b, pin_connected), 0);
-        assert_true(run_until(&w->loop, pin_dialled, pt, WAIT_MS));
-        assert_int_not_equal(pt->status, 0);
+        assert_int_not_equal(pin_dial(w, pt, addr_b), 0);
         assert_null(pt->sb);
         sk_raft_tls_get_stats(&pt->b, &after);
         assert_int_equal(after.refused, before.refused + 1);
@@ -1047,12 +1052,7 @@ static void test_retired_site_ca(void **state)
         /* Unless the tower adopted that very certificate (the retired key cannot make it
          * again without the host's private key). */
         assert_int_equal(sk_pki_fingerprint(c1, pt->adopted, NULL), 0);
-        pt->status = 1;
-        assert_int_equal(pt->a.connect(&pt->a, &pt->req, 2, addr_b, pin_connected), 0);
-        assert_true(run_until(&w->loop, pin_dialled, pt, WAIT_MS));
-        assert_int_equal(pt->status, 0);
-        uv_close((uv_handle_t *)pt->sa, st_free_handle);
-        uv_close((uv_handle_t *)pt->sb, st_free_handle);
+        assert_int_equal(pin_dial(w, pt, addr_b), 0);
 
         pt->a.close(&pt->a, pin_a_closed);
         pt->b.close(&pt->b, pin_b_closed);
