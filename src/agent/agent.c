@@ -377,10 +377,20 @@ static json_t *report(agent *ag)
         json_object_set_new(labels, "system/arch", json_string(arch()));
         _cleanup_json_ json_t *dl = sk_devices_host_labels(disc);
         json_object_update(labels, dl);
-        return json_pack("{s:I, s:s, s:s, s:o, s:o, s:o, s:o}", "host-id",
-                         (json_int_t)ag->id.host_id, "host", ag->id.host, "address", ag->address,
-                         "labels", labels, "devices", disc ? json_incref(disc) : json_object(),
-                         "capacity", capacity(), "instances", sk_supervisor_status(ag->sup));
+        json_t *r =
+            json_pack("{s:I, s:s, s:s, s:o, s:o, s:o, s:o}", "host-id", (json_int_t)ag->id.host_id,
+                      "host", ag->id.host, "address", ag->address, "labels", labels, "devices",
+                      disc ? json_incref(disc) : json_object(), "capacity", capacity(), "instances",
+                      sk_supervisor_status(ag->sup));
+        /* A host the site signed: the tower adopts it only on its certificate's word. */
+        if (r && sk_pki_is_site_local_id(ag->id.site_id, ag->id.host_id)) {
+                _cleanup_free_ char *path = sk_identity_path(ag->data, "cert.pem");
+                _cleanup_free_ char *pem = NULL;
+                size_t len = 0;
+                if (path && sk_file_read(path, &pem, &len, NULL) >= 0)
+                        json_object_set_new(r, "certificate", json_string(pem));
+        }
+        return r;
 }
 
 /* Sends r to the leader: ourselves, the known leader, or peers in turn until one leads. */
@@ -467,6 +477,19 @@ static void on_desired(const json_t *doc, void *user)
                         (long long)json_integer_value(json_object_get(doc, "generation")));
 }
 
+static int64_t site_ca_held(void *user)
+{
+        agent *ag = user;
+        return sk_cluster_site_ca_held(ag->cl);
+}
+
+static void on_site_ca(const json_t *answer, void *user)
+{
+        agent *ag = user;
+        if (sk_cluster_submit_site_ca(ag->cl, answer) < 0)
+                sk_warn("site CA: this host no longer leads; the new leader fetches it");
+}
+
 static json_t *reports(void *user)
 {
         agent *ag = user;
@@ -494,6 +517,9 @@ static void leadership(agent *ag)
                     .on_desired = on_desired,
                     .reports = reports,
                     .on_refused = uplink_refused,
+                    .site_ca_held = site_ca_held,
+                    .on_site_ca = on_site_ca,
+                    .site_ca_announced = sk_cluster_site_ca_announced(ag->cl),
                     .user = ag,
                 };
                 int r = sk_uplink_new(&uc, &ag->up, &err);
@@ -665,6 +691,8 @@ static int run(agent *ag, const char *data, sigset_t *sigs)
                                 .on_change = on_cluster_change,
                                 .user = ag};
         r = sk_cluster_new(&cc, &ag->cl, &err);
+        if (r >= 0)
+                sk_site_client_pin(ag->site, sk_cluster_site_ca_retired, ag->cl);
         if (r >= 0)
                 r = sk_cluster_start(ag->cl, &err);
         if (r >= 0)

@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static inline void sk_freep(void *p)
@@ -26,11 +27,20 @@ static inline void sk_json_decrefp(json_t **j)
 {
         json_decref(*j);
 }
+/* For strings holding keys or secrets: zeroed before they are freed. */
+static inline void sk_wipe_freep(char **p)
+{
+        if (*p) {
+                explicit_bzero(*p, strlen(*p));
+                free(*p);
+        }
+}
 
 #define _cleanup_free_   __attribute__((cleanup(sk_freep)))
 #define _cleanup_close_  __attribute__((cleanup(sk_closep)))
 #define _cleanup_fclose_ __attribute__((cleanup(sk_fclosep)))
 #define _cleanup_json_   __attribute__((cleanup(sk_json_decrefp)))
+#define _cleanup_wipe_   __attribute__((cleanup(sk_wipe_freep)))
 
 /* Returns *pp and sets it to NULL, so the cleanup handler does not release it. */
 #define take_ptr(pp)                                                                               \

@@ -8,6 +8,7 @@
 #include <libgen.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -706,12 +707,13 @@ int sk_ca_sign_client(sk_ca *ca, const char *csr_pem, const char *cn, const char
                 return r;
         if (!uri || !uri[0] || !strstr(uri, "://"))
                 return sk_error_set(err, EINVAL, "uri: \"%s\" is not a URI", uri ? uri : "");
-        int64_t uri_site = 0;
+        int64_t uri_site = 0, uri_host = 0;
         if (ca->site_id != 0 &&
-            (sk_pki_parse_host_uri(uri, &uri_site, NULL) < 0 || uri_site != ca->site_id))
+            (sk_pki_parse_host_uri(uri, &uri_site, &uri_host) < 0 || uri_site != ca->site_id ||
+             !sk_pki_is_site_local_id(uri_site, uri_host)))
                 return sk_error_set(err, EINVAL,
-                                    "uri: \"%s\" is not a host of site %lld, the only site "
-                                    "this site CA signs for",
+                                    "uri: \"%s\" is not a host of site %lld's own id range, "
+                                    "the only ids this site CA signs for",
                                     uri, (long long)ca->site_id);
         _cleanup_crq_ gnutls_x509_crq_t crq = NULL;
         r = import_csr(csr_pem, &crq, err);
@@ -886,14 +888,37 @@ static bool is_ca_cert(const gnutls_datum_t *der, const char *ca_pem)
         return ca_der.size == der->size && memcmp(ca_der.data, der->data, der->size) == 0;
 }
 
-int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri, sk_error **err)
+static int fingerprint_der(const gnutls_datum_t *der, char hex[SK_PKI_FP_LEN])
 {
-        unsigned n = 0;
-        const gnutls_datum_t *raw = gnutls_certificate_get_peers(session, &n);
-        if (!raw || n == 0)
-                return sk_error_set(err, EACCES, "no client certificate");
-        if (gnutls_certificate_type_get2(session, GNUTLS_CTYPE_PEERS) != GNUTLS_CRT_X509)
-                return sk_error_set(err, EACCES, "client certificate is not X.509");
+        unsigned char fp[32];
+        int r = gnutls_hash_fast(GNUTLS_DIG_SHA256, der->data, der->size, fp);
+        if (r < 0)
+                return -EIO;
+        for (size_t i = 0; i < sizeof(fp); i++)
+                snprintf(hex + 2 * i, 3, "%02x", fp[i]);
+        return 0;
+}
+
+int sk_pki_fingerprint(const char *pem, char hex[SK_PKI_FP_LEN], sk_error **err)
+{
+        _cleanup_crt_ gnutls_x509_crt_t crt = NULL;
+        _cleanup_datum_ gnutls_datum_t der = {NULL, 0};
+        gnutls_datum_t d = {(unsigned char *)pem, pem ? (unsigned)strlen(pem) : 0};
+        if (!pem || gnutls_x509_crt_init(&crt) < 0 ||
+            gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM) < 0 ||
+            gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, &der) < 0 ||
+            fingerprint_der(&der, hex) < 0)
+                return sk_error_set(err, EPROTO, "the certificate cannot be read");
+        return 0;
+}
+
+/* The chain check on raw DER certificates, whichever way they arrived (a TLS session, or
+ * PEM a leader forwarded). */
+static int verify_chain(const gnutls_datum_t *raw, unsigned n, const char *ca_pem, char **uri,
+                        char site_ca_fp[SK_PKI_FP_LEN], sk_error **err)
+{
+        if (site_ca_fp)
+                site_ca_fp[0] = '\0';
         /* A host signed by the tower CA sends its certificate alone; one signed by its site's
          * CA sends that CA after it. Some TLS stacks (OpenSSL) append the root they were
          * given as well: the tower CA itself adds nothing, drop it. Anything longer is no
@@ -962,15 +987,86 @@ int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri,
         if (r < 0)
                 return r;
         /* URI name constraints cannot tell site 7 from site 8 (they match hosts, not paths),
-         * so a site CA's reach is checked here: only identities of its own site. */
-        int64_t leaf_site = 0;
-        if (n == 2 && (sk_pki_parse_host_uri(found, &leaf_site, NULL) < 0 || leaf_site != ca_site))
+         * so a site CA's reach is checked here: only identities of its own site, and only
+         * ids of the site's own range, so that its key can never speak for a host the tower
+         * signed. */
+        int64_t leaf_site = 0, leaf_host = 0;
+        if (n == 2 &&
+            (sk_pki_parse_host_uri(found, &leaf_site, &leaf_host) < 0 || leaf_site != ca_site))
                 return sk_error_set(err, EACCES,
                                     "client certificate \"%s\" is not a host of site %lld, "
                                     "whose site CA signed it",
                                     found, (long long)ca_site);
+        if (n == 2 && !sk_pki_is_site_local_id(ca_site, leaf_host))
+                return sk_error_set(err, EACCES,
+                                    "client certificate \"%s\": a site CA signs only ids of its "
+                                    "site's own range",
+                                    found);
+        if (n == 2 && site_ca_fp && fingerprint_der(&raw[1], site_ca_fp) < 0)
+                return sk_error_set(err, EIO, "hashing the site CA failed");
         *uri = take_ptr(&found);
         return 0;
+}
+
+int sk_pki_verify_peer_ca(gnutls_session_t session, const char *ca_pem, char **uri,
+                          char site_ca_fp[SK_PKI_FP_LEN], sk_error **err)
+{
+        unsigned n = 0;
+        const gnutls_datum_t *raw = gnutls_certificate_get_peers(session, &n);
+        if (!raw || n == 0)
+                return sk_error_set(err, EACCES, "no client certificate");
+        if (gnutls_certificate_type_get2(session, GNUTLS_CTYPE_PEERS) != GNUTLS_CRT_X509)
+                return sk_error_set(err, EACCES, "client certificate is not X.509");
+        return verify_chain(raw, n, ca_pem, uri, site_ca_fp, err);
+}
+
+int sk_pki_peer_leaf_fp(gnutls_session_t session, char fp[SK_PKI_FP_LEN])
+{
+        unsigned n = 0;
+        const gnutls_datum_t *raw = gnutls_certificate_get_peers(session, &n);
+        fp[0] = '\0';
+        return raw && n > 0 ? fingerprint_der(&raw[0], fp) : -ENOENT;
+}
+
+int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri, sk_error **err)
+{
+        return sk_pki_verify_peer_ca(session, ca_pem, uri, NULL, err);
+}
+
+int sk_pki_verify_pem(const char *chain_pem, const char *ca_pem, char **uri,
+                      char site_ca_fp[SK_PKI_FP_LEN], sk_error **err)
+{
+        gnutls_x509_crt_t crts[4];
+        unsigned n = 4;
+        gnutls_datum_t d = {(unsigned char *)chain_pem,
+                            chain_pem ? (unsigned)strlen(chain_pem) : 0};
+        int r = chain_pem ? gnutls_x509_crt_list_import(crts, &n, &d, GNUTLS_X509_FMT_PEM, 0)
+                          : GNUTLS_E_BASE64_DECODING_ERROR;
+        if (r < 0)
+                return sk_error_set(err, EACCES, "certificate: not 1 to 4 PEM certificates (%s)",
+                                    gnutls_strerror(r));
+        gnutls_datum_t raw[4] = {{NULL, 0}};
+        for (unsigned i = 0; i < n && r >= 0; i++)
+                r = gnutls_x509_crt_export2(crts[i], GNUTLS_X509_FMT_DER, &raw[i]);
+        if (r >= 0)
+                r = verify_chain(raw, n, ca_pem, uri, site_ca_fp, err);
+        else
+                r = gtls_fail(err, r, "certificate");
+        for (unsigned i = 0; i < n; i++) {
+                gnutls_free(raw[i].data);
+                gnutls_x509_crt_deinit(crts[i]);
+        }
+        return r;
+}
+
+int sk_pki_check_site_ca(const char *got_fp, const char *current_fp, sk_error **err)
+{
+        if (!got_fp || !*got_fp || !current_fp || !*current_fp || strcmp(got_fp, current_fp) == 0)
+                return 0;
+        return sk_error_set(err, EACCES,
+                            "client certificate is signed by a retired site CA (%.16s..., the "
+                            "site's is %.16s...)",
+                            got_fp, current_fp);
 }
 
 /* A positive decimal id without sign, spaces or leading zeros, so each id has one URI. */

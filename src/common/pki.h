@@ -65,7 +65,8 @@ int sk_pki_make_key_and_csr(const char *cn, char **key_pem, char **csr_pem, sk_e
  * or a leaf and the site CA that signed it, which must be signed by the CA and name the
  * leaf's site. -EACCES with a clear message when there is no certificate, it does not
  * chain to the CA, it has expired, it carries no URI, or a site CA speaks for another
- * site. */
+ * site or for an id outside its site's own range. It cannot tell a retired site CA
+ * generation from the current one: verifiers of hosts use sk_pki_verify_peer_ca. */
 int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri, sk_error **err);
 
 /* The GnuTLS priority string of every TLS endpoint of the project (the tower's server, the
@@ -74,6 +75,34 @@ int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri,
 #define SK_TLS_PRIORITY                                                                            \
         "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"        \
         "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA"
+
+/* SHA-256 of a certificate's DER, 64 hex digits and a NUL. */
+#define SK_PKI_FP_LEN 65
+int sk_pki_fingerprint(const char *pem, char hex[SK_PKI_FP_LEN], sk_error **err);
+
+/* The SHA-256 of the peer's own certificate (the leaf) in an established session. */
+int sk_pki_peer_leaf_fp(gnutls_session_t session, char fp[SK_PKI_FP_LEN]);
+
+/* What a verified chain went through: its site CA ("" for none) and its leaf. */
+typedef struct sk_pki_chain {
+        char site_ca[SK_PKI_FP_LEN];
+        char leaf[SK_PKI_FP_LEN];
+} sk_pki_chain;
+
+/* sk_pki_verify_peer, also giving the fingerprint of the site CA that signed the leaf in
+ * site_ca_fp ("" when the tower CA signed it). Any generation of a site CA verifies here:
+ * the caller refuses a retired one with sk_pki_check_site_ca (docs/security.md). */
+int sk_pki_verify_peer_ca(gnutls_session_t session, const char *ca_pem, char **uri,
+                          char site_ca_fp[SK_PKI_FP_LEN], sk_error **err);
+
+/* The same check on PEM text: a host certificate, or it followed by its site CA (what a
+ * leader forwards for a host that joined the site while the tower was unreachable). */
+int sk_pki_verify_pem(const char *chain_pem, const char *ca_pem, char **uri,
+                      char site_ca_fp[SK_PKI_FP_LEN], sk_error **err);
+
+/* 0 when got_fp (a chain's site CA, "" for none) is current_fp, the site's current site CA,
+ * or either is empty (no site CA in the chain, or none known yet); -EACCES otherwise. */
+int sk_pki_check_site_ca(const char *got_fp, const char *current_fp, sk_error **err);
 
 /* Parses "skerry://site/<site>/host/<host>" into its ids; -EINVAL otherwise. */
 int sk_pki_parse_host_uri(const char *uri, int64_t *site_id, int64_t *host_id);

@@ -48,6 +48,8 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
                 pthread_cond_broadcast(&cl->cond);
         }
         pthread_mutex_unlock(&cl->lock);
+        if (r > 0 && (r & SK_FSM_SITE_CA))
+                sk_cluster_site_ca_save(cl);
         if (r > 0)
                 sk_cluster_kick(cl);
         if (r < 0)
@@ -91,6 +93,8 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         }
         pthread_mutex_unlock(&cl->lock);
         raft_free(buf->base);
+        if (r == 0)
+                sk_cluster_site_ca_save(cl);
         if (r < 0) {
                 sk_errorf("cluster: snapshot: %s", sk_error_msg(err, r));
                 return RAFT_MALFORMED;
@@ -218,6 +222,7 @@ static void leader_work(sk_cluster *cl, int64_t now)
         }
         sk_cluster_confirm_lost(cl, now);
         sk_cluster_manage_members(cl, now);
+        sk_cluster_site_ca_propose(cl);
         /* A host's time runs out between ticks: look then, not up to a tick later. */
         int64_t due = sk_liveness_next_due(&cl->live);
         if (due > now && due - now < SK_CLUSTER_TICK_MS)
@@ -270,6 +275,8 @@ static void follow(sk_cluster *cl, raft_id lid, int64_t now)
                 cl->changed = true;
                 json_object_clear(cl->reports);
                 json_array_clear(cl->queue);
+                json_decref(cl->site_ca_pending);
+                cl->site_ca_pending = NULL;
         }
         pthread_mutex_unlock(&cl->lock);
 }
@@ -384,6 +391,7 @@ static int transport_setup(sk_cluster *cl, sk_error **err)
                                  .key_pem = cl->key_pem,
                                  .on_http = on_http,
                                  .is_denied = is_denied,
+                                 .is_retired_ca = sk_cluster_site_ca_retired,
                                  .http_user = cl};
         int r = sk_raft_tls_init(&cl->transport, &cl->loop, &tc, err);
         if (r < 0)
@@ -538,6 +546,8 @@ int sk_cluster_new(const sk_cluster_config *cfg, sk_cluster **out, sk_error **er
                 r = -EIO;
         if (r >= 0 && !(cl->key_pem = read_text(cfg->data_dir, "key.pem", err)))
                 r = -EIO;
+        if (r >= 0)
+                sk_cluster_site_ca_load(cl);
         if (r >= 0 && mkdir(cl->raft_dir, 0700) < 0 && errno != EEXIST)
                 r = sk_error_set(err, errno, "%s: %s", cl->raft_dir, strerror(errno));
         if (r < 0) {
@@ -594,6 +604,7 @@ void sk_cluster_free(sk_cluster *cl)
         json_decref(cl->members);
         json_decref(cl->reports);
         json_decref(cl->queue);
+        json_decref(cl->site_ca_pending);
         json_decref(cl->joining);
         free(cl->leader_addr);
         free(cl->dir);
@@ -656,6 +667,14 @@ int64_t sk_cluster_generation(sk_cluster *cl)
 {
         pthread_mutex_lock(&cl->lock);
         int64_t g = sk_fsm_generation(&cl->f);
+        pthread_mutex_unlock(&cl->lock);
+        return g;
+}
+
+int64_t sk_cluster_site_ca_announced(sk_cluster *cl)
+{
+        pthread_mutex_lock(&cl->lock);
+        int64_t g = sk_fsm_site_ca_announced(&cl->f);
         pthread_mutex_unlock(&cl->lock);
         return g;
 }

@@ -82,6 +82,19 @@ typedef struct sk_cluster_work {
 } sk_cluster_work;
 void sk_cluster_work_done(sk_cluster *cl, sk_cluster_work *out);
 
+/* Site CA generations (docs/security.md): the generation the state holds (0: none), and
+ * the tower's answer of GET /v1/sync/site-ca for the leader to propose (otherwise -EAGAIN)
+ * once the document announcing it is applied and every removed host is out of the raft
+ * configuration. */
+int64_t sk_cluster_site_ca_held(sk_cluster *cl);
+/* The site CA generation the applied desired document announces (0: none). */
+int64_t sk_cluster_site_ca_announced(sk_cluster *cl);
+/* Whether fp (the SHA-256 of a site CA in a peer's chain) is not the site's current one
+ * and leaf_fp (its certificate's) is not one the tower adopted; user is the cluster. For
+ * raft_tls and sk_site_client_pin (any thread). */
+bool sk_cluster_site_ca_retired(const char *fp, const char *leaf_fp, void *user);
+int sk_cluster_submit_site_ca(sk_cluster *cl, const json_t *answer);
+
 /* A new desired document from the tower (leader: proposed to raft; otherwise -EAGAIN). */
 int sk_cluster_submit_desired(sk_cluster *cl, const json_t *doc);
 /* Leader: hand leadership to another voter (at most once per SK_CLUSTER_STEP_ASIDE_MS);

@@ -54,6 +54,8 @@ static int forward(void *ctx, const char *method, const char *path, const json_t
         long status = 0;
         int r = sk_site_client_new(cl->dir, &c, &err);
         if (r >= 0)
+                sk_site_client_pin(c, sk_cluster_site_ca_retired, cl);
+        if (r >= 0)
                 r = sk_site_client_call(c, leader, method, path, body, FORWARD_TIMEOUT_MS, &status,
                                         answer, &err);
         sk_site_client_free(c);

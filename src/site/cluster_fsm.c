@@ -275,6 +275,80 @@ int64_t sk_fsm_join_result(const sk_fsm *f, const char *hash)
             json_object_get(json_object_get(f->state, "local-joins"), hash ? hash : ""));
 }
 
+static bool is_hex64(const char *s)
+{
+        if (!s || strlen(s) != 64)
+                return false;
+        for (; *s; s++)
+                if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+                        return false;
+        return true;
+}
+
+/* A newer site CA generation (docs/security.md): replaces the one held; an older or equal
+ * one changes nothing, so entries replayed or raced leave the newest. */
+static int apply_site_ca(sk_fsm *f, const json_t *cmd, sk_error **err)
+{
+        const json_t *gen = json_object_get(cmd, "generation");
+        if (!json_is_integer(gen) || json_integer_value(gen) < 1)
+                return sk_error_set_path(err, EINVAL, "generation", "must be a positive integer");
+        static const char *const text[] = {"certificate", "key"};
+        for (size_t i = 0; i < 2; i++)
+                if (!json_is_string(json_object_get(cmd, text[i])))
+                        return sk_error_set_path(err, EINVAL, text[i], "must be a PEM string");
+        const char *sha = json_string_value(json_object_get(cmd, "sha256"));
+        if (!is_hex64(sha))
+                return sk_error_set_path(err, EINVAL, "sha256", "must be 64 lower-case hex digits");
+        if (json_integer_value(gen) <= sk_fsm_site_ca_generation(f))
+                return 0;
+        json_t *ca = json_pack("{s:O, s:O, s:O, s:s}", "generation", gen, "certificate",
+                               json_object_get(cmd, "certificate"), "key",
+                               json_object_get(cmd, "key"), "sha256", sha);
+        if (!ca || json_object_set_new(f->state, "site-ca", ca) < 0)
+                return -ENOMEM;
+        return SK_FSM_SITE_CA;
+}
+
+int64_t sk_fsm_site_ca_generation(const sk_fsm *f)
+{
+        return json_integer_value(
+            json_object_get(json_object_get(f->state, "site-ca"), "generation"));
+}
+
+const json_t *sk_fsm_site_ca(const sk_fsm *f)
+{
+        return json_object_get(f->state, "site-ca");
+}
+
+const char *sk_fsm_site_ca_pin(const sk_fsm *f)
+{
+        const json_t *ann = json_object_get(json_object_get(f->state, "desired"), "site-ca");
+        const char *sha = json_string_value(json_object_get(ann, "sha256"));
+        if (is_hex64(sha))
+                return sha;
+        sha = json_string_value(json_object_get(json_object_get(f->state, "site-ca"), "sha256"));
+        return is_hex64(sha) ? sha : NULL;
+}
+
+bool sk_fsm_site_ca_allows_leaf(const sk_fsm *f, const char *leaf_fp)
+{
+        const json_t *ann = json_object_get(json_object_get(f->state, "desired"), "site-ca");
+        size_t i;
+        const json_t *v;
+        json_array_foreach(json_object_get(ann, "leaves"), i, v)
+        {
+                if (leaf_fp && json_is_string(v) && strcmp(json_string_value(v), leaf_fp) == 0)
+                        return true;
+        }
+        return false;
+}
+
+int64_t sk_fsm_site_ca_announced(const sk_fsm *f)
+{
+        const json_t *ann = json_object_get(json_object_get(f->state, "desired"), "site-ca");
+        return json_integer_value(json_object_get(ann, "generation"));
+}
+
 int sk_fsm_apply(sk_fsm *f, const void *buf, size_t len, sk_error **err)
 {
         _cleanup_json_ json_t *cmd = decode(buf, len, err);
@@ -315,6 +389,8 @@ int sk_fsm_apply(sk_fsm *f, const void *buf, size_t len, sk_error **err)
                 return apply_join_token(f, cmd, err);
         if (strcmp(op, "join-use") == 0)
                 return apply_join_use(f, cmd, err);
+        if (strcmp(op, "site-ca") == 0)
+                return apply_site_ca(f, cmd, err);
         return sk_error_set_path(err, EINVAL, "op", "unknown operation \"%s\"", op);
 }
 
@@ -342,7 +418,7 @@ int sk_fsm_restore(sk_fsm *f, const void *buf, size_t len, sk_error **err)
                                          "cluster snapshot: must be a list");
         if (!removed) /* a snapshot from before removals existed */
                 json_object_set_new(st, "removed", json_array());
-        static const char *const objects[] = {"join-tokens", "local-joins"};
+        static const char *const objects[] = {"join-tokens", "local-joins", "site-ca"};
         for (size_t i = 0; i < sizeof(objects) / sizeof(objects[0]); i++) {
                 const json_t *o = json_object_get(st, objects[i]);
                 if (o && !json_is_object(o))

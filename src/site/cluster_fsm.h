@@ -7,7 +7,9 @@
  *    "placements": [PLACEMENT, ...], "unplaced": [UNPLACED, ...],   (scheduler.h forms)
  *    "removed": [host id, ...],  the deny list: hosts the tower removed (ascending)
  *    "join-tokens": {"<sha256 hex>": {"expires": ms}},   site-local join tokens, unused
- *    "local-count": n, "local-joins": {"<sha256 hex>": host id}}   hosts joined site-locally
+ *    "local-count": n, "local-joins": {"<sha256 hex>": host id},   hosts joined site-locally
+ *    "site-ca": {"generation", "certificate", "key", "sha256"}}   the site CA, once the
+ *                                 leader brought in a generation the tower announced
  *   HOST: {"id": 3, "name": "h1", "address": "10.0.0.5:7443", "labels": {... with the
  *          built-ins system/name, system/arch, device/<label>}, "devices": DISCOVERY,
  *          "capacity": {"cpu": millicores, "memory": bytes}, "alive": true}
@@ -22,6 +24,10 @@
  *   {"op": "join-token", "hash": HEX, "expires": ms, "now": ms}   a site-local join token
  *   {"op": "join-use", "hash": HEX, "now": ms, "site-id": S}      uses it: the next local
  *                                                 host id, recorded under the hash
+ *   {"op": "site-ca", "generation": N, "certificate": PEM, "key": PEM, "sha256": HEX}
+ *                                                 a newer site CA generation (the leader
+ *                                                 proposes it once every removed host is
+ *                                                 out of the raft configuration)
  * Times in entries are the proposing leader's wall clock, so every host prunes alike. */
 #ifndef SK_SITE_CLUSTER_FSM_H
 #define SK_SITE_CLUSTER_FSM_H
@@ -37,6 +43,7 @@
 #define SK_FSM_HOSTS      2
 #define SK_FSM_PLACEMENTS 4
 #define SK_FSM_JOINS      8
+#define SK_FSM_SITE_CA    16
 
 /* Host ids of site-local joins: 2^62 + site-id * 2^24 + n, far above the tower's own
  * sequence, so they never collide and name their site. */
@@ -71,6 +78,18 @@ int64_t sk_fsm_generation(const sk_fsm *f);
 bool sk_fsm_is_removed(const sk_fsm *f, int64_t host_id);
 /* The site's host-lost-after in ms (default 5 s). */
 int64_t sk_fsm_lost_after_ms(const sk_fsm *f);
+
+/* The site CA (docs/security.md, "Host removal and the site CA"): the generation the state
+ * holds (0: none), that entry (borrowed, NULL when none), the generation the desired
+ * document announces (0: none), and the SHA-256 of the one peers' chains must go through:
+ * the announced one, else the one held, else NULL (then the host's own DIR/site-ca.pem). */
+int64_t sk_fsm_site_ca_generation(const sk_fsm *f);
+const json_t *sk_fsm_site_ca(const sk_fsm *f);
+int64_t sk_fsm_site_ca_announced(const sk_fsm *f);
+const char *sk_fsm_site_ca_pin(const sk_fsm *f);
+/* Whether the announcement lists leaf_fp: a certificate the tower adopted, good whichever
+ * generation signed it (a retired key cannot make it again). */
+bool sk_fsm_site_ca_allows_leaf(const sk_fsm *f, const char *leaf_fp);
 
 /* The n-th (from 1) site-local host id of a site; 0 when out of range. */
 int64_t sk_fsm_local_host_id(int64_t site_id, int64_t n);

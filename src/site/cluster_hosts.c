@@ -291,6 +291,9 @@ json_t *sk_cluster_reports(sk_cluster *cl)
                 if (!body)
                         continue;
                 json_object_set_new(body, "instances", report_instances(cl, id, rec, lost));
+                const json_t *cert = json_object_get(json_object_get(rec, "report"), "certificate");
+                if (cert)
+                        json_object_set(body, "certificate", (json_t *)cert);
                 json_array_append_new(out, body);
         }
         pthread_mutex_unlock(&cl->lock);

@@ -8,6 +8,8 @@
  *   cluster_api.c      the site-local API over this node (siteroutes.h's function table,
  *                      requests forwarded to the leader)
  *   sitesign.c         the site CA's side of site-local joins: tokens and signing
+ *   cluster_siteca.c   site CA generations: the pin verifiers use, the key files, the
+ *                      leader proposing a new generation
  * Fields marked "loop" are the loop thread's own; the rest are under lock. */
 #ifndef SK_SITE_CLUSTER_INT_H
 #define SK_SITE_CLUSTER_INT_H
@@ -90,6 +92,8 @@ struct sk_cluster {
         raft_id contact_id; /* the leader that last answered this host's heartbeat */
         int64_t contact_ms; /* when */
         size_t peer_cursor;
+        char site_ca_file_fp[65]; /* SHA-256 of DIR/site-ca.pem, "" when none */
+        json_t *site_ca_pending;  /* a "site-ca" command for the leader to propose */
 };
 
 static inline int64_t sk_cluster_now(const sk_cluster *cl)
@@ -126,6 +130,14 @@ int sk_cluster_take_report(sk_cluster *cl, int64_t host_id, json_t *report);
 
 /* cluster_api.c */
 int sk_cluster_api_start(sk_cluster *cl, sk_error **err);
+
+/* cluster_siteca.c */
+/* Reads DIR/site-ca.pem's fingerprint (at start). */
+void sk_cluster_site_ca_load(sk_cluster *cl);
+/* After an entry or snapshot: writes a newer site CA to DIR/site-ca.{pem,key}. */
+void sk_cluster_site_ca_save(sk_cluster *cl);
+/* Leader (loop): proposes the pending generation once no removed host is a member. */
+void sk_cluster_site_ca_propose(sk_cluster *cl);
 
 /* sitesign.c (site API workers) */
 int sk_cluster_make_token(void *ctx, int64_t ttl_s, json_t **answer);

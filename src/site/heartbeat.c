@@ -81,6 +81,17 @@ static int check_lists(const json_t *devices, const json_t *instances, sk_error 
         return 0;
 }
 
+static int check_certificate(const json_t *cert, sk_error **err)
+{
+        const char *s = json_string_value(cert);
+        if (cert && (!s || strlen(s) > SK_HEARTBEAT_CERT_MAX ||
+                     strncmp(s, "-----BEGIN CERTIFICATE-----", 27) != 0))
+                return sk_error_set_path(err, EINVAL, "certificate",
+                                         "must be PEM certificates of at most %d bytes",
+                                         SK_HEARTBEAT_CERT_MAX);
+        return 0;
+}
+
 int sk_heartbeat_parse(const json_t *body, int64_t peer, json_t **report, sk_error **err)
 {
         *report = NULL;
@@ -96,6 +107,9 @@ int sk_heartbeat_parse(const json_t *body, int64_t peer, json_t **report, sk_err
                 r = check_capacity(json_object_get(body, "capacity"), err);
         if (r == 0)
                 r = check_lists(devices, instances, err);
+        const json_t *cert = json_object_get(body, "certificate");
+        if (r == 0)
+                r = check_certificate(cert, err);
         if (r < 0)
                 return r;
         const json_t *cap = json_object_get(body, "capacity");
@@ -105,8 +119,10 @@ int sk_heartbeat_parse(const json_t *body, int64_t peer, json_t **report, sk_err
             labels, "devices", devices ? json_incref((json_t *)devices) : json_object(), "capacity",
             "cpu", json_object_get(cap, "cpu"), "memory", json_object_get(cap, "memory"),
             "instances", instances ? json_incref((json_t *)instances) : json_array());
-        if (!out)
+        if (!out || (cert && json_object_set(out, "certificate", (json_t *)cert) < 0)) {
+                json_decref(out);
                 return sk_error_set(err, ENOMEM, "out of memory");
+        }
         *report = out;
         return 0;
 }

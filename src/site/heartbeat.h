@@ -6,7 +6,9 @@
  *            "host": NAME, "address": "ADDR:PORT", "labels": {KEY: "VALUE"},
  *            "devices": {LABEL: [{"path", "host-path"}]} (optional),
  *            "capacity": {"cpu": MILLICORES, "memory": BYTES},
- *            "instances": [INSTANCE, ...] (optional; the tower checks each)} */
+ *            "instances": [INSTANCE, ...] (optional; the tower checks each),
+ *            "certificate": PEM (optional: a host the site CA signed sends its chain, which
+ *                           the leader forwards for the tower to adopt it on)} */
 #ifndef SK_SITE_HEARTBEAT_H
 #define SK_SITE_HEARTBEAT_H
 
@@ -18,6 +20,7 @@
 
 #define SK_HEARTBEAT_LABELS_MAX    256
 #define SK_HEARTBEAT_INSTANCES_MAX 4096
+#define SK_HEARTBEAT_CERT_MAX      16384
 
 /* Checks a report from the host whose certificate names peer; *report is a new object
  * with only the fields above (devices and instances defaulted to empty). -EINVAL with

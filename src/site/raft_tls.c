@@ -236,6 +236,7 @@ int sk_raft_tls_init(struct raft_uv_transport *t, uv_loop_t *loop, const sk_raft
         tr->on_http = cfg->on_http;
         tr->http_user = cfg->http_user;
         tr->is_denied = cfg->is_denied;
+        tr->is_retired_ca = cfg->is_retired_ca;
         if (!tr->ca_pem || (cfg->bind_address && !tr->bind_address))
                 return sk_error_set(err, ENOMEM, "out of memory");
 

@@ -45,6 +45,12 @@ typedef struct sk_raft_tls_config {
          * list): its connections are refused like a host of another site's, both ways.
          * Called in the loop's thread with http_user. */
         bool (*is_denied)(int64_t host_id, void *user);
+        /* Optional: true when site_ca_fp (the SHA-256 of the site CA a peer's chain went
+         * through) is not the site's current one and leaf_fp (the peer certificate's) is not
+         * one the tower adopted: a removed host may still hold a retired generation's key
+         * (docs/security.md). Refused both ways, like is_denied. Called in the loop's thread
+         * with http_user. */
+        bool (*is_retired_ca)(const char *site_ca_fp, const char *leaf_fp, void *user);
 } sk_raft_tls_config;
 
 typedef struct sk_raft_tls_stats {

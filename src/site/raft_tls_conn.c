@@ -296,10 +296,19 @@ static int conn_verify(sk_rtls_conn *c)
         sk_rtls *tr = c->tr;
         _cleanup_error_ sk_error *err = NULL;
         _cleanup_free_ char *uri = NULL;
-        int r = sk_pki_verify_peer(c->tls, tr->ca_pem, &uri, &err);
+        char site_ca[SK_PKI_FP_LEN] = "";
+        int r = sk_pki_verify_peer_ca(c->tls, tr->ca_pem, &uri, site_ca, &err);
         if (r < 0) {
                 conn_refuse(c, "peer certificate: %s", sk_error_msg(err, r));
                 return r;
+        }
+        char leaf[SK_PKI_FP_LEN] = "";
+        if (site_ca[0])
+                sk_pki_peer_leaf_fp(c->tls, leaf);
+        if (site_ca[0] && tr->is_retired_ca && tr->is_retired_ca(site_ca, leaf, tr->http_user)) {
+                conn_refuse(c, "peer certificate is signed by a retired site CA (%.16s...)",
+                            site_ca);
+                return -EACCES;
         }
         int64_t site = 0;
         if (sk_pki_parse_host_uri(uri, &site, host) < 0) {

@@ -42,6 +42,7 @@ typedef struct sk_rtls {
         void (*on_http)(int fd, int64_t host_id, void *user);
         void *http_user;
         bool (*is_denied)(int64_t host_id, void *user);
+        bool (*is_retired_ca)(const char *site_ca_fp, const char *leaf_fp, void *user);
 
         struct sk_rtls_conn *conns; /* every connection not yet freed */
         bool closing, close_fired;

@@ -375,7 +375,18 @@ struct sk_site_client {
         char *addr;
         char *ca_file, *cert_file, *key_file, *ca_pem;
         int64_t site_id;
+        bool (*is_retired_ca)(const char *fp, const char *leaf_fp, void *user);
+        void *pin_user;
+        char file_fp[SK_PKI_FP_LEN]; /* DIR/site-ca.pem's, the pin by default ("": none) */
 };
+
+void sk_site_client_pin(sk_site_client *c,
+                        bool (*is_retired_ca)(const char *fp, const char *leaf_fp, void *user),
+                        void *user)
+{
+        c->is_retired_ca = is_retired_ca;
+        c->pin_user = user;
+}
 
 void sk_site_client_free(sk_site_client *c)
 {
@@ -440,6 +451,13 @@ int sk_site_client_new(const char *dir, sk_site_client **out, sk_error **err)
                 r = own_site(c->cert_file, &c->site_id, err);
         if (r >= 0 && access(c->key_file, R_OK) < 0)
                 r = sk_error_set(err, errno, "%s: %s", c->key_file, strerror(errno));
+        /* The agent keeps DIR/site-ca.pem current (docs/security.md): a server whose chain
+         * goes through another site CA is refused, unless a pin says better. */
+        _cleanup_free_ char *sc_path = r >= 0 ? sk_identity_path(dir, "site-ca.pem") : NULL;
+        _cleanup_free_ char *sc = NULL;
+        if (sc_path && sk_file_read(sc_path, &sc, &len, NULL) >= 0 &&
+            sk_pki_fingerprint(sc, c->file_fp, NULL) < 0)
+                c->file_fp[0] = '\0';
         if (r < 0) {
                 sk_site_client_free(c);
                 return r;
@@ -454,10 +472,20 @@ static int check_server(void *session, void *user, char *why, size_t why_len)
         sk_site_client *c = user;
         _cleanup_error_ sk_error *err = NULL;
         _cleanup_free_ char *uri = NULL;
-        int r = sk_pki_verify_peer(session, c->ca_pem, &uri, &err);
+        char site_ca[SK_PKI_FP_LEN] = "";
+        int r = sk_pki_verify_peer_ca(session, c->ca_pem, &uri, site_ca, &err);
         int64_t site = 0, host = 0;
         if (r < 0) {
                 snprintf(why, why_len, "%s", sk_error_msg(err, r));
+                return -1;
+        }
+        char leaf[SK_PKI_FP_LEN] = "";
+        if (site_ca[0])
+                sk_pki_peer_leaf_fp(session, leaf);
+        bool retired = c->is_retired_ca ? c->is_retired_ca(site_ca, leaf, c->pin_user)
+                                        : sk_pki_check_site_ca(site_ca, c->file_fp, NULL) < 0;
+        if (site_ca[0] && retired) {
+                snprintf(why, why_len, "the server's certificate is signed by a retired site CA");
                 return -1;
         }
         if (sk_pki_parse_host_uri(uri, &site, &host) < 0 || site != c->site_id) {

@@ -14,6 +14,7 @@
 #define SK_SITE_SITEAPI_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/error.h"
@@ -42,6 +43,12 @@ typedef struct sk_site_client sk_site_client;
  * server must hold a host certificate of the same CA and site. */
 int sk_site_client_new(const char *data_dir, sk_site_client **out, sk_error **err);
 void sk_site_client_free(sk_site_client *c);
+/* A server whose chain goes through a retired site CA generation is refused
+ * (docs/security.md): by default any site CA but DIR/site-ca.pem's; with a pin, one for
+ * which is_retired_ca answers true. */
+void sk_site_client_pin(sk_site_client *c,
+                        bool (*is_retired_ca)(const char *fp, const char *leaf_fp, void *user),
+                        void *user);
 /* METHOD https://addr/path with an optional JSON body. 0 when an answer came: *status and
  * *answer (parsed JSON, or NULL when the body is empty or not JSON). */
 int sk_site_client_call(sk_site_client *c, const char *addr, const char *method, const char *path,

@@ -87,26 +87,6 @@ static int request(const char *peer, const char *method, const char *path, const
         return 0;
 }
 
-int sk_site_ca_fingerprint(const char *pem, char hex[65], sk_error **err)
-{
-        gnutls_x509_crt_t crt = NULL;
-        unsigned char fp[32];
-        size_t n = sizeof(fp);
-        gnutls_datum_t d = {(unsigned char *)pem, (unsigned)strlen(pem)};
-        int r = gnutls_x509_crt_init(&crt);
-        if (r >= 0)
-                r = gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM);
-        if (r >= 0)
-                r = gnutls_x509_crt_get_fingerprint(crt, GNUTLS_DIG_SHA256, fp, &n);
-        if (crt)
-                gnutls_x509_crt_deinit(crt);
-        if (r < 0 || n != sizeof(fp))
-                return sk_error_set(err, EPROTO, "the CA certificate cannot be read");
-        for (size_t i = 0; i < n; i++)
-                snprintf(hex + 2 * i, 3, "%02x", fp[i]);
-        return 0;
-}
-
 static const char *error_message(const json_t *ans)
 {
         const char *m =
@@ -141,8 +121,8 @@ static int pinned_ca(const char *peer, const char *want, char **ca, sk_error **e
         if (status != 200 || !pem)
                 return sk_error_set(err, EPROTO, "--peer %s: no CA (HTTP %ld): %s", peer, status,
                                     error_message(ans));
-        char have[65];
-        r = sk_site_ca_fingerprint(pem, have, err);
+        char have[SK_PKI_FP_LEN];
+        r = sk_pki_fingerprint(pem, have, err);
         if (r < 0)
                 return r;
         if (strcmp(have, want) != 0)

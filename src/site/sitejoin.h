@@ -20,9 +20,6 @@ typedef struct sk_site_join_request {
  * pins; -EINVAL naming what is wrong. */
 int sk_site_token_parse(const char *token, char secret[65], char fingerprint[65], sk_error **err);
 
-/* SHA-256 of the first certificate of a PEM, as hex: what a site-local token pins. */
-int sk_site_ca_fingerprint(const char *pem, char hex[65], sk_error **err);
-
 /* Reads the CA from the peer (GET /v1/site/ca, no certificate on either side trusted yet)
  * and keeps it only if its SHA-256 is the token's fingerprint; then, verifying the peer
  * against it, POSTs /v1/site/join with a fresh key's CSR and stores what sk_agent_join

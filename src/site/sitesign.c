@@ -73,7 +73,7 @@ int sk_cluster_make_token(void *ctx, int64_t ttl_s, json_t **answer)
         sodium_bin2hex(secret, sizeof(secret), raw, sizeof(raw));
         sodium_memzero(raw, sizeof(raw));
         sha256_hex(secret, hash);
-        if (sk_site_ca_fingerprint(cl->ca_pem, fp, NULL) < 0) {
+        if (sk_pki_fingerprint(cl->ca_pem, fp, NULL) < 0) {
                 *answer = sk_siteapi_error("internal", "this host's CA certificate is unreadable");
                 return 500;
         }
@@ -136,15 +136,6 @@ static char *read_dir_file(sk_cluster *cl, const char *name)
                 return NULL;
         return text;
 }
-
-static void wipe_freep(char **p)
-{
-        if (*p) {
-                sodium_memzero(*p, strlen(*p));
-                free(*p);
-        }
-}
-#define _cleanup_wipe_ __attribute__((cleanup(wipe_freep)))
 
 /* Claims the token for this request: 0, or an HTTP status with *answer. */
 static int claim_token(sk_cluster *cl, const char *hash, const char *name, int64_t now,

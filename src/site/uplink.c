@@ -21,6 +21,9 @@ struct sk_uplink {
         void (*on_desired)(const json_t *doc, void *user);
         json_t *(*reports)(void *user);
         void (*on_refused)(void *user);
+        int64_t (*site_ca_held)(void *user);
+        void (*on_site_ca)(const json_t *answer, void *user);
+        int64_t site_ca_announced, site_ca_fetched; /* sync thread */
         void *user;
 
         pthread_mutex_t lock;
@@ -171,9 +174,40 @@ static int take_desired(sk_uplink *u, const char *body, sk_error **err)
         if (r < 0)
                 return r;
         u->generation = json_integer_value(json_object_get(doc, "generation"));
+        int64_t ca_gen =
+            json_integer_value(json_object_get(json_object_get(doc, "site-ca"), "generation"));
+        if (ca_gen > u->site_ca_announced)
+                u->site_ca_announced = ca_gen;
         sk_info("desired state generation %lld", (long long)u->generation);
         u->on_desired(doc, u->user);
         return 0;
+}
+
+/* A site CA generation newer than the site holds was announced: fetch it for the leader
+ * to propose. A failure is retried at the next turn of the sync loop. */
+static void fetch_site_ca(sk_uplink *u, sk_httpc *h)
+{
+        if (!u->on_site_ca || u->site_ca_announced <= u->site_ca_fetched ||
+            u->site_ca_announced <= u->site_ca_held(u->user))
+                return;
+        _cleanup_error_ sk_error *err = NULL;
+        _cleanup_free_ char *body = NULL;
+        long status = 0;
+        int r = tower_call(h, "GET", "/v1/sync/site-ca", NULL, 15000, &status, &body, &err);
+        if (r == 0 && status != 200)
+                r = answer_error(status, body, "site CA", &err);
+        _cleanup_json_ json_t *ans = r == 0 ? json_loads(body, 0, NULL) : NULL;
+        int64_t gen = json_integer_value(json_object_get(ans, "generation"));
+        if (r == 0 && gen < u->site_ca_announced)
+                r = sk_error_set(&err, EPROTO, "site CA: generation %lld, %lld was announced",
+                                 (long long)gen, (long long)u->site_ca_announced);
+        if (r < 0) {
+                sk_warn("fetching the site CA: %s", sk_error_msg(err, r));
+                return;
+        }
+        sk_info("site CA generation %lld fetched from the tower", (long long)gen);
+        u->site_ca_fetched = gen;
+        u->on_site_ca(ans, u->user);
 }
 
 static void *sync_loop(void *arg)
@@ -183,6 +217,7 @@ static void *sync_loop(void *arg)
         reach rs = {"sync", 0};
         int64_t delay = 0;
         while (h && !stopping(u)) {
+                fetch_site_ca(u, h);
                 _cleanup_error_ sk_error *err = NULL;
                 _cleanup_free_ char *path = NULL, *body = NULL;
                 long status = 0;
@@ -315,6 +350,9 @@ int sk_uplink_new(const sk_uplink_config *cfg, sk_uplink **out, sk_error **err)
         u->on_desired = cfg->on_desired;
         u->reports = cfg->reports;
         u->on_refused = cfg->on_refused;
+        u->site_ca_held = cfg->site_ca_held;
+        u->on_site_ca = cfg->site_ca_held ? cfg->on_site_ca : NULL;
+        u->site_ca_announced = cfg->site_ca_announced;
         u->user = cfg->user;
         u->status_dirty = true;
         if (!cfg->on_desired || !cfg->reports) {

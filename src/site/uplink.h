@@ -36,6 +36,13 @@ typedef struct sk_uplink_config {
         /* Optional: the tower refused this host's certificate (401) on the sync. Called from
          * the sync thread after each such answer. */
         void (*on_refused)(void *user);
+        /* Optional, both or neither: site CA generations (docs/security.md). site_ca_held
+         * is the generation the site's state holds; when a desired document announces a
+         * newer one ("site-ca": {"generation"}), the sync thread fetches it
+         * (GET /v1/sync/site-ca) and hands the answer to on_site_ca (borrowed). */
+        int64_t (*site_ca_held)(void *user);
+        void (*on_site_ca)(const json_t *answer, void *user);
+        int64_t site_ca_announced; /* by the document already held, 0: none */
         void *user;
 } sk_uplink_config;
 

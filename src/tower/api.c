@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "model/spec.h"
 #include "tower/api_int.h"
+#include "tower/siteca.h"
 
 #define PRUNE_EVERY_MS (60LL * 1000)
 
@@ -56,6 +57,7 @@ static const route_def ROUTES[] = {
     {"POST", "/v1/join", NULL, sk_tower_h_join, SK_AUTH_NONE, 0, 0},
     {"GET", "/v1/sync/desired", NULL, sk_tower_h_sync_desired, SK_AUTH_HOST, 0, 0},
     {"POST", "/v1/sync/status", NULL, sk_tower_h_sync_status, SK_AUTH_HOST, 0, 0},
+    {"GET", "/v1/sync/site-ca", NULL, sk_tower_h_sync_site_ca, SK_AUTH_HOST, 0, 0},
     {"GET", "/v1/whoami", NULL, sk_tower_h_whoami, SK_AUTH_USER, R_ALL, 0},
     {"GET", "/v1/hosts", NULL, sk_tower_h_hosts, SK_AUTH_USER, R_ALL, F_PROVIDER},
     {"DELETE", "/v1/hosts/{name}", "hosts", sk_tower_h_host_delete, SK_AUTH_USER, R_OPS_UP,
@@ -405,11 +407,16 @@ static int auth_host(sk_tower_ctx *c, sk_error **err)
         if (!c->req->has_peer_cert || !c->req->verify_peer)
                 return sk_error_set(err, EACCES, "no client certificate");
         _cleanup_free_ char *uri = NULL;
-        int r = c->req->verify_peer(c->req->peer_ctx, &uri, err);
+        sk_pki_chain chain = {"", ""};
+        int r = c->req->verify_peer(c->req->peer_ctx, &uri, &chain, err);
         if (r < 0)
                 return sk_error_set(err, EACCES, "client certificate refused");
         if (sk_pki_parse_host_uri(uri, &c->site_id, &c->host_id) < 0)
                 return sk_error_set(err, EACCES, "client certificate is not a host's (%s)", uri);
+        /* A retired generation's key may be in a removed host's hands. */
+        r = sk_tower_site_ca_check(c->api->store, c->site_id, c->host_id, &chain, err);
+        if (r < 0)
+                return r;
         int64_t site = 0;
         r = c->api->store->ops->host_get(c->api->store, c->host_id, host_exists, &site, NULL);
         if (r < 0 || site != c->site_id)

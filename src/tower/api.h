@@ -37,9 +37,10 @@ typedef struct sk_tower_request {
         const char *body;
         size_t body_len;
         /* The TLS layer: whether the client presented a certificate, and a verifier that
-         * chains it to the CA and returns its URI SAN (sk_pki_verify_peer). */
+         * chains it to the CA and returns its URI SAN and the SHA-256 of the site CA that
+         * signed it ("" when the tower CA did) and of the leaf (sk_pki_verify_peer_ca). */
         bool has_peer_cert;
-        int (*verify_peer)(void *ctx, char **uri, sk_error **err);
+        int (*verify_peer)(void *ctx, char **uri, sk_pki_chain *chain, sk_error **err);
         void *peer_ctx;
         sk_tower_job *job;       /* the finished job of the previous round, or NULL */
         const char *remote_addr; /* the client's address (audit, login lockout), or NULL */

@@ -148,6 +148,7 @@ int sk_tower_h_events(sk_tower_ctx *c, sk_error **err);
 int sk_tower_h_join(sk_tower_ctx *c, sk_error **err);
 int sk_tower_h_sync_desired(sk_tower_ctx *c, sk_error **err);
 int sk_tower_h_sync_status(sk_tower_ctx *c, sk_error **err);
+int sk_tower_h_sync_site_ca(sk_tower_ctx *c, sk_error **err);
 /* Handlers (metrics.c) */
 int sk_tower_h_metrics(sk_tower_ctx *c, sk_error **err);
 

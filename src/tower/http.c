@@ -225,13 +225,16 @@ typedef struct peer {
         struct MHD_Connection *mc;
 } peer;
 
-static int verify_peer(void *ctx, char **uri, sk_error **err)
+static int verify_peer(void *ctx, char **uri, sk_pki_chain *chain, sk_error **err)
 {
         peer *p = ctx;
         gnutls_session_t s = tls_session(p->mc);
         if (!s)
                 return sk_error_set(err, EACCES, "no TLS session");
-        return sk_pki_verify_peer(s, p->h->ca_pem, uri, err);
+        int r = sk_pki_verify_peer_ca(s, p->h->ca_pem, uri, chain->site_ca, err);
+        if (r >= 0)
+                sk_pki_peer_leaf_fp(s, chain->leaf);
+        return r;
 }
 
 static bool has_peer_cert(struct MHD_Connection *mc)

@@ -10,6 +10,7 @@
 #include "model/labelexpr.h"
 #include "model/spec.h"
 #include "tower/api_int.h"
+#include "tower/siteca.h"
 
 #define LOGIN_TTL_MS    (24LL * 3600 * 1000)
 #define JOIN_TTL_MS     (3600LL * 1000)
@@ -997,8 +998,24 @@ int sk_tower_h_host_delete(sk_tower_ctx *c, sk_error **err)
         r = s->ops->host_delete(s, f.id, sk_tower_now(c->api), err);
         if (r < 0)
                 return r;
+        /* The removed host holds the site CA key: a new generation retires it, and the
+         * desired document announces it (docs/security.md). After the removal, so that any
+         * document announcing the new generation also lists the removed host (the leader
+         * hands the key only to hosts that are not). */
+        int gen = 0;
+        r = sk_tower_site_ca_rekey(s, c->api->ca, site_id, &gen, err);
+        if (r < 0) {
+                sk_errorf("host %s removed from site %s, but re-keying its site CA failed", c->name,
+                          site);
+                return sk_error_prefix(err,
+                                       "host %s was removed, but re-keying the site CA "
+                                       "failed",
+                                       c->name),
+                       r;
+        }
         c->sync_only = site_id;
-        sk_info("host %s (host-id %lld) removed from site %s", c->name, (long long)f.id, site);
+        sk_info("host %s (host-id %lld) removed from site %s%s", c->name, (long long)f.id, site,
+                gen > 0 ? "; its site CA re-keyed" : "");
         sk_tower_reply(c, 200, json_pack("{s:s}", "result", "deleted"));
         return 0;
 }

@@ -161,6 +161,25 @@ static json_t *removed_hosts(sk_tower_api *api, int64_t site_id)
         return list;
 }
 
+/* The site CA generation hosts must accept (public: generation and fingerprint only; the
+ * leader fetches the key from GET /v1/sync/site-ca). NULL until a removal re-keyed it:
+ * generation 1 is the one every host got with its join, so it needs no announcing (and
+ * issuing it at a join, which moves no store revision, leaves the documents as they are). */
+static json_t *site_ca_announce(sk_tower_api *api, int64_t site_id)
+{
+        int gen = 0;
+        char fp[SK_PKI_FP_LEN];
+        if (sk_tower_site_ca_current(api->store, site_id, &gen, fp, NULL) < 0 || gen < 2)
+                return NULL;
+        json_t *o = json_pack("{s:i, s:s}", "generation", gen, "sha256", fp);
+        json_t *leaves = sk_tower_site_leaves(api->store, site_id);
+        if (o && json_array_size(leaves) > 0)
+                json_object_set_new(o, "leaves", leaves);
+        else
+                json_decref(leaves);
+        return o;
+}
+
 static json_t *desired_doc(sk_tower_api *api, const world *w, const owned_row *site)
 {
         _cleanup_json_ json_t *labels = sk_tower_site_labels(site->doc, site->tenant);
@@ -191,6 +210,9 @@ static json_t *desired_doc(sk_tower_api *api, const world *w, const owned_row *s
         json_t *removed = removed_hosts(api, site->id);
         if (removed)
                 json_object_set_new(doc, "removed-hosts", removed);
+        json_t *ca = site_ca_announce(api, site->id);
+        if (ca)
+                json_object_set_new(doc, "site-ca", ca);
         return doc;
 }
 
@@ -484,6 +506,37 @@ static int build_instances(sk_tower_ctx *c, json_t *list, const char *site, cons
         return 0;
 }
 
+/* The certificate the site signed for a host it reports: it must chain through the site's
+ * current site CA and name that very host, so that the holder of a retired site CA key (a
+ * removed host) cannot invent hosts. */
+static int check_adopted_cert(sk_tower_ctx *c, const json_t *body, int64_t host_id,
+                              char leaf_fp[SK_PKI_FP_LEN], sk_error **err)
+{
+        const char *pem = json_string_value(json_object_get(body, "certificate"));
+        if (!pem)
+                return sk_error_set_path(err, EINVAL, "certificate",
+                                         "required for a host that joined the site while the "
+                                         "tower was unreachable: its certificate and site CA");
+        _cleanup_free_ char *uri = NULL;
+        sk_pki_chain chain = {"", ""};
+        _cleanup_error_ sk_error *why = NULL;
+        int64_t site = 0, host = 0;
+        int r = sk_pki_verify_pem(pem, sk_ca_cert_pem(c->api->ca), &uri, chain.site_ca, &why);
+        if (r >= 0 && !chain.site_ca[0])
+                r = sk_error_set(&why, EACCES, "not signed by a site CA");
+        /* a host not adopted yet: only the current generation (no leaf is on file) */
+        if (r >= 0)
+                r = sk_tower_site_ca_check(c->api->store, c->site_id, host_id, &chain, &why);
+        if (r >= 0 &&
+            (sk_pki_parse_host_uri(uri, &site, &host) < 0 || site != c->site_id || host != host_id))
+                r = sk_error_set(&why, EACCES, "it names %s, not host %lld of site %lld", uri,
+                                 (long long)host_id, (long long)c->site_id);
+        if (r < 0)
+                return sk_error_set_path(err, EACCES, "certificate", "refused: %s",
+                                         sk_error_msg(why, r));
+        return sk_pki_fingerprint(pem, leaf_fp, err);
+}
+
 /* A host the site's leader reports that the tower does not know: one that joined the site
  * while the tower was unreachable, with an id from the site's own range
  * (docs/site-cluster.md). The leader is a host of that site, which already holds the site
@@ -501,9 +554,13 @@ static int adopt_host(sk_tower_ctx *c, const json_t *body, const char *name, int
         if (!sk_spec_valid_name(name))
                 return sk_error_set_path(err, EINVAL, "host",
                                          "must be a DNS label ([a-z0-9-], 1..63)");
+        char leaf_fp[SK_PKI_FP_LEN];
+        int r = check_adopted_cert(c, body, host_id, leaf_fp, err);
+        if (r < 0)
+                return r;
         _cleanup_free_ int64_t *removed = NULL;
         size_t n = 0;
-        int r = s->ops->host_removed_list(s, c->site_id, &removed, &n, err);
+        r = s->ops->host_removed_list(s, c->site_id, &removed, &n, err);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++)
@@ -515,6 +572,10 @@ static int adopt_host(sk_tower_ctx *c, const json_t *body, const char *name, int
         if (r < 0)
                 return r;
         r = s->ops->host_adopt(s, c->site_id, host_id, name, "{}", sk_tower_now(c->api), err);
+        /* Its very certificate stays good after a removal retires the generation that
+         * signed it (docs/security.md). */
+        if (r >= 0)
+                r = sk_tower_site_leaf_keep(s, host_id, leaf_fp, err);
         if (r >= 0)
                 r = s->ops->commit(s, err);
         else
@@ -528,6 +589,22 @@ static int adopt_host(sk_tower_ctx *c, const json_t *body, const char *name, int
                 "tower was unreachable",
                 (long long)c->site_id, name, (long long)host_id);
         *id = host_id;
+        return 0;
+}
+
+int sk_tower_h_sync_site_ca(sk_tower_ctx *c, sk_error **err)
+{
+        sk_tower_site_ca_info i;
+        int r = sk_tower_site_ca_get(c->api->store, c->api->ca, c->site_id, false, &i, err);
+        if (r == -ENOENT)
+                return sk_error_set(err, ENOENT, "site %lld has no site CA yet",
+                                    (long long)c->site_id);
+        if (r < 0)
+                return r;
+        sk_tower_reply(c, 200,
+                       json_pack("{s:i, s:s, s:s, s:s}", "generation", i.generation, "sha256",
+                                 i.sha256, "certificate", i.cert_pem, "key", i.key_pem));
+        sk_tower_site_ca_info_wipe(&i);
         return 0;
 }
 
@@ -577,6 +654,7 @@ int sk_tower_h_sync_status(sk_tower_ctx *c, sk_error **err)
                 /* a shallow copy: the rows still point into the instances */
                 _cleanup_json_ json_t *rest = json_copy(body);
                 json_object_del(rest, "instances");
+                json_object_del(rest, "certificate");
                 _cleanup_free_ char *status = json_dumps(rest, DUMP_FLAGS);
                 r = s->ops->begin(s, err);
                 if (r >= 0) {
@@ -631,15 +709,6 @@ static int check_labels(const json_t *labels, sk_error **err)
         }
         return 0;
 }
-
-static void wipe_freep(char **p)
-{
-        if (*p) {
-                sodium_memzero(*p, strlen(*p));
-                free(*p);
-        }
-}
-#define _cleanup_wipe_ __attribute__((cleanup(wipe_freep)))
 
 /* Token checks, host row, certificate and token use: all or nothing. */
 static int join_tx(sk_tower_ctx *c, const char *hash, int64_t site_id, const char *name,

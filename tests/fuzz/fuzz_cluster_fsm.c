@@ -73,7 +73,8 @@ static void apply_entry(sk_fsm *f, const uint8_t *line, size_t n)
                         abort(); /* a refused entry changed the state */
                 return;
         }
-        if (r & ~(SK_FSM_DESIRED | SK_FSM_HOSTS | SK_FSM_PLACEMENTS))
+        if (r &
+            ~(SK_FSM_DESIRED | SK_FSM_HOSTS | SK_FSM_PLACEMENTS | SK_FSM_JOINS | SK_FSM_SITE_CA))
                 abort();
         if (r == 0 && !json_equal(before, f->state))
                 abort(); /* changed, but said it did not */

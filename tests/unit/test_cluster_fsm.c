@@ -570,6 +570,65 @@ static void test_local_joins(void **state)
         sk_fsm_clear(&g);
 }
 
+#define SHA_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define SHA_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+static json_t *site_ca_cmd(int gen, const char *sha)
+{
+        return json_pack("{s:s, s:i, s:s, s:s, s:s}", "op", "site-ca", "generation", gen,
+                         "certificate", "CERT", "key", "KEY", "sha256", sha);
+}
+
+/* Site CA generations (docs/security.md): the newest is kept, the pin follows the
+ * desired document's announcement first, snapshots carry it. */
+static void test_site_ca(void **state)
+{
+        sk_fsm f;
+        assert_int_equal(sk_fsm_init(&f), 0);
+        assert_int_equal(sk_fsm_site_ca_generation(&f), 0);
+        assert_null(sk_fsm_site_ca_pin(&f));
+        assert_int_equal(apply(&f, site_ca_cmd(2, SHA_A)), SK_FSM_SITE_CA);
+        assert_int_equal(sk_fsm_site_ca_generation(&f), 2);
+        assert_string_equal(sk_fsm_site_ca_pin(&f), SHA_A);
+        assert_string_equal(json_string_value(json_object_get(sk_fsm_site_ca(&f), "key")), "KEY");
+        /* an older or equal generation changes nothing */
+        assert_int_equal(apply(&f, site_ca_cmd(1, SHA_B)), 0);
+        assert_int_equal(apply(&f, site_ca_cmd(2, SHA_B)), 0);
+        assert_string_equal(sk_fsm_site_ca_pin(&f), SHA_A);
+        /* malformed entries change nothing */
+        assert_int_equal(apply(&f, site_ca_cmd(0, SHA_B)), -EINVAL);
+        assert_int_equal(apply(&f, site_ca_cmd(3, "ABC")), -EINVAL);
+        assert_int_equal(apply(&f, json_pack("{s:s, s:i, s:s, s:s}", "op", "site-ca", "generation",
+                                             3, "certificate", "C", "sha256", SHA_B)),
+                         -EINVAL);
+        assert_int_equal(sk_fsm_site_ca_generation(&f), 2);
+        /* a document announcing generation 3 pins peers to it before its key arrives */
+        assert_int_equal(sk_fsm_site_ca_announced(&f), 0);
+        assert_true(
+            apply(&f, json_pack("{s:s, s:{s:i, s:{s:i, s:s}}}", "op", "desired", "doc",
+                                "generation", 1, "site-ca", "generation", 3, "sha256", SHA_B)) > 0);
+        assert_int_equal(sk_fsm_site_ca_announced(&f), 3);
+        assert_string_equal(sk_fsm_site_ca_pin(&f), SHA_B);
+        assert_false(sk_fsm_site_ca_allows_leaf(&f, SHA_A));
+        assert_true(apply(&f, json_pack("{s:s, s:{s:i, s:{s:i, s:s, s:[s]}}}", "op", "desired",
+                                        "doc", "generation", 2, "site-ca", "generation", 3,
+                                        "sha256", SHA_B, "leaves", SHA_A)) > 0);
+        assert_true(sk_fsm_site_ca_allows_leaf(&f, SHA_A));
+        assert_false(sk_fsm_site_ca_allows_leaf(&f, SHA_B));
+        assert_false(sk_fsm_site_ca_allows_leaf(&f, NULL));
+        assert_int_equal(apply(&f, site_ca_cmd(3, SHA_B)), SK_FSM_SITE_CA);
+        /* snapshots carry it */
+        size_t len = 0;
+        _cleanup_free_ char *snap = sk_fsm_snapshot(&f, &len);
+        sk_fsm g;
+        assert_int_equal(sk_fsm_init(&g), 0);
+        assert_int_equal(sk_fsm_restore(&g, snap, len, NULL), 0);
+        assert_int_equal(sk_fsm_site_ca_generation(&g), 3);
+        assert_string_equal(sk_fsm_site_ca_pin(&g), SHA_B);
+        sk_fsm_clear(&g);
+        sk_fsm_clear(&f);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -583,6 +642,7 @@ int main(void)
             cmocka_unit_test(test_liveness),
             cmocka_unit_test(test_liveness_next_due),
             cmocka_unit_test(test_local_joins),
+            cmocka_unit_test(test_site_ca),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

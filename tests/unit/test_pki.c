@@ -27,6 +27,9 @@
 #include "common/pki.h"
 
 #define HOST_URI "skerry://site/4/host/9"
+/* An id of site 4's own range (2^62 + 4 * 2^24 + 9): what a site CA may sign. */
+#define LOCAL_URI       "skerry://site/4/host/4611686018494496777"
+#define SITE8_LOCAL_URI "skerry://site/8/host/4611686018561605635"
 
 struct fixture {
         char dir[64];
@@ -459,8 +462,11 @@ out:
         return NULL;
 }
 
+/* The site CA fingerprint the last handshake_and_verify saw. */
+static char last_site_ca[SK_PKI_FP_LEN];
+
 /* A server handshake that requests (not requires) a client certificate, then
- * sk_pki_verify_peer. Returns its result; *msg gets the error message. */
+ * sk_pki_verify_peer_ca. Returns its result; *msg gets the error message. */
 static int handshake_and_verify(struct fixture *f, const char *cert_pem, const char *key_pem,
                                 char **uri, char **msg)
 {
@@ -499,7 +505,7 @@ static int handshake_and_verify(struct fixture *f, const char *cert_pem, const c
         sk_error *err = NULL;
         int verified = -1;
         if (handshake == 0) {
-                verified = sk_pki_verify_peer(s, sk_ca_cert_pem(f->ca), uri, &err);
+                verified = sk_pki_verify_peer_ca(s, sk_ca_cert_pem(f->ca), uri, last_site_ca, &err);
                 gnutls_record_send(s, "x", 1);
                 gnutls_bye(s, GNUTLS_SHUT_WR);
         }
@@ -888,7 +894,7 @@ static void test_site_ca_signs_own_site_only(void **state)
 
         _cleanup_free_ char *hkey = NULL, *csr = NULL, *leaf = NULL;
         assert_int_equal(sk_pki_make_key_and_csr("till-9", &hkey, &csr, NULL), 0);
-        assert_int_equal(sk_ca_sign_client(site, csr, "till-9", HOST_URI, 30, &leaf, NULL), 0);
+        assert_int_equal(sk_ca_sign_client(site, csr, "till-9", LOCAL_URI, 30, &leaf, NULL), 0);
         gnutls_x509_crt_t crt = import_crt(leaf);
         _cleanup_free_ char *issuer = crt_dn(crt, 1);
         assert_string_equal(issuer, "CN=skerry site 4 CA");
@@ -897,8 +903,14 @@ static void test_site_ca_signs_own_site_only(void **state)
         assert_int_not_equal(verify_with(crt, sk_ca_cert_pem(f->ca)), 0);
         gnutls_x509_crt_deinit(crt);
 
-        static const char *const refused[] = {"skerry://site/5/host/9", "skerry://site/4",
-                                              "skerry://site/40/host/9", "https://x/y"};
+        /* Another site's, the tower's own ids (its key must never speak for those), not a
+         * host. */
+        static const char *const refused[] = {"skerry://site/5/host/9",
+                                              "skerry://site/4",
+                                              HOST_URI,
+                                              "skerry://site/5/host/4611686018511273993",
+                                              "skerry://site/40/host/9",
+                                              "https://x/y"};
         for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
                 _cleanup_free_ char *other = NULL;
                 _cleanup_error_ sk_error *err = NULL;
@@ -938,17 +950,17 @@ static void test_tls_peer_through_site_ca(void **state)
 {
         struct fixture *f = *state;
         _cleanup_free_ char *key = NULL, *uri = NULL, *msg = NULL;
-        _cleanup_free_ char *chain = site_chain(f, 4, HOST_URI, &key);
+        _cleanup_free_ char *chain = site_chain(f, 4, LOCAL_URI, &key);
         assert_int_equal(handshake_and_verify(f, chain, key, &uri, &msg), 0);
         assert_null(msg);
-        assert_string_equal(uri, HOST_URI);
+        assert_string_equal(uri, LOCAL_URI);
 
         /* With the tower CA appended too (as OpenSSL clients send it): the same. */
         free(uri);
         uri = NULL;
         _cleanup_free_ char *with_root = concat(chain, sk_ca_cert_pem(f->ca));
         assert_int_equal(handshake_and_verify(f, with_root, key, &uri, &msg), 0);
-        assert_string_equal(uri, HOST_URI);
+        assert_string_equal(uri, LOCAL_URI);
 
         /* The leaf alone, without its site CA, does not chain to the tower CA. */
         free(uri);
@@ -960,6 +972,63 @@ static void test_tls_peer_through_site_ca(void **state)
         assert_int_equal(handshake_and_verify(f, leaf, key, &uri, &msg), -EACCES);
         assert_null(uri);
         assert_string_equal(msg, "client certificate is not from this tower's CA");
+}
+
+/* Two generations of site 4's CA (what removing a host does at the tower): the chain
+ * says which one signed, and sk_pki_check_site_ca refuses the retired one. */
+static void test_site_ca_generations(void **state)
+{
+        struct fixture *f = *state;
+        _cleanup_free_ char *c1 = NULL, *k1 = NULL, *c2 = NULL, *k2 = NULL;
+        assert_int_equal(sk_ca_issue_site_ca(f->ca, 4, &c1, &k1, NULL), 0);
+        assert_int_equal(sk_ca_issue_site_ca(f->ca, 4, &c2, &k2, NULL), 0);
+        char fp1[SK_PKI_FP_LEN], fp2[SK_PKI_FP_LEN];
+        assert_int_equal(sk_pki_fingerprint(c1, fp1, NULL), 0);
+        assert_int_equal(sk_pki_fingerprint(c2, fp2, NULL), 0);
+        assert_int_equal(strlen(fp1), 64);
+        assert_string_not_equal(fp1, fp2);
+
+        _cleanup_ca_ sk_ca *old = NULL;
+        assert_int_equal(sk_ca_load_site(c1, k1, &old, NULL), 0);
+        _cleanup_free_ char *key = NULL, *csr = NULL, *leaf = NULL, *uri = NULL, *msg = NULL;
+        assert_int_equal(sk_pki_make_key_and_csr("intruder", &key, &csr, NULL), 0);
+        assert_int_equal(sk_ca_sign_client(old, csr, "intruder", LOCAL_URI, 30, &leaf, NULL), 0);
+        _cleanup_free_ char *chain = concat(leaf, c1);
+
+        /* Over TLS: the chain verifies, and names the generation that signed it. */
+        assert_int_equal(handshake_and_verify(f, chain, key, &uri, &msg), 0);
+        assert_string_equal(last_site_ca, fp1);
+        _cleanup_error_ sk_error *err = NULL;
+        assert_int_equal(sk_pki_check_site_ca(last_site_ca, fp2, &err), -EACCES);
+        assert_non_null(strstr(sk_error_msg(err, -EACCES), "retired site CA"));
+        assert_int_equal(sk_pki_check_site_ca(last_site_ca, fp1, NULL), 0);
+        assert_int_equal(sk_pki_check_site_ca("", fp2, NULL), 0);
+
+        /* A host the tower signed: no site CA in its chain. */
+        free(uri);
+        free(key);
+        uri = key = NULL;
+        _cleanup_free_ char *tower_leaf = client_cert_from(f->ca, HOST_URI, &key);
+        assert_int_equal(handshake_and_verify(f, tower_leaf, key, &uri, &msg), 0);
+        assert_string_equal(last_site_ca, "");
+
+        /* The same checks on PEM text (what a leader forwards for adoption). */
+        free(uri);
+        uri = NULL;
+        char fp[SK_PKI_FP_LEN] = "x";
+        assert_int_equal(sk_pki_verify_pem(chain, sk_ca_cert_pem(f->ca), &uri, fp, NULL), 0);
+        assert_string_equal(uri, LOCAL_URI);
+        assert_string_equal(fp, fp1);
+        free(uri);
+        uri = NULL;
+        _cleanup_free_ char *mixed = concat(leaf, c2); /* the leaf with the wrong generation */
+        sk_error_free(&err);
+        assert_int_equal(sk_pki_verify_pem(mixed, sk_ca_cert_pem(f->ca), &uri, fp, &err), -EACCES);
+        assert_string_equal(sk_error_msg(err, -EACCES),
+                            "client certificate is not signed by the site CA sent with it");
+        assert_int_equal(sk_pki_verify_pem(leaf, sk_ca_cert_pem(f->ca), &uri, fp, NULL), -EACCES);
+        assert_int_equal(sk_pki_verify_pem("junk", sk_ca_cert_pem(f->ca), &uri, fp, NULL), -EACCES);
+        assert_null(uri);
 }
 
 static void test_tls_site_ca_of_other_site(void **state)
@@ -976,15 +1045,27 @@ static void test_tls_site_ca_of_other_site(void **state)
         assert_string_equal(msg, "client certificate \"" HOST_URI "\" is not a host of site 8, "
                                  "whose site CA signed it");
 
-        /* The same forgery for its own site passes: the site check is what refused it. */
+        /* A forgery for its own site but the tower's range of ids: refused too (the site
+         * CA's key must never speak for a host the tower signed). */
         free(key);
         free(msg);
         key = msg = NULL;
-        _cleanup_free_ char *leaf8 = forge_cert(cert, ckey, "skerry://site/8/host/3", 0, -1,
+        _cleanup_free_ char *tleaf = forge_cert(cert, ckey, "skerry://site/8/host/3", 0, -1,
                                                 GNUTLS_KEY_DIGITAL_SIGNATURE, &key);
+        _cleanup_free_ char *tchain = concat(tleaf, cert);
+        assert_int_equal(handshake_and_verify(f, tchain, key, &uri, &msg), -EACCES);
+        assert_string_equal(msg, "client certificate \"skerry://site/8/host/3\": a site CA signs "
+                                 "only ids of its site's own range");
+
+        /* The same forgery for its own site's range passes: the checks above refused it. */
+        free(key);
+        free(msg);
+        key = msg = NULL;
+        _cleanup_free_ char *leaf8 =
+            forge_cert(cert, ckey, SITE8_LOCAL_URI, 0, -1, GNUTLS_KEY_DIGITAL_SIGNATURE, &key);
         _cleanup_free_ char *chain8 = concat(leaf8, cert);
         assert_int_equal(handshake_and_verify(f, chain8, key, &uri, &msg), 0);
-        assert_string_equal(uri, "skerry://site/8/host/3");
+        assert_string_equal(uri, SITE8_LOCAL_URI);
 }
 
 static void test_tls_site_ca_without_ca_constraints(void **state)
@@ -1028,10 +1109,10 @@ static void test_tls_site_ca_without_ca_constraints(void **state)
         _cleanup_free_ char *inter =
             forge_cert(sk_ca_cert_pem(f->ca), tk, SITE_URI, 1, 0, GNUTLS_KEY_KEY_CERT_SIGN, &ikey);
         _cleanup_free_ char *leaf =
-            forge_cert(inter, ikey, HOST_URI, 0, -1, GNUTLS_KEY_DIGITAL_SIGNATURE, &key);
+            forge_cert(inter, ikey, LOCAL_URI, 0, -1, GNUTLS_KEY_DIGITAL_SIGNATURE, &key);
         _cleanup_free_ char *chain = concat(leaf, inter);
         assert_int_equal(handshake_and_verify(f, chain, key, &uri, &msg), 0);
-        assert_string_equal(uri, HOST_URI);
+        assert_string_equal(uri, LOCAL_URI);
         explicit_bzero(tk, strlen(tk));
 }
 
@@ -1079,7 +1160,7 @@ static void test_tls_site_ca_refusals(void **state)
         _cleanup_ca_ sk_ca *osite = NULL;
         assert_int_equal(sk_ca_load_site(ocert, okey, &osite, NULL), 0);
         assert_int_equal(sk_pki_make_key_and_csr("till-9", &key, &csr, NULL), 0);
-        assert_int_equal(sk_ca_sign_client(osite, csr, "till-9", HOST_URI, 30, &leaf, NULL), 0);
+        assert_int_equal(sk_ca_sign_client(osite, csr, "till-9", LOCAL_URI, 30, &leaf, NULL), 0);
         _cleanup_free_ char *chain = concat(leaf, ocert);
         assert_int_equal(handshake_and_verify(f, chain, key, &uri, &msg), -EACCES);
         assert_null(uri);
@@ -1121,6 +1202,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_site_ca_signs_own_site_only, setup, teardown),
             cmocka_unit_test_setup_teardown(test_tls_peer_through_site_ca, setup, teardown),
             cmocka_unit_test_setup_teardown(test_tls_site_ca_of_other_site, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_site_ca_generations, setup, teardown),
             cmocka_unit_test_setup_teardown(test_tls_site_ca_without_ca_constraints, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_tls_leaf_signed_by_host, setup, teardown),

@@ -932,6 +932,137 @@ static void test_stream_integrity(void **state)
         loop_finish(w);
 }
 
+/* ---- site CA generations (docs/security.md) ---- */
+
+struct pin_test {
+        struct raft_uv_transport a, b;
+        struct raft_uv_connect req;
+        char current[SK_PKI_FP_LEN]; /* the site CA b's site holds as current */
+        char adopted[SK_PKI_FP_LEN]; /* a certificate the tower adopted, good anyway */
+        uv_stream_t *sa, *sb;
+        int status; /* of the last dial: 1 pending */
+        bool a_closed, b_closed;
+};
+
+static bool pin_retired(const char *fp, const char *leaf_fp, void *user)
+{
+        struct pin_test *pt = user;
+        return sk_pki_check_site_ca(fp, pt->current, NULL) < 0 && strcmp(leaf_fp, pt->adopted) != 0;
+}
+
+static void pin_accept(struct raft_uv_transport *t, raft_id id, const char *address,
+                       uv_stream_t *stream)
+{
+        ((struct pin_test *)t->data)->sb = stream;
+}
+
+static void pin_connected(struct raft_uv_connect *req, uv_stream_t *stream, int status)
+{
+        struct pin_test *pt = req->data;
+        pt->sa = stream;
+        pt->status = status;
+}
+
+static bool pin_dialled(void *arg)
+{
+        struct pin_test *pt = arg;
+        return pt->status != 1 && (pt->status != 0 || pt->sb);
+}
+
+static void pin_a_closed(struct raft_uv_transport *t)
+{
+        ((struct pin_test *)t->data)->a_closed = true;
+}
+
+static void pin_b_closed(struct raft_uv_transport *t)
+{
+        ((struct pin_test *)t->data)->b_closed = true;
+}
+
+static bool pin_closed(void *arg)
+{
+        struct pin_test *pt = arg;
+        return pt->a_closed && pt->b_closed;
+}
+
+/* a dials b once; returns the dial's status (0: connected, both ends then closed again). */
+static int pin_dial(struct world *w, struct pin_test *pt, const char *addr_b)
+{
+        pt->status = 1;
+        pt->sa = pt->sb = NULL;
+        assert_int_equal(pt->a.connect(&pt->a, &pt->req, 2, addr_b, pin_connected), 0);
+        assert_true(run_until(&w->loop, pin_dialled, pt, WAIT_MS));
+        if (pt->status == 0) {
+                uv_close((uv_handle_t *)pt->sa, st_free_handle);
+                uv_close((uv_handle_t *)pt->sb, st_free_handle);
+        }
+        return pt->status;
+}
+
+/* A host whose certificate a site CA signed (a site-local join) dials a host of its site:
+ * let in while that site CA is current, refused once a removal retired it. */
+static void test_retired_site_ca(void **state)
+{
+        struct world *w = *state;
+        struct pin_test *pt = calloc(1, sizeof(*pt));
+        assert_non_null(pt);
+        _cleanup_free_ char *sc = NULL, *sk = NULL, *csr = NULL, *leaf = NULL, *k1 = NULL;
+        assert_int_equal(sk_ca_issue_site_ca(w->ca, 7, &sc, &sk, NULL), 0);
+        _cleanup_ca_ sk_ca *site = NULL;
+        assert_int_equal(sk_ca_load_site(sc, sk, &site, NULL), 0);
+        int64_t local = SK_PKI_LOCAL_ID_BASE + 7 * (1LL << 24) + 1;
+        char uri[96];
+        snprintf(uri, sizeof(uri), "skerry://site/7/host/%lld", (long long)local);
+        assert_int_equal(sk_pki_make_key_and_csr("local-1", &k1, &csr, NULL), 0);
+        assert_int_equal(sk_ca_sign_client(site, csr, "local-1", uri, 30, &leaf, NULL), 0);
+        _cleanup_free_ char *c1 = NULL, *c2 = NULL, *k2 = NULL;
+        assert_true(asprintf(&c1, "%s%s", leaf, sc) > 0);
+        make_ident(w->ca, 7, 2, &c2, &k2);
+        assert_int_equal(sk_pki_fingerprint(sc, pt->current, NULL), 0);
+
+        const char *ca = sk_ca_cert_pem(w->ca);
+        sk_raft_tls_config cfg1 = {.ca_pem = ca, .cert_pem = c1, .key_pem = k1};
+        sk_raft_tls_config cfg2 = {.ca_pem = ca,
+                                   .cert_pem = c2,
+                                   .key_pem = k2,
+                                   .is_retired_ca = pin_retired,
+                                   .http_user = pt};
+        assert_int_equal(sk_raft_tls_init(&pt->a, &w->loop, &cfg1, NULL), 0);
+        assert_int_equal(sk_raft_tls_init(&pt->b, &w->loop, &cfg2, NULL), 0);
+        pt->a.data = pt->b.data = pt->req.data = pt;
+        char addr_a[32], addr_b[32];
+        snprintf(addr_a, sizeof(addr_a), "127.0.0.1:%d", free_port());
+        snprintf(addr_b, sizeof(addr_b), "127.0.0.1:%d", free_port());
+        assert_int_equal(pt->a.init(&pt->a, (raft_id)local, addr_a), 0);
+        assert_int_equal(pt->b.init(&pt->b, 2, addr_b), 0);
+        assert_int_equal(pt->b.listen(&pt->b, pin_accept), 0);
+
+        /* The current generation: connected. */
+        assert_int_equal(pin_dial(w, pt, addr_b), 0);
+
+        /* A removal re-keyed the site: the same certificate is refused. */
+        sk_raft_tls_stats before, after;
+        sk_raft_tls_get_stats(&pt->b, &before);
+        memset(pt->current, 'a', 64);
+        assert_int_not_equal(pin_dial(w, pt, addr_b), 0);
+        assert_null(pt->sb);
+        sk_raft_tls_get_stats(&pt->b, &after);
+        assert_int_equal(after.refused, before.refused + 1);
+
+        /* Unless the tower adopted that very certificate (the retired key cannot make it
+         * again without the host's private key). */
+        assert_int_equal(sk_pki_fingerprint(c1, pt->adopted, NULL), 0);
+        assert_int_equal(pin_dial(w, pt, addr_b), 0);
+
+        pt->a.close(&pt->a, pin_a_closed);
+        pt->b.close(&pt->b, pin_b_closed);
+        assert_true(run_until(&w->loop, pin_closed, pt, WAIT_MS));
+        sk_raft_tls_close(&pt->a);
+        sk_raft_tls_close(&pt->b);
+        free(pt);
+        loop_finish(w);
+}
+
 /* ---- configuration errors ---- */
 
 static void test_bad_config(void **state)
@@ -983,6 +1114,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
             cmocka_unit_test_setup_teardown(test_stream_integrity, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_retired_site_ca, setup, teardown),
             cmocka_unit_test_setup_teardown(test_cluster, setup, teardown),
             cmocka_unit_test_setup_teardown(test_intruders_refused, setup, teardown),
             cmocka_unit_test_setup_teardown(test_wire_is_ciphertext, setup, teardown),

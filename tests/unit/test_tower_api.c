@@ -15,6 +15,7 @@
 #include "common/cleanup.h"
 #include "common/pki.h"
 #include "tower/api.h"
+#include "tower/siteca.h"
 #include "tower/store.h"
 
 typedef struct fx {
@@ -25,7 +26,9 @@ typedef struct fx {
         char *admin;
         int64_t notified[64];
         size_t n_notified;
-        char *peer_uri; /* what the fake TLS layer reports as the client's URI */
+        char *peer_uri;           /* what the fake TLS layer reports as the client's URI */
+        const char *peer_site_ca; /* and the fingerprint of the site CA in its chain */
+        const char *peer_leaf;    /* and of its own certificate */
 } fx;
 
 static int64_t fake_now;
@@ -47,9 +50,11 @@ static long no_waiting(void *ctx)
 }
 
 /* Stands in for the TLS layer, which hands over the URI that sk_pki_verify_peer read. */
-static int fake_peer(void *ctx, char **uri, sk_error **err)
+static int fake_peer(void *ctx, char **uri, sk_pki_chain *chain, sk_error **err)
 {
         fx *f = ctx;
+        snprintf(chain->site_ca, SK_PKI_FP_LEN, "%s", f->peer_site_ca ? f->peer_site_ca : "");
+        snprintf(chain->leaf, SK_PKI_FP_LEN, "%s", f->peer_leaf ? f->peer_leaf : "");
         if (!f->peer_uri)
                 return sk_error_set(err, EACCES, "certificate does not chain to the CA");
         *uri = strdup(f->peer_uri);
@@ -854,6 +859,138 @@ static void test_tokens_lockout_events(void **state)
         free(api_id);
 }
 
+/* A site-local host's certificate: key and chain "leaf + site CA", signed by site_ca. */
+static char *site_signed(const char *site_ca, const char *site_key, int64_t site_id, int64_t n,
+                         char **uri)
+{
+        _cleanup_ca_ sk_ca *sca = NULL;
+        assert_int_equal(sk_ca_load_site(site_ca, site_key, &sca, NULL), 0);
+        _cleanup_free_ char *key = NULL, *csr = NULL, *leaf = NULL;
+        assert_int_equal(sk_pki_make_key_and_csr("ghost", &key, &csr, NULL), 0);
+        int64_t id = SK_PKI_LOCAL_ID_BASE + site_id * (1LL << 24) + n;
+        assert_true(
+            asprintf(uri, "skerry://site/%lld/host/%lld", (long long)site_id, (long long)id) > 0);
+        assert_int_equal(sk_ca_sign_client(sca, csr, "ghost", *uri, 30, &leaf, NULL), 0);
+        char *chain = NULL;
+        assert_true(asprintf(&chain, "%s%s", leaf, site_ca) > 0);
+        return chain;
+}
+
+/* The status body of the leader reporting a host that joined with the tower down. */
+static char *adopt_body(const char *name, const char *uri, const char *chain)
+{
+        int64_t site = 0, host = 0;
+        assert_int_equal(sk_pki_parse_host_uri(uri, &site, &host), 0);
+        _cleanup_json_ json_t *b =
+            json_pack("{s:s, s:I, s:[]}", "host", name, "host-id", (json_int_t)host, "instances");
+        if (chain)
+                json_object_set_new(b, "certificate", json_string(chain));
+        return json_dumps(b, 0);
+}
+
+/* Removing a host re-keys the site CA (docs/security.md): the tower refuses hosts the
+ * retired generation signed and adopts only hosts the current one signed. */
+static void test_site_ca_rekey(void **state)
+{
+        fx *f = *state;
+        json_t *j = NULL;
+        put_ok(f, "/v1/sites/store-001", SITE_BODY("store-001", "{}"), "created");
+        _cleanup_free_ char *h1 = join(f, "store-001", "h1");
+        _cleanup_free_ char *h2 = join(f, "store-001", "h2");
+        int64_t site_id = 0;
+        assert_int_equal(sk_pki_parse_host_uri(h1, &site_id, NULL), 0);
+        _cleanup_free_ char *c1 = NULL, *k1 = NULL;
+        assert_int_equal(sk_tower_site_ca(f->store, f->ca, site_id, &c1, &k1, NULL), 0);
+        char fp1[SK_PKI_FP_LEN];
+        assert_int_equal(sk_pki_fingerprint(c1, fp1, NULL), 0);
+        call_opts host = {.peer = true};
+
+        /* Generation 1 came with every join: the document does not announce it. */
+        free(f->peer_uri);
+        f->peer_uri = strdup(h1);
+        assert_int_equal(call(f, "GET", "/v1/sync/desired", NULL, &host, &j), 200);
+        assert_null(json_object_get(j, "site-ca"));
+        json_decref(j);
+
+        /* Adoption needs the host's certificate, chained through the site CA. */
+        _cleanup_free_ char *u1 = NULL, *u2 = NULL, *u3 = NULL, *u4 = NULL;
+        _cleanup_free_ char *g1 = site_signed(c1, k1, site_id, 1, &u1);
+        _cleanup_free_ char *b1 = adopt_body("ghost1", u1, NULL);
+        assert_int_equal(call(f, "POST", "/v1/sync/status", b1, &host, &j), 400);
+        assert_non_null(strstr(err_msg(j), "certificate"));
+        json_decref(j);
+        _cleanup_free_ char *b1c = adopt_body("ghost1", u1, g1);
+        assert_int_equal(call(f, "POST", "/v1/sync/status", b1c, &host, &j), 200);
+        json_decref(j);
+        /* a certificate of another host id does not vouch for this one */
+        _cleanup_free_ char *g2 = site_signed(c1, k1, site_id, 2, &u2);
+        _cleanup_free_ char *bx = adopt_body("ghost2", u2, g1);
+        assert_int_equal(call(f, "POST", "/v1/sync/status", bx, &host, &j), 401);
+        assert_non_null(strstr(err_msg(j), "not host"));
+        json_decref(j);
+        /* the adopted host itself is accepted with its generation-1 chain */
+        free(f->peer_uri);
+        f->peer_uri = strdup(u1);
+        f->peer_site_ca = fp1;
+        assert_int_equal(call(f, "GET", "/v1/sync/desired", NULL, &host, &j), 200);
+        json_decref(j);
+
+        /* Removing h2 retires generation 1. */
+        assert_int_equal(call(f, "DELETE", "/v1/hosts/h2", NULL,
+                              &(call_opts){.token = f->admin, .query = {"site", "store-001"}}, &j),
+                         200);
+        json_decref(j);
+        assert_int_equal(call(f, "GET", "/v1/sync/desired", NULL, &host, &j), 401);
+        assert_non_null(strstr(err_msg(j), "retired site CA"));
+        json_decref(j);
+        /* ...unless it is the very certificate the tower adopted (its private key stayed
+         * with that host: the retired key cannot make it again). */
+        char leaf1[SK_PKI_FP_LEN];
+        assert_int_equal(sk_pki_fingerprint(g1, leaf1, NULL), 0);
+        f->peer_leaf = leaf1;
+        assert_int_equal(call(f, "GET", "/v1/sync/desired", NULL, &host, &j), 200);
+        json_t *leaves = json_object_get(json_object_get(j, "site-ca"), "leaves");
+        assert_int_equal(json_array_size(leaves), 1);
+        assert_string_equal(json_string_value(json_array_get(leaves, 0)), leaf1);
+        json_decref(j);
+        f->peer_leaf = NULL;
+
+        /* The document announces generation 2; the leader fetches its key. */
+        free(f->peer_uri);
+        f->peer_uri = strdup(h1);
+        f->peer_site_ca = NULL;
+        assert_int_equal(call(f, "GET", "/v1/sync/desired", NULL, &host, &j), 200);
+        json_t *ann = json_object_get(j, "site-ca");
+        assert_int_equal(json_integer_value(json_object_get(ann, "generation")), 2);
+        _cleanup_free_ char *fp2 = strdup(json_string_value(json_object_get(ann, "sha256")));
+        assert_string_not_equal(fp2, fp1);
+        json_decref(j);
+        assert_int_equal(call(f, "GET", "/v1/sync/site-ca", NULL, &host, &j), 200);
+        assert_int_equal(json_integer_value(json_object_get(j, "generation")), 2);
+        assert_string_equal(json_string_value(json_object_get(j, "sha256")), fp2);
+        _cleanup_free_ char *c2 = strdup(json_string_value(json_object_get(j, "certificate")));
+        _cleanup_free_ char *k2 = strdup(json_string_value(json_object_get(j, "key")));
+        json_decref(j);
+
+        /* A host the removed one invents with the old key is not adopted... */
+        _cleanup_free_ char *g3 = site_signed(c1, k1, site_id, 3, &u3);
+        _cleanup_free_ char *b3 = adopt_body("ghost3", u3, g3);
+        assert_int_equal(call(f, "POST", "/v1/sync/status", b3, &host, &j), 401);
+        assert_non_null(strstr(err_msg(j), "retired site CA"));
+        json_decref(j);
+        /* ...one the current generation signed is. */
+        _cleanup_free_ char *g4 = site_signed(c2, k2, site_id, 4, &u4);
+        _cleanup_free_ char *b4 = adopt_body("ghost4", u4, g4);
+        assert_int_equal(call(f, "POST", "/v1/sync/status", b4, &host, &j), 200);
+        json_decref(j);
+
+        /* The removed host is refused, as before; so is the site-ca route to it. */
+        free(f->peer_uri);
+        f->peer_uri = strdup(h2);
+        assert_int_equal(call(f, "GET", "/v1/sync/site-ca", NULL, &host, &j), 401);
+        json_decref(j);
+}
+
 /* /metrics: a provider's admins or its metrics tokens, and no other tenant's figures. */
 static void test_metrics(void **state)
 {
@@ -917,6 +1054,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_join, setup, teardown),
             cmocka_unit_test_setup_teardown(test_sync, setup, teardown),
             cmocka_unit_test_setup_teardown(test_sync_scope, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_site_ca_rekey, setup, teardown),
             cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
             cmocka_unit_test_setup_teardown(test_tenancy_sync, setup, teardown),
             cmocka_unit_test_setup_teardown(test_tokens_lockout_events, setup, teardown),

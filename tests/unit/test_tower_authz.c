@@ -66,6 +66,7 @@ static const expect MATRIX[] = {
     {"POST", "/v1/join", "none", NULL, NULL, NULL, NULL, NULL, NULL, NULL},
     {"GET", "/v1/sync/desired", "host", NULL, NULL, NULL, NULL, NULL, NULL, NULL},
     {"POST", "/v1/sync/status", "host", NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+    {"GET", "/v1/sync/site-ca", "host", NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 
     {"GET", "/v1/whoami", "user", &ACME, "/v1/whoami", NULL, NULL, "AAAA", "NNNN", "FFFA"},
     /* metrics: a provider's admins */

@@ -98,8 +98,10 @@ static void test_issued_once_and_signs(void **state)
         assert_int_equal(sk_ca_site_id(site), 7);
         _cleanup_free_ char *key = NULL, *csr = NULL, *leaf = NULL;
         assert_int_equal(sk_pki_make_key_and_csr("h9", &key, &csr, NULL), 0);
-        assert_int_equal(
-            sk_ca_sign_client(site, csr, "h9", "skerry://site/7/host/9", 30, &leaf, &err), 0);
+        assert_int_equal(sk_ca_sign_client(site, csr, "h9",
+                                           "skerry://site/7/host/4611686018544828425", 30, &leaf,
+                                           &err),
+                         0);
         assert_int_equal(verify_chain(leaf, c1, sk_ca_cert_pem(f->ca)), 0);
         /* Site 8's CA is not its issuer. */
         assert_int_not_equal(verify_chain(leaf, c3, sk_ca_cert_pem(f->ca)), 0);
@@ -199,6 +201,65 @@ static void test_adopt_keeps_sequence(void **state)
         sk_error_free(&e2);
 }
 
+/* Re-keying adds a generation (a new key), never rewrites one; only the newest is current. */
+static void test_rekey_generations(void **state)
+{
+        fx *f = *state;
+        int gen = -1;
+        char fp[SK_PKI_FP_LEN];
+        /* no site CA yet: nothing to retire */
+        assert_int_equal(sk_tower_site_ca_rekey(f->store, f->ca, 7, &gen, NULL), 0);
+        assert_int_equal(gen, 0);
+        assert_int_equal(sk_tower_site_ca_current(f->store, 7, &gen, fp, NULL), 0);
+        assert_int_equal(gen, 0);
+        sk_pki_chain some = {"ab", "cd"};
+        assert_int_equal(sk_tower_site_ca_check(f->store, 7, 5, &some, NULL), -EACCES);
+
+        sk_tower_site_ca_info g1, g2;
+        assert_int_equal(sk_tower_site_ca_get(f->store, f->ca, 7, true, &g1, NULL), 0);
+        assert_int_equal(g1.generation, 1);
+        assert_int_equal(sk_tower_site_ca_rekey(f->store, f->ca, 7, &gen, NULL), 0);
+        assert_int_equal(gen, 2);
+        assert_int_equal(sk_tower_site_ca_get(f->store, f->ca, 7, true, &g2, NULL), 0);
+        assert_int_equal(g2.generation, 2);
+        assert_string_not_equal(g1.cert_pem, g2.cert_pem);
+        assert_string_not_equal(g1.key_pem, g2.key_pem);
+        assert_string_not_equal(g1.sha256, g2.sha256);
+        assert_int_equal(sk_tower_site_ca_current(f->store, 7, &gen, fp, NULL), 0);
+        assert_int_equal(gen, 2);
+        assert_string_equal(fp, g2.sha256);
+
+        _cleanup_error_ sk_error *err = NULL;
+        sk_pki_chain old = {"", "leaf-5"}, cur = {"", "leaf-6"}, none = {"", "leaf-7"};
+        snprintf(old.site_ca, sizeof(old.site_ca), "%s", g1.sha256);
+        snprintf(cur.site_ca, sizeof(cur.site_ca), "%s", g2.sha256);
+        assert_int_equal(sk_tower_site_ca_check(f->store, 7, 5, &old, &err), -EACCES);
+        assert_non_null(strstr(sk_error_msg(err, -EACCES), "retired"));
+        assert_int_equal(sk_tower_site_ca_check(f->store, 7, 6, &cur, NULL), 0);
+        assert_int_equal(sk_tower_site_ca_check(f->store, 7, 7, &none, NULL), 0);
+        /* the very certificate the tower adopted host 5 with stays good; no other one */
+        assert_int_equal(sk_tower_site_leaf_keep(f->store, 5, "leaf-5", NULL), 0);
+        assert_int_equal(sk_tower_site_leaf_keep(f->store, 5, "leaf-5", NULL), 0);
+        assert_int_equal(sk_tower_site_ca_check(f->store, 7, 5, &old, NULL), 0);
+        assert_int_equal(sk_tower_site_ca_check(f->store, 7, 8, &old, NULL), -EACCES);
+        snprintf(old.leaf, sizeof(old.leaf), "leaf-other");
+        assert_int_equal(sk_tower_site_ca_check(f->store, 7, 5, &old, NULL), -EACCES);
+        /* the joins' entry point hands out the current generation */
+        _cleanup_free_ char *c = NULL, *k = NULL;
+        assert_int_equal(sk_tower_site_ca(f->store, f->ca, 7, &c, &k, NULL), 0);
+        assert_string_equal(c, g2.cert_pem);
+        /* generation 1 stays where it was, generation 2 has its own setting */
+        _cleanup_free_ char *t1 = NULL, *t2 = NULL;
+        assert_int_equal(f->store->ops->setting_get(f->store, "site-ca/7", &t1, NULL), 0);
+        assert_int_equal(f->store->ops->setting_get(f->store, "site-ca/7/2", &t2, NULL), 0);
+        assert_null(strstr(t2, "PRIVATE KEY"));
+        /* another site is untouched */
+        assert_int_equal(sk_tower_site_ca_current(f->store, 8, &gen, fp, NULL), 0);
+        assert_int_equal(gen, 0);
+        sk_tower_site_ca_info_wipe(&g1);
+        sk_tower_site_ca_info_wipe(&g2);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -206,6 +267,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_other_tower_cannot_unseal, setup, teardown),
             cmocka_unit_test_setup_teardown(test_damaged_setting, setup, teardown),
             cmocka_unit_test_setup_teardown(test_adopt_keeps_sequence, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_rekey_generations, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
