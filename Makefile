@@ -11,7 +11,7 @@ SANFLAGS :=
 endif
 
 CC ?= cc
-PKGS := libuv raft libmicrohttpd libcurl gnutls jansson yaml-0.1 libsodium sqlite3 libpq ldns
+PKGS := libuv raft libmicrohttpd libcurl gnutls jansson yaml-0.1 libsodium sqlite3 libpq
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
