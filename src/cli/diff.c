@@ -64,10 +64,10 @@ static op *script(const lines *a, const lines *b, size_t *nops)
         while (i < a->n || j < b->n) {
                 if (i < a->n && j < b->n && same(a, i, b, j))
                         ops[n++] = (op){' ', i++, j++};
-                else if (j < b->n && (i == a->n || t[i * w + j + 1] >= t[(i + 1) * w + j]))
-                        ops[n++] = (op){'+', i, j++};
+                else if (i < a->n && (j == b->n || t[(i + 1) * w + j] >= t[i * w + j + 1]))
+                        ops[n++] = (op){'-', i++, j}; /* removals first, as diff(1) */
                 else
-                        ops[n++] = (op){'-', i++, j};
+                        ops[n++] = (op){'+', i, j++};
         }
         free(t);
         *nops = n;

@@ -69,7 +69,7 @@ static int eval_path(jp *j, const json_t *root, json_t **res)
                 return -ENOMEM;
         if (*j->p == '$')
                 j->p++;
-        while (*j->p && *j->p != '}') {
+        while (*j->p && *j->p != '}' && *j->p != ' ') {
                 json_t *next = json_array();
                 if (!next) {
                         json_decref(cur);
