@@ -96,6 +96,13 @@ static int parse_output(const sk_cli_ctx *c, output *o)
         o->color = sk_cli_use_color(1);
         if (strncmp(t, "jsonpath=", 9) == 0) {
                 o->mode = OUT_JSONPATH, o->tmpl = t + 9;
+                /* the syntax is checked on no data, so a typo costs no request */
+                _cleanup_error_ sk_error *err = NULL;
+                _cleanup_free_ char *out = NULL;
+                _cleanup_json_ json_t *none = json_null();
+                int r = sk_cli_jsonpath(o->tmpl, none, &out, &err);
+                if (r < 0)
+                        return sk_cli_usage_error(c, "%s", sk_error_msg(err, r));
                 return SK_EXIT_OK;
         }
         for (size_t i = 0; i < SK_ARRAY_SIZE(names); i++)
