@@ -8,6 +8,7 @@
 #include "common/cleanup.h"
 #include "common/conffile.h"
 #include "dev/dev.h"
+#include "tower/backup.h"
 #include "tower/tower.h"
 
 /* A server role with `--config FILE` read in (flags on the command line win). */
@@ -30,6 +31,9 @@ int main(int argc, char **argv)
 {
         /* A peer closing its socket must not kill the process (raft, long-polls). */
         signal(SIGPIPE, SIG_IGN);
+        if (argc >= 3 && strcmp(argv[1], "tower") == 0 &&
+            (strcmp(argv[2], "backup") == 0 || strcmp(argv[2], "restore") == 0))
+                return sk_tower_backup_main(argc - 2, argv + 2);
         if (argc >= 2 && strcmp(argv[1], "tower") == 0)
                 return run_role(sk_tower_main, argc - 1, argv + 1);
         if (argc >= 2 && strcmp(argv[1], "agent") == 0)

@@ -194,3 +194,30 @@ def test_hosts_table_shows_role_and_state(env):
     assert cells[3] != "-" and "zone=a" in cells[4], out
     sel = env.cli("get", "hosts", "--site", "s1", "-l", "zone = b").stderr
     assert "no hosts found" in sel
+
+
+def test_tower_backup_of_a_running_tower_and_restore(cli, tmp_path):
+    cli.run("apply", "-f", cli.write("sites.yaml", SITES))
+    backup = str(tmp_path / "backup")
+    r = subprocess.run([SKERRY, "tower", "backup", "--data", cli.tower.data, "--to", backup],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    # written while it runs: the tower keeps answering and changing
+    cli.run("apply", "-f", "-", input="kind: site\nname: after-backup\n")
+    again = subprocess.run([SKERRY, "tower", "backup", "--data", cli.tower.data, "--to", backup],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1 and "new folder" in again.stderr
+    busy = subprocess.run([SKERRY, "tower", "restore", "--from", backup, "--data",
+                           cli.tower.data], capture_output=True, text=True, timeout=60)
+    assert busy.returncode == 1 and "not empty" in busy.stderr
+    cli.tower.stop()
+
+    restored = Tower(str(tmp_path / "restored-work"))
+    os.makedirs(os.path.dirname(restored.data), exist_ok=True)
+    r = subprocess.run([SKERRY, "tower", "restore", "--from", backup, "--data", restored.data],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    cli.tower = restored.start()
+    # the same admin token and CA, the sites as they were at the backup
+    names = cli.run("get", "sites", "-o", "name").stdout.split()
+    assert sorted(names) == ["site/north-1", "site/other-1", "site/west-1"], names
