@@ -98,6 +98,8 @@ install: $(BUILD)/skerry
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(SYSTEMDUNITDIR) \
 		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(SYSCONFDIR)/skerry
 	install -m 0755 $(BUILD)/skerry $(DESTDIR)$(BINDIR)/skerry
+	[ ! -x $(BUILD)/skerry-agent ] || \
+		install -m 0755 $(BUILD)/skerry-agent $(DESTDIR)$(BINDIR)/skerry-agent
 	install -m 0644 skerry.1 $(DESTDIR)$(MANDIR)/man1/skerry.1
 	$(BUILD)/skerry completion bash > $(DESTDIR)$(BASHCOMPDIR)/skerry
 	$(BUILD)/skerry completion zsh > $(DESTDIR)$(ZSHCOMPDIR)/_skerry
