@@ -13,8 +13,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char answer[] = "{\"items\": [{\"name\": \"a\", \"labels\": {\"k\": \"v\"}, \"n\": [1, "
-                             "2, {\"x\": null}]}, {\"name\": \"b\"}], \"kind\": \"site\"}";
+static const char answer[] =
+    "{\"items\": [{\"name\": \"a\", \"labels\": {\"k\": \"v\"}, \"n\": [1, "
+    "2, {\"x\": null}]}, {\"name\": \"b\"}], \"kind\": \"site\"}";
 
 static void conffile(const char *text)
 {
