@@ -80,6 +80,11 @@ def cli(tmp_path):
 
 def test_dry_run_stores_nothing_and_diff(cli):
     path = cli.write("all.yaml", SITES + "---\n" + APP)
+    events = len(cli.run("get", "events", "-o", "json").stdout)
+    r = cli.run("apply", "--dry-run", "-f", cli.write("sites.yaml", SITES))
+    assert r.stdout.count("created (dry run)") == 3, r.stdout
+    # nothing stored, not even an audit event
+    assert len(cli.run("get", "events", "-o", "json").stdout) == events
     r = cli.run("apply", "--dry-run", "-f", path, rc=1)
     # the deployment names an application that is not stored: the tower says so
     assert "site/north-1 created (dry run)" in r.stdout
@@ -95,6 +100,7 @@ def test_dry_run_stores_nothing_and_diff(cli):
     assert "+  region: north\n" in d.stdout
     assert "\033[" not in d.stdout  # not a terminal
     cli.run("apply", "-f", path)
+    assert len(cli.run("get", "events", "-o", "json").stdout) > events  # a real one is audited
     cli.run("diff", "-f", path, rc=0)
     r = cli.run("apply", "--dry-run", "-f", path)
     assert r.stdout.count("unchanged (dry run)") == 5, r.stdout
