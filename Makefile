@@ -12,7 +12,7 @@ SANFLAGS :=
 endif
 
 CC ?= cc
-PKGS := libuv raft libmicrohttpd gnutls jansson yaml-0.1 libsodium sqlite3 libpq ldns
+PKGS := libuv raft libmicrohttpd gnutls jansson yaml-0.1 libsodium sqlite3 libpq
 # What the agent links: every edge host holds their pages, so nothing of the tower's.
 AGENT_PKGS := libuv raft libmicrohttpd gnutls jansson yaml-0.1 libsodium
 
@@ -90,3 +90,37 @@ clean:
 	rm -rf build build-san build-fuzz
 
 -include $(LIB_OBJS:.o=.d) $(BUILD)/src/main.d $(BUILD)/src/agent_main.d
+
+# `make install` (PREFIX, DESTDIR, SYSCONFDIR, SYSTEMDUNITDIR): the binary, its man page,
+# shell completions, systemd units and (when absent) the config files. docs/install.md.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/vendor-completions
+
+.PHONY: install man
+install: $(BUILD)/skerry
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(SYSTEMDUNITDIR) \
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(SYSCONFDIR)/skerry
+	install -m 0755 $(BUILD)/skerry $(DESTDIR)$(BINDIR)/skerry
+	[ ! -x $(BUILD)/skerry-agent ] || \
+		install -m 0755 $(BUILD)/skerry-agent $(DESTDIR)$(BINDIR)/skerry-agent
+	install -m 0644 skerry.1 $(DESTDIR)$(MANDIR)/man1/skerry.1
+	$(BUILD)/skerry completion bash > $(DESTDIR)$(BASHCOMPDIR)/skerry
+	$(BUILD)/skerry completion zsh > $(DESTDIR)$(ZSHCOMPDIR)/_skerry
+	for u in skerry-tower skerry-agent; do \
+		sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+			packaging/systemd/$$u.service > $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service && \
+		chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service || exit 1; \
+	done
+	for c in tower agent; do \
+		[ -e $(DESTDIR)$(SYSCONFDIR)/skerry/$$c.conf ] || \
+			install -m 0644 packaging/etc/$$c.conf $(DESTDIR)$(SYSCONFDIR)/skerry/$$c.conf; \
+	done
+
+# skerry.1 is generated from the CLI's help text (test_cli_main checks it is current).
+man: $(BUILD)/skerry
+	$(BUILD)/skerry help --man > skerry.1

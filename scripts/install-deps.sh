@@ -5,7 +5,7 @@ set -eu
 
 PACKAGES="build-essential pkg-config clang libclang-rt-14-dev clang-format
 libuv1-dev libraft-dev libmicrohttpd-dev libgnutls28-dev
-libjansson-dev libyaml-dev libsodium-dev libsqlite3-dev libpq-dev libldns-dev libcmocka-dev
+libjansson-dev libyaml-dev libsodium-dev libsqlite3-dev libpq-dev libcmocka-dev
 python3-pytest python3-cryptography podman runc busybox-static uidmap iproute2 sqlite3 curl openssl postgresql"
 
 missing=""

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "agent/agent.h"
+#include "common/conffile.h"
 
 int main(int argc, char **argv)
 {
@@ -19,6 +20,6 @@ int main(int argc, char **argv)
         signal(SIGPIPE, SIG_IGN);
         /* As `skerry agent ARGS` (from skerry) or as `skerry-agent ARGS`. */
         if (argc >= 2 && strcmp(argv[1], "agent") == 0)
-                return sk_agent_main(argc - 1, argv + 1);
-        return sk_agent_main(argc, argv);
+                return sk_conffile_run(sk_agent_main, argc - 1, argv + 1);
+        return sk_conffile_run(sk_agent_main, argc, argv);
 }

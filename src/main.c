@@ -8,13 +8,16 @@
 
 #include "agent/agent.h"
 #include "cli/cli.h"
+#include "common/cleanup.h"
+#include "common/conffile.h"
 #include "dev/dev.h"
+#include "tower/backup.h"
 #include "tower/tower.h"
 
 /* `skerry agent` becomes skerry-agent from beside this executable when it is there: the
- * same agent linked without the tower's and the CLI's libraries (PostgreSQL, SQLite,
- * ldns...), whose pages every edge host would otherwise hold (docs/benchmarks.md). The
- * process, its id and its arguments stay those of `skerry agent`. */
+ * same agent linked without the tower's and the CLI's libraries (PostgreSQL, SQLite),
+ * whose pages every edge host would otherwise hold (docs/benchmarks.md). The process, its
+ * id and its arguments stay those of `skerry agent`. */
 static void exec_lean_agent(char **argv)
 {
         char self[PATH_MAX];
@@ -32,11 +35,14 @@ int main(int argc, char **argv)
 {
         /* A peer closing its socket must not kill the process (raft, long-polls). */
         signal(SIGPIPE, SIG_IGN);
+        if (argc >= 3 && strcmp(argv[1], "tower") == 0 &&
+            (strcmp(argv[2], "backup") == 0 || strcmp(argv[2], "restore") == 0))
+                return sk_tower_backup_main(argc - 2, argv + 2);
         if (argc >= 2 && strcmp(argv[1], "tower") == 0)
-                return sk_tower_main(argc - 1, argv + 1);
+                return sk_conffile_run(sk_tower_main, argc - 1, argv + 1);
         if (argc >= 2 && strcmp(argv[1], "agent") == 0) {
                 exec_lean_agent(argv);
-                return sk_agent_main(argc - 1, argv + 1);
+                return sk_conffile_run(sk_agent_main, argc - 1, argv + 1);
         }
         if (argc >= 2 && strcmp(argv[1], "dev") == 0)
                 return sk_dev_main(argc - 1, argv + 1);

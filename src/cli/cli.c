@@ -7,24 +7,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli/internal.h"
+#include "cli/suggest.h"
 #include "common/cleanup.h"
 #include "site/siteapi.h"
 
 #ifndef SKERRY_VERSION
 #define SKERRY_VERSION "0.1.0"
 #endif
-
-struct sk_cli_verb {
-        const char *name;
-        const char *sub; /* second word ("site token"), or NULL */
-        int (*fn)(sk_cli_ctx *c);
-        unsigned opts;
-        size_t min_args, max_args;
-        const char *usage;
-        const char *help;
-};
 
 static int cmd_version(sk_cli_ctx *c)
 {
@@ -37,34 +29,50 @@ static int cmd_help(sk_cli_ctx *c);
 #define MANY ((size_t)-1)
 
 static const sk_cli_verb verbs[] = {
-    {"apply", NULL, sk_cli_cmd_apply, SK_OPT_FILE, 0, 0, "apply -f FILE [-f FILE...]",
+    {"apply", NULL, sk_cli_cmd_apply, SK_OPT_FILE | SK_OPT_DRY_RUN, 0, 0,
+     "apply -f FILE [-f FILE...] [--dry-run]",
      "Creates or updates the resources in FILE (YAML or JSON, several documents; - reads\n"
-     "stdin). Every document is validated first; when any is invalid nothing is sent.\n"
-     "Documents are sent in dependency order: tenants, users, sites, vaults, secrets,\n"
-     "applications, deployments."},
-    {"get", NULL, sk_cli_cmd_get, SK_OPT_OUTPUT | SK_OPT_SITE | SK_OPT_VERSION | SK_OPT_SINCE, 1, 2,
-     "get KIND [NAME] [-o table|json|yaml] [--site S] [--version V] [--since 1h]",
-     "Lists resources of KIND (singular, plural or alias: app), or shows one. -o json\n"
-     "prints what the API answers. hosts and instances take --site; applications take\n"
-     "--version. `get events [--since 1h]` lists the audit trail of your tenant and the\n"
-     "tenants below it (admins; default: the last 24 hours)."},
+     "stdin). Every document is validated first; when any is invalid nothing is sent, and\n"
+     "every error is listed, not only the first. Documents are sent in dependency order:\n"
+     "tenants, users, sites, applications, deployments. --dry-run has the tower check each\n"
+     "document as it would on a real apply and stores nothing."},
+    {"diff", NULL, sk_cli_cmd_diff, SK_OPT_FILE, 0, 0, "diff -f FILE [-f FILE...]",
+     "Shows what `apply -f FILE` would change, as a unified diff of the normalized YAML of\n"
+     "each resource (what the tower stores, then what it would store). Exits 0 when\n"
+     "nothing would change, 1 when something would (as diff(1) does) or on an error."},
+    {"get", NULL, sk_cli_cmd_get,
+     SK_OPT_OUTPUT | SK_OPT_SITE | SK_OPT_VERSION | SK_OPT_SINCE | SK_OPT_SELECTOR | SK_OPT_WATCH,
+     1, 2,
+     "get KIND [NAME] [-o table|wide|json|yaml|name|jsonpath=TEMPLATE] [-l EXPR] [--watch]\n"
+     "        [--site S] [--version V] [--since 1h]",
+     "Lists resources of KIND (singular, plural or short name: app, deploy, inst), or\n"
+     "shows one. -o json prints what the API answers; -o wide adds columns; -o name prints\n"
+     "KIND/NAME lines; -o jsonpath='{.items[*].name}' prints fields of the answer.\n"
+     "-l EXPR keeps the resources whose labels the expression selects (the grammar of\n"
+     "`skerry match`). --watch prints the table, then every row that changes, until\n"
+     "interrupted (Ctrl-C). hosts and instances take --site; applications take --version.\n"
+     "`get events [--since 1h]` lists the audit trail of your tenant and the tenants below\n"
+     "it (admins; default: the last 24 hours)."},
     {"describe", NULL, sk_cli_cmd_describe, SK_OPT_SITE | SK_OPT_VERSION, 2, 2,
      "describe KIND NAME [--site S] [--version V]",
      "Shows every field of one resource; for a deployment also the status of its\n"
      "instances on each site."},
-    {"delete", NULL, sk_cli_cmd_delete, SK_OPT_VERSION | SK_OPT_SITE, 2, 2,
-     "delete KIND NAME [--version V] [--site S]",
+    {"delete", NULL, sk_cli_cmd_delete, SK_OPT_VERSION | SK_OPT_SITE | SK_OPT_FILE, 0, 2,
+     "delete KIND NAME [--version V] [--site S] | delete -f FILE",
      "Deletes a resource; for an application --version removes only that version.\n"
+     "-f FILE deletes the resources FILE describes (an application document: its version),\n"
+     "dependents first, and lists every failure.\n"
      "`delete host NAME --site S` removes a host from its site: the tower and the site's\n"
      "hosts refuse its certificate, and its instances are placed on the others at once\n"
      "(its containers are not stopped; see docs/site-cluster.md)."},
     {"match", NULL, sk_cli_cmd_match, 0, 1, MANY, "match 'EXPR'",
      "Prints the names of the sites whose labels the expression selects, e.g.\n"
      "  skerry match 'chain = acme and region in (north, west)'"},
-    {"rollout", "status", sk_cli_cmd_rollout_status, SK_OPT_WATCH, 1, 1,
-     "rollout status DEPLOYMENT [--watch]",
-     "Shows how many instances of a deployment run on each site; --watch repeats until\n"
-     "every desired instance runs."},
+    {"rollout", "status", sk_cli_cmd_rollout_status, SK_OPT_WATCH | SK_OPT_TIMEOUT | SK_OPT_OUTPUT,
+     1, 1, "rollout status DEPLOYMENT [--watch] [--timeout 5m] [-o json]",
+     "Shows how many instances of a deployment run on each site. Exits 0 when every\n"
+     "desired instance runs, 1 when not (yet). --watch repeats until done or until\n"
+     "--timeout (then exits 1)."},
     {"site", "token", sk_cli_cmd_site_token, SK_OPT_TTL, 0, 1, "site token SITE [--ttl 1h]",
      "Creates a one-time join token for one host of SITE and prints it alone on stdout\n"
      "(default lifetime 1h, at most 7 days). With --site-local ADDR --agent-data DIR and no\n"
@@ -88,11 +96,22 @@ static const sk_cli_verb verbs[] = {
      "Revokes a token by the id `token list` shows (your own; admins: any of the tenant)."},
     {"whoami", NULL, sk_cli_cmd_whoami, 0, 0, 0, "whoami",
      "Prints the tenant, user and role the token belongs to."},
+    {"completion", NULL, sk_cli_cmd_completion, 0, 1, 1, "completion bash|zsh",
+     "Prints a shell completion script for verbs, kinds, flags and resource names, e.g.\n"
+     "  source <(skerry completion bash)\n"
+     "  skerry completion zsh > \"${fpath[1]}/_skerry\""},
     {"version", NULL, cmd_version, 0, 0, 0, "version", "Prints skerry's version."},
-    {"help", NULL, cmd_help, 0, 0, 2, "help [VERB]", "Shows help for a verb."},
+    {"help", NULL, cmd_help, SK_OPT_MAN, 0, 2, "help [VERB] [--man]",
+     "Shows help for a verb; --man prints this help as the skerry(1) man page (roff)."},
 };
 
-static const char global_help[] =
+const sk_cli_verb *sk_cli_verbs(size_t *n)
+{
+        *n = SK_ARRAY_SIZE(verbs);
+        return verbs;
+}
+
+const char sk_cli_global_help[] =
     "Global flags (also SKERRY_ADDR, SKERRY_TOKEN, SKERRY_CA, then the config file that\n"
     "`skerry login` writes; flags win):\n"
     "  --addr URL      the tower, e.g. 127.0.0.1:7443 (https:// is implied)\n"
@@ -103,9 +122,12 @@ static const char global_help[] =
     "  --token TOKEN   bearer token\n"
     "  --ca FILE       the tower's CA certificate (its DATA/ca.pem)\n"
     "  --tenant NAME   act in a tenant below yours (admins of a provider)\n"
-    "Kinds: tenant, user, site, host, application (app), deployment, vault, secret,\n"
-    "instance, alert (singular or plural).\n"
+    "Kinds: tenant, user, site, host, application (app), deployment (deploy), instance\n"
+    "(inst), singular or plural. Vaults, secrets and alerts come later.\n"
+    "Colour only on a terminal; NO_COLOR=1 turns it off.\n"
     "Exit codes: 0 ok, 1 error, 2 usage error.\n";
+
+#define global_help sk_cli_global_help
 
 static void print_usage(FILE *f)
 {
@@ -138,6 +160,8 @@ static const sk_cli_verb *find_verb(const char *name, const char *sub, bool *nee
 
 static int cmd_help(sk_cli_ctx *c)
 {
+        if (c->man)
+                return sk_cli_write_man(stdout) < 0 ? SK_EXIT_ERROR : SK_EXIT_OK;
         if (c->nargs == 0) {
                 print_usage(stdout);
                 return SK_EXIT_OK;
@@ -277,15 +301,55 @@ int sk_cli_request(sk_cli_ctx *c, const char *method, const char *path, const js
         return SK_EXIT_OK;
 }
 
+/* What `get` takes besides sk_kind_lookup's words: kubectl-like short names. */
+static const struct {
+        const char *word;
+        sk_kind kind;
+} short_names[] = {
+    {"deploy", SK_KIND_DEPLOYMENT}, {"deploys", SK_KIND_DEPLOYMENT}, {"inst", SK_KIND_INSTANCE},
+    {"insts", SK_KIND_INSTANCE},    {"tn", SK_KIND_TENANT},
+};
+
+const char *const sk_cli_kind_words[] = {
+    "tenants",     "users",  "sites",     "hosts", "applications", "apps",
+    "deployments", "deploy", "instances", "inst",  "events",       NULL,
+};
+
+static bool served(sk_kind k)
+{
+        return k != SK_KIND_VAULT && k != SK_KIND_SECRET && k != SK_KIND_ALERT;
+}
+
 const sk_kind_info *sk_cli_kind_arg(const sk_cli_ctx *c, const char *word)
 {
         const sk_kind_info *k = sk_kind_lookup(word);
-        if (!k)
+        for (size_t i = 0; !k && i < SK_ARRAY_SIZE(short_names); i++)
+                if (strcasecmp(word, short_names[i].word) == 0)
+                        k = sk_kind_get(short_names[i].kind);
+        if (k && !served(k->kind)) {
+                sk_cli_usage_error(c, "the tower does not serve %s yet", k->plural);
+                return NULL;
+        }
+        if (k)
+                return k;
+        const char *cands[32];
+        size_t n = 0;
+        for (size_t i = 0; sk_cli_kind_words[i] && n < SK_ARRAY_SIZE(cands); i++)
+                cands[n++] = sk_cli_kind_words[i];
+        for (int i = 0; i < SK_KIND_COUNT && n + 2 <= SK_ARRAY_SIZE(cands); i++)
+                if (served((sk_kind)i)) {
+                        cands[n++] = sk_kind_get((sk_kind)i)->name;
+                        cands[n++] = sk_kind_get((sk_kind)i)->plural;
+                }
+        const char *near = sk_cli_suggest(word, cands, n);
+        if (near)
+                sk_cli_usage_error(c, "unknown kind '%s'; did you mean '%s'?", word, near);
+        else
                 sk_cli_usage_error(c,
                                    "unknown kind '%s' (one of tenant, user, site, host, "
-                                   "application, deployment, vault, secret, instance, alert)",
+                                   "application, deployment, instance)",
                                    word);
-        return k;
+        return NULL;
 }
 
 enum {
@@ -303,6 +367,9 @@ enum {
         LONG_ROLE,
         LONG_NAME,
         LONG_SINCE,
+        LONG_DRY_RUN,
+        LONG_TIMEOUT,
+        LONG_MAN,
 };
 
 static const struct option long_opts[] = {
@@ -322,6 +389,10 @@ static const struct option long_opts[] = {
     {"role", required_argument, NULL, LONG_ROLE},
     {"name", required_argument, NULL, LONG_NAME},
     {"since", required_argument, NULL, LONG_SINCE},
+    {"selector", required_argument, NULL, 'l'},
+    {"dry-run", no_argument, NULL, LONG_DRY_RUN},
+    {"timeout", required_argument, NULL, LONG_TIMEOUT},
+    {"man", no_argument, NULL, LONG_MAN},
     {"help", no_argument, NULL, 'h'},
     {0},
 };
@@ -347,9 +418,30 @@ static const char *opt_name(unsigned bit)
                 return "--name";
         case SK_OPT_SINCE:
                 return "--since";
+        case SK_OPT_SELECTOR:
+                return "-l";
+        case SK_OPT_DRY_RUN:
+                return "--dry-run";
+        case SK_OPT_TIMEOUT:
+                return "--timeout";
+        case SK_OPT_MAN:
+                return "--man";
         default:
                 return "-f";
         }
+}
+
+static int unknown_verb(const char *word)
+{
+        const char *cands[SK_ARRAY_SIZE(verbs) + 3] = {"tower", "agent", "dev"};
+        size_t n = 3;
+        for (size_t i = 0; i < SK_ARRAY_SIZE(verbs); i++)
+                cands[n++] = verbs[i].name;
+        const char *near = sk_cli_suggest(word, cands, n);
+        if (near)
+                return sk_cli_usage_error(NULL, "unknown verb '%s'; did you mean '%s'?", word,
+                                          near);
+        return sk_cli_usage_error(NULL, "unknown verb '%s'", word);
 }
 
 static int cleanup_ctx(sk_cli_ctx *c, int rc)
@@ -378,7 +470,7 @@ int sk_cli_main(int argc, char **argv)
         int ch;
         /* GNU getopt permutes, so flags may come before or after the verb and its
          * arguments; the positionals end up in argv[optind..]. */
-        while ((ch = getopt_long(argc, argv, ":o:f:h", long_opts, NULL)) != -1) {
+        while ((ch = getopt_long(argc, argv, ":o:f:l:h", long_opts, NULL)) != -1) {
                 switch (ch) {
                 case LONG_ADDR:
                         c.addr = optarg;
@@ -428,6 +520,18 @@ int sk_cli_main(int argc, char **argv)
                 case LONG_SINCE:
                         c.since = optarg, seen |= SK_OPT_SINCE;
                         break;
+                case 'l':
+                        c.selector = optarg, seen |= SK_OPT_SELECTOR;
+                        break;
+                case LONG_DRY_RUN:
+                        c.dry_run = true, seen |= SK_OPT_DRY_RUN;
+                        break;
+                case LONG_TIMEOUT:
+                        c.timeout = optarg, seen |= SK_OPT_TIMEOUT;
+                        break;
+                case LONG_MAN:
+                        c.man = true, seen |= SK_OPT_MAN;
+                        break;
                 case 'h':
                         help = true;
                         break;
@@ -454,6 +558,12 @@ int sk_cli_main(int argc, char **argv)
         }
         bool needs_sub;
         const sk_cli_verb *v = find_verb(pos[0], npos > 1 ? pos[1] : NULL, &needs_sub);
+        if (!v && needs_sub && help) {
+                for (size_t i = 0; i < SK_ARRAY_SIZE(verbs); i++)
+                        if (strcmp(verbs[i].name, pos[0]) == 0)
+                                print_verb_help(stdout, &verbs[i]);
+                return cleanup_ctx(&c, SK_EXIT_OK);
+        }
         if (!v && needs_sub) {
                 fprintf(stderr, "skerry: '%s' needs one of:", pos[0]);
                 for (size_t i = 0; i < SK_ARRAY_SIZE(verbs); i++)
@@ -466,7 +576,7 @@ int sk_cli_main(int argc, char **argv)
                 return cleanup_ctx(&c, SK_EXIT_USAGE);
         }
         if (!v)
-                return cleanup_ctx(&c, sk_cli_usage_error(NULL, "unknown verb '%s'", pos[0]));
+                return cleanup_ctx(&c, unknown_verb(pos[0]));
         c.verb = v;
         if (help) {
                 print_verb_help(stdout, v);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/cleanup.h"
 
@@ -23,13 +24,49 @@ static char *sanitize(const char *s)
         return out;
 }
 
-static size_t utf8_width(const char *s)
+/* Columns a code point takes on a terminal: 0 for combining marks and zero-width ones,
+ * 2 for East Asian wide and fullwidth forms and emoji, else 1 (no locale needed). */
+static size_t cp_width(unsigned cp)
+{
+        if ((cp >= 0x300 && cp <= 0x36f) || (cp >= 0x200b && cp <= 0x200f) ||
+            (cp >= 0xfe00 && cp <= 0xfe0f) || (cp >= 0x1ab0 && cp <= 0x1aff) ||
+            (cp >= 0x20d0 && cp <= 0x20ff))
+                return 0;
+        if ((cp >= 0x1100 && cp <= 0x115f) || (cp >= 0x2e80 && cp <= 0x303e) ||
+            (cp >= 0x3041 && cp <= 0x33ff) || (cp >= 0x3400 && cp <= 0x4dbf) ||
+            (cp >= 0x4e00 && cp <= 0x9fff) || (cp >= 0xa000 && cp <= 0xa4cf) ||
+            (cp >= 0xac00 && cp <= 0xd7a3) || (cp >= 0xf900 && cp <= 0xfaff) ||
+            (cp >= 0xfe30 && cp <= 0xfe4f) || (cp >= 0xff00 && cp <= 0xff60) ||
+            (cp >= 0xffe0 && cp <= 0xffe6) || (cp >= 0x1f300 && cp <= 0x1f64f) ||
+            (cp >= 0x1f900 && cp <= 0x1f9ff) || (cp >= 0x20000 && cp <= 0x3fffd))
+                return 2;
+        return 1;
+}
+
+size_t sk_cli_display_width(const char *s)
 {
         size_t n = 0;
-        for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-                if ((*p & 0xc0) != 0x80)
-                        n++;
+        const unsigned char *p = (const unsigned char *)s;
+        while (*p) {
+                unsigned cp = *p;
+                int more = cp >= 0xf0 ? 3 : cp >= 0xe0 ? 2 : cp >= 0xc0 ? 1 : 0;
+                cp &= more == 3 ? 0x07 : more == 2 ? 0x0f : more == 1 ? 0x1f : 0xff;
+                p++;
+                for (; more > 0 && (*p & 0xc0) == 0x80; more--)
+                        cp = (cp << 6) | (*p++ & 0x3f);
+                n += more ? 1 : cp_width(cp); /* a cut sequence counts one */
+        }
         return n;
+}
+
+bool sk_cli_use_color(int fd)
+{
+        const char *no = getenv("NO_COLOR"), *term = getenv("TERM");
+        if (no && *no)
+                return false;
+        if (term && strcmp(term, "dumb") == 0)
+                return false;
+        return isatty(fd);
 }
 
 sk_table *sk_table_new(size_t ncols, const char *const *headers)
@@ -75,13 +112,18 @@ int sk_table_add(sk_table *t, const char *const *cells)
 
 char *sk_table_render(const sk_table *t)
 {
+        return sk_table_render_color(t, false);
+}
+
+char *sk_table_render_color(const sk_table *t, bool color)
+{
         _cleanup_free_ size_t *width = calloc(t->ncols ? t->ncols : 1, sizeof(*width));
         if (!width)
                 return NULL;
         size_t rows = t->nrows + 1;
         for (size_t r = 0; r < rows; r++)
                 for (size_t c = 0; c < t->ncols; c++) {
-                        size_t w = utf8_width(t->cells[r * t->ncols + c]);
+                        size_t w = sk_cli_display_width(t->cells[r * t->ncols + c]);
                         if (w > width[c])
                                 width[c] = w;
                 }
@@ -91,12 +133,17 @@ char *sk_table_render(const sk_table *t)
         if (!f)
                 return NULL;
         for (size_t r = 0; r < rows; r++) {
+                if (color && r == 0)
+                        fputs("\033[1m", f);
                 for (size_t c = 0; c < t->ncols; c++) {
                         const char *cell = t->cells[r * t->ncols + c];
                         fputs(cell, f);
                         if (c + 1 < t->ncols)
-                                fprintf(f, "%*s", (int)(width[c] - utf8_width(cell) + 3), "");
+                                fprintf(f, "%*s", (int)(width[c] - sk_cli_display_width(cell) + 3),
+                                        "");
                 }
+                if (color && r == 0)
+                        fputs("\033[0m", f);
                 fputc('\n', f);
         }
         if (fclose(f) != 0) {
@@ -277,98 +324,140 @@ static char *running_desired(const json_t *item)
         return out;
 }
 
-#define MAX_COLS 6
+#define MAX_COLS 10
 
-/* Fills cells[] for one item; returns the number of columns. headers when item is NULL. */
-static size_t kind_row(sk_kind kind, const json_t *item, time_t now, const char **headers,
-                       char **cells)
+static char *age_of(const json_t *item, const char *key, time_t now)
 {
-        const json_t *name = field(item, "name", NULL);
+        const json_t *v = json_object_get(item, key);
+        return json_is_string(v) ? sk_cli_format_age(json_string_value(v), now) : strdup("-");
+}
+
+typedef struct row {
+        const char **headers;
+        char **cells;
+        const json_t *item;
+        size_t n;
+} row;
+
+/* One column: its header always, its cell when there is an item. */
+static void col(row *r, const char *header, char *(*make)(const json_t *, const char *, time_t),
+                const char *key, time_t now)
+{
+        r->headers[r->n] = header;
+        if (r->item)
+                r->cells[r->n] = make(r->item, key, now);
+        r->n++;
+}
+
+static char *cell_of(const json_t *item, const char *key, time_t now)
+{
+        return sk_cli_format_cell(json_object_get(item, key));
+}
+
+static char *name_of(const json_t *item, const char *key, time_t now)
+{
+        return sk_cli_format_cell(field(item, "name", key));
+}
+
+static char *running_of(const json_t *item, const char *key, time_t now)
+{
+        return running_desired(item);
+}
+
+static char *services_of(const json_t *item, const char *key, time_t now)
+{
+        return names_of(json_object_get(item, "services"));
+}
+
+static char *versions_of(const json_t *item, const char *key, time_t now)
+{
+        const json_t *vers = json_object_get(item, "versions");
+        return sk_cli_format_cell(vers ? vers : json_object_get(item, "version"));
+}
+
+static char *seen_of(const json_t *item, const char *key, time_t now)
+{
+        return age_of(item, json_object_get(item, "last-seen") ? "last-seen" : "updated", now);
+}
+
+/* Fills cells[] for one item; returns the number of columns. headers when item is NULL.
+ * wide adds the columns of `-o wide`. */
+static size_t kind_row(sk_kind kind, const json_t *item, time_t now, bool wide,
+                       const char **headers, char **cells)
+{
+        row r = {headers, cells, item, 0};
         switch (kind) {
         case SK_KIND_SITE:
-                headers[0] = "NAME", headers[1] = "LABELS";
-                if (item) {
-                        cells[0] = sk_cli_format_cell(name);
-                        cells[1] = sk_cli_format_cell(json_object_get(item, "labels"));
-                }
-                return 2;
-        case SK_KIND_APPLICATION: {
-                headers[0] = "NAME", headers[1] = "VERSION", headers[2] = "VERSIONS",
-                headers[3] = "SERVICES";
-                if (item) {
-                        const json_t *ver = json_object_get(item, "version");
-                        const json_t *vers = json_object_get(item, "versions");
-                        cells[0] = sk_cli_format_cell(name);
-                        cells[1] = sk_cli_format_cell(ver);
-                        cells[2] = sk_cli_format_cell(vers ? vers : ver);
-                        cells[3] = names_of(json_object_get(item, "services"));
-                }
-                return 4;
-        }
+                col(&r, "NAME", name_of, NULL, now);
+                col(&r, "LABELS", cell_of, "labels", now);
+                break;
+        case SK_KIND_APPLICATION:
+                col(&r, "NAME", name_of, NULL, now);
+                col(&r, "VERSION", cell_of, "version", now);
+                col(&r, "VERSIONS", versions_of, NULL, now);
+                col(&r, "SERVICES", services_of, NULL, now);
+                break;
         case SK_KIND_DEPLOYMENT:
-                headers[0] = "NAME", headers[1] = "APPLICATION", headers[2] = "VERSION",
-                headers[3] = "SITES", headers[4] = "RUNNING/DESIRED";
-                if (item) {
-                        cells[0] = sk_cli_format_cell(name);
-                        cells[1] = sk_cli_format_cell(json_object_get(item, "application"));
-                        cells[2] = sk_cli_format_cell(json_object_get(item, "version"));
-                        cells[3] = sk_cli_format_cell(json_object_get(item, "sites"));
-                        cells[4] = running_desired(item);
-                }
-                return 5;
+                col(&r, "NAME", name_of, NULL, now);
+                col(&r, "APPLICATION", cell_of, "application", now);
+                col(&r, "VERSION", cell_of, "version", now);
+                col(&r, "SITES", cell_of, "sites", now);
+                col(&r, "RUNNING/DESIRED", running_of, NULL, now);
+                break;
         case SK_KIND_HOST:
-                /* role and liveness as the site's leader last reported them */
-                headers[0] = "NAME", headers[1] = "SITE", headers[2] = "ROLE", headers[3] = "STATE",
-                headers[4] = "LAST-SEEN";
-                if (item) {
-                        const json_t *seen = field(item, "last-seen", "updated");
-                        cells[0] = sk_cli_format_cell(field(item, "name", "host"));
-                        cells[1] = sk_cli_format_cell(json_object_get(item, "site"));
-                        cells[2] = sk_cli_format_cell(json_object_get(item, "role"));
-                        cells[3] = sk_cli_format_cell(json_object_get(item, "state"));
-                        cells[4] = json_is_string(seen)
-                                       ? sk_cli_format_age(json_string_value(seen), now)
-                                       : strdup("-");
+                col(&r, "NAME", name_of, "host", now);
+                col(&r, "SITE", cell_of, "site", now);
+                col(&r, "ROLE", cell_of, "role", now);
+                col(&r, "STATE", cell_of, "state", now);
+                col(&r, "LABELS", cell_of, "labels", now);
+                col(&r, "LAST-SEEN", seen_of, NULL, now);
+                if (wide) {
+                        col(&r, "ADDRESS", cell_of, "address", now);
+                        col(&r, "JOINED", age_of, "joined", now);
                 }
-                return 5;
+                return r.n;
         case SK_KIND_INSTANCE:
-                headers[0] = "INSTANCE", headers[1] = "SITE", headers[2] = "HOST",
-                headers[3] = "STATE", headers[4] = "REASON";
-                if (item) {
-                        cells[0] = sk_cli_format_cell(json_object_get(item, "instance"));
-                        cells[1] = sk_cli_format_cell(json_object_get(item, "site"));
-                        cells[2] = sk_cli_format_cell(json_object_get(item, "host"));
-                        cells[3] = sk_cli_format_cell(json_object_get(item, "state"));
-                        cells[4] = sk_cli_format_cell(json_object_get(item, "reason"));
+                col(&r, "INSTANCE", cell_of, "instance", now);
+                col(&r, "SITE", cell_of, "site", now);
+                col(&r, "HOST", cell_of, "host", now);
+                col(&r, "STATE", cell_of, "state", now);
+                col(&r, "REASON", cell_of, "reason", now);
+                if (wide) {
+                        col(&r, "DEPLOYMENT", cell_of, "deployment", now);
+                        col(&r, "VERSION", cell_of, "version", now);
                 }
-                return 5;
+                return r.n;
         case SK_KIND_TENANT:
-                headers[0] = "NAME", headers[1] = "TYPE";
-                if (item) {
-                        cells[0] = sk_cli_format_cell(name);
-                        cells[1] = sk_cli_format_cell(json_object_get(item, "type"));
-                }
-                return 2;
+                col(&r, "NAME", name_of, NULL, now);
+                col(&r, "TYPE", cell_of, "type", now);
+                if (wide)
+                        col(&r, "PARENT", cell_of, "parent", now);
+                break;
         case SK_KIND_USER:
-                headers[0] = "NAME", headers[1] = "ROLE";
-                if (item) {
-                        cells[0] = sk_cli_format_cell(name);
-                        cells[1] = sk_cli_format_cell(json_object_get(item, "role"));
-                }
-                return 2;
+                col(&r, "NAME", name_of, NULL, now);
+                col(&r, "ROLE", cell_of, "role", now);
+                break;
         default:
-                headers[0] = "NAME";
-                if (item)
-                        cells[0] = sk_cli_format_cell(name);
-                return 1;
+                col(&r, "NAME", name_of, NULL, now);
+                break;
         }
+        if (wide) {
+                col(&r, "TENANT", cell_of, "tenant", now);
+                col(&r, "AGE", age_of, "created", now);
+        }
+        return r.n;
 }
 
 char *sk_cli_format_table(sk_kind kind, const json_t *items, time_t now)
 {
+        return sk_cli_format_table_opts(kind, items, now, false, false);
+}
+
+char *sk_cli_format_table_opts(sk_kind kind, const json_t *items, time_t now, bool wide, bool color)
+{
         const char *headers[MAX_COLS] = {0};
         char *cells[MAX_COLS] = {0};
-        size_t n = kind_row(kind, NULL, now, headers, cells);
+        size_t n = kind_row(kind, NULL, now, wide, headers, cells);
         _cleanup_table_ sk_table *t = sk_table_new(n, headers);
         if (!t)
                 return NULL;
@@ -376,7 +465,7 @@ char *sk_cli_format_table(sk_kind kind, const json_t *items, time_t now)
         json_t *item;
         json_array_foreach(items, i, item)
         {
-                kind_row(kind, item, now, headers, cells);
+                kind_row(kind, item, now, wide, headers, cells);
                 int r = 0;
                 for (size_t c = 0; c < n; c++)
                         if (!cells[c])
@@ -390,7 +479,7 @@ char *sk_cli_format_table(sk_kind kind, const json_t *items, time_t now)
                 if (r < 0)
                         return NULL;
         }
-        return sk_table_render(t);
+        return sk_table_render_color(t, color);
 }
 
 static bool is_scalar(const json_t *v)

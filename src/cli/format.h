@@ -19,13 +19,25 @@ typedef struct sk_table sk_table;
 sk_table *sk_table_new(size_t ncols, const char *const *headers);
 /* Appends a row of ncols cells (copied; NULL shows as "-"). Returns 0 or -ENOMEM. */
 int sk_table_add(sk_table *t, const char *const *cells);
-/* Columns padded to their widest cell (in UTF-8 characters), three spaces apart, no
- * trailing blanks; one line per row, header first. */
+/* Columns padded to their widest cell (in terminal columns: sk_cli_display_width), three
+ * spaces apart, no trailing blanks; one line per row, header first. */
 char *sk_table_render(const sk_table *t);
+/* Same, with the header in bold when color is set. */
+char *sk_table_render_color(const sk_table *t, bool color);
+
+/* Terminal columns of a UTF-8 string: wide (CJK, emoji) characters count 2, combining
+ * marks 0. */
+size_t sk_cli_display_width(const char *s);
+
+/* Colour only on a terminal, and never when NO_COLOR is set (no-color.org) or TERM=dumb. */
+bool sk_cli_use_color(int fd);
 void sk_table_free(sk_table *t);
 
 /* The `get` table for a JSON array of resources of one kind. */
 char *sk_cli_format_table(sk_kind kind, const json_t *items, time_t now);
+/* Same; wide adds the columns of `-o wide`, color a bold header. */
+char *sk_cli_format_table_opts(sk_kind kind, const json_t *items, time_t now, bool wide,
+                               bool color);
 
 /* The `describe` view of one resource; for deployments also the per-site instance status. */
 char *sk_cli_format_describe(sk_kind kind, const json_t *item, time_t now);

@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "cli/api.h"
 #include "cli/config.h"
@@ -26,6 +27,10 @@ enum {
         SK_OPT_ROLE = 1 << 7,
         SK_OPT_NAME = 1 << 8,
         SK_OPT_SINCE = 1 << 9,
+        SK_OPT_SELECTOR = 1 << 10,
+        SK_OPT_DRY_RUN = 1 << 11,
+        SK_OPT_TIMEOUT = 1 << 12,
+        SK_OPT_MAN = 1 << 13,
 };
 
 typedef struct sk_cli_verb sk_cli_verb;
@@ -38,7 +43,8 @@ typedef struct sk_cli_ctx {
         /* --site-local ADDR --agent-data DIR: ask an agent's site-local API, not the tower */
         const char *site_local, *agent_data;
         struct sk_site_client *site_client;
-        bool print, watch;
+        const char *selector, *timeout; /* get -l EXPR; rollout status --timeout */
+        bool print, watch, dry_run, man;
         const char **files;
         size_t nfiles;
         /* positional arguments after the verb's words */
@@ -71,7 +77,27 @@ const sk_kind_info *sk_cli_kind_arg(const sk_cli_ctx *c, const char *word);
  * a terminal. confirm asks twice on a terminal. Caller wipes and frees. */
 int sk_cli_read_password(const char *prompt, bool confirm, char **out, sk_error **err);
 
+/* The verbs' table, for help, completion and the man page (cli.c). */
+struct sk_cli_verb {
+        const char *name;
+        const char *sub; /* second word ("site token"), or NULL */
+        int (*fn)(sk_cli_ctx *c);
+        unsigned opts;
+        size_t min_args, max_args;
+        const char *usage;
+        const char *help;
+};
+const sk_cli_verb *sk_cli_verbs(size_t *n);
+extern const char sk_cli_global_help[];
+/* The kinds the tower serves, as `get` takes them, and their short names. */
+extern const char *const sk_cli_kind_words[];
+
 int sk_cli_cmd_apply(sk_cli_ctx *c);
+int sk_cli_cmd_diff(sk_cli_ctx *c);
+int sk_cli_cmd_delete_files(sk_cli_ctx *c);
+int sk_cli_cmd_completion(sk_cli_ctx *c);
+/* The man page (roff) from the same help text; `skerry help --man`. */
+int sk_cli_write_man(FILE *f);
 int sk_cli_cmd_get(sk_cli_ctx *c);
 int sk_cli_cmd_describe(sk_cli_ctx *c);
 int sk_cli_cmd_delete(sk_cli_ctx *c);

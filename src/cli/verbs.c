@@ -1,4 +1,5 @@
 /* The reading verbs (get, describe, match, rollout status, whoami) and delete. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,9 +8,12 @@
 
 #include "cli/format.h"
 #include "cli/internal.h"
+#include "cli/jsonpath.h"
 #include "common/cleanup.h"
 #include "common/yaml.h"
 #include "model/labelexpr.h"
+
+static void print_expr_error(const char *expr, const char *msg, int column);
 
 static bool listed_only(const sk_kind_info *k)
 {
@@ -69,14 +73,6 @@ static int fetch(sk_cli_ctx *c, const sk_kind_info *k, const char *name, json_t 
         return SK_EXIT_ERROR;
 }
 
-static int print_json(const json_t *v)
-{
-        if (json_dumpf(v, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15)) < 0)
-                return sk_cli_fail(NULL, -EIO);
-        fputc('\n', stdout);
-        return SK_EXIT_OK;
-}
-
 static int print_text(char *text)
 {
         if (!text)
@@ -86,12 +82,223 @@ static int print_text(char *text)
         return SK_EXIT_OK;
 }
 
+/* `-o` of get: table, wide, json, yaml, name or jsonpath=TEMPLATE. */
+typedef struct output {
+        enum { OUT_TABLE, OUT_WIDE, OUT_JSON, OUT_YAML, OUT_NAME, OUT_JSONPATH } mode;
+        const char *tmpl;
+        bool color;
+} output;
+
+static int parse_output(const sk_cli_ctx *c, output *o)
+{
+        static const char *const names[] = {"table", "wide", "json", "yaml", "name"};
+        const char *t = c->output ? c->output : "table";
+        o->color = sk_cli_use_color(1);
+        if (strncmp(t, "jsonpath=", 9) == 0) {
+                o->mode = OUT_JSONPATH, o->tmpl = t + 9;
+                /* the syntax is checked on no data, so a typo costs no request */
+                _cleanup_error_ sk_error *err = NULL;
+                _cleanup_free_ char *out = NULL;
+                _cleanup_json_ json_t *none = json_null();
+                int r = sk_cli_jsonpath(o->tmpl, none, &out, &err);
+                if (r < 0)
+                        return sk_cli_usage_error(c, "%s", sk_error_msg(err, r));
+                return SK_EXIT_OK;
+        }
+        for (size_t i = 0; i < SK_ARRAY_SIZE(names); i++)
+                if (strcmp(t, names[i]) == 0) {
+                        o->mode = (typeof(o->mode))i;
+                        return SK_EXIT_OK;
+                }
+        return sk_cli_usage_error(c,
+                                  "-o must be table, wide, json, yaml, name or "
+                                  "jsonpath=TEMPLATE, not '%s'",
+                                  t);
+}
+
+/* -l: parsed here first, so a typo costs no request and shows a caret. */
+static int parse_selector(const sk_cli_ctx *c, sk_expr **e)
+{
+        if (!c->selector)
+                return SK_EXIT_OK;
+        _cleanup_error_ sk_error *err = NULL;
+        int r = sk_expr_parse(c->selector, e, &err);
+        if (r < 0) {
+                print_expr_error(c->selector, sk_error_msg(err, r), err ? err->column : 0);
+                return SK_EXIT_ERROR;
+        }
+        return SK_EXIT_OK;
+}
+
+/* Keeps the items whose labels e selects (where the API has no selector of its own). */
+static void filter_items(json_t *v, const sk_expr *e)
+{
+        json_t *items = json_object_get(v, "items");
+        _cleanup_json_ json_t *kept = json_array();
+        size_t i;
+        json_t *item;
+        json_array_foreach(items, i, item)
+        {
+                const json_t *labels = json_object_get(item, "labels");
+                if (sk_expr_match(e, json_is_object(labels) ? labels : NULL))
+                        json_array_append(kept, item);
+        }
+        json_object_set(v, "items", kept);
+}
+
+static int fetch_selected(sk_cli_ctx *c, const sk_kind_info *k, const char *name, const sk_expr *e,
+                          json_t **out)
+{
+        /* sites are selected by the tower (?match=), so application tenants see theirs */
+        if (e && !name && k->kind == SK_KIND_SITE) {
+                const char *q[] = {"match", c->selector, "tenant", c->tenant, NULL};
+                _cleanup_free_ char *path = sk_cli_resource_path("sites", NULL, NULL, q);
+                if (!path)
+                        return sk_cli_fail(NULL, -ENOMEM);
+                return sk_cli_request(c, "GET", path, NULL, out, NULL);
+        }
+        int rc = fetch(c, k, name, out);
+        if (rc == SK_EXIT_OK && e && !name)
+                filter_items(*out, e);
+        return rc;
+}
+
+/* The answer as -o asks; a malloc'd text (NULL: out of memory or a printed error). */
+static char *render(const sk_cli_ctx *c, const sk_kind_info *k, const output *o, json_t *v,
+                    bool one, int *rc)
+{
+        *rc = SK_EXIT_OK;
+        if (o->mode == OUT_JSON) {
+                char *t = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+                char *out = NULL;
+                if (t && asprintf(&out, "%s\n", t) < 0)
+                        out = NULL;
+                free(t);
+                return out;
+        }
+        if (o->mode == OUT_YAML)
+                return sk_yaml_dump(v);
+        if (o->mode == OUT_JSONPATH) {
+                _cleanup_error_ sk_error *err = NULL;
+                char *text = NULL, *out = NULL;
+                int r = sk_cli_jsonpath(o->tmpl, v, &text, &err);
+                if (r < 0) {
+                        *rc = sk_cli_usage_error(c, "%s", sk_error_msg(err, r));
+                        return NULL;
+                }
+                if (asprintf(&out, "%s\n", text) < 0)
+                        out = NULL;
+                free(text);
+                return out;
+        }
+        _cleanup_json_ json_t *items =
+            one ? json_pack("[O]", v) : json_incref(json_object_get(v, "items"));
+        if (!json_is_array(items)) {
+                fprintf(stderr, "skerry: the tower's answer has no \"items\" list\n");
+                *rc = SK_EXIT_ERROR;
+                return NULL;
+        }
+        if (o->mode == OUT_NAME) {
+                char *buf = NULL;
+                size_t len = 0;
+                FILE *f = open_memstream(&buf, &len);
+                size_t i;
+                json_t *item;
+                json_array_foreach(f ? items : NULL, i, item)
+                {
+                        const char *n = item_name(k, item);
+                        fprintf(f, "%s/%s\n", k->name, n ? n : "-");
+                }
+                if (f && fclose(f) != 0) {
+                        free(buf);
+                        buf = NULL;
+                }
+                return buf;
+        }
+        return sk_cli_format_table_opts(k->kind, items, time(NULL), o->mode == OUT_WIDE, o->color);
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+        interrupted = 1;
+}
+
+/* Rows of a rendered table keyed by the item's name: what --watch compares. */
+static void watch_rows(const char *table, json_t *items, const sk_kind_info *k, json_t *rows)
+{
+        const char *line = strchr(table, '\n');
+        size_t i = 0;
+        while (line && line[1]) {
+                const char *next = strchr(line + 1, '\n');
+                const char *n = item_name(k, json_array_get(items, i++));
+                if (n && next)
+                        json_object_set_new(rows, n, json_stringn(line + 1, (size_t)(next - line)));
+                line = next;
+        }
+}
+
+/* --watch: the first answer in full, then (tables) each new or changed row, or (other
+ * outputs) the whole answer when it changes; until SIGINT. */
+static int watch(sk_cli_ctx *c, const sk_kind_info *k, const char *name, const sk_expr *e,
+                 const output *o)
+{
+        struct sigaction sa = {.sa_handler = on_interrupt};
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        _cleanup_json_ json_t *seen = json_object();
+        _cleanup_free_ char *last = NULL;
+        bool first = true;
+        bool table = o->mode == OUT_TABLE || o->mode == OUT_WIDE;
+        while (!interrupted) {
+                _cleanup_json_ json_t *v = NULL;
+                int rc = fetch_selected(c, k, name, e, &v);
+                if (rc != SK_EXIT_OK)
+                        return rc;
+                char *text = render(c, k, o, v, name != NULL, &rc);
+                if (!text)
+                        return rc != SK_EXIT_OK ? rc : sk_cli_fail(NULL, -ENOMEM);
+                if (!table) {
+                        if (!last || strcmp(last, text) != 0)
+                                fputs(text, stdout);
+                        free(last);
+                        last = text;
+                } else {
+                        _cleanup_json_ json_t *rows = json_object();
+                        _cleanup_json_ json_t *items =
+                            name ? json_pack("[O]", v) : json_incref(json_object_get(v, "items"));
+                        watch_rows(text, items, k, rows);
+                        if (first) {
+                                fputs(text, stdout);
+                        } else {
+                                const char *key;
+                                json_t *row;
+                                json_object_foreach(rows, key, row)
+                                {
+                                        if (!json_equal(row, json_object_get(seen, key)))
+                                                fputs(json_string_value(row), stdout);
+                                }
+                        }
+                        json_object_update(seen, rows);
+                        free(text);
+                }
+                first = false;
+                fflush(stdout);
+                for (int i = 0; i < 10 && !interrupted; i++)
+                        usleep(100 * 1000);
+        }
+        return SK_EXIT_OK;
+}
+
 int sk_cli_cmd_get(sk_cli_ctx *c)
 {
         /* the audit trail is no resource kind */
         if (strcmp(c->args[0], "events") == 0 || strcmp(c->args[0], "event") == 0) {
                 if (c->nargs > 1)
                         return sk_cli_usage_error(c, "get events takes no NAME");
+                if (c->selector || c->watch)
+                        return sk_cli_usage_error(c, "get events takes no -l or --watch");
                 return sk_cli_cmd_get_events(c);
         }
         if (c->since)
@@ -99,38 +306,36 @@ int sk_cli_cmd_get(sk_cli_ctx *c)
         const sk_kind_info *k = sk_cli_kind_arg(c, c->args[0]);
         if (!k)
                 return SK_EXIT_USAGE;
-        const char *o = c->output ? c->output : "table";
-        if (strcmp(o, "table") && strcmp(o, "json") && strcmp(o, "yaml"))
-                return sk_cli_usage_error(c, "-o must be table, json or yaml, not '%s'", o);
-        int rc = check_flags(c, k);
-        if (rc != SK_EXIT_OK)
-                return rc;
-        rc = sk_cli_connect(c, true);
-        if (rc != SK_EXIT_OK)
-                return rc;
+        output o = {0};
+        int rc = parse_output(c, &o);
+        if (rc == SK_EXIT_OK)
+                rc = check_flags(c, k);
         const char *name = c->nargs > 1 ? c->args[1] : NULL;
-        _cleanup_json_ json_t *v = NULL;
-        rc = fetch(c, k, name, &v);
+        if (rc == SK_EXIT_OK && name && c->selector)
+                rc = sk_cli_usage_error(c, "-l selects among many: give NAME or -l, not both");
+        _cleanup_expr_ sk_expr *e = NULL;
+        if (rc == SK_EXIT_OK)
+                rc = parse_selector(c, &e);
+        if (rc == SK_EXIT_OK)
+                rc = sk_cli_connect(c, true);
         if (rc != SK_EXIT_OK)
                 return rc;
-        if (strcmp(o, "json") == 0)
-                return print_json(v);
-        if (strcmp(o, "yaml") == 0)
-                return print_text(sk_yaml_dump(v));
-        _cleanup_json_ json_t *items = NULL;
-        if (name)
-                items = json_pack("[O]", v);
-        else
-                items = json_incref(json_object_get(v, "items"));
-        if (!json_is_array(items)) {
-                fprintf(stderr, "skerry: the tower's answer has no \"items\" list\n");
-                return SK_EXIT_ERROR;
-        }
-        if (json_array_size(items) == 0) {
+        if (c->watch)
+                return watch(c, k, name, e, &o);
+        _cleanup_json_ json_t *v = NULL;
+        rc = fetch_selected(c, k, name, e, &v);
+        if (rc != SK_EXIT_OK)
+                return rc;
+        bool table = o.mode == OUT_TABLE || o.mode == OUT_WIDE;
+        if (table && !name && json_array_size(json_object_get(v, "items")) == 0 &&
+            json_is_array(json_object_get(v, "items"))) {
                 fprintf(stderr, "no %s found\n", k->plural);
                 return SK_EXIT_OK;
         }
-        return print_text(sk_cli_format_table(k->kind, items, time(NULL)));
+        char *text = render(c, k, &o, v, name != NULL, &rc);
+        if (!text)
+                return rc != SK_EXIT_OK ? rc : sk_cli_fail(NULL, -ENOMEM);
+        return print_text(text);
 }
 
 int sk_cli_cmd_describe(sk_cli_ctx *c)
@@ -152,6 +357,13 @@ int sk_cli_cmd_describe(sk_cli_ctx *c)
 
 int sk_cli_cmd_delete(sk_cli_ctx *c)
 {
+        if (c->nfiles) {
+                if (c->nargs)
+                        return sk_cli_usage_error(c, "give KIND NAME or -f FILE, not both");
+                return sk_cli_cmd_delete_files(c);
+        }
+        if (c->nargs < 2)
+                return sk_cli_usage_error(c, "missing argument");
         const sk_kind_info *k = sk_cli_kind_arg(c, c->args[0]);
         if (!k)
                 return SK_EXIT_USAGE;
@@ -275,6 +487,15 @@ int sk_cli_cmd_whoami(sk_cli_ctx *c)
 
 int sk_cli_cmd_rollout_status(sk_cli_ctx *c)
 {
+        int64_t timeout_ms = 0;
+        if (c->timeout && (sk_duration_ms(c->timeout, &timeout_ms) < 0 || timeout_ms <= 0))
+                return sk_cli_usage_error(c, "--timeout: '%s' is not a duration like 30s or 5m",
+                                          c->timeout);
+        if (c->timeout && !c->watch)
+                return sk_cli_usage_error(c, "--timeout is for --watch");
+        if (c->output && strcmp(c->output, "json") != 0 && strcmp(c->output, "table") != 0)
+                return sk_cli_usage_error(c, "-o must be table or json, not '%s'", c->output);
+        bool json = c->output && strcmp(c->output, "json") == 0;
         int rc = sk_cli_connect(c, true);
         if (rc != SK_EXIT_OK)
                 return rc;
@@ -283,6 +504,8 @@ int sk_cli_cmd_rollout_status(sk_cli_ctx *c)
         _cleanup_free_ char *last = NULL;
         if (!path)
                 return sk_cli_fail(NULL, -ENOMEM);
+        struct timespec start;
+        clock_gettime(CLOCK_MONOTONIC, &start);
         for (;;) {
                 _cleanup_json_ json_t *v = NULL;
                 rc = sk_cli_request(c, "GET", path, NULL, &v, NULL);
@@ -292,6 +515,13 @@ int sk_cli_cmd_rollout_status(sk_cli_ctx *c)
                 char *text = sk_cli_format_rollout(v, &done);
                 if (!text)
                         return sk_cli_fail(NULL, -ENOMEM);
+                if (json) {
+                        _cleanup_free_ char *j =
+                            json_dumps(v, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
+                        free(text);
+                        if (!j || asprintf(&text, "%s\n", j) < 0)
+                                return sk_cli_fail(NULL, -ENOMEM);
+                }
                 /* --watch prints only when something changed. */
                 if (!last || strcmp(last, text) != 0) {
                         fputs(text, stdout);
@@ -299,8 +529,17 @@ int sk_cli_cmd_rollout_status(sk_cli_ctx *c)
                 }
                 free(last);
                 last = text;
-                if (!c->watch || done)
+                if (done)
                         return SK_EXIT_OK;
-                sleep(2);
+                struct timespec now;
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                int64_t spent =
+                    (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+                if (!c->watch || (timeout_ms && spent >= timeout_ms)) {
+                        fprintf(stderr, "skerry: rollout of %s is not done%s\n", c->args[0],
+                                c->watch ? " (timed out)" : "");
+                        return SK_EXIT_ERROR;
+                }
+                usleep(1000 * 1000);
         }
 }

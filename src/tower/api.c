@@ -623,7 +623,9 @@ void sk_tower_api_handle(sk_tower_api *api, const sk_tower_request *req, sk_towe
         }
         if (r < 0)
                 sk_tower_error_response(resp, r, e);
-        if (write && rt->auth != SK_AUTH_HOST && !resp->job)
+        /* a dry run that passed stored nothing, so it leaves no trace; a refused one does */
+        bool dry_ok = sk_tower_query(&c, "dry-run") && resp->status < 300;
+        if (write && rt->auth != SK_AUTH_HOST && !resp->job && !dry_ok)
                 audit(&c, rt, resp->status);
         free(c.tenant);
         free(c.user);

@@ -349,6 +349,17 @@ int sk_tower_h_list(sk_tower_ctx *c, sk_error **err)
         } else {
                 json_array_extend(out, items);
         }
+        /* `skerry get deployments` shows running/desired without one GET per row */
+        size_t i;
+        json_t *it;
+        json_array_foreach(strcmp(kind, "deployment") == 0 ? out : NULL, i, it)
+        {
+                json_t *status = NULL;
+                r = sk_tower_deployment_status(c->api, c->scope, it, &status, err);
+                if (r < 0)
+                        return r;
+                json_object_set_new(it, "status", status);
+        }
         sk_tower_reply(c, 200, json_pack("{s:O}", "items", out));
         return 0;
 }
@@ -518,6 +529,29 @@ static int check_app_version(sk_tower_ctx *c, const json_t *norm, sk_error **err
         return 0;
 }
 
+/* `?dry-run=1`: every check ran; say what the write would do and store nothing. */
+static int dry_run_reply(sk_tower_ctx *c, const char *tenant, const char *kind, const char *version,
+                         const json_t *norm, sk_error **err)
+{
+        const char *result = "created";
+        _cleanup_rows_ rows rs = {0};
+        if (get_rows(c->api, tenant, kind, c->name, version, &rs, NULL) == 0) {
+                _cleanup_json_ json_t *old = json_deep_copy(json_array_get(rs.items, 0));
+                if (!old)
+                        return sk_error_set(err, ENOMEM, "out of memory");
+                json_object_del(old, "tenant");
+                json_object_del(old, "created");
+                json_object_del(old, "updated");
+                _cleanup_json_ json_t *cmp = json_deep_copy(norm);
+                if (cmp && strcmp(kind, "user") != 0)
+                        json_object_del(cmp, "tenant");
+                result = cmp && json_equal(old, cmp) ? "unchanged" : "updated";
+        }
+        sk_tower_reply(c, 200,
+                       json_pack("{s:s, s:b, s:O}", "result", result, "dry-run", 1, "item", norm));
+        return 0;
+}
+
 int sk_tower_h_put(sk_tower_ctx *c, sk_error **err)
 {
         const char *kind = singular(c->kind);
@@ -551,6 +585,8 @@ int sk_tower_h_put(sk_tower_ctx *c, sk_error **err)
                 r = check_tenant(c, norm, err);
         if (r < 0)
                 return r;
+        if (sk_tower_query(c, "dry-run"))
+                return dry_run_reply(c, tenant, kind, version, norm, err);
         _cleanup_free_ char *text = json_dumps(norm, DUMP_FLAGS);
         if (!text)
                 return sk_error_set(err, ENOMEM, "out of memory");

@@ -71,8 +71,10 @@ static void format_answer(sk_kind kind, const json_t *v)
         free(cell);
         /* `get` shows the list's items, or the one item asked for */
         const json_t *items = json_object_get(v, "items");
-        if (json_is_array(items) && json_array_size(items) > 0)
+        if (json_is_array(items) && json_array_size(items) > 0) {
                 shown(sk_cli_format_table(kind, items, NOW), false);
+                shown(sk_cli_format_table_opts(kind, items, NOW, true, false), false);
+        }
         if (json_is_array(v) && json_array_size(v) > 0)
                 shown(sk_cli_format_table(kind, v, NOW), false);
         if (json_is_object(v)) {

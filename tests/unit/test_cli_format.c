@@ -1,11 +1,13 @@
 /* CLI output: aligned tables, per-kind columns, describe, ages, the caret under a bad
  * expression, and rollout status. */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -48,6 +50,63 @@ static void test_table_utf8_and_control(void **state)
         assert_string_equal(out, "A          B\n"
                                  "caf\xc3\xa9       1\n"
                                  "?[31mred   2?\n");
+}
+
+static void test_display_width(void **state)
+{
+        assert_int_equal(sk_cli_display_width("abc"), 3);
+        assert_int_equal(sk_cli_display_width("caf\xc3\xa9"), 4);
+        /* CJK and emoji take two columns, a combining accent none */
+        assert_int_equal(sk_cli_display_width("\xe6\x9d\xb1\xe4\xba\xac"), 4); /* 東京 */
+        assert_int_equal(sk_cli_display_width("\xf0\x9f\x98\x80"), 2);         /* 😀 */
+        assert_int_equal(sk_cli_display_width("e\xcc\x81"), 1);                /* e + ́ */
+        assert_int_equal(sk_cli_display_width("\xe6\x9d"), 1);                 /* cut short */
+        static const char *const hdr[] = {"SITE", "N"};
+        _cleanup_table_ sk_table *t = sk_table_new(2, hdr);
+        assert_int_equal(sk_table_add(t, (const char *const[]){"\xe6\x9d\xb1\xe4\xba\xac", "1"}),
+                         0);
+        assert_int_equal(sk_table_add(t, (const char *const[]){"osaka", "2"}), 0);
+        _cleanup_free_ char *out = sk_table_render(t);
+        assert_string_equal(out, "SITE    N\n"
+                                 "\xe6\x9d\xb1\xe4\xba\xac    1\n"
+                                 "osaka   2\n");
+}
+
+static void test_use_color(void **state)
+{
+        int fds[2];
+        assert_int_equal(pipe(fds), 0);
+        unsetenv("NO_COLOR");
+        assert_false(sk_cli_use_color(fds[1])); /* not a terminal */
+        int tty = posix_openpt(O_RDWR | O_NOCTTY);
+        if (tty >= 0) {
+                setenv("TERM", "xterm", 1);
+                assert_true(sk_cli_use_color(tty));
+                setenv("NO_COLOR", "1", 1);
+                assert_false(sk_cli_use_color(tty));
+                unsetenv("NO_COLOR");
+                setenv("TERM", "dumb", 1);
+                assert_false(sk_cli_use_color(tty));
+                close(tty);
+        }
+        close(fds[0]);
+        close(fds[1]);
+}
+
+/* Line n (0-based) of text, without trailing blanks, equals want. */
+static void expect_line(const char *text, int n, const char *want)
+{
+        const char *p = text;
+        for (int i = 0; i < n && p; i++) {
+                p = strchr(p, '\n');
+                p = p ? p + 1 : NULL;
+        }
+        assert_non_null(p);
+        size_t len = strcspn(p, "\n");
+        while (len > 0 && p[len - 1] == ' ')
+                len--;
+        if (strlen(want) != len || strncmp(p, want, len) != 0)
+                fail_msg("line %d is '%.*s', not '%s'", n, (int)len, p, want);
 }
 
 static void test_cell(void **state)
@@ -96,15 +155,23 @@ static void test_kind_tables(void **state)
                                "d2           x             1         a              -\n");
 
         _cleanup_json_ json_t *hosts =
-            parse("[{\"name\": \"h1\", \"site\": \"store-001\", \"role\": \"leader\", "
-                  "\"state\": \"alive\", \"last-seen\": \"2025-12-31T23:59:55Z\"},"
-                  " {\"name\": \"h2\", \"site\": \"store-001\", \"role\": \"standby\", "
-                  "\"state\": \"lost\"}, {\"name\": \"h3\", \"site\": \"store-001\"}]");
+            parse("[{\"name\": \"h1\", \"site\": \"store-001\", \"last-seen\": "
+                  "\"2025-12-31T23:59:55Z\", \"role\": \"leader\", \"state\": \"alive\", "
+                  "\"labels\": {\"zone\": \"a\"}, \"address\": \"10.0.0.1\"}, {\"name\": "
+                  "\"h2\", \"site\": \"store-001\"}]");
         _cleanup_free_ char *h = sk_cli_format_table(SK_KIND_HOST, hosts, NOW);
-        assert_string_equal(h, "NAME   SITE        ROLE      STATE   LAST-SEEN\n"
-                               "h1     store-001   leader    alive   5s\n"
-                               "h2     store-001   standby   lost    -\n"
-                               "h3     store-001   -         -       -\n");
+        assert_string_equal(h, "NAME   SITE        ROLE     STATE   LABELS   LAST-SEEN\n"
+                               "h1     store-001   leader   alive   zone=a   5s\n"
+                               "h2     store-001   -        -       -        -\n");
+        /* -o wide adds the address and when it joined */
+        _cleanup_free_ char *hw = sk_cli_format_table_opts(SK_KIND_HOST, hosts, NOW, true, false);
+        expect_line(hw, 0,
+                    "NAME   SITE        ROLE     STATE   LABELS   LAST-SEEN   ADDRESS    JOINED");
+        expect_line(hw, 1, "h1     store-001   leader   alive   zone=a   5s          10.0.0.1   -");
+        /* colour: a bold header, the rows as they are */
+        _cleanup_free_ char *hc = sk_cli_format_table_opts(SK_KIND_HOST, hosts, NOW, false, true);
+        assert_true(strncmp(hc, "\033[1mNAME", 8) == 0);
+        assert_non_null(strstr(hc, "LAST-SEEN\033[0m\nh1 "));
 
         _cleanup_json_ json_t *insts =
             parse("[{\"instance\": \"default/pos-stores/api/0\", \"site\": \"s1\", \"host\": "
@@ -261,6 +328,8 @@ int main(void)
             cmocka_unit_test(test_table_alignment),
             cmocka_unit_test(test_table_utf8_and_control),
             cmocka_unit_test(test_cell),
+            cmocka_unit_test(test_display_width),
+            cmocka_unit_test(test_use_color),
             cmocka_unit_test(test_kind_tables),
             cmocka_unit_test(test_age),
             cmocka_unit_test(test_caret),

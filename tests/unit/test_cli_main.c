@@ -252,7 +252,7 @@ static char *write_file(const char *name, const char *text)
 static void test_usage_errors(void **state)
 {
         struct {
-                const char *args[6];
+                const char *args[8];
                 const char *msg;
         } cases[] = {
             {{NULL}, "usage: skerry"},
@@ -260,7 +260,20 @@ static void test_usage_errors(void **state)
             {{"get"}, "missing argument"},
             {{"get", "gizmos"}, "unknown kind 'gizmos'"},
             {{"get", "sites", "--ttl", "1h"}, "does not take --ttl"},
-            {{"get", "sites", "-o", "xml"}, "-o must be table, json or yaml"},
+            {{"get", "sites", "-o", "xml"}, "-o must be table, wide, json, yaml, name or jsonpath"},
+            {{"gte", "sites"}, "unknown verb 'gte'; did you mean 'get'?"},
+            {{"get", "deplyments"}, "did you mean 'deployments'?"},
+            {{"get", "vaults"}, "the tower does not serve vaults yet"},
+            {{"get", "sites", "x", "-l", "a=b"}, "give NAME or -l, not both"},
+            {{"get", "sites", "-o", "jsonpath={.items[x]}", "--addr", "http://127.0.0.1:1"},
+             "jsonpath: expected"},
+            {{"describe", "sites", "x", "-l", "a"}, "does not take -l"},
+            {{"rollout", "status", "d", "--timeout", "5m"}, "--timeout is for --watch"},
+            {{"rollout", "status", "d", "--watch", "--timeout", "soon"}, "not a duration"},
+            {{"delete", "site", "x", "-f", "f.yaml"}, "not both"},
+            {{"diff"}, "diff needs -f FILE"},
+            {{"completion", "fish"}, "bash or zsh"},
+            {{"apply", "-f", "x", "--dry-run", "--watch"}, "does not take --watch"},
             {{"get", "hosts"}, "add --site"},
             {{"get", "apps", "--site", "s1"}, "--site is for hosts and instances"},
             {{"get", "a", "b", "c"}, "unexpected argument 'c'"},
@@ -285,6 +298,7 @@ static void test_usage_errors(void **state)
 
 static void test_help_and_version(void **state)
 {
+        reset_requests();
         _cleanup_run_ run v = CLI("version");
         assert_int_equal(v.rc, 0);
         assert_true(strncmp(v.out, "skerry ", 7) == 0);
@@ -299,6 +313,75 @@ static void test_help_and_version(void **state)
         expect_contains(hv.out, "usage: skerry delete KIND NAME");
         _cleanup_run_ run hb = CLI("help", "nope");
         assert_int_equal(hb.rc, 2);
+        /* every verb, and every first word of a two-word verb, answers --help with 0 */
+        const char *const words[][2] = {
+            {"apply", NULL},  {"diff", NULL},       {"get", NULL},       {"describe", NULL},
+            {"delete", NULL}, {"match", NULL},      {"rollout", NULL},   {"rollout", "status"},
+            {"site", NULL},   {"site", "token"},    {"login", NULL},     {"user", "password"},
+            {"token", NULL},  {"token", "list"},    {"token", "create"}, {"token", "revoke"},
+            {"whoami", NULL}, {"completion", NULL}, {"version", NULL},   {"help", NULL},
+        };
+        for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+                _cleanup_run_ run r = words[i][1] ? CLI(words[i][0], words[i][1], "--help")
+                                                  : CLI(words[i][0], "--help");
+                if (r.rc != 0 || !strstr(r.out, "usage: skerry "))
+                        fail_msg("%s %s --help: exit %d, %s", words[i][0],
+                                 words[i][1] ? words[i][1] : "", r.rc, r.err);
+        }
+        /* the help names only kinds the tower serves, and says which come later */
+        expect_contains(h.out, "deployment (deploy), instance\n(inst)");
+        expect_contains(h.out, "Vaults, secrets and alerts come later");
+        assert_int_equal(srv.nreq, 0);
+}
+
+/* The committed skerry.1 is what `skerry help --man` prints (make man rewrites it). */
+static void test_man_page_current(void **state)
+{
+        _cleanup_run_ run m = CLI("help", "--man");
+        assert_int_equal(m.rc, 0);
+        expect_contains(m.out, ".TH SKERRY 1");
+        expect_contains(m.out, ".B skerry get KIND [NAME]");
+        const char *src = getenv("SKERRY_SRC");
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/skerry.1", src && *src ? src : ".");
+        _cleanup_free_ char *committed = slurp(path);
+        if (strcmp(committed, m.out) != 0)
+                fail_msg("%s is not current: run `make man` and commit it", path);
+}
+
+static void test_completion(void **state)
+{
+        _cleanup_run_ run b = CLI("completion", "bash");
+        assert_int_equal(b.rc, 0);
+        expect_contains(b.out, "complete -F _skerry skerry\n");
+        expect_contains(b.out, "local verbs=\"apply diff get describe delete match rollout site "
+                               "login user token whoami completion version help tower agent dev\"");
+        expect_contains(b.out, "deployments deploy instances inst");
+        expect_contains(b.out, "token) [ \"$COMP_CWORD\" -eq 2 ] && words=\"list create revoke\"");
+        expect_contains(b.out, "--dry-run");
+        _cleanup_run_ run z = CLI("completion", "zsh");
+        assert_int_equal(z.rc, 0);
+        assert_true(strncmp(z.out, "#compdef skerry\n", 16) == 0);
+        expect_contains(z.out, "compdef _skerry skerry");
+        expect_contains(z.out, "site) (( CURRENT == 3 )) && compadd token ;;");
+        /* bash itself completes with it: verbs, kinds and second words */
+        char *script = NULL;
+        assert_true(asprintf(&script, "%s/complete.bash", srv.dir) > 0);
+        FILE *f = fopen(script, "w");
+        fputs(b.out, f);
+        fclose(f);
+        char cmd[1024];
+        snprintf(cmd, sizeof(cmd),
+                 "bash -c 'source %s; for w in \"ge\" \"get dep\" \"token c\" \"get -o w\"; do "
+                 "COMP_WORDS=(skerry $w); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); _skerry; "
+                 "echo \"${COMPREPLY[*]}\"; done' > %s/complete.out",
+                 script, srv.dir);
+        assert_int_equal(system(cmd), 0);
+        free(script);
+        char out_path[128];
+        snprintf(out_path, sizeof(out_path), "%s/complete.out", srv.dir);
+        _cleanup_free_ char *got = slurp(out_path);
+        assert_string_equal(got, "get\ndeployments deploy\ncreate\nwide\n");
 }
 
 static const char app_bad[] = "kind: site\n"
@@ -387,7 +470,7 @@ static void test_apply_order_and_server_error(void **state)
                                    "site/store-001 unchanged\n"
                                    "application/pos 2.1.0 created\n");
         expect_contains(r.err, "<stdin>:4:10: version: no such version\n");
-        expect_contains(r.err, "stopped after 3 of 4 documents");
+        expect_contains(r.err, "1 of 4 documents failed");
         assert_int_equal(srv.nreq, 4);
         const char *order[] = {"/v1/tenants/acme", "/v1/sites/store-001", "/v1/applications/pos",
                                "/v1/deployments/pos-stores"};
@@ -415,8 +498,18 @@ static const route get_routes[] = {
      "{\"error\": {\"code\": \"invalid\", \"message\": \"bad regex\", \"path\": \"match\", "
      "\"column\": 9}}"},
     {"GET", "/v1/hosts?site=store-001", 200,
-     "{\"items\": [{\"name\": \"h1\", \"site\": \"store-001\"}, {\"name\": \"h2\", \"site\": "
-     "\"store-001\"}]}"},
+     "{\"items\": [{\"name\": \"h1\", \"site\": \"store-001\", \"labels\": {\"zone\": \"a\"}, "
+     "\"role\": \"leader\", \"state\": \"alive\"}, {\"name\": \"h2\", \"site\": "
+     "\"store-001\", \"labels\": {\"zone\": \"b\"}}]}"},
+    {"GET", "/v1/deployments", 200,
+     "{\"items\": [{\"name\": \"pos-stores\", \"application\": \"pos\", \"version\": \"*\", "
+     "\"sites\": \"chain = acme\", \"status\": {\"running\": 1, \"desired\": 2}}]}"},
+    {"GET", "/v1/deployments/pos-stores", 200,
+     "{\"name\": \"pos-stores\", \"application\": \"pos\", \"version\": \"*\", "
+     "\"status\": {\"running\": 1, \"desired\": 2, \"sites\": []}}"},
+    {"GET", "/v1/deployments/done", 200,
+     "{\"name\": \"done\", \"application\": \"pos\", \"version\": \"*\", "
+     "\"status\": {\"running\": 2, \"desired\": 2, \"sites\": []}}"},
     {"DELETE", "/v1/applications/pos?version=1.0.0", 200, "{\"result\": \"deleted\"}"},
     {"GET", "/v1/tenants", 401,
      "{\"error\": {\"code\": \"unauthenticated\", \"message\": \"token expired\"}}"},
@@ -467,6 +560,150 @@ static void test_get_outputs(void **state)
         _cleanup_run_ run n = CLI("get", "users", "--addr", srv.addr);
         assert_int_equal(n.rc, 1);
         expect_contains(n.err, "no route");
+}
+
+/* -l, -o name|wide|jsonpath and short names; the selector is parsed before any request. */
+static void test_get_selectors(void **state)
+{
+        reset_requests();
+        srv.routes = get_routes;
+        _cleanup_run_ run bad = CLI("get", "sites", "-l", "chain = = acme", "--addr", srv.addr);
+        assert_int_equal(bad.rc, 1);
+        expect_contains(bad.err, "bad expression");
+        assert_int_equal(srv.nreq, 0);
+        /* sites: the tower selects (?match=) */
+        _cleanup_run_ run s =
+            CLI("get", "sites", "-l", "chain = acme", "-o", "name", "--addr", srv.addr);
+        assert_int_equal(s.rc, 0);
+        assert_string_equal(s.out, "site/store-001\n");
+        assert_string_equal(srv.reqs[0].path, "/v1/sites?match=chain%20%3D%20acme");
+        /* hosts: filtered here, on the labels the tower reports */
+        _cleanup_run_ run h =
+            CLI("get", "hosts", "--site", "store-001", "-l", "zone in (b, c)", "--addr", srv.addr);
+        assert_int_equal(h.rc, 0);
+        assert_string_equal(h.out, "NAME   SITE        ROLE   STATE   LABELS   LAST-SEEN\n"
+                                   "h2     store-001   -      -       zone=b   -\n");
+        _cleanup_run_ run hj = CLI("get", "hosts", "--site", "store-001", "-l", "zone=a", "-o",
+                                   "json", "--addr", srv.addr);
+        _cleanup_json_ json_t *got = json_loads(hj.out, 0, NULL);
+        assert_int_equal(json_array_size(json_object_get(got, "items")), 1);
+        _cleanup_run_ run none =
+            CLI("get", "hosts", "--site", "store-001", "-l", "zone=z", "--addr", srv.addr);
+        assert_int_equal(none.rc, 0);
+        expect_contains(none.err, "no hosts found");
+        _cleanup_run_ run jp = CLI("get", "hosts", "--site", "store-001", "-o",
+                                   "jsonpath={.items[*].name}", "--addr", srv.addr);
+        assert_int_equal(jp.rc, 0);
+        assert_string_equal(jp.out, "h1 h2\n");
+        _cleanup_run_ run w = CLI("get", "deploy", "-o", "wide", "--addr", srv.addr);
+        assert_int_equal(w.rc, 0);
+        expect_contains(w.out, "RUNNING/DESIRED   TENANT   AGE\n");
+        expect_contains(w.out, "1/2");
+        _cleanup_run_ run one =
+            CLI("get", "deploy", "pos-stores", "-o", "name", "--addr", srv.addr);
+        assert_string_equal(one.out, "deployment/pos-stores\n");
+        /* not a terminal: no escape sequences */
+        assert_null(strchr(w.out, '\033'));
+}
+
+/* rollout status: 1 while instances are missing, 0 when all run; --watch gives up at
+ * --timeout. */
+static void test_rollout_status(void **state)
+{
+        reset_requests();
+        srv.routes = get_routes;
+        _cleanup_run_ run n = CLI("rollout", "status", "pos-stores", "--addr", srv.addr);
+        assert_int_equal(n.rc, 1);
+        expect_contains(n.out, "1 of 2 instances running");
+        expect_contains(n.err, "rollout of pos-stores is not done");
+        _cleanup_run_ run d = CLI("rollout", "status", "done", "--addr", srv.addr);
+        assert_int_equal(d.rc, 0);
+        _cleanup_run_ run t = CLI("rollout", "status", "pos-stores", "--watch", "--timeout", "1s",
+                                  "--addr", srv.addr);
+        assert_int_equal(t.rc, 1);
+        expect_contains(t.err, "(timed out)");
+        _cleanup_run_ run j = CLI("rollout", "status", "done", "-o", "json", "--addr", srv.addr);
+        assert_int_equal(j.rc, 0);
+        _cleanup_json_ json_t *v = json_loads(j.out, 0, NULL);
+        assert_string_equal(json_string_value(json_object_get(v, "name")), "done");
+}
+
+static const route dry_routes[] = {
+    {"PUT", "/v1/tenants/acme?dry-run=1", 200,
+     "{\"result\": \"created\", \"dry-run\": true, \"item\": {\"kind\": \"tenant\", \"name\": "
+     "\"acme\", \"type\": \"application\", \"parent\": \"default\"}}"},
+    {"PUT", "/v1/sites/store-001?dry-run=1", 200,
+     "{\"result\": \"updated\", \"dry-run\": true, \"item\": {\"kind\": \"site\", \"name\": "
+     "\"store-001\", \"labels\": {\"chain\": \"acme\"}}}"},
+    {"PUT", "/v1/applications/pos?dry-run=1", 400,
+     "{\"error\": {\"code\": \"invalid\", \"message\": \"taken\", \"path\": \"version\"}}"},
+    {"PUT", "/v1/deployments/pos-stores?dry-run=1", 400,
+     "{\"error\": {\"code\": \"invalid\", \"message\": \"no such version\", \"path\": "
+     "\"version\"}}"},
+    {"GET", "/v1/sites/store-001", 200,
+     "{\"kind\": \"site\", \"name\": \"store-001\", \"tenant\": \"default\", \"created\": "
+     "\"2026-01-01T00:00:00Z\", \"labels\": {\"chain\": \"other\"}}"},
+    {"DELETE", "/v1/deployments/pos-stores", 200, "{\"result\": \"deleted\"}"},
+    {"DELETE", "/v1/applications/pos?version=2.1.0", 200, "{\"result\": \"deleted\"}"},
+    {"DELETE", "/v1/sites/store-001", 409,
+     "{\"error\": {\"code\": \"conflict\", \"message\": \"site in use\"}}"},
+    {"DELETE", "/v1/tenants/acme", 200, "{\"result\": \"deleted\"}"},
+    {NULL, NULL, 0, NULL},
+};
+
+/* apply --dry-run asks the tower with ?dry-run=1 and lists every error; diff shows a
+ * unified diff; delete -f goes dependents first and goes on after a failure. */
+static void test_dry_run_diff_delete(void **state)
+{
+        reset_requests();
+        srv.routes = dry_routes;
+        _cleanup_free_ char *path = write_file("all.yaml", docs_ok);
+        _cleanup_run_ run a = CLI("apply", "--dry-run", "-f", path, "--addr", srv.addr);
+        assert_int_equal(a.rc, 1);
+        assert_string_equal(a.out, "tenant/acme created (dry run)\n"
+                                   "site/store-001 updated (dry run)\n");
+        _cleanup_free_ char *e1 = NULL, *e2 = NULL;
+        assert_true(asprintf(&e1, "%s:9:10: version: taken\n", path) > 0);
+        assert_true(asprintf(&e2, "%s:4:10: version: no such version\n", path) > 0);
+        expect_contains(a.err, e1);
+        expect_contains(a.err, e2);
+        expect_contains(a.err, "2 of 4 documents failed");
+        assert_int_equal(srv.nreq, 4);
+        for (size_t i = 0; i < 4; i++) {
+                assert_string_equal(srv.reqs[i].method, "PUT");
+                assert_non_null(strstr(srv.reqs[i].path, "?dry-run=1"));
+        }
+
+        reset_requests();
+        _cleanup_free_ char *site = write_file("site.yaml", "kind: site\nname: store-001\n"
+                                                            "labels: {chain: acme}\n---\n"
+                                                            "kind: tenant\nname: acme\n"
+                                                            "type: application\n");
+        _cleanup_run_ run d = CLI("diff", "-f", site, "--addr", srv.addr);
+        assert_int_equal(d.rc, 1); /* something would change */
+        _cleanup_free_ char *want = NULL;
+        assert_true(asprintf(&want,
+                             "--- site/store-001 (tower)\n+++ site/store-001 (%s)\n"
+                             "@@ -1,4 +1,4 @@\n kind: site\n labels:\n-  chain: other\n"
+                             "+  chain: acme\n name: store-001\n",
+                             site) > 0);
+        expect_contains(d.out, want);
+        expect_contains(d.out, "--- /dev/null\n+++ tenant/acme");
+        expect_contains(d.out, "+parent: default\n");
+        assert_string_equal(d.err, "");
+        for (size_t i = 0; i < srv.nreq; i++)
+                if (strcmp(srv.reqs[i].method, "PUT") == 0)
+                        assert_non_null(strstr(srv.reqs[i].path, "?dry-run=1"));
+
+        reset_requests();
+        _cleanup_run_ run r = CLI("delete", "-f", path, "--addr", srv.addr);
+        assert_int_equal(r.rc, 1);
+        assert_string_equal(r.out, "deployment/pos-stores deleted\n"
+                                   "application/pos 2.1.0 deleted\n"
+                                   "tenant/acme deleted\n");
+        expect_contains(r.err, "site/store-001: site in use");
+        expect_contains(r.err, "1 of 4 documents failed");
+        assert_int_equal(srv.nreq, 4);
 }
 
 static void test_match(void **state)
@@ -610,6 +847,11 @@ int main(void)
             cmocka_unit_test(test_apply_order_and_server_error),
             cmocka_unit_test(test_get_outputs),
             cmocka_unit_test(test_match),
+            cmocka_unit_test(test_get_selectors),
+            cmocka_unit_test(test_rollout_status),
+            cmocka_unit_test(test_dry_run_diff_delete),
+            cmocka_unit_test(test_man_page_current),
+            cmocka_unit_test(test_completion),
             cmocka_unit_test(test_unreachable),
             cmocka_unit_test(test_login_and_token),
         };
