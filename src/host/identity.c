@@ -127,6 +127,66 @@ static int write_file(const char *dir, const char *name, const char *data, unsig
         return sk_file_write(path, data, strlen(data), mode, err);
 }
 
+static const char *ca_of(const json_t *ans)
+{
+        return json_string_value(json_object_get(ans, "ca"));
+}
+
+int sk_identity_store_join(const char *dir, const char *key, const char *ca, const json_t *ans,
+                           const char *tower, const json_t *labels, sk_identity *out,
+                           sk_error **err)
+{
+        memset(out, 0, sizeof(*out));
+        if (!tower)
+                tower = json_string_value(json_object_get(ans, "tower"));
+        const char *fields[] = {"site", "tenant", "host", "certificate"};
+        for (size_t i = 0; i < SK_ARRAY_SIZE(fields); i++)
+                if (!json_is_string(json_object_get(ans, fields[i])))
+                        return sk_error_set_path(err, EPROTO, fields[i],
+                                                 "the join answer lacks \"%s\"", fields[i]);
+        if (!ca || !tower)
+                return sk_error_set(err, EPROTO, "the join answer lacks %s", ca ? "tower" : "ca");
+        const char *cert = json_string_value(json_object_get(ans, "certificate"));
+        int r;
+        if ((r = write_file(dir, "key.pem", key, 0600, err)) < 0 ||
+            (r = write_file(dir, "cert.pem", cert, 0644, err)) < 0 ||
+            (r = write_file(dir, "ca.pem", ca, 0644, err)) < 0)
+                return r;
+        /* The site's CA (every host holds it: whichever leads signs hosts that join while
+         * the tower is unreachable). A tower without site CAs sends none. */
+        const json_t *site_ca = json_object_get(ans, "site-ca");
+        if (site_ca) {
+                const char *sc = json_string_value(json_object_get(site_ca, "certificate"));
+                const char *sk = json_string_value(json_object_get(site_ca, "key"));
+                if (!sc || !sk)
+                        return sk_error_set_path(err, EPROTO, "site-ca",
+                                                 "the join answer's site CA lacks certificate "
+                                                 "or key");
+                if ((r = write_file(dir, "site-ca.key", sk, 0600, err)) < 0 ||
+                    (r = write_file(dir, "site-ca.pem", sc, 0644, err)) < 0)
+                        return r;
+        }
+        const json_t *peers = json_object_get(ans, "peers");
+        _cleanup_free_ char *peers_text =
+            json_is_array(peers) ? json_dumps(peers, JSON_COMPACT) : strdup("[]");
+        if (!peers_text)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        if ((r = write_file(dir, "peers.json", peers_text, 0644, err)) < 0)
+                return r;
+        out->tower = strdup(tower);
+        out->site = dup_field(ans, "site");
+        out->tenant = dup_field(ans, "tenant");
+        out->host = dup_field(ans, "host");
+        out->site_id = json_integer_value(json_object_get(ans, "site-id"));
+        out->host_id = json_integer_value(json_object_get(ans, "host-id"));
+        out->labels = labels ? json_deep_copy(labels) : json_object();
+        if (!out->tower || !out->site || !out->tenant || !out->host || !out->labels) {
+                sk_identity_clear(out);
+                return sk_error_set(err, ENOMEM, "out of memory");
+        }
+        return 0;
+}
+
 int sk_agent_join(const char *dir, const sk_join_request *req, sk_identity *out, sk_error **err)
 {
         memset(out, 0, sizeof(*out));
@@ -157,50 +217,5 @@ int sk_agent_join(const char *dir, const sk_join_request *req, sk_identity *out,
                 return sk_error_set(err, code, "the tower refused the join (HTTP %ld): %s",
                                     resp.status, tower_message(ans, resp.body));
         }
-        const char *cert = json_string_value(json_object_get(ans, "certificate"));
-        const char *ca = json_string_value(json_object_get(ans, "ca"));
-        const char *fields[] = {"site", "tenant", "host"};
-        for (size_t i = 0; i < SK_ARRAY_SIZE(fields); i++)
-                if (!json_is_string(json_object_get(ans, fields[i])))
-                        return sk_error_set_path(err, EPROTO, fields[i],
-                                                 "the join answer lacks \"%s\"", fields[i]);
-        if (!cert || !ca)
-                return sk_error_set(err, EPROTO, "the join answer lacks certificate or ca");
-        if ((r = write_file(dir, "key.pem", key, 0600, err)) < 0 ||
-            (r = write_file(dir, "cert.pem", cert, 0644, err)) < 0 ||
-            (r = write_file(dir, "ca.pem", ca, 0644, err)) < 0)
-                return r;
-        /* The site's CA (every host holds it: whichever leads signs hosts that join while
-         * the tower is unreachable). A tower without site CAs sends none. */
-        const json_t *site_ca = json_object_get(ans, "site-ca");
-        if (site_ca) {
-                const char *sc = json_string_value(json_object_get(site_ca, "certificate"));
-                const char *sk = json_string_value(json_object_get(site_ca, "key"));
-                if (!sc || !sk)
-                        return sk_error_set_path(err, EPROTO, "site-ca",
-                                                 "the join answer's site CA lacks certificate "
-                                                 "or key");
-                if ((r = write_file(dir, "site-ca.key", sk, 0600, err)) < 0 ||
-                    (r = write_file(dir, "site-ca.pem", sc, 0644, err)) < 0)
-                        return r;
-        }
-        const json_t *peers = json_object_get(ans, "peers");
-        _cleanup_free_ char *peers_text =
-            json_is_array(peers) ? json_dumps(peers, JSON_COMPACT) : strdup("[]");
-        if (!peers_text)
-                return sk_error_set(err, ENOMEM, "out of memory");
-        if ((r = write_file(dir, "peers.json", peers_text, 0644, err)) < 0)
-                return r;
-        out->tower = strdup(req->tower);
-        out->site = dup_field(ans, "site");
-        out->tenant = dup_field(ans, "tenant");
-        out->host = dup_field(ans, "host");
-        out->site_id = json_integer_value(json_object_get(ans, "site-id"));
-        out->host_id = json_integer_value(json_object_get(ans, "host-id"));
-        out->labels = req->labels ? json_deep_copy(req->labels) : json_object();
-        if (!out->tower || !out->site || !out->tenant || !out->host || !out->labels) {
-                sk_identity_clear(out);
-                return sk_error_set(err, ENOMEM, "out of memory");
-        }
-        return 0;
+        return sk_identity_store_join(dir, key, ca_of(ans), ans, req->tower, req->labels, out, err);
 }

@@ -46,6 +46,14 @@ typedef struct sk_join_request {
  * message. */
 int sk_agent_join(const char *dir, const sk_join_request *req, sk_identity *out, sk_error **err);
 
+/* What a join answered (the tower's or a site peer's), into DIR: key.pem (0600), cert.pem,
+ * ca (the CA the join was checked against), the site CA when the answer has one, the
+ * site's other hosts (peers.json); *out filled (tower: the given URL, or the answer's
+ * "tower" when NULL). The caller saves the identity file last. */
+int sk_identity_store_join(const char *dir, const char *key, const char *ca, const json_t *ans,
+                           const char *tower, const json_t *labels, sk_identity *out,
+                           sk_error **err);
+
 /* Host labels from "k=v,k=v" into an object; -EINVAL naming the bad item. */
 int sk_parse_labels(const char *text, json_t **out, sk_error **err);
 

@@ -94,21 +94,6 @@ static const char *error_message(const json_t *ans)
         return m ? m : "no message";
 }
 
-static int write_file(const char *dir, const char *name, const char *data, unsigned mode,
-                      sk_error **err)
-{
-        _cleanup_free_ char *path = sk_identity_path(dir, name);
-        if (!path)
-                return sk_error_set(err, ENOMEM, "out of memory");
-        return sk_file_write(path, data, strlen(data), mode, err);
-}
-
-static char *dup_field(const json_t *o, const char *key)
-{
-        const char *s = json_string_value(json_object_get(o, key));
-        return s ? strdup(s) : NULL;
-}
-
 /* GET /v1/site/ca from the peer, kept (*ca) only when it is the CA the token pins. */
 static int pinned_ca(const char *peer, const char *want, char **ca, sk_error **err)
 {
@@ -166,31 +151,6 @@ static int ask_join(const sk_site_join_request *req, const char *ca, const char 
         return 0;
 }
 
-/* What the join gave, into DIR (the identity file comes last, from the caller). */
-static int store_join(const char *dir, const char *key, const char *ca, const json_t *ans,
-                      sk_error **err)
-{
-        const json_t *site_ca = json_object_get(ans, "site-ca");
-        const json_t *peers = json_object_get(ans, "peers");
-        _cleanup_free_ char *peers_text =
-            json_is_array(peers) ? json_dumps(peers, JSON_COMPACT) : strdup("[]");
-        if (!peers_text)
-                return sk_error_set(err, ENOMEM, "out of memory");
-        int r;
-        if ((r = write_file(dir, "key.pem", key, 0600, err)) < 0 ||
-            (r = write_file(dir, "cert.pem", json_string_value(json_object_get(ans, "certificate")),
-                            0644, err)) < 0 ||
-            (r = write_file(dir, "ca.pem", ca, 0644, err)) < 0 ||
-            (r = write_file(dir, "site-ca.key", json_string_value(json_object_get(site_ca, "key")),
-                            0600, err)) < 0 ||
-            (r = write_file(dir, "site-ca.pem",
-                            json_string_value(json_object_get(site_ca, "certificate")), 0644,
-                            err)) < 0 ||
-            (r = write_file(dir, "peers.json", peers_text, 0644, err)) < 0)
-                return r;
-        return 0;
-}
-
 int sk_agent_join_site(const char *dir, const sk_site_join_request *req, sk_identity *out,
                        sk_error **err)
 {
@@ -209,19 +169,6 @@ int sk_agent_join_site(const char *dir, const sk_site_join_request *req, sk_iden
         if (r >= 0)
                 r = ask_join(req, ca, secret, csr, &ans, err);
         if (r >= 0)
-                r = store_join(dir, key, ca, ans, err);
-        if (r < 0)
-                return r;
-        out->tower = dup_field(ans, "tower");
-        out->site = dup_field(ans, "site");
-        out->tenant = dup_field(ans, "tenant");
-        out->host = dup_field(ans, "host");
-        out->site_id = json_integer_value(json_object_get(ans, "site-id"));
-        out->host_id = json_integer_value(json_object_get(ans, "host-id"));
-        out->labels = req->labels ? json_deep_copy(req->labels) : json_object();
-        if (!out->tower || !out->site || !out->tenant || !out->host || !out->labels) {
-                sk_identity_clear(out);
-                return sk_error_set(err, ENOMEM, "out of memory");
-        }
-        return 0;
+                r = sk_identity_store_join(dir, key, ca, ans, NULL, req->labels, out, err);
+        return r;
 }
