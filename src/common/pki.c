@@ -888,15 +888,19 @@ static bool is_ca_cert(const gnutls_datum_t *der, const char *ca_pem)
         return ca_der.size == der->size && memcmp(ca_der.data, der->data, der->size) == 0;
 }
 
-static int fingerprint_der(const gnutls_datum_t *der, char hex[SK_PKI_FP_LEN])
+int sk_sha256_hex(const void *data, size_t len, char hex[SK_PKI_FP_LEN])
 {
         unsigned char fp[32];
-        int r = gnutls_hash_fast(GNUTLS_DIG_SHA256, der->data, der->size, fp);
-        if (r < 0)
+        if (gnutls_hash_fast(GNUTLS_DIG_SHA256, data, len, fp) < 0)
                 return -EIO;
         for (size_t i = 0; i < sizeof(fp); i++)
                 snprintf(hex + 2 * i, 3, "%02x", fp[i]);
         return 0;
+}
+
+static int fingerprint_der(const gnutls_datum_t *der, char hex[SK_PKI_FP_LEN])
+{
+        return sk_sha256_hex(der->data, der->size, hex);
 }
 
 int sk_pki_fingerprint(const char *pem, char hex[SK_PKI_FP_LEN], sk_error **err)

@@ -80,6 +80,10 @@ int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri,
 #define SK_PKI_FP_LEN 65
 int sk_pki_fingerprint(const char *pem, char hex[SK_PKI_FP_LEN], sk_error **err);
 
+/* SHA-256 of len bytes as 64 lowercase hex digits (tokens and secrets are stored and
+ * replicated only as this); -EIO when hashing fails. */
+int sk_sha256_hex(const void *data, size_t len, char hex[SK_PKI_FP_LEN]);
+
 /* The SHA-256 of the peer's own certificate (the leaf) in an established session. */
 int sk_pki_peer_leaf_fp(gnutls_session_t session, char fp[SK_PKI_FP_LEN]);
 

@@ -18,11 +18,10 @@
 #define JOIN_WAIT_MS        4000
 #define SITE_HOST_CERT_DAYS 365
 
-static void sha256_hex(const char *text, char hex[65])
+static void sha256_hex(const char *text, char hex[SK_PKI_FP_LEN])
 {
-        unsigned char h[crypto_hash_sha256_BYTES];
-        crypto_hash_sha256(h, (const unsigned char *)text, strlen(text));
-        sodium_bin2hex(hex, 65, h, sizeof(h));
+        if (sk_sha256_hex(text, strlen(text), hex) < 0)
+                hex[0] = '\0'; /* matches no stored hash */
 }
 
 /* Queues cmd for the leader (only while leading) and waits up to JOIN_WAIT_MS for done()

@@ -7,6 +7,7 @@
 
 #include "common/cleanup.h"
 #include "common/log.h"
+#include "common/pki.h"
 #include "model/spec.h"
 #include "tower/api_int.h"
 #include "tower/siteca.h"
@@ -209,9 +210,8 @@ char *sk_tower_rfc3339(int64_t ms)
 
 void sk_tower_hash_hex(const char *secret, char out[65])
 {
-        unsigned char h[crypto_hash_sha256_BYTES];
-        crypto_hash_sha256(h, (const unsigned char *)secret, strlen(secret));
-        sodium_bin2hex(out, 65, h, sizeof(h));
+        if (sk_sha256_hex(secret, strlen(secret), out) < 0)
+                out[0] = '\0'; /* matches no stored hash */
 }
 
 int sk_tower_new_secret(char **secret, char **hash)
