@@ -1,8 +1,10 @@
 /* `skerry token list|create|revoke` and `skerry get events`: tokens and the audit trail. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/format.h"
 #include "cli/internal.h"
 #include "common/cleanup.h"
 #include "common/yaml.h"
@@ -39,6 +41,7 @@ static int print_other(const sk_cli_ctx *c, const json_t *v)
 }
 
 /* Strings from the tower go to a terminal: no control characters. */
+/* A string of the tower's for a terminal line: control bytes masked, "-" when absent. */
 static const char *clean(const json_t *v, char *buf, size_t cap)
 {
         const char *s = json_string_value(v);
@@ -49,6 +52,51 @@ static const char *clean(const json_t *v, char *buf, size_t cap)
         return n ? buf : "-";
 }
 
+/* A cell: a string or number as text, "-" when absent (sk_table masks control bytes). */
+static char *cell(const json_t *v, const char *absent)
+{
+        if (json_is_integer(v)) {
+                char *t = NULL;
+                return asprintf(&t, "%lld", (long long)json_integer_value(v)) < 0 ? NULL : t;
+        }
+        const char *s = json_string_value(v);
+        return strdup(s && *s ? s : absent);
+}
+
+/* items as a table measured by display width, one column per key; a key's cell is
+ * decorate()'s text when it gives one (for marks like "(revoked)"). */
+static int print_table(const json_t *items, size_t n, const char *const *headers,
+                       const char *const *keys, char *(*decorate)(const json_t *, size_t))
+{
+        _cleanup_table_ sk_table *t = sk_table_new(n, headers);
+        if (!t)
+                return sk_cli_fail(NULL, -ENOMEM);
+        size_t i;
+        const json_t *row;
+        json_array_foreach(items, i, row)
+        {
+                char *cells[8] = {0};
+                int r = 0;
+                for (size_t k = 0; k < n && r == 0; k++) {
+                        cells[k] = decorate ? decorate(row, k) : NULL;
+                        if (!cells[k])
+                                cells[k] = cell(json_object_get(row, keys[k]), "-");
+                        r = cells[k] ? 0 : -ENOMEM;
+                }
+                if (r == 0)
+                        r = sk_table_add(t, (const char *const *)cells);
+                for (size_t k = 0; k < n; k++)
+                        free(cells[k]);
+                if (r < 0)
+                        return sk_cli_fail(NULL, r);
+        }
+        _cleanup_free_ char *text = sk_table_render_color(t, sk_cli_use_color(1));
+        if (!text)
+                return sk_cli_fail(NULL, -ENOMEM);
+        fputs(text, stdout);
+        return SK_EXIT_OK;
+}
+
 static int get_list(sk_cli_ctx *c, const char *path, json_t **out)
 {
         int rc = check_output(c);
@@ -57,6 +105,23 @@ static int get_list(sk_cli_ctx *c, const char *path, json_t **out)
         if (rc == SK_EXIT_OK)
                 rc = sk_cli_request(c, "GET", path, NULL, out, NULL);
         return rc;
+}
+
+/* A token that never expires says so; the name carries its marks. */
+static char *token_cell(const json_t *t, size_t col)
+{
+        if (col == 5 && !json_object_get(t, "expires"))
+                return strdup("never");
+        if (col != 6)
+                return NULL;
+        const char *name = json_string_value(json_object_get(t, "name"));
+        char *text = NULL;
+        bool revoked = json_is_true(json_object_get(t, "revoked"));
+        bool current = json_is_true(json_object_get(t, "current"));
+        if (asprintf(&text, "%s%s%s", name && *name ? name : "-", revoked ? " (revoked)" : "",
+                     current ? " (this one)" : "") < 0)
+                return NULL;
+        return text;
 }
 
 int sk_cli_cmd_token_list(sk_cli_ctx *c)
@@ -74,27 +139,11 @@ int sk_cli_cmd_token_list(sk_cli_ctx *c)
                 fprintf(stderr, "no tokens found\n");
                 return SK_EXIT_OK;
         }
-        printf("%-13s %-16s %-6s %-10s %-21s %-21s %s\n", "ID", "USER", "KIND", "ROLE", "CREATED",
-               "EXPIRES", "NAME");
-        size_t i;
-        json_t *t;
-        json_array_foreach(items, i, t)
-        {
-                char b[7][80];
-                printf("%-13s %-16s %-6s %-10s %-21s %-21s %s%s%s\n",
-                       clean(json_object_get(t, "id"), b[0], 80),
-                       clean(json_object_get(t, "user"), b[1], 80),
-                       clean(json_object_get(t, "kind"), b[2], 80),
-                       clean(json_object_get(t, "role"), b[3], 80),
-                       clean(json_object_get(t, "created"), b[4], 80),
-                       json_object_get(t, "expires")
-                           ? clean(json_object_get(t, "expires"), b[5], 80)
-                           : "never",
-                       clean(json_object_get(t, "name"), b[6], 80),
-                       json_is_true(json_object_get(t, "revoked")) ? " (revoked)" : "",
-                       json_is_true(json_object_get(t, "current")) ? " (this one)" : "");
-        }
-        return SK_EXIT_OK;
+        static const char *const headers[] = {"ID",      "USER",    "KIND", "ROLE",
+                                              "CREATED", "EXPIRES", "NAME"};
+        static const char *const keys[] = {"id",      "user",    "kind", "role",
+                                           "created", "expires", "name"};
+        return print_table(items, 7, headers, keys, token_cell);
 }
 
 int sk_cli_cmd_token_create(sk_cli_ctx *c)
@@ -174,21 +223,9 @@ int sk_cli_cmd_get_events(sk_cli_ctx *c)
                 fprintf(stderr, "no events found\n");
                 return SK_EXIT_OK;
         }
-        printf("%-21s %-14s %-32s %-6s %-36s %-6s %s\n", "TIME", "TENANT", "WHO", "METHOD", "PATH",
-               "STATUS", "FROM");
-        size_t i;
-        json_t *e;
-        json_array_foreach(items, i, e)
-        {
-                char b[6][200];
-                printf("%-21s %-14s %-32s %-6s %-36s %-6lld %s\n",
-                       clean(json_object_get(e, "time"), b[0], 200),
-                       clean(json_object_get(e, "tenant"), b[1], 200),
-                       clean(json_object_get(e, "actor"), b[2], 200),
-                       clean(json_object_get(e, "method"), b[3], 200),
-                       clean(json_object_get(e, "path"), b[4], 200),
-                       (long long)json_integer_value(json_object_get(e, "status")),
-                       clean(json_object_get(e, "address"), b[5], 200));
-        }
-        return SK_EXIT_OK;
+        static const char *const headers[] = {"TIME", "TENANT", "WHO", "METHOD",
+                                              "PATH", "STATUS", "FROM"};
+        static const char *const keys[] = {"time", "tenant", "actor",  "method",
+                                           "path", "status", "address"};
+        return print_table(items, 7, headers, keys, NULL);
 }
