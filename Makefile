@@ -68,7 +68,7 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) \
 FUZZ_OBJS := $(LIB_SRCS:%.c=build-fuzz/%.o)
 build-fuzz/%.o: %.c | $(BUILD)/.deps
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+	clang $(FUZZ_CFLAGS) -MMD -MP -fsanitize=fuzzer-no-link -c $< -o $@
 build-fuzz/libskerry.a: $(FUZZ_OBJS)
 	rm -f $@ && ar rcs $@ $^
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c build-fuzz/libskerry.a
@@ -90,6 +90,8 @@ clean:
 	rm -rf build build-san build-fuzz
 
 -include $(LIB_OBJS:.o=.d) $(BUILD)/src/main.d $(BUILD)/src/agent_main.d
+# the fuzz build's objects follow header changes too (a stale one fails in odd ways)
+-include $(FUZZ_OBJS:.o=.d)
 
 # `make install` (PREFIX, DESTDIR, SYSCONFDIR, SYSTEMDUNITDIR): the binary, its man page,
 # shell completions, systemd units and (when absent) the config files. docs/install.md.
