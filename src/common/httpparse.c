@@ -132,6 +132,8 @@ static void end_of_headers(sk_http_parser *p)
                 p->status = 0;
                 p->state = ST_STATUS;
         } else if (p->head || p->status == 204 || p->status == 304) {
+                /* no body follows, whatever Content-Length says it would be */
+                p->remaining = 0;
                 p->state = ST_DONE;
         } else if (p->chunked) {
                 p->state = ST_CHUNK_SIZE;
