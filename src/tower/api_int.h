@@ -49,9 +49,12 @@ bool sk_tenancy_within(const sk_tenancy *tn, const char *name, const char *ances
  * parent's that its `sites` expression matches. */
 bool sk_tenancy_site_assigned(const sk_tenancy *tn, const char *name, const char *site_tenant,
                               const json_t *labels);
-/* {"TENANT": {"cpu": millicores, "memory": bytes, "instances": n}} of the application
- * tenants with a quota-per-site that are assigned this site. */
-json_t *sk_tenancy_quotas(const sk_tenancy *tn, const char *site_tenant, const json_t *labels);
+/* Adds to doc's quotas those of the application tenants with a quota-per-site that are
+ * assigned this site, in the units the site's scheduler counts (millicores, bytes,
+ * instances). 0 or -ENOMEM. */
+struct sk_desired_doc;
+int sk_tenancy_quotas(const sk_tenancy *tn, const char *site_tenant, const json_t *labels,
+                      struct sk_desired_doc *doc);
 
 struct sk_tower_api {
         sk_store *store;

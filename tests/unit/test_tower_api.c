@@ -589,12 +589,28 @@ static void test_sync(void **state)
         assert_int_equal(json_array_size(json_object_get(j, "deployments")), 0);
         json_decref(j);
 
-        /* status reports become instances and deployment status */
+        /* status reports become instances and deployment status; each instance is parsed
+         * and validated (model/instance.h), and a bad one is named by its place */
         put_ok(f, "/v1/sites/store-001", SITE_BODY("store-001", "{\"chain\":\"acme\"}"), "updated");
         assert_int_equal(call(f, "POST", "/v1/sync/status",
+                              "{\"host\":\"h1\",\"instances\":[{\"instance\":\"default/"
+                              "pos-stores/api/0\",\"tenant\":\"default\",\"deployment\":"
+                              "\"pos-stores\",\"service\":\"api\",\"state\":\"sleepy\"}]}",
+                              &host, &j),
+                         400);
+        assert_string_equal(err_path(j), "instances[0].state");
+        json_decref(j);
+        assert_int_equal(call(f, "POST", "/v1/sync/status",
+                              "{\"host\":\"h1\",\"instances\":[{\"instance\":\"x\"}]}", &host, &j),
+                         400);
+        assert_string_equal(err_path(j), "instances[0].tenant");
+        json_decref(j);
+        assert_int_equal(call(f, "POST", "/v1/sync/status",
                               "{\"host\":\"h1\",\"capacity\":{\"cpu\":2000},\"instances\":["
-                              "{\"instance\":\"default/pos-stores/api/0\",\"deployment\":"
-                              "\"pos-stores\",\"version\":\"1.1.0\",\"state\":\"running\"}]}",
+                              "{\"instance\":\"default/pos-stores/api/0\",\"tenant\":"
+                              "\"default\",\"deployment\":\"pos-stores\",\"service\":\"api\","
+                              "\"replica\":0,\"site\":\"elsewhere\",\"version\":\"1.1.0\","
+                              "\"state\":\"running\"}]}",
                               &host, &j),
                          200);
         json_decref(j);
