@@ -158,7 +158,7 @@ int sk_tower_h_metrics(sk_tower_ctx *c, sk_error **err);
 int sk_tower_sync_after_write(sk_tower_api *api, int64_t rev_before, int64_t only, sk_error **err);
 
 /* The deployment status block of GET /v1/deployments/NAME (sync.c). */
-int sk_tower_deployment_status(sk_tower_api *api, const char *tenant, const json_t *dep,
+int sk_tower_deployment_status(sk_tower_api *api, const char *tenant, const char *name,
                                json_t **status, sk_error **err);
 
 #endif

@@ -389,7 +389,7 @@ int sk_tower_h_get(sk_tower_ctx *c, sk_error **err)
                 return sk_error_set(err, ENOMEM, "out of memory");
         if (strcmp(kind, "deployment") == 0) {
                 json_t *status = NULL;
-                r = sk_tower_deployment_status(c->api, c->scope, doc, &status, err);
+                r = sk_tower_deployment_status(c->api, c->scope, c->name, &status, err);
                 if (r < 0) {
                         json_decref(doc);
                         return r;
@@ -657,29 +657,48 @@ int sk_tower_h_put(sk_tower_ctx *c, sk_error **err)
         return 0;
 }
 
+/* What app_in_use looks for, and what it found. */
+typedef struct app_use {
+        const char *app, *version, *newest;
+        char *by; /* the deployment that uses it */
+        int bad;  /* a stored deployment did not parse */
+} app_use;
+
+static int dep_uses(const sk_resource_row *row, void *user)
+{
+        app_use *u = user;
+        _cleanup_json_ json_t *doc = json_loads(row->json, 0, NULL);
+        _cleanup_deployment_ sk_deployment *d = NULL;
+        if (!doc || sk_deployment_from_json(doc, &d, NULL) < 0) {
+                u->bad = -EIO;
+                return 1;
+        }
+        const char *v = d->version ? d->version : "*";
+        if (strcmp(d->application, u->app) != 0)
+                return 0;
+        if (u->version && strcmp(v, u->version) != 0 &&
+            !(strcmp(v, "*") == 0 && u->newest && strcmp(u->newest, u->version) == 0))
+                return 0;
+        u->by = strdup(d->name);
+        return u->by ? 1 : (u->bad = -ENOMEM, 1);
+}
+
 /* Whether a deployment of the tenant holds the application (at version, NULL: any). */
 static int app_in_use(sk_tower_ctx *c, const char *version, sk_error **err)
 {
-        _cleanup_rows_ rows deps = {0};
-        int r = list_rows(c->api, c->scope, "deployment", &deps, err);
-        if (r < 0)
-                return r;
         _cleanup_free_ char *newest = NULL;
         sk_tower_app_newest(c->api, c->scope, c->name, &newest, NULL);
-        size_t i;
-        json_t *d;
-        json_array_foreach(deps.items, i, d)
-        {
-                const char *app = json_string_value(json_object_get(d, "application"));
-                const char *v = json_string_value(json_object_get(d, "version")) ?: "*";
-                if (!app || strcmp(app, c->name) != 0)
-                        continue;
-                if (!version || strcmp(v, version) == 0 ||
-                    (strcmp(v, "*") == 0 && newest && strcmp(newest, version) == 0))
-                        return sk_error_set(err, EBUSY, "deployment %s uses application %s%s%s",
-                                            json_string_value(json_object_get(d, "name")), c->name,
-                                            version ? " version " : "", version ? version : "");
-        }
+        app_use u = {c->name, version, newest, NULL, 0};
+        int r = c->api->store->ops->resource_list(c->api->store, c->scope, "deployment", dep_uses,
+                                                  &u, err);
+        _cleanup_free_ char *by = u.by;
+        if (r < 0)
+                return r;
+        if (u.bad)
+                return sk_error_set(err, -u.bad, "a stored deployment is not valid");
+        if (by)
+                return sk_error_set(err, EBUSY, "deployment %s uses application %s%s%s", by,
+                                    c->name, version ? " version " : "", version ? version : "");
         return 0;
 }
 

@@ -859,12 +859,9 @@ static bool running_version(const json_t *doc, const char *version)
                st->version && strcmp(st->version, version) == 0;
 }
 
-int sk_tower_deployment_status(sk_tower_api *api, const char *tenant, const json_t *dep,
+int sk_tower_deployment_status(sk_tower_api *api, const char *tenant, const char *name,
                                json_t **status, sk_error **err)
 {
-        const char *name = json_string_value(json_object_get(dep, "name"));
-        if (!name)
-                return sk_error_set_path(err, EINVAL, "name", "is required");
         /* resolve the deployment exactly as site sync does */
         _cleanup_world_ world all = {0};
         int r = load_world(api, &all, err);
