@@ -687,6 +687,15 @@ static char *login_token(fx *f, const char *tenant, const char *user, const char
 
 /* Application tenants deploy only onto the sites their provider assigned them; quotas go
  * into each assigned site's document; a tenant sees no other tenant's sites or hosts. */
+#define S1_HASHED                                                                                  \
+        "{\"deployments\":[{\"application\":\"pos\",\"name\":\"pos-stores\",\"spec\":{\"kind\":"   \
+        "\"application\",\"name\":\"pos\",\"services\":[{\"containers\":[{\"image\":\"localhost/"  \
+        "pos:1.0.0\",\"name\":\"api\",\"restart\":\"always\"}],\"name\":\"api\",\"network\":{"     \
+        "\"outbound\":\"deny\"},\"replicas\":1}],\"version\":\"1.0.0\"},\"tenant\":\"acme\","      \
+        "\"version\":\"1.0.0\"}],\"quotas\":{\"acme\":{\"cpu\":4000,\"instances\":20,\"memory\":"  \
+        "8589934592}},\"site\":{\"host-lost-after\":\"5s\",\"labels\":{\"chain\":\"shared\"},"     \
+        "\"name\":\"s1\",\"tenant\":\"retail\"}}"
+
 static void test_tenancy_sync(void **state)
 {
         fx *f = *state;
@@ -762,6 +771,11 @@ static void test_tenancy_sync(void **state)
                     json_string_value(json_object_get(json_object_get(doc, "site"), "name"));
                 if (strcmp(n, "s1") == 0) {
                         s1 = id;
+                        /* what the site's generation hashes: byte for byte what the tower
+                         * hashed before it built the document from structs */
+                        char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+                        assert_string_equal(text, S1_HASHED);
+                        free(text);
                         assert_int_equal(json_array_size(json_object_get(doc, "deployments")), 1);
                         json_t *q = json_object_get(json_object_get(doc, "quotas"), "acme");
                         assert_int_equal(json_integer_value(json_object_get(q, "cpu")), 4000);
