@@ -566,15 +566,18 @@ static int check_deployment(sk_tower_ctx *c, const sk_deployment *d, sk_error **
         return 0;
 }
 
-/* Versions are immutable: the same version again must carry the same document. */
-static int check_app_version(sk_tower_ctx *c, const sk_app *app, sk_error **err)
+/* Versions are immutable: the same version again must carry the same document. Compared
+ * as stored: the store keeps a mapping's keys sorted (a container's env), so the new one is
+ * read back from the text that would be stored. */
+static int check_app_version(sk_tower_ctx *c, const sk_app *app, const char *text, sk_error **err)
 {
-        _cleanup_app_ sk_app *old = NULL;
+        _cleanup_app_ sk_app *old = NULL, *same = NULL;
         int r = stored_typed(c->api, c->scope, SK_KIND_APPLICATION, c->name, app->version,
                              (void **)&old);
         if (r == -ENOENT)
                 return 0;
-        if (r < 0 || !sk_app_equal(old, app))
+        _cleanup_json_ json_t *doc = r < 0 ? NULL : json_loads(text, 0, NULL);
+        if (!doc || sk_app_from_json(doc, &same, NULL) < 0 || !sk_app_equal(old, same))
                 return sk_error_set_path(err, EEXIST, "version",
                                          "application %s version %s is already stored with "
                                          "other content; versions are immutable",
@@ -622,10 +625,9 @@ int sk_tower_h_put(sk_tower_ctx *c, sk_error **err)
         const char *version = "";
         if (info->kind == SK_KIND_USER)
                 r = user_home(c, d.user, &tenant, err);
-        else if (info->kind == SK_KIND_APPLICATION) {
-                r = check_app_version(c, d.app, err);
+        else if (info->kind == SK_KIND_APPLICATION)
                 version = d.app->version;
-        } else if (info->kind == SK_KIND_DEPLOYMENT)
+        else if (info->kind == SK_KIND_DEPLOYMENT)
                 r = check_deployment(c, d.deployment, err);
         else if (info->kind == SK_KIND_TENANT)
                 r = check_tenant(c, d.tenant, err);
@@ -635,6 +637,8 @@ int sk_tower_h_put(sk_tower_ctx *c, sk_error **err)
         _cleanup_free_ char *text = norm ? json_dumps(norm, DUMP_FLAGS) : NULL;
         if (!text)
                 return sk_error_set(err, ENOMEM, "out of memory");
+        if (info->kind == SK_KIND_APPLICATION && (r = check_app_version(c, d.app, text, err)) < 0)
+                return r;
         sk_store *s = c->api->store;
         int64_t id = 0;
         r = s->ops->resource_put(s, tenant, kind, c->name, version, text, &id, err);

@@ -381,6 +381,26 @@ static void test_applications_and_deployments(void **state)
                          409);
         assert_string_equal(err_code(j), "conflict");
         json_decref(j);
+        /* the same version again in other words is the same (keys in any order, defaults
+         * spelled out); a cpu written otherwise is other content */
+#define ENV_APP(env, cpu)                                                                          \
+        "{\"kind\":\"app\",\"name\":\"pos\",\"version\":\"3.0.0\",\"services\":[{\"name\":"        \
+        "\"api\",\"resources\":{\"cpu\":" cpu "},\"containers\":[{\"name\":\"api\",\"image\":"     \
+        "\"x\",\"env\":" env "}]}]}"
+        put_ok(f, "/v1/applications/pos", ENV_APP("{\"B\":\"1\",\"A\":\"2\"}", "0.5"), "created");
+        put_ok(f, "/v1/applications/pos",
+               "{\"services\":[{\"containers\":[{\"env\":{\"A\":\"2\",\"B\":\"1\"},\"image\":"
+               "\"x\",\"name\":\"api\",\"restart\":\"always\"}],\"resources\":{\"cpu\":0.5},"
+               "\"replicas\":1,\"name\":\"api\"}],\"version\":\"3.0.0\",\"name\":\"pos\"}",
+               "unchanged");
+        put_ok(f, "/v1/applications/pos", ENV_APP("{\"B\":\"1\",\"A\":\"2\"}", "0.5"), "unchanged");
+        assert_int_equal(admin_call(f, "PUT", "/v1/applications/pos",
+                                    ENV_APP("{\"B\":\"1\",\"A\":\"2\"}", "\"500m\""), &j),
+                         409);
+        json_decref(j);
+        call_opts v3 = {.token = f->admin, .query = {"version", "3.0.0"}};
+        assert_int_equal(call(f, "DELETE", "/v1/applications/pos", NULL, &v3, &j), 200);
+        json_decref(j);
 
         assert_int_equal(admin_call(f, "GET", "/v1/applications/pos", NULL, &j), 200);
         assert_string_equal(json_string_value(json_object_get(j, "version")), "10.0.0");
