@@ -197,7 +197,8 @@ static int expr_parse(const json_t *v, const char *path, const sk_field *f, void
                                     "must be a label expression (a string like "
                                     "\"chain = acme and region in (north, west)\")");
         _cleanup_error_ sk_error *perr = NULL;
-        if (sk_expr_parse(json_string_value(v), &e->expr, &perr) < 0) {
+        /* through the cache: the tower parses stored documents again on every refresh */
+        if (sk_expr_parse_cached(json_string_value(v), &e->expr, &perr) < 0) {
                 if (perr && perr->code == ENOMEM)
                         return sk_field_oom(err);
                 int r = sk_error_set_path(err, EINVAL, path, "must be a label expression: %s",

@@ -93,9 +93,14 @@ static const sk_kind_info *doc_kind(const json_t *doc, sk_error **err)
         return info;
 }
 
-int sk_spec_validate_kind(sk_kind kind, const json_t *doc, json_t **normalized, sk_error **err)
+const sk_model *sk_spec_model(sk_kind kind)
 {
-        *normalized = NULL;
+        return (unsigned)kind < SK_KIND_COUNT ? models[kind] : NULL;
+}
+
+int sk_spec_input(sk_kind kind, const json_t *doc, json_t **input, sk_error **err)
+{
+        *input = NULL;
         const sk_kind_info *want = sk_kind_get(kind);
         if (!want || !want->appliable)
                 return sk_error_set(err, EINVAL, "a %s cannot be applied",
@@ -107,17 +112,28 @@ int sk_spec_validate_kind(sk_kind kind, const json_t *doc, json_t **normalized, 
                 return sk_error_set_path(err, EINVAL, "kind", "must be %s here", want->name);
         /* What the tower adds to a resource it answers with is ignored on the way in, so
          * `skerry get ... -o yaml | skerry apply -f -` round-trips. */
-        _cleanup_json_ json_t *input = json_copy((json_t *)doc);
-        if (!input)
+        json_t *in = json_copy((json_t *)doc);
+        if (!in)
                 return sk_field_oom(err);
         static const char *const read_only[] = {"created", "updated", "versions", "status"};
         for (size_t i = 0; i < SK_ARRAY_SIZE(read_only); i++)
-                json_object_del(input, read_only[i]);
+                json_object_del(in, read_only[i]);
         if (kind != SK_KIND_USER)
-                json_object_del(input, "tenant");
+                json_object_del(in, "tenant");
+        *input = in;
+        return 0;
+}
+
+int sk_spec_validate_kind(sk_kind kind, const json_t *doc, json_t **normalized, sk_error **err)
+{
+        *normalized = NULL;
+        _cleanup_json_ json_t *input = NULL;
+        int r = sk_spec_input(kind, doc, &input, err);
+        if (r < 0)
+                return r;
         /* normalised = to_json(from_json(doc)): what the model keeps is what is stored */
         void *obj = NULL;
-        int r = sk_resource_from_json(models[kind], input, &obj, err);
+        r = sk_resource_from_json(models[kind], input, &obj, err);
         if (r < 0)
                 return r;
         *normalized = sk_model_write(models[kind], obj);

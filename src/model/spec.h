@@ -47,6 +47,15 @@ int sk_spec_validate(const json_t *doc, json_t **normalized, sk_error **err);
  * that does not parse, (*err)->column is the column inside the expression (line 0). */
 int sk_spec_validate_kind(sk_kind kind, const json_t *doc, json_t **normalized, sk_error **err);
 
+/* The two halves of sk_spec_validate_kind, for a caller that keeps the typed document
+ * (the tower's PUT): the field table of an appliable kind (NULL for the others), and the
+ * document as it is parsed, a copy checked to be of that kind and without what the tower
+ * adds to a resource it answers with (created, updated, versions, status, and tenant but
+ * in a user). */
+struct sk_model;
+const struct sk_model *sk_spec_model(sk_kind kind);
+int sk_spec_input(sk_kind kind, const json_t *doc, json_t **input, sk_error **err);
+
 /* A label key: NAME or PREFIX/NAME, NAME 1..63 of [A-Za-z0-9._-] starting and ending
  * alphanumeric, PREFIX a lowercase DNS name (dot-separated DNS labels, at most 253).
  * Reserved prefixes (system/) are not refused here: sk_spec_validate does that. */

@@ -49,9 +49,12 @@ bool sk_tenancy_within(const sk_tenancy *tn, const char *name, const char *ances
  * parent's that its `sites` expression matches. */
 bool sk_tenancy_site_assigned(const sk_tenancy *tn, const char *name, const char *site_tenant,
                               const json_t *labels);
-/* {"TENANT": {"cpu": millicores, "memory": bytes, "instances": n}} of the application
- * tenants with a quota-per-site that are assigned this site. */
-json_t *sk_tenancy_quotas(const sk_tenancy *tn, const char *site_tenant, const json_t *labels);
+/* Adds to doc's quotas those of the application tenants with a quota-per-site that are
+ * assigned this site, in the units the site's scheduler counts (millicores, bytes,
+ * instances). 0 or -ENOMEM. */
+struct sk_desired_doc;
+int sk_tenancy_quotas(const sk_tenancy *tn, const char *site_tenant, const json_t *labels,
+                      struct sk_desired_doc *doc);
 
 struct sk_tower_api {
         sk_store *store;
@@ -156,7 +159,7 @@ int sk_tower_h_metrics(sk_tower_ctx *c, sk_error **err);
 int sk_tower_sync_after_write(sk_tower_api *api, int64_t rev_before, int64_t only, sk_error **err);
 
 /* The deployment status block of GET /v1/deployments/NAME (sync.c). */
-int sk_tower_deployment_status(sk_tower_api *api, const char *tenant, const json_t *dep,
+int sk_tower_deployment_status(sk_tower_api *api, const char *tenant, const char *name,
                                json_t **status, sk_error **err);
 
 #endif

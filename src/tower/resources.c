@@ -7,8 +7,13 @@
 
 #include "common/cleanup.h"
 #include "common/log.h"
+#include "model/app.h"
+#include "model/deployment.h"
 #include "model/labelexpr.h"
+#include "model/resource.h"
+#include "model/site.h"
 #include "model/spec.h"
+#include "model/tenant.h"
 #include "tower/api_int.h"
 #include "tower/siteca.h"
 
@@ -355,7 +360,8 @@ int sk_tower_h_list(sk_tower_ctx *c, sk_error **err)
         json_array_foreach(strcmp(kind, "deployment") == 0 ? out : NULL, i, it)
         {
                 json_t *status = NULL;
-                r = sk_tower_deployment_status(c->api, c->scope, it, &status, err);
+                r = sk_tower_deployment_status(
+                    c->api, c->scope, json_string_value(json_object_get(it, "name")), &status, err);
                 if (r < 0)
                         return r;
                 json_object_set_new(it, "status", status);
@@ -396,7 +402,7 @@ int sk_tower_h_get(sk_tower_ctx *c, sk_error **err)
                 return sk_error_set(err, ENOMEM, "out of memory");
         if (strcmp(kind, "deployment") == 0) {
                 json_t *status = NULL;
-                r = sk_tower_deployment_status(c->api, c->scope, doc, &status, err);
+                r = sk_tower_deployment_status(c->api, c->scope, c->name, &status, err);
                 if (r < 0) {
                         json_decref(doc);
                         return r;
@@ -407,18 +413,102 @@ int sk_tower_h_get(sk_tower_ctx *c, sk_error **err)
         return 0;
 }
 
+/* A document as PUT parsed it, of the kind its path names. */
+typedef struct typed_doc {
+        sk_kind kind;
+        union {
+                void *any;
+                sk_tenant *tenant;
+                sk_user *user;
+                sk_site *site;
+                sk_app *app;
+                sk_deployment *deployment;
+        };
+} typed_doc;
+
+static void typed_doc_free(typed_doc *d)
+{
+        if (d->any)
+                sk_resource_free(sk_spec_model(d->kind), d->any);
+        d->any = NULL;
+}
+#define _cleanup_typed_doc_ __attribute__((cleanup(typed_doc_free)))
+
+/* Parses and validates in one pass (model/spec.h): the struct is what the checks read and
+ * what is stored. */
+static int typed_parse(sk_kind kind, const json_t *in, typed_doc *d, sk_error **err)
+{
+        d->kind = kind;
+        switch (kind) {
+        case SK_KIND_TENANT:
+                return sk_tenant_from_json(in, &d->tenant, err);
+        case SK_KIND_USER:
+                return sk_user_from_json(in, &d->user, err);
+        case SK_KIND_SITE:
+                return sk_site_from_json(in, &d->site, err);
+        case SK_KIND_APPLICATION:
+                return sk_app_from_json(in, &d->app, err);
+        case SK_KIND_DEPLOYMENT:
+                return sk_deployment_from_json(in, &d->deployment, err);
+        default:
+                return sk_resource_from_json(sk_spec_model(kind), in, &d->any, err);
+        }
+}
+
+static const char *typed_name(const typed_doc *d)
+{
+        switch (d->kind) {
+        case SK_KIND_TENANT:
+                return d->tenant->name;
+        case SK_KIND_USER:
+                return d->user->name;
+        case SK_KIND_SITE:
+                return d->site->name;
+        case SK_KIND_APPLICATION:
+                return d->app->name;
+        case SK_KIND_DEPLOYMENT:
+                return d->deployment->name;
+        default:
+                return NULL;
+        }
+}
+
+/* One stored document of a kind, as its struct (-ENOENT when there is none). */
+typedef struct stored_doc {
+        sk_kind kind;
+        void *obj;
+        int r;
+} stored_doc;
+
+static int parse_row(const sk_resource_row *row, void *user)
+{
+        stored_doc *sd = user;
+        _cleanup_json_ json_t *doc = json_loads(row->json, 0, NULL);
+        sd->r = doc ? sk_resource_from_json(sk_spec_model(sd->kind), doc, &sd->obj, NULL) : -EIO;
+        return 0;
+}
+
+static int stored_typed(sk_tower_api *api, const char *tenant, sk_kind kind, const char *name,
+                        const char *version, void **obj)
+{
+        stored_doc sd = {kind, NULL, -ENOENT};
+        int r = api->store->ops->resource_get(api->store, tenant, sk_kind_get(kind)->name, name,
+                                              version, parse_row, &sd, NULL);
+        *obj = sd.obj;
+        return r < 0 ? r : sd.r;
+}
+
 /* A tenant is written by the admins of its parent provider (the root: also by its own):
  * the parent is the scope it was made in and never changes. */
-static int check_tenant(sk_tower_ctx *c, json_t *norm, sk_error **err)
+static int check_tenant(sk_tower_ctx *c, sk_tenant *t, sk_error **err)
 {
-        const char *type = json_string_value(json_object_get(norm, "type")) ?: "";
-        const char *given = json_string_value(json_object_get(norm, "parent"));
+        bool provider = t->type == SK_TENANT_PROVIDER;
         bool exists = sk_tenancy_exists(c->tn, c->name);
         if (strcmp(c->name, SK_TOWER_ROOT) == 0) {
-                if (strcmp(type, "provider") != 0)
+                if (!provider)
                         return sk_error_set_path(err, EINVAL, "type",
                                                  "tenant %s must stay a provider", SK_TOWER_ROOT);
-                if (given)
+                if (t->parent)
                         return sk_error_set_path(err, EINVAL, "parent", "tenant %s has no parent",
                                                  SK_TOWER_ROOT);
                 if (strcmp(c->scope, SK_TOWER_ROOT) != 0)
@@ -433,7 +523,7 @@ static int check_tenant(sk_tower_ctx *c, json_t *norm, sk_error **err)
                                           c->name, sk_tenancy_parent(c->tn, c->name))
                            : sk_error_set_path(err, EEXIST, "name", "the tenant name %s is taken",
                                                c->name);
-        if (exists && sk_tenancy_is_provider(c->tn, c->name) != (strcmp(type, "provider") == 0))
+        if (exists && sk_tenancy_is_provider(c->tn, c->name) != provider)
                 return sk_error_set_path(err, EINVAL, "type",
                                          "a tenant's type does not change (tenant %s is %s)",
                                          c->name,
@@ -441,91 +531,96 @@ static int check_tenant(sk_tower_ctx *c, json_t *norm, sk_error **err)
                                                                                 : "an application "
                                                                                   "tenant");
         const char *parent = exists ? sk_tenancy_parent(c->tn, c->name) : c->scope;
-        if (given && strcmp(given, parent) != 0)
+        if (t->parent && strcmp(t->parent, parent) != 0)
                 return sk_error_set_path(err, EINVAL, "parent",
                                          "must be %s (%s); a tenant does not move", parent,
                                          exists ? "its parent" : "the tenant it is made in");
-        if (json_object_get(norm, "sites") && strcmp(type, "provider") == 0)
+        if (t->sites.text && provider)
                 return sk_error_set_path(err, EINVAL, "sites",
                                          "only application tenants are assigned sites; a "
                                          "provider uses the sites it owns");
-        json_object_set_new(norm, "parent", json_string(parent));
+        char *p = strdup(parent);
+        if (!p)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        free(t->parent);
+        t->parent = p;
         return 0;
 }
 
 /* Checks a user document's tenant: the scope unless a root admin names another. */
-static int user_home(sk_tower_ctx *c, json_t *norm, const char **tenant, sk_error **err)
+static int user_home(sk_tower_ctx *c, sk_user *u, const char **tenant, sk_error **err)
 {
-        const char *t = json_string_value(json_object_get(norm, "tenant"));
-        if (!t) {
-                json_object_set_new(norm, "tenant", json_string(c->scope));
-                t = c->scope;
-        }
+        if (!u->tenant && !(u->tenant = strdup(c->scope)))
+                return sk_error_set(err, ENOMEM, "out of memory");
         /* the router let an admin of the scope through: the scope and below are its own */
-        if (!sk_tenancy_within(c->tn, t, c->scope))
-                return sk_error_set_path(err, EINVAL, "tenant", "no tenant named %s", t);
-        *tenant = t;
+        if (!sk_tenancy_within(c->tn, u->tenant, c->scope))
+                return sk_error_set_path(err, EINVAL, "tenant", "no tenant named %s", u->tenant);
+        *tenant = u->tenant;
         return 0;
 }
 
-static int check_deployment(sk_tower_ctx *c, const json_t *norm, sk_error **err)
+/* The application (and version) must exist; the `sites` expression was compiled with the
+ * document. */
+static int check_deployment(sk_tower_ctx *c, const sk_deployment *d, sk_error **err)
 {
-        const char *app = json_string_value(json_object_get(norm, "application"));
-        const char *version = json_string_value(json_object_get(norm, "version"));
-        const char *sites = json_string_value(json_object_get(norm, "sites"));
-        if (!app)
-                return sk_error_set_path(err, EINVAL, "application", "is required");
         _cleanup_rows_ rows rs = {0};
-        if (get_rows(c->api, c->scope, "application", app, NULL, &rs, NULL) < 0)
+        if (get_rows(c->api, c->scope, "application", d->application, NULL, &rs, NULL) < 0)
                 return sk_error_set_path(err, EINVAL, "application",
-                                         "no application named %s in tenant %s", app, c->scope);
-        if (version && strcmp(version, "*") != 0) {
-                bool found = false;
-                size_t i;
-                json_t *it;
-                json_array_foreach(rs.items, i, it)
-                {
-                        if (strcmp(json_string_value(json_object_get(it, "version")), version) == 0)
-                                found = true;
-                }
-                if (!found)
+                                         "no application named %s in tenant %s", d->application,
+                                         c->scope);
+        if (d->version && strcmp(d->version, "*") != 0) {
+                _cleanup_app_ sk_app *app = NULL;
+                if (stored_typed(c->api, c->scope, SK_KIND_APPLICATION, d->application, d->version,
+                                 (void **)&app) == -ENOENT)
                         return sk_error_set_path(err, EINVAL, "version",
-                                                 "application %s has no version %s", app, version);
-        }
-        if (sites) {
-                _cleanup_expr_ sk_expr *e = NULL;
-                _cleanup_error_ sk_error *pe = NULL;
-                if (sk_expr_parse_cached(sites, &e, &pe) < 0) {
-                        int r =
-                            sk_error_set_path(err, EINVAL, "sites", "%s", sk_error_msg(pe, EINVAL));
-                        if (err && *err && pe)
-                                (*err)->column = pe->column;
-                        return r;
-                }
+                                                 "application %s has no version %s", d->application,
+                                                 d->version);
         }
         return 0;
 }
 
-/* Versions are immutable: the same version again must carry the same document. */
-static int check_app_version(sk_tower_ctx *c, const json_t *norm, sk_error **err)
+/* Versions are immutable: the same version again must carry the same document. Compared
+ * as stored: the store keeps a mapping's keys sorted (a container's env), so the new one is
+ * read back from the text that would be stored. */
+static int check_app_version(sk_tower_ctx *c, const sk_app *app, const char *text, sk_error **err)
 {
-        const char *version = json_string_value(json_object_get(norm, "version"));
-        if (!version)
-                return sk_error_set_path(err, EINVAL, "version", "is required");
-        _cleanup_rows_ rows rs = {0};
-        if (get_rows(c->api, c->scope, "application", c->name, version, &rs, NULL) < 0)
+        _cleanup_app_ sk_app *old = NULL, *same = NULL;
+        int r = stored_typed(c->api, c->scope, SK_KIND_APPLICATION, c->name, app->version,
+                             (void **)&old);
+        if (r == -ENOENT)
                 return 0;
-        json_t *old = json_deep_copy(json_array_get(rs.items, 0));
-        json_object_del(old, "tenant");
-        json_object_del(old, "created");
-        json_object_del(old, "updated");
-        bool same = json_equal(old, (json_t *)norm);
-        json_decref(old);
-        if (!same)
+        _cleanup_json_ json_t *doc = r < 0 ? NULL : json_loads(text, 0, NULL);
+        if (!doc || sk_app_from_json(doc, &same, NULL) < 0 || !sk_app_equal(old, same))
                 return sk_error_set_path(err, EEXIST, "version",
                                          "application %s version %s is already stored with "
                                          "other content; versions are immutable",
-                                         c->name, version);
+                                         c->name, app->version);
+        return 0;
+}
+
+/* The document of the request's body, parsed and validated as the kind of its path. */
+static int put_parse(sk_tower_ctx *c, const sk_kind_info *info, typed_doc *d, sk_error **err)
+{
+        _cleanup_json_ json_t *body = NULL;
+        int r = sk_tower_body(c, &body, err);
+        if (r < 0)
+                return r;
+        const json_t *k = json_object_get(body, "kind");
+        const sk_kind_info *given = k ? sk_kind_lookup(json_string_value(k)) : info;
+        if (given && given->appliable && given != info)
+                return sk_error_set_path(err, EINVAL, "kind", "must be %s on /v1/%s", info->name,
+                                         c->kind);
+        if (!k)
+                json_object_set_new(body, "kind", json_string(info->name));
+        _cleanup_json_ json_t *in = NULL;
+        r = sk_spec_input(info->kind, body, &in, err);
+        if (r >= 0)
+                r = typed_parse(info->kind, in, d, err);
+        if (r < 0)
+                return r == -ENOMEM ? r : sk_error_set(err, EINVAL, "invalid %s", info->name);
+        const char *name = typed_name(d);
+        if (!name || strcmp(name, c->name) != 0)
+                return sk_error_set_path(err, EINVAL, "name", "must match the path (%s)", c->name);
         return 0;
 }
 
@@ -555,41 +650,35 @@ static int dry_run_reply(sk_tower_ctx *c, const char *tenant, const char *kind, 
 int sk_tower_h_put(sk_tower_ctx *c, sk_error **err)
 {
         const char *kind = singular(c->kind);
-        _cleanup_json_ json_t *body = NULL;
-        _cleanup_json_ json_t *norm = NULL;
-        int r = sk_tower_body(c, &body, err);
+        const sk_kind_info *info = sk_kind_lookup(kind);
+        if (!info || !sk_spec_model(info->kind))
+                return sk_error_set(err, EINVAL, "a %s cannot be applied", kind);
+        _cleanup_typed_doc_ typed_doc d = {0};
+        int r = put_parse(c, info, &d, err);
         if (r < 0)
                 return r;
-        if (!json_object_get(body, "kind"))
-                json_object_set_new(body, "kind", json_string(kind));
-        r = sk_spec_validate(body, &norm, err);
-        if (r < 0)
-                return r == -ENOMEM ? r : sk_error_set(err, EINVAL, "invalid %s", kind);
-        const char *nkind = json_string_value(json_object_get(norm, "kind"));
-        if (!nkind || strcmp(nkind, kind) != 0)
-                return sk_error_set_path(err, EINVAL, "kind", "must be %s on /v1/%s", kind,
-                                         c->kind);
-        const char *name = json_string_value(json_object_get(norm, "name"));
-        if (!name || strcmp(name, c->name) != 0)
-                return sk_error_set_path(err, EINVAL, "name", "must match the path (%s)", c->name);
         const char *tenant = home(c, kind);
         const char *version = "";
-        if (strcmp(kind, "user") == 0)
-                r = user_home(c, norm, &tenant, err);
-        else if (strcmp(kind, "application") == 0) {
-                r = check_app_version(c, norm, err);
-                version = json_string_value(json_object_get(norm, "version"));
-        } else if (strcmp(kind, "deployment") == 0)
-                r = check_deployment(c, norm, err);
-        else if (strcmp(kind, "tenant") == 0)
-                r = check_tenant(c, norm, err);
+        if (info->kind == SK_KIND_USER)
+                r = user_home(c, d.user, &tenant, err);
+        else if (info->kind == SK_KIND_APPLICATION)
+                version = d.app->version;
+        else if (info->kind == SK_KIND_DEPLOYMENT)
+                r = check_deployment(c, d.deployment, err);
+        else if (info->kind == SK_KIND_TENANT)
+                r = check_tenant(c, d.tenant, err);
         if (r < 0)
                 return r;
+        _cleanup_json_ json_t *norm = sk_model_write(sk_spec_model(info->kind), d.any);
+        if (!norm)
+                return sk_error_set(err, ENOMEM, "out of memory");
         if (sk_tower_query(c, "dry-run"))
                 return dry_run_reply(c, tenant, kind, version, norm, err);
         _cleanup_free_ char *text = json_dumps(norm, DUMP_FLAGS);
         if (!text)
                 return sk_error_set(err, ENOMEM, "out of memory");
+        if (info->kind == SK_KIND_APPLICATION && (r = check_app_version(c, d.app, text, err)) < 0)
+                return r;
         sk_store *s = c->api->store;
         int64_t id = 0;
         r = s->ops->resource_put(s, tenant, kind, c->name, version, text, &id, err);
@@ -612,29 +701,48 @@ int sk_tower_h_put(sk_tower_ctx *c, sk_error **err)
         return 0;
 }
 
+/* What app_in_use looks for, and what it found. */
+typedef struct app_use {
+        const char *app, *version, *newest;
+        char *by; /* the deployment that uses it */
+        int bad;  /* a stored deployment did not parse */
+} app_use;
+
+static int dep_uses(const sk_resource_row *row, void *user)
+{
+        app_use *u = user;
+        _cleanup_json_ json_t *doc = json_loads(row->json, 0, NULL);
+        _cleanup_deployment_ sk_deployment *d = NULL;
+        if (!doc || sk_deployment_from_json(doc, &d, NULL) < 0) {
+                u->bad = -EIO;
+                return 1;
+        }
+        const char *v = d->version ? d->version : "*";
+        if (strcmp(d->application, u->app) != 0)
+                return 0;
+        if (u->version && strcmp(v, u->version) != 0 &&
+            !(strcmp(v, "*") == 0 && u->newest && strcmp(u->newest, u->version) == 0))
+                return 0;
+        u->by = strdup(d->name);
+        return u->by ? 1 : (u->bad = -ENOMEM, 1);
+}
+
 /* Whether a deployment of the tenant holds the application (at version, NULL: any). */
 static int app_in_use(sk_tower_ctx *c, const char *version, sk_error **err)
 {
-        _cleanup_rows_ rows deps = {0};
-        int r = list_rows(c->api, c->scope, "deployment", &deps, err);
-        if (r < 0)
-                return r;
         _cleanup_free_ char *newest = NULL;
         sk_tower_app_newest(c->api, c->scope, c->name, &newest, NULL);
-        size_t i;
-        json_t *d;
-        json_array_foreach(deps.items, i, d)
-        {
-                const char *app = json_string_value(json_object_get(d, "application"));
-                const char *v = json_string_value(json_object_get(d, "version")) ?: "*";
-                if (!app || strcmp(app, c->name) != 0)
-                        continue;
-                if (!version || strcmp(v, version) == 0 ||
-                    (strcmp(v, "*") == 0 && newest && strcmp(newest, version) == 0))
-                        return sk_error_set(err, EBUSY, "deployment %s uses application %s%s%s",
-                                            json_string_value(json_object_get(d, "name")), c->name,
-                                            version ? " version " : "", version ? version : "");
-        }
+        app_use u = {c->name, version, newest, NULL, 0};
+        int r = c->api->store->ops->resource_list(c->api->store, c->scope, "deployment", dep_uses,
+                                                  &u, err);
+        _cleanup_free_ char *by = u.by;
+        if (r < 0)
+                return r;
+        if (u.bad)
+                return sk_error_set(err, -u.bad, "a stored deployment is not valid");
+        if (by)
+                return sk_error_set(err, EBUSY, "deployment %s uses application %s%s%s", by,
+                                    c->name, version ? " version " : "", version ? version : "");
         return 0;
 }
 

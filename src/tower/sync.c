@@ -10,7 +10,12 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/pki.h"
+#include "model/app.h"
+#include "model/deployment.h"
+#include "model/desired.h"
+#include "model/instance.h"
 #include "model/labelexpr.h"
+#include "model/site.h"
 #include "model/spec.h"
 #include "tower/api_int.h"
 #include "tower/siteca.h"
@@ -19,13 +24,13 @@
 #define DUMP_FLAGS     (JSON_COMPACT | JSON_SORT_KEYS)
 #define WAIT_DEFAULT_S 30
 
-/* One deployment, resolved once per refresh. */
+/* One deployment, parsed and resolved once per refresh: its `sites` expression is
+ * compiled with the document (model/deployment.h). */
 typedef struct plan {
-        json_t *dep; /* the stored document */
-        const char *tenant;
-        sk_expr *expr; /* NULL: the expression does not parse; selects nothing */
+        char *tenant;
+        sk_deployment *dep;
         char *version; /* concrete */
-        json_t *spec;  /* the application version; NULL when missing */
+        sk_app *app;   /* the application version; NULL when missing */
 } plan;
 
 typedef struct world {
@@ -37,10 +42,10 @@ typedef struct world {
 static void world_free(world *w)
 {
         for (size_t i = 0; i < w->n; i++) {
-                json_decref(w->plans[i].dep);
-                sk_expr_free(w->plans[i].expr);
+                free(w->plans[i].tenant);
+                sk_deployment_free(w->plans[i].dep);
                 free(w->plans[i].version);
-                json_decref(w->plans[i].spec);
+                sk_app_free(w->plans[i].app);
         }
         free(w->plans);
         sk_tenancy_free(w->tn);
@@ -78,6 +83,16 @@ static int copy_row(const sk_resource_row *row, void *user)
         return 0;
 }
 
+/* A stored row as its struct; NULL when it does not parse (it then selects nothing). */
+static void *parse_stored(const sk_model *t, const char *json)
+{
+        _cleanup_json_ json_t *doc = json_loads(json, 0, NULL);
+        void *obj = NULL;
+        if (doc && sk_resource_from_json(t, doc, &obj, NULL) < 0)
+                obj = NULL;
+        return obj;
+}
+
 static int add_plan(const sk_resource_row *row, void *user)
 {
         world *w = user;
@@ -87,12 +102,17 @@ static int add_plan(const sk_resource_row *row, void *user)
         w->plans = p;
         p = &w->plans[w->n];
         memset(p, 0, sizeof(*p));
-        p->dep = json_loads(row->json, 0, NULL);
+        p->dep = parse_stored(&sk_deployment_table, row->json);
         if (!p->dep)
                 return 0; /* unreadable rows select nothing */
-        json_object_set_new(p->dep, "tenant", json_string(row->tenant));
-        p->tenant = json_string_value(json_object_get(p->dep, "tenant"));
         w->n++;
+        return (p->tenant = strdup(row->tenant)) ? 0 : -ENOMEM;
+}
+
+static int app_row(const sk_resource_row *row, void *user)
+{
+        sk_app_free(*(sk_app **)user);
+        *(sk_app **)user = parse_stored(&sk_app_table, row->json);
         return 0;
 }
 
@@ -107,23 +127,16 @@ static int load_world(sk_tower_api *api, world *w, sk_error **err)
                 return r == -ENOMEM ? sk_error_set(err, ENOMEM, "out of memory") : r;
         for (size_t i = 0; i < w->n; i++) {
                 plan *p = &w->plans[i];
-                const char *sites = json_string_value(json_object_get(p->dep, "sites"));
-                if (sites && sk_expr_parse_cached(sites, &p->expr, NULL) < 0)
-                        p->expr = NULL;
-                const char *app = json_string_value(json_object_get(p->dep, "application"));
-                const char *v = json_string_value(json_object_get(p->dep, "version")) ?: "*";
-                if (!app)
-                        continue;
+                const char *v = p->dep->version ? p->dep->version : "*";
                 if (strcmp(v, "*") == 0) {
-                        if (sk_tower_app_newest(api, p->tenant, app, &p->version, NULL) < 0)
+                        if (sk_tower_app_newest(api, p->tenant, p->dep->application, &p->version,
+                                                NULL) < 0)
                                 continue;
                 } else if (!(p->version = strdup(v))) {
                         return sk_error_set(err, ENOMEM, "out of memory");
                 }
-                _cleanup_owned_row_ owned_row row = {0};
-                if (s->ops->resource_get(s, p->tenant, "application", app, p->version, copy_row,
-                                         &row, NULL) == 0)
-                        p->spec = take_ptr(&row.doc);
+                s->ops->resource_get(s, p->tenant, "application", p->dep->application, p->version,
+                                     app_row, &p->app, NULL);
         }
         return 0;
 }
@@ -133,9 +146,9 @@ static int load_world(sk_tower_api *api, world *w, sk_error **err)
 static bool plan_selects(const world *w, const plan *p, const char *site_tenant,
                          const json_t *labels)
 {
-        return p->expr && p->spec &&
+        return p->dep->sites.expr && p->app &&
                sk_tenancy_site_assigned(w->tn, p->tenant, site_tenant, labels) &&
-               sk_expr_match(p->expr, labels);
+               sk_expr_match(p->dep->sites.expr, labels);
 }
 
 static int site_row(sk_tower_api *api, int64_t site_id, owned_row *row, sk_error **err)
@@ -147,18 +160,18 @@ static int site_row(sk_tower_api *api, int64_t site_id, owned_row *row, sk_error
 }
 
 /* The ids of the hosts removed from the site, for its leader to drop from the raft
- * configuration and refuse (docs/site-cluster.md); NULL when none (or unreadable: the
- * next refresh tries again, as the document's hash then differs). */
-static json_t *removed_hosts(sk_tower_api *api, int64_t site_id)
+ * configuration and refuse (docs/site-cluster.md); none when unreadable: the next refresh
+ * tries again, as the document's hash then differs. */
+static void removed_hosts(sk_tower_api *api, int64_t site_id, sk_desired_doc *d)
 {
-        _cleanup_free_ int64_t *ids = NULL;
+        int64_t *ids = NULL;
         size_t n = 0;
-        if (api->store->ops->host_removed_list(api->store, site_id, &ids, &n, NULL) < 0 || n == 0)
-                return NULL;
-        json_t *list = json_array();
-        for (size_t i = 0; list && i < n; i++)
-                json_array_append_new(list, json_integer(ids[i]));
-        return list;
+        if (api->store->ops->host_removed_list(api->store, site_id, &ids, &n, NULL) < 0 || n == 0) {
+                free(ids);
+                return;
+        }
+        d->removed_hosts.items = ids;
+        d->removed_hosts.n = n;
 }
 
 /* The site CA generation hosts must accept (public: generation and fingerprint only; the
@@ -180,43 +193,57 @@ static json_t *site_ca_announce(sk_tower_api *api, int64_t site_id)
         return o;
 }
 
-static json_t *desired_doc(sk_tower_api *api, const world *w, const owned_row *site)
+/* The desired document borrows its deployments' strings and applications from the plans
+ * (one copy of each application however many sites it goes to): they are let go before
+ * the document is freed. */
+static void desired_release(sk_desired_doc *d)
 {
+        if (d->deployments.items)
+                memset(d->deployments.items, 0, d->deployments.n * sizeof(*d->deployments.items));
+        sk_model_free(&sk_desired_doc_table, d);
+}
+#define _cleanup_desired_ __attribute__((cleanup(desired_release)))
+
+/* The site's document without its generation, as it is hashed. -EINVAL: the stored site
+ * does not parse. */
+static int desired_doc(sk_tower_api *api, const world *w, const owned_row *site, sk_desired_doc *d)
+{
+        memset(d, 0, sizeof(*d));
+        d->generation = SK_UNSET;
+        sk_site *parsed = NULL;
+        if (!site->doc || sk_site_from_json(site->doc, &parsed, NULL) < 0)
+                return -EINVAL;
+        d->site = *parsed;
+        free(parsed);
         _cleanup_json_ json_t *labels = sk_tower_site_labels(site->doc, site->tenant);
-        json_t *s = json_deep_copy(site->doc);
-        json_t *deps = json_array();
-        json_t *doc = json_pack("{s:o, s:o}", "site", s, "deployments", deps);
-        if (!labels || !doc)
-                return json_decref(doc), NULL;
-        json_object_del(s, "kind");
-        json_object_set_new(s, "tenant", json_string(site->tenant));
-        if (!json_object_get(s, "labels"))
-                json_object_set_new(s, "labels", json_object());
+        if (!(d->site.tenant = strdup(site->tenant)) || !labels ||
+            !(d->deployments.items = calloc(w->n + 1, sizeof(*d->deployments.items))))
+                return -ENOMEM;
         for (size_t i = 0; i < w->n; i++) {
                 const plan *p = &w->plans[i];
-                if (!plan_selects(w, p, site->tenant, labels))
-                        continue;
-                json_array_append_new(
-                    deps, json_pack("{s:s, s:O, s:O, s:s, s:O}", "tenant", p->tenant, "name",
-                                    json_object_get(p->dep, "name"), "application",
-                                    json_object_get(p->dep, "application"), "version", p->version,
-                                    "spec", p->spec));
+                if (plan_selects(w, p, site->tenant, labels))
+                        d->deployments.items[d->deployments.n++] = (sk_desired_deployment){
+                            p->tenant, p->dep->name, p->dep->application, p->version, *p->app};
         }
-        json_t *quotas = sk_tenancy_quotas(w->tn, site->tenant, labels);
-        if (json_object_size(quotas))
-                json_object_set_new(doc, "quotas", quotas);
-        else
-                json_decref(quotas);
-        json_t *removed = removed_hosts(api, site->id);
-        if (removed)
-                json_object_set_new(doc, "removed-hosts", removed);
-        json_t *ca = site_ca_announce(api, site->id);
+        if (sk_tenancy_quotas(w->tn, site->tenant, labels, d) < 0)
+                return -ENOMEM;
+        removed_hosts(api, site->id, d);
+        return 0;
+}
+
+/* The document as JSON: the model's form, and the site CA generation the tower announces
+ * (not part of the model yet: it is the tower's word about certificates, not a resource). */
+static json_t *doc_json(sk_tower_api *api, int64_t site_id, const sk_desired_doc *d)
+{
+        json_t *doc = sk_desired_doc_to_json(d);
+        json_t *ca = doc ? site_ca_announce(api, site_id) : NULL;
         if (ca)
                 json_object_set_new(doc, "site-ca", ca);
         return doc;
 }
 
-int sk_tower_sync_desired(sk_tower_api *api, int64_t site_id, json_t **doc, sk_error **err)
+static int sync_desired(sk_tower_api *api, int64_t site_id, int64_t generation, json_t **doc,
+                        sk_error **err)
 {
         _cleanup_world_ world w = {0};
         _cleanup_owned_row_ owned_row site = {0};
@@ -226,13 +253,26 @@ int sk_tower_sync_desired(sk_tower_api *api, int64_t site_id, json_t **doc, sk_e
         r = load_world(api, &w, err);
         if (r < 0)
                 return r;
-        *doc = desired_doc(api, &w, &site);
+        _cleanup_desired_ sk_desired_doc d = {0};
+        r = desired_doc(api, &w, &site, &d);
+        if (r == -EINVAL)
+                return sk_error_set(err, EIO, "the stored site %s is not valid", site.name);
+        d.generation = generation;
+        *doc = r < 0 ? NULL : doc_json(api, site_id, &d);
         return *doc ? 0 : sk_error_set(err, ENOMEM, "out of memory");
 }
 
-static int hash_doc(const json_t *doc, char hex[65])
+int sk_tower_sync_desired(sk_tower_api *api, int64_t site_id, json_t **doc, sk_error **err)
 {
-        _cleanup_free_ char *text = json_dumps(doc, DUMP_FLAGS);
+        return sync_desired(api, site_id, SK_UNSET, doc, err);
+}
+
+/* What a site compares generations by: the hash of its document without the generation,
+ * keys sorted. */
+static int hash_doc(sk_tower_api *api, int64_t site_id, const sk_desired_doc *d, char hex[65])
+{
+        _cleanup_json_ json_t *doc = doc_json(api, site_id, d);
+        _cleanup_free_ char *text = doc ? json_dumps(doc, DUMP_FLAGS) : NULL;
         if (!text)
                 return -ENOMEM;
         unsigned char h[32];
@@ -275,13 +315,20 @@ static int refresh_sites(sk_tower_api *api, const world *w, const site_list *sit
 {
         sk_store *s = api->store;
         for (size_t i = 0; i < sites->n; i++) {
-                _cleanup_json_ json_t *doc = desired_doc(api, w, &sites->rows[i]);
+                _cleanup_desired_ sk_desired_doc d = {0};
+                int r = desired_doc(api, w, &sites->rows[i], &d);
+                if (r == -EINVAL) {
+                        /* one bad row must not hold back every other site */
+                        sk_warn("the stored site %s/%s is not valid; not synced",
+                                sites->rows[i].tenant, sites->rows[i].name);
+                        continue;
+                }
                 char hex[65];
-                if (!doc || hash_doc(doc, hex) < 0)
+                if (r < 0 || hash_doc(api, sites->rows[i].id, &d, hex) < 0)
                         return sk_error_set(err, ENOMEM, "out of memory");
                 int64_t gen = 0;
                 _cleanup_free_ char *old = NULL;
-                int r = s->ops->site_sync_get(s, sites->rows[i].id, &gen, &old, NULL);
+                r = s->ops->site_sync_get(s, sites->rows[i].id, &gen, &old, NULL);
                 if (r < 0 && r != -ENOENT)
                         return sk_error_set(err, -r, "reading the sync state of site %s failed",
                                             sites->rows[i].name);
@@ -413,10 +460,9 @@ int sk_tower_h_sync_desired(sk_tower_ctx *c, sk_error **err)
                 return 0;
         }
         json_t *doc = NULL;
-        r = sk_tower_sync_desired(c->api, c->site_id, &doc, err);
+        r = sync_desired(c->api, c->site_id, gen, &doc, err);
         if (r < 0)
                 return r;
-        json_object_set_new(doc, "generation", json_integer(gen));
         sk_tower_reply(c, 200, doc);
         return 0;
 }
@@ -460,16 +506,48 @@ static int add_peer(const sk_host_row *row, void *user)
 
 typedef struct inst_rows {
         sk_instance_row *rows;
+        sk_instance_status **st;
         char **texts;
         size_t n;
 } inst_rows;
 
 static void inst_rows_free(inst_rows *ir)
 {
-        for (size_t i = 0; i < ir->n; i++)
+        for (size_t i = 0; i < ir->n; i++) {
                 free(ir->texts[i]);
+                sk_instance_status_free(ir->st[i]);
+        }
         free(ir->texts);
+        free(ir->st);
         free(ir->rows);
+}
+
+/* Replaces *field with a copy of value. */
+static int set_text(char **field, const char *value)
+{
+        char *copy = strdup(value);
+        if (!copy)
+                return -ENOMEM;
+        free(*field);
+        *field = copy;
+        return 0;
+}
+
+/* One reported instance, parsed and validated (model/instance.h); errors name it by its
+ * place in the report. */
+static int parse_instance(const json_t *it, size_t i, sk_instance_status **out, sk_error **err)
+{
+        _cleanup_error_ sk_error *pe = NULL;
+        int r = sk_instance_status_from_json(it, out, &pe);
+        if (r >= 0)
+                return 0;
+        if (r == -ENOMEM)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        _cleanup_free_ char *path = NULL;
+        if (asprintf(&path, "instances[%zu]%s%s", i, pe && pe->path && *pe->path ? "." : "",
+                     pe && pe->path ? pe->path : "") < 0)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        return sk_error_set_path(err, EINVAL, path, "%s", sk_error_msg(pe, r));
 }
 
 static int build_instances(sk_tower_ctx *c, json_t *list, const char *site, const char *host,
@@ -479,29 +557,25 @@ static int build_instances(sk_tower_ctx *c, json_t *list, const char *site, cons
         int64_t now = sk_tower_now(c->api);
         _cleanup_free_ char *stamp = sk_tower_rfc3339(now);
         ir->rows = calloc(n + 1, sizeof(*ir->rows));
+        ir->st = calloc(n + 1, sizeof(*ir->st));
         ir->texts = calloc(n + 1, sizeof(*ir->texts));
-        if (!ir->rows || !ir->texts || !stamp)
+        if (!ir->rows || !ir->st || !ir->texts || !stamp)
                 return sk_error_set(err, ENOMEM, "out of memory");
         for (size_t i = 0; i < n; i++) {
-                json_t *it = json_array_get(list, i);
-                const char *id = json_string_value(json_object_get(it, "instance"));
-                if (!json_is_object(it) || !id || !*id) {
-                        char path[48];
-                        snprintf(path, sizeof(path), "instances[%zu].instance", i);
-                        return sk_error_set_path(err, EINVAL, path, "must be a string");
-                }
-                /* the tower knows where it runs better than the report does */
-                json_object_set_new(it, "site", json_string(site));
-                json_object_set_new(it, "host", json_string(host));
-                if (!json_is_string(json_object_get(it, "updated")))
-                        json_object_set_new(it, "updated", json_string(stamp));
-                ir->texts[i] = json_dumps(it, DUMP_FLAGS);
                 ir->n = i + 1;
-                if (!ir->texts[i])
+                int r = parse_instance(json_array_get(list, i), i, &ir->st[i], err);
+                if (r < 0)
+                        return r;
+                sk_instance_status *st = ir->st[i];
+                /* the tower knows where it runs better than the report does */
+                if (set_text(&st->site, site) < 0 || set_text(&st->host, host) < 0 ||
+                    (!st->updated && set_text(&st->updated, stamp) < 0))
                         return sk_error_set(err, ENOMEM, "out of memory");
-                ir->rows[i] = (sk_instance_row){c->site_id, host_id,
-                                                json_string_value(json_object_get(it, "instance")),
-                                                ir->texts[i], now};
+                _cleanup_json_ json_t *doc = sk_instance_status_to_json(st);
+                if (!doc || !(ir->texts[i] = json_dumps(doc, DUMP_FLAGS)))
+                        return sk_error_set(err, ENOMEM, "out of memory");
+                ir->rows[i] =
+                    (sk_instance_row){c->site_id, host_id, st->instance, ir->texts[i], now};
         }
         return 0;
 }
@@ -835,15 +909,12 @@ static int add_instance(const sk_instance_row *row, void *user)
 }
 
 /* How many instances a site should run: replicas, or one per host. */
-static int64_t desired_count(sk_tower_api *api, const json_t *spec, int64_t site_id)
+static int64_t desired_count(sk_tower_api *api, const sk_app *app, int64_t site_id)
 {
         int64_t n = 0, hosts = -1;
-        size_t i;
-        json_t *svc;
-        json_array_foreach(json_object_get(spec, "services"), i, svc)
-        {
-                const char *mode = json_string_value(json_object_get(svc, "mode"));
-                if (mode && strcmp(mode, "one-per-host") == 0) {
+        for (size_t i = 0; i < app->services.n; i++) {
+                const sk_service *svc = &app->services.items[i];
+                if (svc->mode == SK_SERVICE_MODE_ONE_PER_HOST) {
                         if (hosts < 0) {
                                 hosts = 0;
                                 api->store->ops->host_list(api->store, site_id, count_host, &hosts,
@@ -851,14 +922,21 @@ static int64_t desired_count(sk_tower_api *api, const json_t *spec, int64_t site
                         }
                         n += hosts;
                 } else {
-                        json_t *rep = json_object_get(svc, "replicas");
-                        n += rep ? json_integer_value(rep) : 1;
+                        n += svc->replicas == SK_UNSET ? 1 : svc->replicas;
                 }
         }
         return n;
 }
 
-int sk_tower_deployment_status(sk_tower_api *api, const char *tenant, const json_t *dep,
+/* Whether a stored instance runs the version. */
+static bool running_version(const json_t *doc, const char *version)
+{
+        _cleanup_instance_status_ sk_instance_status *st = NULL;
+        return sk_instance_status_from_json(doc, &st, NULL) == 0 && st->state == SK_STATE_RUNNING &&
+               st->version && strcmp(st->version, version) == 0;
+}
+
+int sk_tower_deployment_status(sk_tower_api *api, const char *tenant, const char *name,
                                json_t **status, sk_error **err)
 {
         /* resolve the deployment exactly as site sync does */
@@ -869,16 +947,14 @@ int sk_tower_deployment_status(sk_tower_api *api, const char *tenant, const json
         const plan *p = NULL;
         for (size_t i = 0; i < all.n; i++)
                 if (strcmp(all.plans[i].tenant, tenant) == 0 &&
-                    json_equal(json_object_get(all.plans[i].dep, "name"),
-                               json_object_get(dep, "name")))
+                    strcmp(all.plans[i].dep->name, name) == 0)
                         p = &all.plans[i];
         site_list sites = {0};
         r = api->store->ops->resource_list(api->store, NULL, "site", add_site, &sites, err);
         _cleanup_json_ json_t *list = json_array();
         int64_t desired = 0, running = 0;
         _cleanup_free_ char *prefix = NULL;
-        if (r >= 0 && asprintf(&prefix, "%s/%s/", tenant,
-                               json_string_value(json_object_get(dep, "name"))) < 0)
+        if (r >= 0 && asprintf(&prefix, "%s/%s/", tenant, name) < 0)
                 r = sk_error_set(err, ENOMEM, "out of memory");
         for (size_t i = 0; r >= 0 && p && i < sites.n; i++) {
                 _cleanup_json_ json_t *labels =
@@ -890,14 +966,8 @@ int sk_tower_deployment_status(sk_tower_api *api, const char *tenant, const json
                                                     add_instance, insts, err);
                 size_t k;
                 json_t *it;
-                json_array_foreach(insts, k, it)
-                {
-                        const char *st = json_string_value(json_object_get(it, "state"));
-                        const char *v = json_string_value(json_object_get(it, "version"));
-                        if (st && strcmp(st, "running") == 0 && v && strcmp(v, p->version) == 0)
-                                running++;
-                }
-                desired += desired_count(api, p->spec, sites.rows[i].id);
+                json_array_foreach(insts, k, it) running += running_version(it, p->version);
+                desired += desired_count(api, p->app, sites.rows[i].id);
                 json_array_append_new(list, json_pack("{s:s, s:s, s:o}", "site", sites.rows[i].name,
                                                       "version", p->version, "instances", insts));
         }

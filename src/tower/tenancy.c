@@ -5,8 +5,9 @@
 #include <string.h>
 
 #include "common/cleanup.h"
-#include "model/labelexpr.h"
-#include "model/spec.h"
+#include "common/log.h"
+#include "model/desired.h"
+#include "model/tenant.h"
 #include "tower/api_int.h"
 
 /* A parent chain longer than this is a loop in the stored data: treated as no parent. */
@@ -16,8 +17,7 @@ typedef struct tenant {
         char *name;
         char *parent; /* NULL for the root */
         bool provider;
-        sk_expr *sites; /* application tenants: the provider's assignment; NULL none */
-        json_t *quota;  /* {"cpu": millicores, "memory": bytes, "instances": n} or NULL */
+        sk_tenant *doc; /* as stored, with its compiled `sites`; NULL when it does not parse */
 } tenant;
 
 struct sk_tenancy {
@@ -32,28 +32,10 @@ void sk_tenancy_free(sk_tenancy *tn)
         for (size_t i = 0; i < tn->n; i++) {
                 free(tn->t[i].name);
                 free(tn->t[i].parent);
-                sk_expr_free(tn->t[i].sites);
-                json_decref(tn->t[i].quota);
+                sk_tenant_free(tn->t[i].doc);
         }
         free(tn->t);
         free(tn);
-}
-
-/* The quota in the units a site's scheduler counts in. */
-static json_t *quota_of(const json_t *q)
-{
-        if (!json_is_object(q))
-                return NULL;
-        json_t *out = json_object();
-        int64_t v;
-        if (json_object_get(q, "cpu") && sk_quantity_cpu(json_object_get(q, "cpu"), &v) == 0)
-                json_object_set_new(out, "cpu", json_integer(v));
-        if (json_object_get(q, "memory") &&
-            sk_quantity_memory(json_object_get(q, "memory"), &v) == 0)
-                json_object_set_new(out, "memory", json_integer(v));
-        if (json_is_integer(json_object_get(q, "instances")))
-                json_object_set(out, "instances", json_object_get(q, "instances"));
-        return out;
 }
 
 static int add_tenant(const sk_resource_row *row, void *user)
@@ -65,19 +47,20 @@ static int add_tenant(const sk_resource_row *row, void *user)
         tn->t = t;
         t = &tn->t[tn->n];
         memset(t, 0, sizeof(*t));
-        _cleanup_json_ json_t *doc = json_loads(row->json, 0, NULL);
         if (!(t->name = strdup(row->name)))
                 return -ENOMEM;
         tn->n++;
-        const char *type = json_string_value(json_object_get(doc, "type"));
-        const char *parent = json_string_value(json_object_get(doc, "parent"));
-        const char *sites = json_string_value(json_object_get(doc, "sites"));
-        t->provider = type && strcmp(type, "provider") == 0;
-        if (strcmp(row->name, SK_TOWER_ROOT) != 0)
-                t->parent = strdup(parent ? parent : SK_TOWER_ROOT);
-        if (sites && sk_expr_parse_cached(sites, &t->sites, NULL) < 0)
-                t->sites = NULL;
-        t->quota = quota_of(json_object_get(doc, "quota-per-site"));
+        /* A row that no longer parses keeps its place in the tree and is assigned nothing. */
+        _cleanup_json_ json_t *doc = json_loads(row->json, 0, NULL);
+        _cleanup_error_ sk_error *perr = NULL;
+        if (!doc || sk_tenant_from_json(doc, &t->doc, &perr) < 0)
+                sk_warn("stored tenant %s is not readable: %s", row->name,
+                        sk_error_msg(perr, -EINVAL));
+        t->provider = t->doc && t->doc->type == SK_TENANT_PROVIDER;
+        const char *parent = t->doc ? t->doc->parent : NULL;
+        if (strcmp(row->name, SK_TOWER_ROOT) != 0 &&
+            !(t->parent = strdup(parent ? parent : SK_TOWER_ROOT)))
+                return -ENOMEM;
         return 0;
 }
 
@@ -146,21 +129,40 @@ bool sk_tenancy_site_assigned(const sk_tenancy *tn, const char *name, const char
                 if (t->provider)
                         return true;
                 /* an application tenant: what its parent may use, narrowed by the assignment */
-                if (!t->sites || !sk_expr_match(t->sites, labels))
+                const sk_expr *sites = t->doc ? t->doc->sites.expr : NULL;
+                if (!sites || !sk_expr_match(sites, labels))
                         return false;
                 t = find(tn, t->parent);
         }
         return false;
 }
 
-json_t *sk_tenancy_quotas(const sk_tenancy *tn, const char *site_tenant, const json_t *labels)
+/* A quantity as the site's scheduler counts it, SK_UNSET when not set. */
+static int64_t quantity_or_unset(const sk_quantity *q)
 {
-        json_t *out = json_object();
-        for (size_t i = 0; out && i < tn->n; i++) {
+        return q->spelling == SK_SPELLING_NONE ? SK_UNSET : q->value;
+}
+
+int sk_tenancy_quotas(const sk_tenancy *tn, const char *site_tenant, const json_t *labels,
+                      sk_desired_doc *doc)
+{
+        for (size_t i = 0; i < tn->n; i++) {
                 const tenant *t = &tn->t[i];
-                if (t->quota && !t->provider &&
-                    sk_tenancy_site_assigned(tn, t->name, site_tenant, labels))
-                        json_object_set(out, t->name, t->quota);
+                const sk_tenant_quota *q = t->doc ? t->doc->quota_per_site : NULL;
+                if (!q || t->provider ||
+                    !sk_tenancy_site_assigned(tn, t->name, site_tenant, labels))
+                        continue;
+                sk_site_quota *items =
+                    realloc(doc->quotas.items, (doc->quotas.n + 1) * sizeof(*items));
+                if (!items)
+                        return -ENOMEM;
+                doc->quotas.items = items;
+                sk_site_quota *sq = &items[doc->quotas.n];
+                *sq = (sk_site_quota){strdup(t->name), quantity_or_unset(&q->cpu),
+                                      quantity_or_unset(&q->memory), q->instances};
+                if (!sq->tenant)
+                        return -ENOMEM;
+                doc->quotas.n++;
         }
-        return out;
+        return 0;
 }

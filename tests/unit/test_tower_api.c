@@ -386,6 +386,26 @@ static void test_applications_and_deployments(void **state)
                          409);
         assert_string_equal(err_code(j), "conflict");
         json_decref(j);
+        /* the same version again in other words is the same (keys in any order, defaults
+         * spelled out); a cpu written otherwise is other content */
+#define ENV_APP(env, cpu)                                                                          \
+        "{\"kind\":\"app\",\"name\":\"pos\",\"version\":\"3.0.0\",\"services\":[{\"name\":"        \
+        "\"api\",\"resources\":{\"cpu\":" cpu "},\"containers\":[{\"name\":\"api\",\"image\":"     \
+        "\"x\",\"env\":" env "}]}]}"
+        put_ok(f, "/v1/applications/pos", ENV_APP("{\"B\":\"1\",\"A\":\"2\"}", "0.5"), "created");
+        put_ok(f, "/v1/applications/pos",
+               "{\"services\":[{\"containers\":[{\"env\":{\"A\":\"2\",\"B\":\"1\"},\"image\":"
+               "\"x\",\"name\":\"api\",\"restart\":\"always\"}],\"resources\":{\"cpu\":0.5},"
+               "\"replicas\":1,\"name\":\"api\"}],\"version\":\"3.0.0\",\"name\":\"pos\"}",
+               "unchanged");
+        put_ok(f, "/v1/applications/pos", ENV_APP("{\"B\":\"1\",\"A\":\"2\"}", "0.5"), "unchanged");
+        assert_int_equal(admin_call(f, "PUT", "/v1/applications/pos",
+                                    ENV_APP("{\"B\":\"1\",\"A\":\"2\"}", "\"500m\""), &j),
+                         409);
+        json_decref(j);
+        call_opts v3 = {.token = f->admin, .query = {"version", "3.0.0"}};
+        assert_int_equal(call(f, "DELETE", "/v1/applications/pos", NULL, &v3, &j), 200);
+        json_decref(j);
 
         assert_int_equal(admin_call(f, "GET", "/v1/applications/pos", NULL, &j), 200);
         assert_string_equal(json_string_value(json_object_get(j, "version")), "10.0.0");
@@ -594,12 +614,28 @@ static void test_sync(void **state)
         assert_int_equal(json_array_size(json_object_get(j, "deployments")), 0);
         json_decref(j);
 
-        /* status reports become instances and deployment status */
+        /* status reports become instances and deployment status; each instance is parsed
+         * and validated (model/instance.h), and a bad one is named by its place */
         put_ok(f, "/v1/sites/store-001", SITE_BODY("store-001", "{\"chain\":\"acme\"}"), "updated");
         assert_int_equal(call(f, "POST", "/v1/sync/status",
+                              "{\"host\":\"h1\",\"instances\":[{\"instance\":\"default/"
+                              "pos-stores/api/0\",\"tenant\":\"default\",\"deployment\":"
+                              "\"pos-stores\",\"service\":\"api\",\"state\":\"sleepy\"}]}",
+                              &host, &j),
+                         400);
+        assert_string_equal(err_path(j), "instances[0].state");
+        json_decref(j);
+        assert_int_equal(call(f, "POST", "/v1/sync/status",
+                              "{\"host\":\"h1\",\"instances\":[{\"instance\":\"x\"}]}", &host, &j),
+                         400);
+        assert_string_equal(err_path(j), "instances[0].tenant");
+        json_decref(j);
+        assert_int_equal(call(f, "POST", "/v1/sync/status",
                               "{\"host\":\"h1\",\"capacity\":{\"cpu\":2000},\"instances\":["
-                              "{\"instance\":\"default/pos-stores/api/0\",\"deployment\":"
-                              "\"pos-stores\",\"version\":\"1.1.0\",\"state\":\"running\"}]}",
+                              "{\"instance\":\"default/pos-stores/api/0\",\"tenant\":"
+                              "\"default\",\"deployment\":\"pos-stores\",\"service\":\"api\","
+                              "\"replica\":0,\"site\":\"elsewhere\",\"version\":\"1.1.0\","
+                              "\"state\":\"running\"}]}",
                               &host, &j),
                          200);
         json_decref(j);
@@ -676,6 +712,15 @@ static char *login_token(fx *f, const char *tenant, const char *user, const char
 
 /* Application tenants deploy only onto the sites their provider assigned them; quotas go
  * into each assigned site's document; a tenant sees no other tenant's sites or hosts. */
+#define S1_HASHED                                                                                  \
+        "{\"deployments\":[{\"application\":\"pos\",\"name\":\"pos-stores\",\"spec\":{\"kind\":"   \
+        "\"application\",\"name\":\"pos\",\"services\":[{\"containers\":[{\"image\":\"localhost/"  \
+        "pos:1.0.0\",\"name\":\"api\",\"restart\":\"always\"}],\"name\":\"api\",\"network\":{"     \
+        "\"outbound\":\"deny\"},\"replicas\":1}],\"version\":\"1.0.0\"},\"tenant\":\"acme\","      \
+        "\"version\":\"1.0.0\"}],\"quotas\":{\"acme\":{\"cpu\":4000,\"instances\":20,\"memory\":"  \
+        "8589934592}},\"site\":{\"host-lost-after\":\"5s\",\"labels\":{\"chain\":\"shared\"},"     \
+        "\"name\":\"s1\",\"tenant\":\"retail\"}}"
+
 static void test_tenancy_sync(void **state)
 {
         fx *f = *state;
@@ -751,6 +796,11 @@ static void test_tenancy_sync(void **state)
                     json_string_value(json_object_get(json_object_get(doc, "site"), "name"));
                 if (strcmp(n, "s1") == 0) {
                         s1 = id;
+                        /* what the site's generation hashes: byte for byte what the tower
+                         * hashed before it built the document from structs */
+                        char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+                        assert_string_equal(text, S1_HASHED);
+                        free(text);
                         assert_int_equal(json_array_size(json_object_get(doc, "deployments")), 1);
                         json_t *q = json_object_get(json_object_get(doc, "quotas"), "acme");
                         assert_int_equal(json_integer_value(json_object_get(q, "cpu")), 4000);
