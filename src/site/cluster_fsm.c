@@ -6,6 +6,9 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "model/desired.h"
+#include "model/host.h"
+#include "model/instance.h"
 #include "model/spec.h"
 #include "site/scheduler.h"
 
@@ -62,11 +65,11 @@ static int check_host(const json_t *h, sk_error **err)
         if (!json_is_object(h) || !json_is_integer(json_object_get(h, "id")) ||
             json_integer_value(json_object_get(h, "id")) <= 0)
                 return sk_error_set_path(err, EINVAL, "host.id", "must be a positive integer");
-        sk_sched_host sh;
-        int r = sk_sched_host_from_json(h, "host", &sh, err);
+        sk_host sh;
+        int r = sk_model_parse(&sk_host_table, h, "host", NULL, &sh, err);
         if (r < 0)
                 return r;
-        sk_sched_host_clear(&sh);
+        sk_model_free(&sk_host_table, &sh);
         return 0;
 }
 
@@ -100,13 +103,13 @@ static int apply_sched(sk_fsm *f, const json_t *cmd, sk_error **err)
         const json_t *p;
         json_array_foreach(pl, i, p)
         {
-                sk_sched_placement sp;
+                sk_placement sp;
                 char path[48];
                 snprintf(path, sizeof(path), "placements[%zu]", i);
-                int r = sk_sched_placement_from_json(p, path, &sp, err);
+                int r = sk_model_parse(&sk_placement_table, p, path, NULL, &sp, err);
                 if (r < 0)
                         return r;
-                sk_sched_placement_clear(&sp);
+                sk_model_free(&sk_placement_table, &sp);
         }
         if (json_equal(json_object_get(f->state, "placements"), pl) &&
             json_equal(json_object_get(f->state, "unplaced"), un))
@@ -467,71 +470,137 @@ int64_t sk_fsm_lost_after_ms(const sk_fsm *f)
         return ms;
 }
 
-/* The instances the hosts' latest heartbeats report running, as the scheduler reads them:
- * [{"instance", "host"}]. */
-static json_t *running_of(const json_t *reports)
+/* The scheduler's typed input, read from the JSON state (and freed) here. */
+struct sched_input {
+        sk_desired_doc *desired;
+        SK_LIST(sk_host) hosts;
+        SK_LIST(sk_placement) placements;
+        SK_LIST(sk_placement) running;
+};
+
+static void sched_input_clear(struct sched_input *in)
 {
-        json_t *out = json_array();
+        sk_desired_doc_free(in->desired);
+        for (size_t i = 0; i < in->hosts.n; i++)
+                sk_model_free(&sk_host_table, &in->hosts.items[i]);
+        for (size_t i = 0; i < in->placements.n; i++)
+                sk_model_free(&sk_placement_table, &in->placements.items[i]);
+        for (size_t i = 0; i < in->running.n; i++)
+                sk_model_free(&sk_placement_table, &in->running.items[i]);
+        free(in->hosts.items);
+        free(in->placements.items);
+        free(in->running.items);
+}
+
+/* n items of size bytes, zeroed (one at least, so that 0 items is no failure). */
+static void *items(size_t n, size_t size)
+{
+        return calloc(n ? n : 1, size);
+}
+
+/* The instances the hosts' latest heartbeats report running, as the scheduler reads them:
+ * instance and host. */
+static int running_of(const json_t *reports, struct sched_input *in)
+{
+        size_t n = 0;
         const char *k;
         const json_t *rep;
+        json_object_foreach((json_t *)reports, k, rep) n +=
+            json_array_size(json_object_get(json_object_get(rep, "report"), "instances"));
+        if (!(in->running.items = items(n, sizeof(sk_placement))))
+                return -ENOMEM;
         json_object_foreach((json_t *)reports, k, rep)
         {
                 const json_t *r = json_object_get(rep, "report");
-                const json_t *host = json_object_get(r, "host");
+                const char *host = json_string_value(json_object_get(r, "host"));
                 size_t i;
                 const json_t *inst;
                 json_array_foreach(json_object_get(r, "instances"), i, inst)
                 {
-                        const json_t *id = json_object_get(inst, "instance");
+                        const char *id = json_string_value(json_object_get(inst, "instance"));
                         const char *state = json_string_value(json_object_get(inst, "state"));
-                        if (out && json_is_string(host) && json_is_string(id) && state &&
-                            !strcmp(state, "running"))
-                                json_array_append_new(
-                                    out, json_pack("{s:O, s:O}", "instance", id, "host", host));
+                        if (!host || !id || !state || strcmp(state, "running"))
+                                continue;
+                        sk_placement *p = &in->running.items[in->running.n++];
+                        if (!(p->instance = strdup(id)) || !(p->host = strdup(host)))
+                                return -ENOMEM;
                 }
         }
-        return out;
+        return 0;
+}
+
+static int sched_input_read(const sk_fsm *f, const json_t *reports, struct sched_input *in,
+                            sk_error **err)
+{
+        int r = sk_desired_doc_from_json(sk_fsm_desired(f), &in->desired, err);
+        if (r < 0)
+                return r;
+        const json_t *hosts = json_object_get(f->state, "hosts");
+        const json_t *pl = json_object_get(f->state, "placements");
+        if (!(in->hosts.items = items(json_object_size(hosts), sizeof(sk_host))) ||
+            !(in->placements.items = items(json_array_size(pl), sizeof(sk_placement))))
+                return sk_error_set(err, ENOMEM, "out of memory");
+        const char *k;
+        const json_t *h;
+        json_object_foreach((json_t *)hosts, k, h)
+        {
+                _cleanup_free_ char *path = NULL;
+                if (asprintf(&path, "hosts.%s", k) < 0)
+                        return sk_error_set(err, ENOMEM, "out of memory");
+                r = sk_model_parse(&sk_host_table, h, path, NULL, &in->hosts.items[in->hosts.n],
+                                   err);
+                if (r < 0)
+                        return r;
+                in->hosts.n++;
+        }
+        size_t i;
+        const json_t *p;
+        json_array_foreach(pl, i, p)
+        {
+                char path[48];
+                snprintf(path, sizeof(path), "placements[%zu]", i);
+                r = sk_model_parse(&sk_placement_table, p, path, NULL,
+                                   &in->placements.items[in->placements.n], err);
+                if (r < 0)
+                        return r;
+                in->placements.n++;
+        }
+        return running_of(reports, in) < 0 ? sk_error_set(err, ENOMEM, "out of memory") : 0;
+}
+
+static json_t *result_json(const sk_sched_result *res)
+{
+        _cleanup_json_ json_t *pl = json_array(), *un = json_array();
+        for (size_t i = 0; pl && i < res->n_placements; i++)
+                if (json_array_append_new(pl, sk_placement_to_json(&res->placements[i])) < 0)
+                        return NULL;
+        for (size_t i = 0; un && i < res->n_unplaced; i++)
+                if (json_array_append_new(un, sk_unplaced_to_json(&res->unplaced[i])) < 0)
+                        return NULL;
+        return pl && un ? json_pack("{s:O, s:O}", "placements", pl, "unplaced", un) : NULL;
 }
 
 int sk_fsm_schedule(const sk_fsm *f, const json_t *reports, json_t **cmd, sk_error **err)
 {
         *cmd = NULL;
-        const json_t *desired = sk_fsm_desired(f);
-        if (!desired)
+        if (!sk_fsm_desired(f))
                 return 0;
-        _cleanup_json_ json_t *in =
-            json_pack("{s:[], s:O, s:o}", "hosts", "placements",
-                      json_object_get(f->state, "placements"), "running", running_of(reports));
-        if (!in)
-                return sk_error_set(err, ENOMEM, "out of memory");
-        const char *k;
-        json_t *h;
-        json_object_foreach(json_object_get(f->state, "hosts"), k, h)
-            json_array_append(json_object_get(in, "hosts"), h);
-        /* The tower sends {"tenant": {cpu, memory, instances}}; the scheduler reads a list. */
-        json_t *quotas = json_object_get(desired, "quotas");
-        if (json_object_size(quotas) > 0) {
-                json_t *list = json_array();
-                json_object_set_new(in, "quotas", list);
-                json_t *q;
-                json_object_foreach(quotas, k, q)
-                {
-                        json_t *entry = json_is_object(q) ? json_deep_copy(q) : json_object();
-                        json_object_set_new(entry, "tenant", json_string(k));
-                        json_array_append_new(list, entry);
-                }
-        }
-        _cleanup_sched_state_ sk_sched_state st = {0};
-        int r = sk_sched_state_from_json(in, &st, err);
-        if (r < 0)
-                return r;
+        struct sched_input in = {0};
+        int r = sched_input_read(f, reports, &in, err);
         _cleanup_sched_result_ sk_sched_result res = {0};
-        const json_t *deps = json_object_get(desired, "deployments");
-        _cleanup_json_ json_t *none = json_array();
-        r = sk_sched_run(deps ? deps : none, &st, &res, err);
+        if (r == 0) {
+                sk_sched_state st = {.hosts = in.hosts.items,
+                                     .n_hosts = in.hosts.n,
+                                     .placements = in.placements.items,
+                                     .n_placements = in.placements.n,
+                                     .running = in.running.items,
+                                     .n_running = in.running.n};
+                r = sk_sched_run(in.desired, &st, &res, err);
+        }
+        sched_input_clear(&in);
         if (r < 0)
                 return r;
-        _cleanup_json_ json_t *out = sk_sched_result_to_json(&res);
+        _cleanup_json_ json_t *out = result_json(&res);
         if (!out)
                 return sk_error_set(err, ENOMEM, "out of memory");
         if (json_equal(json_object_get(out, "placements"),

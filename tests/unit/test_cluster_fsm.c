@@ -629,6 +629,24 @@ static void test_site_ca(void **state)
         sk_fsm_clear(&f);
 }
 
+/* What the tower sends once a host removal re-keyed the site CA still schedules (the
+ * model knows the document's site-ca announcement). */
+static void test_schedule_with_site_ca(void **unused)
+{
+        sk_fsm f;
+        assert_int_equal(sk_fsm_init(&f), 0);
+        assert_int_equal(apply_host(&f, host(1, "h1", true, false)), SK_FSM_HOSTS);
+        json_t *doc = desired_doc(4, NULL);
+        json_object_set_new(
+            doc, "site-ca",
+            json_pack("{s:i, s:s, s:[s]}", "generation", 2, "sha256", SHA_B, "leaves", SHA_A));
+        assert_true(apply(&f, json_pack("{s:s, s:o}", "op", "desired", "doc", doc)) > 0);
+        assert_int_equal(sk_fsm_site_ca_announced(&f), 2);
+        assert_true(schedule(&f));
+        assert_false(schedule(&f));
+        sk_fsm_clear(&f);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -643,6 +661,7 @@ int main(void)
             cmocka_unit_test(test_liveness_next_due),
             cmocka_unit_test(test_local_joins),
             cmocka_unit_test(test_site_ca),
+            cmocka_unit_test(test_schedule_with_site_ca),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
