@@ -22,6 +22,7 @@ static json_t *empty_state(void)
 
 int sk_fsm_init(sk_fsm *f)
 {
+        f->desired = NULL;
         f->state = empty_state();
         return f->state ? 0 : -ENOMEM;
 }
@@ -30,6 +31,8 @@ void sk_fsm_clear(sk_fsm *f)
 {
         json_decref(f->state);
         f->state = NULL;
+        sk_desired_doc_free(f->desired);
+        f->desired = NULL;
 }
 
 char *sk_fsm_encode(const json_t *cmd, size_t *len)
@@ -134,26 +137,12 @@ bool sk_fsm_is_removed(const sk_fsm *f, int64_t host_id)
 
 /* The tower's removed-hosts: each id joins the deny list (kept sorted, never shrinks) and
  * leaves the inventory. Every host applies this alike, so every host refuses them. */
-static int apply_removed(sk_fsm *f, const json_t *doc, sk_error **err)
+static int apply_removed(sk_fsm *f, const sk_desired_doc *doc)
 {
-        const json_t *ids = json_object_get(doc, "removed-hosts");
-        if (!ids)
-                return 0;
-        if (!json_is_array(ids))
-                return sk_error_set_path(err, EINVAL, "doc.removed-hosts", "must be a list");
-        size_t i;
-        const json_t *id;
-        json_array_foreach(ids, i, id)
-        {
-                if (!json_is_integer(id) || json_integer_value(id) <= 0)
-                        return sk_error_set_path(err, EINVAL, "doc.removed-hosts",
-                                                 "[%zu] must be a positive integer", i);
-        }
         json_t *removed = json_object_get(f->state, "removed");
         int changed = 0;
-        json_array_foreach(ids, i, id)
-        {
-                int64_t h = json_integer_value(id);
+        for (size_t i = 0; i < doc->removed_hosts.n; i++) {
+                int64_t h = doc->removed_hosts.items[i];
                 if (sk_fsm_is_removed(f, h))
                         continue;
                 size_t at = 0;
@@ -168,6 +157,41 @@ static int apply_removed(sk_fsm *f, const json_t *doc, sk_error **err)
                 changed = SK_FSM_HOSTS;
         }
         return changed;
+}
+
+/* The document of a "desired" entry or a snapshot, read by the model (the errors name the
+ * field under `path`); it must carry its generation. */
+static int read_desired(const json_t *doc, const char *path, sk_desired_doc **out, sk_error **err)
+{
+        *out = NULL;
+        sk_desired_doc *d = NULL;
+        int r = sk_model_new(&sk_desired_doc_table, doc, path, NULL, (void **)&d, err);
+        if (r < 0)
+                return r;
+        if (d->generation == SK_UNSET) {
+                sk_desired_doc_free(d);
+                return sk_error_set_path(err, EINVAL, path,
+                                         "must be a desired document with a generation");
+        }
+        *out = d;
+        return 0;
+}
+
+static int apply_desired(sk_fsm *f, const json_t *doc, sk_error **err)
+{
+        if (json_equal(json_object_get(f->state, "desired"), doc))
+                return 0;
+        /* read before anything changes: a malformed entry changes nothing */
+        _cleanup_desired_doc_ sk_desired_doc *d = NULL;
+        int r = read_desired(doc, "doc", &d, err);
+        if (r < 0)
+                return r;
+        r = apply_removed(f, d);
+        if (r < 0 || json_object_set_new(f->state, "desired", json_deep_copy(doc)) < 0)
+                return -ENOMEM;
+        sk_desired_doc_free(f->desired);
+        f->desired = take_ptr(&d);
+        return SK_FSM_DESIRED | r;
 }
 
 /* ---- site-local joins ---- */
@@ -325,31 +349,27 @@ const json_t *sk_fsm_site_ca(const sk_fsm *f)
 
 const char *sk_fsm_site_ca_pin(const sk_fsm *f)
 {
-        const json_t *ann = json_object_get(json_object_get(f->state, "desired"), "site-ca");
-        const char *sha = json_string_value(json_object_get(ann, "sha256"));
-        if (is_hex64(sha))
-                return sha;
+        const sk_site_ca_announce *ann = f->desired ? f->desired->site_ca : NULL;
+        if (ann)
+                return ann->sha256;
+        const char *sha;
         sha = json_string_value(json_object_get(json_object_get(f->state, "site-ca"), "sha256"));
         return is_hex64(sha) ? sha : NULL;
 }
 
 bool sk_fsm_site_ca_allows_leaf(const sk_fsm *f, const char *leaf_fp)
 {
-        const json_t *ann = json_object_get(json_object_get(f->state, "desired"), "site-ca");
-        size_t i;
-        const json_t *v;
-        json_array_foreach(json_object_get(ann, "leaves"), i, v)
-        {
-                if (leaf_fp && json_is_string(v) && strcmp(json_string_value(v), leaf_fp) == 0)
+        const sk_site_ca_announce *ann = f->desired ? f->desired->site_ca : NULL;
+        for (size_t i = 0; ann && leaf_fp && i < ann->leaves.n; i++)
+                if (strcmp(ann->leaves.items[i], leaf_fp) == 0)
                         return true;
-        }
         return false;
 }
 
 int64_t sk_fsm_site_ca_announced(const sk_fsm *f)
 {
-        const json_t *ann = json_object_get(json_object_get(f->state, "desired"), "site-ca");
-        return json_integer_value(json_object_get(ann, "generation"));
+        const sk_site_ca_announce *ann = f->desired ? f->desired->site_ca : NULL;
+        return ann ? ann->generation : 0;
 }
 
 int sk_fsm_apply(sk_fsm *f, const void *buf, size_t len, sk_error **err)
@@ -360,21 +380,8 @@ int sk_fsm_apply(sk_fsm *f, const void *buf, size_t len, sk_error **err)
         const char *op = json_string_value(json_object_get(cmd, "op"));
         if (!op)
                 return sk_error_set_path(err, EINVAL, "op", "must be a string");
-        if (strcmp(op, "desired") == 0) {
-                const json_t *doc = json_object_get(cmd, "doc");
-                if (!json_is_object(doc) || !json_is_integer(json_object_get(doc, "generation")))
-                        return sk_error_set_path(err, EINVAL, "doc",
-                                                 "must be a desired document with a generation");
-                if (json_equal(json_object_get(f->state, "desired"), doc))
-                        return 0;
-                /* checked before anything changes: a malformed entry changes nothing */
-                int r = apply_removed(f, doc, err);
-                if (r < 0)
-                        return r;
-                if (json_object_set_new(f->state, "desired", json_deep_copy(doc)) < 0)
-                        return -ENOMEM;
-                return SK_FSM_DESIRED | r;
-        }
+        if (strcmp(op, "desired") == 0)
+                return apply_desired(f, json_object_get(cmd, "doc"), err);
         if (strcmp(op, "host") == 0)
                 return apply_host(f, json_object_get(cmd, "host"), err);
         if (strcmp(op, "host-remove") == 0) {
@@ -432,15 +439,21 @@ int sk_fsm_restore(sk_fsm *f, const void *buf, size_t len, sk_error **err)
         if (count && !json_is_integer(count))
                 return sk_error_set_path(err, EINVAL, "local-count",
                                          "cluster snapshot: must be an integer");
+        sk_desired_doc *d = NULL;
+        const json_t *doc = json_object_get(st, "desired");
+        int r = json_is_null(doc) ? 0 : read_desired(doc, "desired", &d, err);
+        if (r < 0)
+                return r;
         json_decref(f->state);
         f->state = take_ptr(&st);
+        sk_desired_doc_free(f->desired);
+        f->desired = d;
         return 0;
 }
 
-const json_t *sk_fsm_desired(const sk_fsm *f)
+const sk_desired_doc *sk_fsm_desired(const sk_fsm *f)
 {
-        const json_t *d = json_object_get(f->state, "desired");
-        return json_is_object(d) ? d : NULL;
+        return f->desired;
 }
 
 const json_t *sk_fsm_hosts(const sk_fsm *f)
@@ -457,22 +470,17 @@ const json_t *sk_fsm_host(const sk_fsm *f, int64_t id)
 
 int64_t sk_fsm_generation(const sk_fsm *f)
 {
-        return json_integer_value(json_object_get(sk_fsm_desired(f), "generation"));
+        return f->desired ? f->desired->generation : 0;
 }
 
 int64_t sk_fsm_lost_after_ms(const sk_fsm *f)
 {
-        const char *v = json_string_value(
-            json_object_get(json_object_get(sk_fsm_desired(f), "site"), "host-lost-after"));
-        int64_t ms = 0;
-        if (!v || sk_duration_ms(v, &ms) < 0 || ms <= 0)
-                return SK_FSM_LOST_AFTER_DEFAULT_MS;
-        return ms;
+        const sk_duration *d = f->desired ? &f->desired->site.host_lost_after : NULL;
+        return d && d->text && d->ms > 0 ? d->ms : SK_FSM_LOST_AFTER_DEFAULT_MS;
 }
 
 /* The scheduler's typed input, read from the JSON state (and freed) here. */
 struct sched_input {
-        sk_desired_doc *desired;
         SK_LIST(sk_host) hosts;
         SK_LIST(sk_placement) placements;
         SK_LIST(sk_placement) running;
@@ -480,7 +488,6 @@ struct sched_input {
 
 static void sched_input_clear(struct sched_input *in)
 {
-        sk_desired_doc_free(in->desired);
         for (size_t i = 0; i < in->hosts.n; i++)
                 sk_model_free(&sk_host_table, &in->hosts.items[i]);
         for (size_t i = 0; i < in->placements.n; i++)
@@ -532,9 +539,7 @@ static int running_of(const json_t *reports, struct sched_input *in)
 static int sched_input_read(const sk_fsm *f, const json_t *reports, struct sched_input *in,
                             sk_error **err)
 {
-        int r = sk_desired_doc_from_json(sk_fsm_desired(f), &in->desired, err);
-        if (r < 0)
-                return r;
+        int r;
         const json_t *hosts = json_object_get(f->state, "hosts");
         const json_t *pl = json_object_get(f->state, "placements");
         if (!(in->hosts.items = items(json_object_size(hosts), sizeof(sk_host))) ||
@@ -595,7 +600,7 @@ int sk_fsm_schedule(const sk_fsm *f, const json_t *reports, json_t **cmd, sk_err
                                      .n_placements = in.placements.n,
                                      .running = in.running.items,
                                      .n_running = in.running.n};
-                r = sk_sched_run(in.desired, &st, &res, err);
+                r = sk_sched_run(f->desired, &st, &res, err);
         }
         sched_input_clear(&in);
         if (r < 0)
@@ -613,56 +618,40 @@ int sk_fsm_schedule(const sk_fsm *f, const json_t *reports, json_t **cmd, sk_err
 }
 
 /* The deployment and service an instance id "t/d/s/r" names. */
-static int find_service(const json_t *desired, const char *id, const json_t **dep_out,
-                        const json_t **svc_out, int64_t *replica)
+static int find_service(const sk_desired_doc *desired, const char *id,
+                        const sk_desired_deployment **dep_out, const sk_service **svc_out,
+                        int64_t *replica)
 {
-        char t[128], d[128], s[128];
-        long long rep;
-        if (sscanf(id, "%127[^/]/%127[^/]/%127[^/]/%lld", t, d, s, &rep) != 4)
+        sk_instance_id x;
+        if (!desired || sk_instance_id_parse(id, &x) < 0)
                 return -EINVAL;
-        size_t i;
-        const json_t *dep;
-        json_array_foreach(json_object_get(desired, "deployments"), i, dep)
-        {
-                if (!json_is_string(json_object_get(dep, "tenant")) ||
-                    strcmp(json_string_value(json_object_get(dep, "tenant")), t) != 0 ||
-                    !json_is_string(json_object_get(dep, "name")) ||
-                    strcmp(json_string_value(json_object_get(dep, "name")), d) != 0)
-                        continue;
-                size_t k;
-                const json_t *svc;
-                json_array_foreach(json_object_get(json_object_get(dep, "spec"), "services"), k,
-                                   svc)
-                {
-                        const char *n = json_string_value(json_object_get(svc, "name"));
-                        if (n && strcmp(n, s) == 0) {
-                                *dep_out = dep;
-                                *svc_out = svc;
-                                *replica = rep;
-                                return 0;
-                        }
-                }
-        }
-        return -ENOENT;
+        const sk_desired_deployment *dep =
+            sk_desired_doc_deployment(desired, x.tenant, x.deployment);
+        const sk_service *svc = dep ? sk_app_service(&dep->spec, x.service) : NULL;
+        *replica = x.replica;
+        sk_instance_id_clear(&x);
+        if (!svc || *replica == SK_UNSET)
+                return -ENOENT;
+        *dep_out = dep;
+        *svc_out = svc;
+        return 0;
 }
 
 /* {label: [host paths]} for the device labels the service's containers ask for. */
-static json_t *device_paths(const json_t *svc, const json_t *discovery)
+static json_t *device_paths(const sk_service *svc, const json_t *discovery)
 {
         json_t *out = json_object();
-        size_t i, k;
-        const json_t *c, *label, *node;
-        json_array_foreach(json_object_get(svc, "containers"), i, c)
-        {
-                json_array_foreach(json_object_get(c, "devices"), k, label)
-                {
-                        const char *l = json_string_value(label);
-                        if (!l || json_object_get(out, l))
+        for (size_t i = 0; out && i < svc->containers.n; i++) {
+                const sk_app_container *c = &svc->containers.items[i];
+                for (size_t k = 0; k < c->devices.n; k++) {
+                        const char *l = c->devices.items[k];
+                        if (json_object_get(out, l))
                                 continue;
                         json_t *paths = json_array();
                         size_t m;
+                        json_t *node;
                         json_array_foreach(json_object_get(discovery, l), m, node)
-                            json_array_append(paths, (json_t *)node);
+                            json_array_append(paths, node);
                         json_object_set_new(out, l, paths);
                 }
         }
@@ -675,7 +664,6 @@ int sk_fsm_local_placed(const sk_fsm *f, const char *name, const json_t *discove
         _cleanup_json_ json_t *out = json_array();
         if (!out)
                 return sk_error_set(err, ENOMEM, "out of memory");
-        const json_t *desired = sk_fsm_desired(f);
         size_t i;
         const json_t *p;
         json_array_foreach(json_object_get(f->state, "placements"), i, p)
@@ -683,23 +671,19 @@ int sk_fsm_local_placed(const sk_fsm *f, const char *name, const json_t *discove
                 const char *host = json_string_value(json_object_get(p, "host"));
                 const char *from = json_string_value(json_object_get(p, "from"));
                 const char *id = json_string_value(json_object_get(p, "instance"));
-                const json_t *dep = NULL, *svc = NULL;
+                const sk_desired_deployment *dep = NULL;
+                const sk_service *svc = NULL;
                 int64_t replica = 0;
                 /* a moving instance runs on its old host too until the new one runs it */
                 bool here = (host && !strcmp(host, name)) || (from && !strcmp(from, name));
-                if (!here || !id || find_service(desired, id, &dep, &svc, &replica) < 0)
+                if (!here || !id || find_service(f->desired, id, &dep, &svc, &replica) < 0)
                         continue;
-                const json_t *spec = json_object_get(dep, "spec");
-                const char *app = json_string_value(json_object_get(dep, "application"));
-                const char *version = json_string_value(json_object_get(dep, "version"));
+                /* the service's JSON as the tower sent it (the model writes it back alike) */
                 json_t *inst = json_pack(
-                    "{s:s, s:O, s:O, s:s?, s:s?, s:O, s:I, s:O, s:o}", "instance", id, "tenant",
-                    json_object_get(dep, "tenant"), "deployment", json_object_get(dep, "name"),
-                    "application", app ? app : json_string_value(json_object_get(spec, "name")),
-                    "version",
-                    version ? version : json_string_value(json_object_get(spec, "version")),
-                    "service", json_object_get(svc, "name"), "replica", (json_int_t)replica, "spec",
-                    svc, "devices", device_paths(svc, discovery));
+                    "{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:o}", "instance", id, "tenant",
+                    dep->tenant, "deployment", dep->name, "application", dep->application,
+                    "version", dep->version, "service", svc->name, "replica", (json_int_t)replica,
+                    "spec", sk_service_to_json(svc), "devices", device_paths(svc, discovery));
                 if (!inst || json_array_append_new(out, inst) < 0)
                         return sk_error_set(err, ENOMEM, "out of memory");
         }
@@ -710,24 +694,22 @@ int sk_fsm_local_placed(const sk_fsm *f, const char *name, const json_t *discove
 json_t *sk_fsm_unplaced_status(const sk_fsm *f, const char *site, const char *host)
 {
         json_t *out = json_array();
-        const json_t *desired = sk_fsm_desired(f);
-        size_t i, k;
-        const json_t *u, *dep;
+        size_t i;
+        const json_t *u;
         json_array_foreach(json_object_get(f->state, "unplaced"), i, u)
         {
                 json_t *st = json_deep_copy(u);
                 if (!st)
                         continue;
-                json_array_foreach(json_object_get(desired, "deployments"), k, dep)
-                {
-                        if (json_equal(json_object_get(dep, "tenant"),
-                                       json_object_get(u, "tenant")) &&
-                            json_equal(json_object_get(dep, "name"),
-                                       json_object_get(u, "deployment"))) {
-                                json_object_set(st, "application",
-                                                json_object_get(dep, "application"));
-                                json_object_set(st, "version", json_object_get(dep, "version"));
-                        }
+                const char *tenant = json_string_value(json_object_get(u, "tenant"));
+                const char *name = json_string_value(json_object_get(u, "deployment"));
+                const sk_desired_deployment *dep =
+                    f->desired && tenant && name
+                        ? sk_desired_doc_deployment(f->desired, tenant, name)
+                        : NULL;
+                if (dep) {
+                        json_object_set_new(st, "application", json_string(dep->application));
+                        json_object_set_new(st, "version", json_string(dep->version));
                 }
                 /* The host the scheduler named (one-per-host) says where it should run. */
                 if (!json_object_get(st, "host"))

@@ -382,7 +382,7 @@ static void test_site_places_replicas_and_one_per_host(void **state)
         _cleanup_error_ sk_error *err = NULL;
         assert_int_equal(site_places(bad, &out, &err), -EINVAL);
         assert_non_null(err);
-        assert_string_equal(err->path, "deployments[0].spec.services[0].replicas");
+        assert_string_equal(err->path, "doc.deployments[0].spec.services[0].replicas");
 }
 
 static void test_desired_container_shape(void **state)
@@ -450,7 +450,7 @@ static void test_desired_unsupported_fail_with_reason(void **state)
         _cleanup_json_ json_t *out = NULL;
         _cleanup_error_ sk_error *err = NULL;
         assert_int_equal(site_places(bad, &out, &err), -EINVAL);
-        assert_string_equal(err->path, "deployments[0].spec.services[0].containers[0].env.Q");
+        assert_string_equal(err->path, "doc.deployments[0].spec.services[0].containers[0].env.Q");
 }
 
 /* A device node found under --dev-dir is passed from there to its /dev path inside. */
