@@ -9,6 +9,7 @@
 #include "model/desired.h"
 #include "model/host.h"
 #include "model/instance.h"
+#include "model/site_state.h"
 #include "model/spec.h"
 #include "site/scheduler.h"
 
@@ -63,25 +64,9 @@ static json_t *decode(const void *buf, size_t len, sk_error **err)
         return j;
 }
 
-static int check_host(const json_t *h, sk_error **err)
+/* h: the entry's host as JSON, which the state keeps; the model has read it (id set). */
+static int apply_host(sk_fsm *f, int64_t id, const json_t *h)
 {
-        if (!json_is_object(h) || !json_is_integer(json_object_get(h, "id")) ||
-            json_integer_value(json_object_get(h, "id")) <= 0)
-                return sk_error_set_path(err, EINVAL, "host.id", "must be a positive integer");
-        sk_host sh;
-        int r = sk_model_parse(&sk_host_table, h, "host", NULL, &sh, err);
-        if (r < 0)
-                return r;
-        sk_model_free(&sk_host_table, &sh);
-        return 0;
-}
-
-static int apply_host(sk_fsm *f, const json_t *h, sk_error **err)
-{
-        int r = check_host(h, err);
-        if (r < 0)
-                return r;
-        int64_t id = json_integer_value(json_object_get(h, "id"));
         /* a report that raced the removal does not bring the host back */
         if (sk_fsm_is_removed(f, id))
                 return 0;
@@ -95,25 +80,12 @@ static int apply_host(sk_fsm *f, const json_t *h, sk_error **err)
         return SK_FSM_HOSTS;
 }
 
-static int apply_sched(sk_fsm *f, const json_t *cmd, sk_error **err)
+/* The model has read the entry's placements and unplaced instances; the state keeps their
+ * JSON. */
+static int apply_sched(sk_fsm *f, const json_t *cmd)
 {
         const json_t *pl = json_object_get(cmd, "placements"),
                      *un = json_object_get(cmd, "unplaced");
-        if (!json_is_array(pl) || !json_is_array(un))
-                return sk_error_set_path(err, EINVAL, "placements",
-                                         "placements and unplaced must be lists");
-        size_t i;
-        const json_t *p;
-        json_array_foreach(pl, i, p)
-        {
-                sk_placement sp;
-                char path[48];
-                snprintf(path, sizeof(path), "placements[%zu]", i);
-                int r = sk_model_parse(&sk_placement_table, p, path, NULL, &sp, err);
-                if (r < 0)
-                        return r;
-                sk_model_free(&sk_placement_table, &sp);
-        }
         if (json_equal(json_object_get(f->state, "placements"), pl) &&
             json_equal(json_object_get(f->state, "unplaced"), un))
                 return 0;
@@ -159,8 +131,8 @@ static int apply_removed(sk_fsm *f, const sk_desired_doc *doc)
         return changed;
 }
 
-/* The document of a "desired" entry or a snapshot, read by the model (the errors name the
- * field under `path`); it must carry its generation. */
+/* The document of a snapshot, read by the model (the errors name the field under `path`);
+ * it must carry its generation. */
 static int read_desired(const json_t *doc, const char *path, sk_desired_doc **out, sk_error **err)
 {
         *out = NULL;
@@ -177,34 +149,21 @@ static int read_desired(const json_t *doc, const char *path, sk_desired_doc **ou
         return 0;
 }
 
-static int apply_desired(sk_fsm *f, const json_t *doc, sk_error **err)
+/* doc: the entry's document as JSON (what the state keeps), *d the model's reading of it
+ * (taken when it changes the state). */
+static int apply_desired(sk_fsm *f, const json_t *doc, sk_desired_doc **d)
 {
         if (json_equal(json_object_get(f->state, "desired"), doc))
                 return 0;
-        /* read before anything changes: a malformed entry changes nothing */
-        _cleanup_desired_doc_ sk_desired_doc *d = NULL;
-        int r = read_desired(doc, "doc", &d, err);
-        if (r < 0)
-                return r;
-        r = apply_removed(f, d);
+        int r = apply_removed(f, *d);
         if (r < 0 || json_object_set_new(f->state, "desired", json_deep_copy(doc)) < 0)
                 return -ENOMEM;
         sk_desired_doc_free(f->desired);
-        f->desired = take_ptr(&d);
+        f->desired = take_ptr(d);
         return SK_FSM_DESIRED | r;
 }
 
 /* ---- site-local joins ---- */
-
-static bool valid_hash(const char *h)
-{
-        if (!h || strlen(h) != 64)
-                return false;
-        for (const char *p = h; *p; p++)
-                if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-                        return false;
-        return true;
-}
 
 /* The object under key in the state, created when missing (states from before it). */
 static json_t *state_object(sk_fsm *f, const char *key)
@@ -238,21 +197,14 @@ int64_t sk_fsm_local_host_id(int64_t site_id, int64_t n)
         return SK_FSM_LOCAL_ID_BASE + site_id * (1LL << 24) + n;
 }
 
-static int apply_join_token(sk_fsm *f, const json_t *cmd, sk_error **err)
+static int apply_join_token(sk_fsm *f, const sk_site_command *c)
 {
-        const char *hash = json_string_value(json_object_get(cmd, "hash"));
-        const json_t *expires = json_object_get(cmd, "expires");
-        const json_t *now = json_object_get(cmd, "now");
-        if (!valid_hash(hash))
-                return sk_error_set_path(err, EINVAL, "hash", "must be 64 lowercase hex digits");
-        if (!json_is_integer(expires) || !json_is_integer(now))
-                return sk_error_set_path(err, EINVAL, "expires",
-                                         "expires and now must be integers (ms)");
         json_t *tokens = state_object(f, "join-tokens");
         if (!tokens)
                 return -ENOMEM;
-        prune_tokens(tokens, json_integer_value(now));
-        if (json_object_set_new(tokens, hash, json_pack("{s:O}", "expires", expires)) < 0)
+        prune_tokens(tokens, c->now);
+        if (json_object_set_new(tokens, c->hash,
+                                json_pack("{s:I}", "expires", (json_int_t)c->expires)) < 0)
                 return -ENOMEM;
         return SK_FSM_JOINS;
 }
@@ -260,31 +212,22 @@ static int apply_join_token(sk_fsm *f, const json_t *cmd, sk_error **err)
 /* Uses a token: it goes, the site's count of local joins grows, and the new host's id is
  * recorded under the token's hash for the leader that proposed it to read. An unknown or
  * expired token changes nothing (the leader sees no result and refuses). */
-static int apply_join_use(sk_fsm *f, const json_t *cmd, sk_error **err)
+static int apply_join_use(sk_fsm *f, const sk_site_command *c, sk_error **err)
 {
-        const char *hash = json_string_value(json_object_get(cmd, "hash"));
-        const json_t *now = json_object_get(cmd, "now");
-        const json_t *site = json_object_get(cmd, "site-id");
-        if (!valid_hash(hash))
-                return sk_error_set_path(err, EINVAL, "hash", "must be 64 lowercase hex digits");
-        if (!json_is_integer(now))
-                return sk_error_set_path(err, EINVAL, "now", "must be an integer (ms)");
-        if (!json_is_integer(site) || sk_fsm_local_host_id(json_integer_value(site), 1) == 0)
-                return sk_error_set_path(err, EINVAL, "site-id", "must be a site id below 2^38");
         json_t *tokens = state_object(f, "join-tokens");
         json_t *joins = state_object(f, "local-joins");
         if (!tokens || !joins)
                 return -ENOMEM;
-        prune_tokens(tokens, json_integer_value(now));
-        if (!json_object_get(tokens, hash))
+        prune_tokens(tokens, c->now);
+        if (!json_object_get(tokens, c->hash))
                 return 0;
         int64_t n = json_integer_value(json_object_get(f->state, "local-count")) + 1;
-        int64_t id = sk_fsm_local_host_id(json_integer_value(site), n);
+        int64_t id = sk_fsm_local_host_id(c->site_id, n);
         if (id == 0)
                 return sk_error_set_path(err, EINVAL, "hash", "the site's local host ids ran out");
-        json_object_del(tokens, hash);
+        json_object_del(tokens, c->hash);
         if (json_object_set_new(f->state, "local-count", json_integer(n)) < 0 ||
-            json_object_set_new(joins, hash, json_integer(id)) < 0)
+            json_object_set_new(joins, c->hash, json_integer(id)) < 0)
                 return -ENOMEM;
         return SK_FSM_JOINS;
 }
@@ -314,23 +257,12 @@ static bool is_hex64(const char *s)
 
 /* A newer site CA generation (docs/security.md): replaces the one held; an older or equal
  * one changes nothing, so entries replayed or raced leave the newest. */
-static int apply_site_ca(sk_fsm *f, const json_t *cmd, sk_error **err)
+static int apply_site_ca(sk_fsm *f, const sk_site_command *c)
 {
-        const json_t *gen = json_object_get(cmd, "generation");
-        if (!json_is_integer(gen) || json_integer_value(gen) < 1)
-                return sk_error_set_path(err, EINVAL, "generation", "must be a positive integer");
-        static const char *const text[] = {"certificate", "key"};
-        for (size_t i = 0; i < 2; i++)
-                if (!json_is_string(json_object_get(cmd, text[i])))
-                        return sk_error_set_path(err, EINVAL, text[i], "must be a PEM string");
-        const char *sha = json_string_value(json_object_get(cmd, "sha256"));
-        if (!is_hex64(sha))
-                return sk_error_set_path(err, EINVAL, "sha256", "must be 64 lower-case hex digits");
-        if (json_integer_value(gen) <= sk_fsm_site_ca_generation(f))
+        if (c->generation <= sk_fsm_site_ca_generation(f))
                 return 0;
-        json_t *ca = json_pack("{s:O, s:O, s:O, s:s}", "generation", gen, "certificate",
-                               json_object_get(cmd, "certificate"), "key",
-                               json_object_get(cmd, "key"), "sha256", sha);
+        json_t *ca = json_pack("{s:I, s:s, s:s, s:s}", "generation", (json_int_t)c->generation,
+                               "certificate", c->certificate, "key", c->key, "sha256", c->sha256);
         if (!ca || json_object_set_new(f->state, "site-ca", ca) < 0)
                 return -ENOMEM;
         return SK_FSM_SITE_CA;
@@ -377,31 +309,32 @@ int sk_fsm_apply(sk_fsm *f, const void *buf, size_t len, sk_error **err)
         _cleanup_json_ json_t *cmd = decode(buf, len, err);
         if (!cmd)
                 return -EINVAL;
-        const char *op = json_string_value(json_object_get(cmd, "op"));
-        if (!op)
-                return sk_error_set_path(err, EINVAL, "op", "must be a string");
-        if (strcmp(op, "desired") == 0)
-                return apply_desired(f, json_object_get(cmd, "doc"), err);
-        if (strcmp(op, "host") == 0)
-                return apply_host(f, json_object_get(cmd, "host"), err);
-        if (strcmp(op, "host-remove") == 0) {
-                const json_t *id = json_object_get(cmd, "id");
-                if (!json_is_integer(id))
-                        return sk_error_set_path(err, EINVAL, "id", "must be an integer");
+        /* the model checks every field of every op: a malformed entry changes nothing */
+        _cleanup_site_command_ sk_site_command *c = NULL;
+        int r = sk_site_command_from_json(cmd, &c, err);
+        if (r < 0)
+                return r;
+        switch (c->op) {
+        case SK_SITE_OP_DESIRED:
+                return apply_desired(f, json_object_get(cmd, "doc"), &c->doc);
+        case SK_SITE_OP_HOST:
+                return apply_host(f, c->host->id, json_object_get(cmd, "host"));
+        case SK_SITE_OP_HOST_REMOVE: {
                 char key[24];
-                snprintf(key, sizeof(key), "%" PRId64, (int64_t)json_integer_value(id));
+                snprintf(key, sizeof(key), "%" PRId64, c->id);
                 return json_object_del(json_object_get(f->state, "hosts"), key) == 0 ? SK_FSM_HOSTS
                                                                                      : 0;
         }
-        if (strcmp(op, "sched") == 0)
-                return apply_sched(f, cmd, err);
-        if (strcmp(op, "join-token") == 0)
-                return apply_join_token(f, cmd, err);
-        if (strcmp(op, "join-use") == 0)
-                return apply_join_use(f, cmd, err);
-        if (strcmp(op, "site-ca") == 0)
-                return apply_site_ca(f, cmd, err);
-        return sk_error_set_path(err, EINVAL, "op", "unknown operation \"%s\"", op);
+        case SK_SITE_OP_SCHED:
+                return apply_sched(f, cmd);
+        case SK_SITE_OP_JOIN_TOKEN:
+                return apply_join_token(f, c);
+        case SK_SITE_OP_JOIN_USE:
+                return apply_join_use(f, c, err);
+        case SK_SITE_OP_SITE_CA:
+                return apply_site_ca(f, c);
+        }
+        return sk_error_set_path(err, EINVAL, "op", "unknown operation");
 }
 
 char *sk_fsm_snapshot(const sk_fsm *f, size_t *len)

@@ -276,6 +276,9 @@ static void test_site_commands(void **state)
             "{\"op\": \"join-use\", \"hash\": "
             "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\", \"now\": 10, "
             "\"site-id\": 7}",
+            "{\"op\": \"site-ca\", \"generation\": 2, \"certificate\": \"-----BEGIN "
+            "CERTIFICATE-----\\nMII\\n\", \"key\": \"-----BEGIN PRIVATE KEY-----\\nMII\\n\", "
+            "\"sha256\": \"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}",
         };
         for (size_t i = 0; i < SK_ARRAY_SIZE(ok); i++)
                 ROUND_TRIP(site_command, sk_site_command, ok[i], false);
