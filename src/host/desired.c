@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "model/app.h"
+#include "model/resource.h"
 #include "model/spec.h"
 
 const char *sk_restart_policy_name(sk_restart_policy p)
@@ -115,22 +117,11 @@ char *sk_desired_hash(const json_t *v)
         return hex;
 }
 
-/* A JSON scalar as environment text; NULL for objects and arrays. */
-static char *scalar_text(const json_t *v)
+static int cmp_kv(const void *a, const void *b)
 {
-        if (json_is_string(v))
-                return strdup(json_string_value(v));
-        if (json_is_integer(v) || json_is_real(v) || json_is_boolean(v))
-                return json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
-        return NULL;
+        return strcmp(((const sk_kv *)a)->key, ((const sk_kv *)b)->key);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-        return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Sets *reason (first one wins) and returns 0: a reason is not an error. */
 static int fail(char **reason, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(char **reason, const char *fmt, ...)
 {
@@ -144,56 +135,37 @@ static int fail(char **reason, const char *fmt, ...)
         return 0;
 }
 
-/* Plain variables as an object name -> value; from-secret ones make the instance fail. */
-static int collect_variables(const json_t *svc, json_t *vars, char **reason)
+/* Every variable of the model comes from a secret, which hosts cannot open yet: the
+ * instance fails with that reason, and no variable has a value. */
+static void check_variables(const sk_service *svc, char **reason)
 {
-        size_t i;
-        const json_t *v;
-        json_array_foreach(json_object_get(svc, "variables"), i, v)
-        {
-                const char *name = json_string_value(json_object_get(v, "name"));
-                if (!name)
-                        return fail(reason, "variables[%zu]: a variable needs a name", i);
-                if (json_object_get(v, "from-secret"))
-                        return fail(reason, "secrets are not supported yet");
-                _cleanup_free_ char *val = scalar_text(json_object_get(v, "value"));
-                if (!val)
-                        return fail(reason, "variables[%zu] (%s): needs a value", i, name);
-                if (json_object_set_new(vars, name, json_string(val)) < 0)
-                        return -ENOMEM;
-        }
-        return 0;
+        if (svc->variables.n > 0)
+                fail(reason, "secrets are not supported yet");
 }
 
-static int build_env(const json_t *env, const json_t *vars, const char *cpath, char ***out,
+/* "NAME=value" in the order of the names, ${VAR} and $$ expanded. */
+static int build_env(const sk_kvs *env, const json_t *vars, const char *cpath, char ***out,
                      char **reason)
 {
-        size_t n = json_object_size(env);
-        _cleanup_free_ const char **keys = calloc(n + 1, sizeof(*keys));
+        size_t n = env->n;
+        _cleanup_free_ sk_kv *sorted = calloc(n + 1, sizeof(*sorted));
         char **v = calloc(n + 1, sizeof(*v));
-        if (!keys || !v) {
+        if (!sorted || !v) {
                 free(v);
                 return -ENOMEM;
         }
-        size_t k = 0;
-        const char *key;
-        const json_t *val;
-        json_object_foreach((json_t *)env, key, val) keys[k++] = key;
-        qsort(keys, n, sizeof(*keys), cmp_str);
-        for (k = 0; k < n; k++) {
-                _cleanup_free_ char *raw = scalar_text(json_object_get(env, keys[k]));
+        if (n)
+                memcpy(sorted, env->items, n * sizeof(*sorted));
+        qsort(sorted, n, sizeof(*sorted), cmp_kv);
+        for (size_t k = 0; k < n; k++) {
                 _cleanup_free_ char *expanded = NULL, *missing = NULL;
-                if (!raw) {
-                        fail(reason, "%s.env.%s: must be a string", cpath, keys[k]);
-                        break;
-                }
-                int r = sk_desired_expand(raw, vars, &expanded, &missing);
+                int r = sk_desired_expand(sorted[k].value, vars, &expanded, &missing);
                 if (r == -ENOENT) {
-                        fail(reason, "%s.env.%s: unknown variable ${%s}", cpath, keys[k],
+                        fail(reason, "%s.env.%s: unknown variable ${%s}", cpath, sorted[k].key,
                              missing ? missing : "");
                         break;
                 }
-                if (r < 0 || asprintf(&v[k], "%s=%s", keys[k], expanded) < 0) {
+                if (r < 0 || asprintf(&v[k], "%s=%s", sorted[k].key, expanded) < 0) {
                         v[k] = NULL;
                         strv_free(v);
                         return -ENOMEM;
@@ -203,26 +175,20 @@ static int build_env(const json_t *env, const json_t *vars, const char *cpath, c
         return 0;
 }
 
-static int build_cmd(const json_t *cmd, const char *cpath, char ***out, char **reason)
+/* NULL when the container has no cmd (the image's own runs). */
+static int build_cmd(char *const *items, size_t n, char ***out)
 {
         *out = NULL;
-        if (!cmd || json_is_null(cmd))
+        if (!items)
                 return 0;
-        if (!json_is_array(cmd))
-                return fail(reason, "%s.cmd: must be a list of strings", cpath);
-        char **v = calloc(json_array_size(cmd) + 1, sizeof(*v));
+        char **v = calloc(n + 1, sizeof(*v));
         if (!v)
                 return -ENOMEM;
-        size_t i;
-        const json_t *a;
-        json_array_foreach(cmd, i, a)
-        {
-                v[i] = scalar_text(a);
-                if (!v[i]) {
+        for (size_t i = 0; i < n; i++)
+                if (!(v[i] = strdup(items[i]))) {
                         strv_free(v);
-                        return fail(reason, "%s.cmd[%zu]: must be a string", cpath, i);
+                        return -ENOMEM;
                 }
-        }
         *out = v;
         return 0;
 }
@@ -237,27 +203,25 @@ static json_t *strv_json(char **v)
 
 /* The nodes of every device label the container asks for: where each is on the host
  * (under --dev-dir) and where it appears inside the container (its /dev path). */
-static int build_devices(const json_t *labels, const json_t *nodes, const char *cpath,
-                         sk_desired_container *c, char **reason)
+static int build_devices(char *const *labels, size_t n_labels, const json_t *nodes,
+                         const char *cpath, sk_desired_container *c, char **reason)
 {
-        size_t n = 0, i, k;
-        const json_t *l, *node;
-        json_array_foreach(labels, i, l) n +=
-            json_array_size(json_object_get(nodes, json_string_value(l) ?: ""));
-        if (json_array_size(labels) == 0)
+        size_t n = 0, k;
+        const json_t *node;
+        for (size_t i = 0; i < n_labels; i++)
+                n += json_array_size(json_object_get(nodes, labels[i]));
+        if (n_labels == 0)
                 return 0;
         c->devices = calloc(n + 1, sizeof(*c->devices));
         c->device_targets = calloc(n + 1, sizeof(*c->device_targets));
         if (!c->devices || !c->device_targets)
                 return -ENOMEM;
         size_t at = 0;
-        json_array_foreach(labels, i, l)
-        {
-                const char *label = json_string_value(l);
-                const json_t *found = label ? json_object_get(nodes, label) : NULL;
+        for (size_t i = 0; i < n_labels; i++) {
+                const char *label = labels[i];
+                const json_t *found = json_object_get(nodes, label);
                 if (json_array_size(found) == 0)
-                        return fail(reason, "%s.devices: this host has no %s device", cpath,
-                                    label ? label : "(not a string)");
+                        return fail(reason, "%s.devices: this host has no %s device", cpath, label);
                 json_array_foreach(found, k, node)
                 {
                         const char *inside = json_string_value(json_object_get(node, "path"));
@@ -273,9 +237,16 @@ static int build_devices(const json_t *labels, const json_t *nodes, const char *
         return 0;
 }
 
-static int build_container(sk_desired_instance *inst, const json_t *svc, const json_t *ctr,
-                           size_t ci, const json_t *vars, const json_t *devices, const char *site,
-                           const char *host, sk_desired_container *c)
+static const sk_restart_policy restart_of[] = {
+    [SK_APP_RESTART_ALWAYS] = SK_RESTART_ALWAYS,
+    [SK_APP_RESTART_ON_FAILURE] = SK_RESTART_ON_FAILURE,
+    [SK_APP_RESTART_NEVER] = SK_RESTART_NEVER,
+};
+
+static int build_container(sk_desired_instance *inst, const sk_service *svc,
+                           const sk_app_container *ctr, size_t ci, const json_t *vars,
+                           const json_t *devices, const char *site, const char *host,
+                           sk_desired_container *c)
 {
         const json_t *m = inst->meta;
         const char *tenant = json_string_value(json_object_get(m, "tenant"));
@@ -287,12 +258,9 @@ static int build_container(sk_desired_instance *inst, const json_t *svc, const j
         char cpath[128];
         snprintf(cpath, sizeof(cpath), "services[%s].containers[%zu]", sname, ci);
 
-        const char *cname = json_string_value(json_object_get(ctr, "name"));
-        const char *image = json_string_value(json_object_get(ctr, "image"));
-        if (!cname || !image)
-                return fail(&inst->fail_reason, "%s: a container needs a name and an image", cpath);
+        const char *cname = ctr->name;
         c->container = strdup(cname);
-        c->image = strdup(image);
+        c->image = strdup(ctr->image);
         c->instance = inst->id;
         c->replica = replica;
         if (asprintf(&c->name, "sk-%s-%s-%s-%s-%lld-%s", host, tenant, dep, sname,
@@ -300,40 +268,24 @@ static int build_container(sk_desired_instance *inst, const json_t *svc, const j
                 c->name = NULL;
         if (!c->container || !c->image || !c->name)
                 return -ENOMEM;
-
-        const char *restart = json_string_value(json_object_get(ctr, "restart"));
-        if (!restart || strcmp(restart, "always") == 0)
-                c->restart = SK_RESTART_ALWAYS;
-        else if (strcmp(restart, "on-failure") == 0)
-                c->restart = SK_RESTART_ON_FAILURE;
-        else if (strcmp(restart, "never") == 0)
-                c->restart = SK_RESTART_NEVER;
-        else
-                return fail(&inst->fail_reason, "%s.restart: unknown policy \"%s\"", cpath,
-                            restart);
-        if (json_array_size(json_object_get(ctr, "mounts")) > 0)
+        c->restart = ctr->restart == SK_UNSET ? SK_RESTART_ALWAYS : restart_of[ctr->restart];
+        if (ctr->mounts.n > 0)
                 fail(&inst->fail_reason, "volumes are not supported yet");
-        int r =
-            build_devices(json_object_get(ctr, "devices"), devices, cpath, c, &inst->fail_reason);
-        if (r < 0)
-                return r;
-        r = build_cmd(json_object_get(ctr, "cmd"), cpath, &c->cmd, &inst->fail_reason);
-        if (r < 0)
-                return r;
-        r = build_env(json_object_get(ctr, "env"), vars, cpath, &c->env, &inst->fail_reason);
+        int r = build_devices(ctr->devices.items, ctr->devices.n, devices, cpath, c,
+                              &inst->fail_reason);
+        if (r == 0)
+                r = build_cmd(ctr->cmd.items, ctr->cmd.n, &c->cmd);
+        if (r == 0)
+                r = build_env(&ctr->env, vars, cpath, &c->env, &inst->fail_reason);
         if (r < 0)
                 return r;
 
         /* The service's resources are requests and limits; the runtime seam has no
          * pod-level cgroup, so each container gets the service's limit. */
-        const json_t *res = json_object_get(svc, "resources");
-        const json_t *cpu = json_object_get(res, "cpu"), *mem = json_object_get(res, "memory");
-        if (cpu && sk_quantity_cpu(cpu, &c->cpu_millicores) < 0)
-                return fail(&inst->fail_reason, "services[%s].resources.cpu: not a quantity",
-                            sname);
-        if (mem && sk_quantity_memory(mem, &c->memory_bytes) < 0)
-                return fail(&inst->fail_reason, "services[%s].resources.memory: not a quantity",
-                            sname);
+        if (svc->resources && svc->resources->cpu.spelling != SK_SPELLING_NONE)
+                c->cpu_millicores = svc->resources->cpu.value;
+        if (svc->resources && svc->resources->memory.spelling != SK_SPELLING_NONE)
+                c->memory_bytes = svc->resources->memory.value;
 
         char replica_s[24];
         snprintf(replica_s, sizeof(replica_s), "%lld", (long long)replica);
@@ -381,24 +333,30 @@ static int build_instance(const json_t *placed, const char *site, const char *ho
         json_object_del(inst->meta, "devices");
         const json_t *devices = json_object_get(placed, "devices");
 
-        _cleanup_json_ json_t *vars = json_object();
-        if (!vars || collect_variables(svc, vars, &inst->fail_reason) < 0)
+        /* the service as the site's model read it; a spec it refuses fails this
+         * instance alone, with the model's words */
+        _cleanup_error_ sk_error *perr = NULL;
+        sk_service *sv = NULL;
+        int r = sk_model_new(&sk_service_table, svc, "spec", NULL, (void **)&sv, &perr);
+        if (r == -ENOMEM)
                 return sk_error_set(err, ENOMEM, "out of memory");
-        const json_t *ctrs = json_object_get(svc, "containers");
-        size_t n = json_array_size(ctrs);
-        if (n == 0)
-                fail(&inst->fail_reason, "the service has no containers");
-        inst->containers = calloc(n ? n : 1, sizeof(*inst->containers));
-        if (!inst->containers)
-                return sk_error_set(err, ENOMEM, "out of memory");
-        for (size_t i = 0; i < n; i++) {
-                inst->n_containers++;
-                int r = build_container(inst, svc, json_array_get(ctrs, i), i, vars, devices, site,
-                                        host, &inst->containers[i]);
-                if (r < 0)
-                        return sk_error_set(err, -r, "out of memory");
+        if (r < 0) {
+                fail(&inst->fail_reason, "%s", sk_error_msg(perr, r));
+                return 0;
         }
-        return 0;
+        _cleanup_json_ json_t *vars = json_object();
+        check_variables(sv, &inst->fail_reason);
+        size_t n = sv->containers.n;
+        inst->containers = calloc(n ? n : 1, sizeof(*inst->containers));
+        if (!vars || !inst->containers)
+                r = -ENOMEM;
+        for (size_t i = 0; r == 0 && i < n; i++) {
+                inst->n_containers++;
+                r = build_container(inst, sv, &sv->containers.items[i], i, vars, devices, site,
+                                    host, &inst->containers[i]);
+        }
+        sk_resource_free(&sk_service_table, sv);
+        return r < 0 ? sk_error_set(err, -r, "out of memory") : 0;
 }
 
 int sk_desired_build(const json_t *placed, const char *site, const char *host, sk_desired_set *out,

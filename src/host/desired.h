@@ -53,9 +53,11 @@ typedef struct sk_desired_set {
  *   {"instance": "tenant/deployment/service/replica", "tenant", "deployment",
  *    "application", "version", "service", "replica", "spec": SERVICE}; an instance's
  * "devices" ({label: [{"path", "host-path"}]}, as device discovery reports nodes) gives the nodes
- * for the device labels its containers ask for. An instance whose spec this host cannot honour
- * (from-secret variables, volumes, a device label without nodes, an unknown ${VAR}) gets
- * fail_reason instead of an error, so the others still run; errors are for malformed input. */
+ * for the device labels its containers ask for. SERVICE is read by the domain model
+ * (sk_service, model/app.h) and the containers are built from the struct. An instance whose
+ * spec this host cannot honour (a spec the model refuses, from-secret variables, volumes, a
+ * device label without nodes) gets fail_reason instead of an error, so the others still run;
+ * errors are for malformed placed entries. */
 int sk_desired_build(const json_t *placed, const char *site, const char *host, sk_desired_set *out,
                      sk_error **err);
 void sk_desired_set_clear(sk_desired_set *s);

@@ -42,12 +42,35 @@ static const sk_keyed_rule quotas_rule = {
     .value_offset = 0,
 };
 
+static bool hex64_ok(const char *s)
+{
+        return s && strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
+}
+static const sk_string_rule fingerprint_rule = {hex64_ok, "must be a SHA-256 fingerprint (64 "
+                                                          "lowercase hex digits)"};
+static const sk_int_rule ca_generation_rule = {1, INT32_MAX};
+static const sk_list_rule leaves_rule = {
+    .item = &sk_ft_string,
+    .item_arg = &fingerprint_rule,
+    .item_size = sizeof(char *),
+    .min = 0,
+    .max = SIZE_MAX,
+    .what = "fingerprints",
+};
+static const sk_field site_ca_fields[] = {
+    F("generation", sk_ft_int, sk_site_ca_announce, generation, true, NULL, &ca_generation_rule),
+    F("sha256", sk_ft_string, sk_site_ca_announce, sha256, true, NULL, &fingerprint_rule),
+    F("leaves", sk_ft_list, sk_site_ca_announce, leaves, false, NULL, &leaves_rule),
+};
+static const sk_model site_ca_table = SK_MODEL(site_ca_fields, sk_site_ca_announce, NULL, false);
+
 static const sk_field doc_fields[] = {
     F("generation", sk_ft_int, sk_desired_doc, generation, false, NULL, &generation_rule),
     F("site", sk_ft_inline, sk_desired_doc, site, true, NULL, &sk_site_desired_table),
     F("deployments", sk_ft_list, sk_desired_doc, deployments, true, NULL, &deployments_rule),
     F("quotas", sk_ft_keyed, sk_desired_doc, quotas, false, NULL, &quotas_rule),
     F("removed-hosts", sk_ft_list, sk_desired_doc, removed_hosts, false, NULL, &sk_rule_host_ids),
+    F("site-ca", sk_ft_object, sk_desired_doc, site_ca, false, NULL, &site_ca_table),
 };
 const sk_model sk_desired_doc_table = SK_MODEL(doc_fields, sk_desired_doc, NULL, false);
 

@@ -85,6 +85,7 @@ static const sk_field placement_fields[] = {
     F("instance", sk_ft_text, sk_placement, instance, true, NULL, NULL),
     F("host", sk_ft_text, sk_placement, host, true, NULL, NULL),
     F("spec-hash", sk_ft_string, sk_placement, spec_hash, false, "\"\"", &sk_rule_any_string),
+    F("from", sk_ft_text, sk_placement, from, false, NULL, NULL),
 };
 const sk_model sk_placement_table = SK_MODEL(placement_fields, sk_placement, NULL, false);
 

@@ -1,7 +1,7 @@
 /* Instances: where the site placed them, why it could not, and how they are doing
  * (docs/api.md INSTANCE, docs/scheduler.md). JSON forms:
  *   placement: {"instance": "tenant/deployment/service/replica", "host": "h1",
- *               "spec-hash": "hex"}
+ *               "spec-hash": "hex", "from": "h2" (only while moving: h2 still runs it)}
  *   unplaced:  {"instance", "tenant", "deployment", "service", "replica" (absent for mode
  *               one-per-host), "host" (one-per-host only), "reason": "no host fits: ..."}
  *   status:    {"instance", "tenant", "deployment", "application", "version", "service",
@@ -35,6 +35,7 @@ typedef struct sk_placement {
         char *instance;
         char *host;
         char *spec_hash; /* of the service when it was placed; "" when not known */
+        char *from;      /* moving: the host that runs it until `host` does, else NULL */
 } sk_placement;
 
 typedef struct sk_unplaced {

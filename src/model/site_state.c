@@ -147,7 +147,7 @@ const sk_host *sk_site_state_host(const sk_site_state *s, int64_t id)
 /* ---- commands ---- */
 
 static const char *const op_words[] = {"desired",    "host",     "host-remove", "sched",
-                                       "join-token", "join-use", NULL};
+                                       "join-token", "join-use", "site-ca",     NULL};
 
 /* Which fields each op needs (and no other may be set). */
 static const char *const op_fields[][4] = {
@@ -157,6 +157,7 @@ static const char *const op_fields[][4] = {
     [SK_SITE_OP_SCHED] = {"placements", "unplaced"},
     [SK_SITE_OP_JOIN_TOKEN] = {"hash", "expires", "now"},
     [SK_SITE_OP_JOIN_USE] = {"hash", "now", "site-id"},
+    [SK_SITE_OP_SITE_CA] = {"generation", "certificate", "key", "sha256"},
 };
 
 static bool needs(int op, const char *field)
@@ -166,6 +167,13 @@ static bool needs(int op, const char *field)
                         return true;
         return false;
 }
+
+static bool pem_ok(const char *s)
+{
+        return s && *s;
+}
+static const sk_string_rule pem_rule = {pem_ok, "must be a PEM string"};
+static const sk_int_rule ca_generation_rule = {1, INT32_MAX};
 
 static int command_post(void *obj, const char *path, sk_error **err);
 
@@ -180,6 +188,10 @@ static const sk_field command_fields[] = {
     F("expires", sk_ft_int, sk_site_command, expires, false, NULL, &count_rule),
     F("now", sk_ft_int, sk_site_command, now, false, NULL, &count_rule),
     F("site-id", sk_ft_int, sk_site_command, site_id, false, NULL, &site_id_rule),
+    F("generation", sk_ft_int, sk_site_command, generation, false, NULL, &ca_generation_rule),
+    F("certificate", sk_ft_string, sk_site_command, certificate, false, NULL, &pem_rule),
+    F("key", sk_ft_string, sk_site_command, key, false, NULL, &pem_rule),
+    F("sha256", sk_ft_string, sk_site_command, sha256, false, NULL, &hash_rule),
 };
 const sk_model sk_site_command_table =
     SK_MODEL(command_fields, sk_site_command, command_post, false);

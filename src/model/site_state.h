@@ -8,6 +8,8 @@
  *            | {"op": "sched", "placements": [...], "unplaced": [...]}
  *            | {"op": "join-token", "hash": HEX, "expires": ms, "now": ms}
  *            | {"op": "join-use", "hash": HEX, "now": ms, "site-id": S}
+ *            | {"op": "site-ca", "generation": N, "certificate": PEM, "key": PEM,
+ *               "sha256": HEX}
  * DOC, HOST, PLACEMENT and UNPLACED are model/desired.h, host.h and instance.h. A state
  * from before a field existed reads with that field empty. Ownership as in model/app.h. */
 #ifndef SK_MODEL_SITE_STATE_H
@@ -49,7 +51,8 @@ typedef enum sk_site_op {
         SK_SITE_OP_HOST_REMOVE,
         SK_SITE_OP_SCHED,
         SK_SITE_OP_JOIN_TOKEN,
-        SK_SITE_OP_JOIN_USE
+        SK_SITE_OP_JOIN_USE,
+        SK_SITE_OP_SITE_CA
 } sk_site_op;
 
 /* One command: op says which of the other fields it has (the others are unset). */
@@ -64,6 +67,10 @@ typedef struct sk_site_command {
         int64_t expires;                  /* join-token */
         int64_t now;                      /* join-token, join-use: the leader's clock */
         int64_t site_id;                  /* join-use */
+        int64_t generation;               /* site-ca: a newer site CA generation */
+        char *certificate;                /* site-ca: PEM */
+        char *key;                        /* site-ca: PEM */
+        char *sha256;                     /* site-ca: the certificate's fingerprint */
 } sk_site_command;
 
 extern const sk_model sk_site_state_table;

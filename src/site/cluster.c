@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/pki.h"
 #include "host/identity.h"
+#include "model/site.h"
 #include "site/cluster_int.h"
 #include "site/heartbeat.h"
 #include "site/raft_tls.h"
@@ -682,9 +683,10 @@ int64_t sk_cluster_site_ca_announced(sk_cluster *cl)
 json_t *sk_cluster_device_rules(sk_cluster *cl)
 {
         pthread_mutex_lock(&cl->lock);
-        const json_t *rules =
-            json_object_get(json_object_get(sk_fsm_desired(&cl->f), "site"), "devices");
-        json_t *copy = json_is_array(rules) ? json_deep_copy(rules) : NULL;
+        const sk_desired_doc *d = sk_fsm_desired(&cl->f);
+        _cleanup_json_ json_t *site = d ? sk_model_write(&sk_site_desired_table, &d->site) : NULL;
+        json_t *rules = json_object_get(site, "devices");
+        json_t *copy = json_is_array(rules) ? json_incref(rules) : NULL;
         pthread_mutex_unlock(&cl->lock);
         return copy;
 }

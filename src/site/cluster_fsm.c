@@ -6,6 +6,10 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "model/desired.h"
+#include "model/host.h"
+#include "model/instance.h"
+#include "model/site_state.h"
 #include "model/spec.h"
 #include "site/scheduler.h"
 
@@ -19,6 +23,7 @@ static json_t *empty_state(void)
 
 int sk_fsm_init(sk_fsm *f)
 {
+        f->desired = NULL;
         f->state = empty_state();
         return f->state ? 0 : -ENOMEM;
 }
@@ -27,6 +32,8 @@ void sk_fsm_clear(sk_fsm *f)
 {
         json_decref(f->state);
         f->state = NULL;
+        sk_desired_doc_free(f->desired);
+        f->desired = NULL;
 }
 
 char *sk_fsm_encode(const json_t *cmd, size_t *len)
@@ -57,25 +64,9 @@ static json_t *decode(const void *buf, size_t len, sk_error **err)
         return j;
 }
 
-static int check_host(const json_t *h, sk_error **err)
+/* h: the entry's host as JSON, which the state keeps; the model has read it (id set). */
+static int apply_host(sk_fsm *f, int64_t id, const json_t *h)
 {
-        if (!json_is_object(h) || !json_is_integer(json_object_get(h, "id")) ||
-            json_integer_value(json_object_get(h, "id")) <= 0)
-                return sk_error_set_path(err, EINVAL, "host.id", "must be a positive integer");
-        sk_sched_host sh;
-        int r = sk_sched_host_from_json(h, "host", &sh, err);
-        if (r < 0)
-                return r;
-        sk_sched_host_clear(&sh);
-        return 0;
-}
-
-static int apply_host(sk_fsm *f, const json_t *h, sk_error **err)
-{
-        int r = check_host(h, err);
-        if (r < 0)
-                return r;
-        int64_t id = json_integer_value(json_object_get(h, "id"));
         /* a report that raced the removal does not bring the host back */
         if (sk_fsm_is_removed(f, id))
                 return 0;
@@ -89,25 +80,12 @@ static int apply_host(sk_fsm *f, const json_t *h, sk_error **err)
         return SK_FSM_HOSTS;
 }
 
-static int apply_sched(sk_fsm *f, const json_t *cmd, sk_error **err)
+/* The model has read the entry's placements and unplaced instances; the state keeps their
+ * JSON. */
+static int apply_sched(sk_fsm *f, const json_t *cmd)
 {
         const json_t *pl = json_object_get(cmd, "placements"),
                      *un = json_object_get(cmd, "unplaced");
-        if (!json_is_array(pl) || !json_is_array(un))
-                return sk_error_set_path(err, EINVAL, "placements",
-                                         "placements and unplaced must be lists");
-        size_t i;
-        const json_t *p;
-        json_array_foreach(pl, i, p)
-        {
-                sk_sched_placement sp;
-                char path[48];
-                snprintf(path, sizeof(path), "placements[%zu]", i);
-                int r = sk_sched_placement_from_json(p, path, &sp, err);
-                if (r < 0)
-                        return r;
-                sk_sched_placement_clear(&sp);
-        }
         if (json_equal(json_object_get(f->state, "placements"), pl) &&
             json_equal(json_object_get(f->state, "unplaced"), un))
                 return 0;
@@ -131,26 +109,12 @@ bool sk_fsm_is_removed(const sk_fsm *f, int64_t host_id)
 
 /* The tower's removed-hosts: each id joins the deny list (kept sorted, never shrinks) and
  * leaves the inventory. Every host applies this alike, so every host refuses them. */
-static int apply_removed(sk_fsm *f, const json_t *doc, sk_error **err)
+static int apply_removed(sk_fsm *f, const sk_desired_doc *doc)
 {
-        const json_t *ids = json_object_get(doc, "removed-hosts");
-        if (!ids)
-                return 0;
-        if (!json_is_array(ids))
-                return sk_error_set_path(err, EINVAL, "doc.removed-hosts", "must be a list");
-        size_t i;
-        const json_t *id;
-        json_array_foreach(ids, i, id)
-        {
-                if (!json_is_integer(id) || json_integer_value(id) <= 0)
-                        return sk_error_set_path(err, EINVAL, "doc.removed-hosts",
-                                                 "[%zu] must be a positive integer", i);
-        }
         json_t *removed = json_object_get(f->state, "removed");
         int changed = 0;
-        json_array_foreach(ids, i, id)
-        {
-                int64_t h = json_integer_value(id);
+        for (size_t i = 0; i < doc->removed_hosts.n; i++) {
+                int64_t h = doc->removed_hosts.items[i];
                 if (sk_fsm_is_removed(f, h))
                         continue;
                 size_t at = 0;
@@ -167,17 +131,39 @@ static int apply_removed(sk_fsm *f, const json_t *doc, sk_error **err)
         return changed;
 }
 
-/* ---- site-local joins ---- */
-
-static bool valid_hash(const char *h)
+/* The document of a snapshot, read by the model (the errors name the field under `path`);
+ * it must carry its generation. */
+static int read_desired(const json_t *doc, const char *path, sk_desired_doc **out, sk_error **err)
 {
-        if (!h || strlen(h) != 64)
-                return false;
-        for (const char *p = h; *p; p++)
-                if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-                        return false;
-        return true;
+        *out = NULL;
+        sk_desired_doc *d = NULL;
+        int r = sk_model_new(&sk_desired_doc_table, doc, path, NULL, (void **)&d, err);
+        if (r < 0)
+                return r;
+        if (d->generation == SK_UNSET) {
+                sk_desired_doc_free(d);
+                return sk_error_set_path(err, EINVAL, path,
+                                         "must be a desired document with a generation");
+        }
+        *out = d;
+        return 0;
 }
+
+/* doc: the entry's document as JSON (what the state keeps), *d the model's reading of it
+ * (taken when it changes the state). */
+static int apply_desired(sk_fsm *f, const json_t *doc, sk_desired_doc **d)
+{
+        if (json_equal(json_object_get(f->state, "desired"), doc))
+                return 0;
+        int r = apply_removed(f, *d);
+        if (r < 0 || json_object_set_new(f->state, "desired", json_deep_copy(doc)) < 0)
+                return -ENOMEM;
+        sk_desired_doc_free(f->desired);
+        f->desired = take_ptr(d);
+        return SK_FSM_DESIRED | r;
+}
+
+/* ---- site-local joins ---- */
 
 /* The object under key in the state, created when missing (states from before it). */
 static json_t *state_object(sk_fsm *f, const char *key)
@@ -211,21 +197,14 @@ int64_t sk_fsm_local_host_id(int64_t site_id, int64_t n)
         return SK_FSM_LOCAL_ID_BASE + site_id * (1LL << 24) + n;
 }
 
-static int apply_join_token(sk_fsm *f, const json_t *cmd, sk_error **err)
+static int apply_join_token(sk_fsm *f, const sk_site_command *c)
 {
-        const char *hash = json_string_value(json_object_get(cmd, "hash"));
-        const json_t *expires = json_object_get(cmd, "expires");
-        const json_t *now = json_object_get(cmd, "now");
-        if (!valid_hash(hash))
-                return sk_error_set_path(err, EINVAL, "hash", "must be 64 lowercase hex digits");
-        if (!json_is_integer(expires) || !json_is_integer(now))
-                return sk_error_set_path(err, EINVAL, "expires",
-                                         "expires and now must be integers (ms)");
         json_t *tokens = state_object(f, "join-tokens");
         if (!tokens)
                 return -ENOMEM;
-        prune_tokens(tokens, json_integer_value(now));
-        if (json_object_set_new(tokens, hash, json_pack("{s:O}", "expires", expires)) < 0)
+        prune_tokens(tokens, c->now);
+        if (json_object_set_new(tokens, c->hash,
+                                json_pack("{s:I}", "expires", (json_int_t)c->expires)) < 0)
                 return -ENOMEM;
         return SK_FSM_JOINS;
 }
@@ -233,31 +212,22 @@ static int apply_join_token(sk_fsm *f, const json_t *cmd, sk_error **err)
 /* Uses a token: it goes, the site's count of local joins grows, and the new host's id is
  * recorded under the token's hash for the leader that proposed it to read. An unknown or
  * expired token changes nothing (the leader sees no result and refuses). */
-static int apply_join_use(sk_fsm *f, const json_t *cmd, sk_error **err)
+static int apply_join_use(sk_fsm *f, const sk_site_command *c, sk_error **err)
 {
-        const char *hash = json_string_value(json_object_get(cmd, "hash"));
-        const json_t *now = json_object_get(cmd, "now");
-        const json_t *site = json_object_get(cmd, "site-id");
-        if (!valid_hash(hash))
-                return sk_error_set_path(err, EINVAL, "hash", "must be 64 lowercase hex digits");
-        if (!json_is_integer(now))
-                return sk_error_set_path(err, EINVAL, "now", "must be an integer (ms)");
-        if (!json_is_integer(site) || sk_fsm_local_host_id(json_integer_value(site), 1) == 0)
-                return sk_error_set_path(err, EINVAL, "site-id", "must be a site id below 2^38");
         json_t *tokens = state_object(f, "join-tokens");
         json_t *joins = state_object(f, "local-joins");
         if (!tokens || !joins)
                 return -ENOMEM;
-        prune_tokens(tokens, json_integer_value(now));
-        if (!json_object_get(tokens, hash))
+        prune_tokens(tokens, c->now);
+        if (!json_object_get(tokens, c->hash))
                 return 0;
         int64_t n = json_integer_value(json_object_get(f->state, "local-count")) + 1;
-        int64_t id = sk_fsm_local_host_id(json_integer_value(site), n);
+        int64_t id = sk_fsm_local_host_id(c->site_id, n);
         if (id == 0)
                 return sk_error_set_path(err, EINVAL, "hash", "the site's local host ids ran out");
-        json_object_del(tokens, hash);
+        json_object_del(tokens, c->hash);
         if (json_object_set_new(f->state, "local-count", json_integer(n)) < 0 ||
-            json_object_set_new(joins, hash, json_integer(id)) < 0)
+            json_object_set_new(joins, c->hash, json_integer(id)) < 0)
                 return -ENOMEM;
         return SK_FSM_JOINS;
 }
@@ -287,23 +257,12 @@ static bool is_hex64(const char *s)
 
 /* A newer site CA generation (docs/security.md): replaces the one held; an older or equal
  * one changes nothing, so entries replayed or raced leave the newest. */
-static int apply_site_ca(sk_fsm *f, const json_t *cmd, sk_error **err)
+static int apply_site_ca(sk_fsm *f, const sk_site_command *c)
 {
-        const json_t *gen = json_object_get(cmd, "generation");
-        if (!json_is_integer(gen) || json_integer_value(gen) < 1)
-                return sk_error_set_path(err, EINVAL, "generation", "must be a positive integer");
-        static const char *const text[] = {"certificate", "key"};
-        for (size_t i = 0; i < 2; i++)
-                if (!json_is_string(json_object_get(cmd, text[i])))
-                        return sk_error_set_path(err, EINVAL, text[i], "must be a PEM string");
-        const char *sha = json_string_value(json_object_get(cmd, "sha256"));
-        if (!is_hex64(sha))
-                return sk_error_set_path(err, EINVAL, "sha256", "must be 64 lower-case hex digits");
-        if (json_integer_value(gen) <= sk_fsm_site_ca_generation(f))
+        if (c->generation <= sk_fsm_site_ca_generation(f))
                 return 0;
-        json_t *ca = json_pack("{s:O, s:O, s:O, s:s}", "generation", gen, "certificate",
-                               json_object_get(cmd, "certificate"), "key",
-                               json_object_get(cmd, "key"), "sha256", sha);
+        json_t *ca = json_pack("{s:I, s:s, s:s, s:s}", "generation", (json_int_t)c->generation,
+                               "certificate", c->certificate, "key", c->key, "sha256", c->sha256);
         if (!ca || json_object_set_new(f->state, "site-ca", ca) < 0)
                 return -ENOMEM;
         return SK_FSM_SITE_CA;
@@ -322,31 +281,27 @@ const json_t *sk_fsm_site_ca(const sk_fsm *f)
 
 const char *sk_fsm_site_ca_pin(const sk_fsm *f)
 {
-        const json_t *ann = json_object_get(json_object_get(f->state, "desired"), "site-ca");
-        const char *sha = json_string_value(json_object_get(ann, "sha256"));
-        if (is_hex64(sha))
-                return sha;
+        const sk_site_ca_announce *ann = f->desired ? f->desired->site_ca : NULL;
+        if (ann)
+                return ann->sha256;
+        const char *sha;
         sha = json_string_value(json_object_get(json_object_get(f->state, "site-ca"), "sha256"));
         return is_hex64(sha) ? sha : NULL;
 }
 
 bool sk_fsm_site_ca_allows_leaf(const sk_fsm *f, const char *leaf_fp)
 {
-        const json_t *ann = json_object_get(json_object_get(f->state, "desired"), "site-ca");
-        size_t i;
-        const json_t *v;
-        json_array_foreach(json_object_get(ann, "leaves"), i, v)
-        {
-                if (leaf_fp && json_is_string(v) && strcmp(json_string_value(v), leaf_fp) == 0)
+        const sk_site_ca_announce *ann = f->desired ? f->desired->site_ca : NULL;
+        for (size_t i = 0; ann && leaf_fp && i < ann->leaves.n; i++)
+                if (strcmp(ann->leaves.items[i], leaf_fp) == 0)
                         return true;
-        }
         return false;
 }
 
 int64_t sk_fsm_site_ca_announced(const sk_fsm *f)
 {
-        const json_t *ann = json_object_get(json_object_get(f->state, "desired"), "site-ca");
-        return json_integer_value(json_object_get(ann, "generation"));
+        const sk_site_ca_announce *ann = f->desired ? f->desired->site_ca : NULL;
+        return ann ? ann->generation : 0;
 }
 
 int sk_fsm_apply(sk_fsm *f, const void *buf, size_t len, sk_error **err)
@@ -354,44 +309,32 @@ int sk_fsm_apply(sk_fsm *f, const void *buf, size_t len, sk_error **err)
         _cleanup_json_ json_t *cmd = decode(buf, len, err);
         if (!cmd)
                 return -EINVAL;
-        const char *op = json_string_value(json_object_get(cmd, "op"));
-        if (!op)
-                return sk_error_set_path(err, EINVAL, "op", "must be a string");
-        if (strcmp(op, "desired") == 0) {
-                const json_t *doc = json_object_get(cmd, "doc");
-                if (!json_is_object(doc) || !json_is_integer(json_object_get(doc, "generation")))
-                        return sk_error_set_path(err, EINVAL, "doc",
-                                                 "must be a desired document with a generation");
-                if (json_equal(json_object_get(f->state, "desired"), doc))
-                        return 0;
-                /* checked before anything changes: a malformed entry changes nothing */
-                int r = apply_removed(f, doc, err);
-                if (r < 0)
-                        return r;
-                if (json_object_set_new(f->state, "desired", json_deep_copy(doc)) < 0)
-                        return -ENOMEM;
-                return SK_FSM_DESIRED | r;
-        }
-        if (strcmp(op, "host") == 0)
-                return apply_host(f, json_object_get(cmd, "host"), err);
-        if (strcmp(op, "host-remove") == 0) {
-                const json_t *id = json_object_get(cmd, "id");
-                if (!json_is_integer(id))
-                        return sk_error_set_path(err, EINVAL, "id", "must be an integer");
+        /* the model checks every field of every op: a malformed entry changes nothing */
+        _cleanup_site_command_ sk_site_command *c = NULL;
+        int r = sk_site_command_from_json(cmd, &c, err);
+        if (r < 0)
+                return r;
+        switch (c->op) {
+        case SK_SITE_OP_DESIRED:
+                return apply_desired(f, json_object_get(cmd, "doc"), &c->doc);
+        case SK_SITE_OP_HOST:
+                return apply_host(f, c->host->id, json_object_get(cmd, "host"));
+        case SK_SITE_OP_HOST_REMOVE: {
                 char key[24];
-                snprintf(key, sizeof(key), "%" PRId64, (int64_t)json_integer_value(id));
+                snprintf(key, sizeof(key), "%" PRId64, c->id);
                 return json_object_del(json_object_get(f->state, "hosts"), key) == 0 ? SK_FSM_HOSTS
                                                                                      : 0;
         }
-        if (strcmp(op, "sched") == 0)
-                return apply_sched(f, cmd, err);
-        if (strcmp(op, "join-token") == 0)
-                return apply_join_token(f, cmd, err);
-        if (strcmp(op, "join-use") == 0)
-                return apply_join_use(f, cmd, err);
-        if (strcmp(op, "site-ca") == 0)
-                return apply_site_ca(f, cmd, err);
-        return sk_error_set_path(err, EINVAL, "op", "unknown operation \"%s\"", op);
+        case SK_SITE_OP_SCHED:
+                return apply_sched(f, cmd);
+        case SK_SITE_OP_JOIN_TOKEN:
+                return apply_join_token(f, c);
+        case SK_SITE_OP_JOIN_USE:
+                return apply_join_use(f, c, err);
+        case SK_SITE_OP_SITE_CA:
+                return apply_site_ca(f, c);
+        }
+        return sk_error_set_path(err, EINVAL, "op", "unknown operation");
 }
 
 char *sk_fsm_snapshot(const sk_fsm *f, size_t *len)
@@ -429,15 +372,21 @@ int sk_fsm_restore(sk_fsm *f, const void *buf, size_t len, sk_error **err)
         if (count && !json_is_integer(count))
                 return sk_error_set_path(err, EINVAL, "local-count",
                                          "cluster snapshot: must be an integer");
+        sk_desired_doc *d = NULL;
+        const json_t *doc = json_object_get(st, "desired");
+        int r = json_is_null(doc) ? 0 : read_desired(doc, "desired", &d, err);
+        if (r < 0)
+                return r;
         json_decref(f->state);
         f->state = take_ptr(&st);
+        sk_desired_doc_free(f->desired);
+        f->desired = d;
         return 0;
 }
 
-const json_t *sk_fsm_desired(const sk_fsm *f)
+const sk_desired_doc *sk_fsm_desired(const sk_fsm *f)
 {
-        const json_t *d = json_object_get(f->state, "desired");
-        return json_is_object(d) ? d : NULL;
+        return f->desired;
 }
 
 const json_t *sk_fsm_hosts(const sk_fsm *f)
@@ -454,84 +403,142 @@ const json_t *sk_fsm_host(const sk_fsm *f, int64_t id)
 
 int64_t sk_fsm_generation(const sk_fsm *f)
 {
-        return json_integer_value(json_object_get(sk_fsm_desired(f), "generation"));
+        return f->desired ? f->desired->generation : 0;
 }
 
 int64_t sk_fsm_lost_after_ms(const sk_fsm *f)
 {
-        const char *v = json_string_value(
-            json_object_get(json_object_get(sk_fsm_desired(f), "site"), "host-lost-after"));
-        int64_t ms = 0;
-        if (!v || sk_duration_ms(v, &ms) < 0 || ms <= 0)
-                return SK_FSM_LOST_AFTER_DEFAULT_MS;
-        return ms;
+        const sk_duration *d = f->desired ? &f->desired->site.host_lost_after : NULL;
+        return d && d->text && d->ms > 0 ? d->ms : SK_FSM_LOST_AFTER_DEFAULT_MS;
+}
+
+/* The scheduler's typed input, read from the JSON state (and freed) here. */
+struct sched_input {
+        SK_LIST(sk_host) hosts;
+        SK_LIST(sk_placement) placements;
+        SK_LIST(sk_placement) running;
+};
+
+static void sched_input_clear(struct sched_input *in)
+{
+        for (size_t i = 0; i < in->hosts.n; i++)
+                sk_model_free(&sk_host_table, &in->hosts.items[i]);
+        for (size_t i = 0; i < in->placements.n; i++)
+                sk_model_free(&sk_placement_table, &in->placements.items[i]);
+        for (size_t i = 0; i < in->running.n; i++)
+                sk_model_free(&sk_placement_table, &in->running.items[i]);
+        free(in->hosts.items);
+        free(in->placements.items);
+        free(in->running.items);
+}
+
+/* n items of size bytes, zeroed (one at least, so that 0 items is no failure). */
+static void *items(size_t n, size_t size)
+{
+        return calloc(n ? n : 1, size);
 }
 
 /* The instances the hosts' latest heartbeats report running, as the scheduler reads them:
- * [{"instance", "host"}]. */
-static json_t *running_of(const json_t *reports)
+ * instance and host. */
+static int running_of(const json_t *reports, struct sched_input *in)
 {
-        json_t *out = json_array();
+        size_t n = 0;
         const char *k;
         const json_t *rep;
+        json_object_foreach((json_t *)reports, k, rep) n +=
+            json_array_size(json_object_get(json_object_get(rep, "report"), "instances"));
+        if (!(in->running.items = items(n, sizeof(sk_placement))))
+                return -ENOMEM;
         json_object_foreach((json_t *)reports, k, rep)
         {
                 const json_t *r = json_object_get(rep, "report");
-                const json_t *host = json_object_get(r, "host");
+                const char *host = json_string_value(json_object_get(r, "host"));
                 size_t i;
                 const json_t *inst;
                 json_array_foreach(json_object_get(r, "instances"), i, inst)
                 {
-                        const json_t *id = json_object_get(inst, "instance");
+                        const char *id = json_string_value(json_object_get(inst, "instance"));
                         const char *state = json_string_value(json_object_get(inst, "state"));
-                        if (out && json_is_string(host) && json_is_string(id) && state &&
-                            !strcmp(state, "running"))
-                                json_array_append_new(
-                                    out, json_pack("{s:O, s:O}", "instance", id, "host", host));
+                        if (!host || !id || !state || strcmp(state, "running"))
+                                continue;
+                        sk_placement *p = &in->running.items[in->running.n++];
+                        if (!(p->instance = strdup(id)) || !(p->host = strdup(host)))
+                                return -ENOMEM;
                 }
         }
-        return out;
+        return 0;
+}
+
+static int sched_input_read(const sk_fsm *f, const json_t *reports, struct sched_input *in,
+                            sk_error **err)
+{
+        int r;
+        const json_t *hosts = json_object_get(f->state, "hosts");
+        const json_t *pl = json_object_get(f->state, "placements");
+        if (!(in->hosts.items = items(json_object_size(hosts), sizeof(sk_host))) ||
+            !(in->placements.items = items(json_array_size(pl), sizeof(sk_placement))))
+                return sk_error_set(err, ENOMEM, "out of memory");
+        const char *k;
+        const json_t *h;
+        json_object_foreach((json_t *)hosts, k, h)
+        {
+                _cleanup_free_ char *path = NULL;
+                if (asprintf(&path, "hosts.%s", k) < 0)
+                        return sk_error_set(err, ENOMEM, "out of memory");
+                r = sk_model_parse(&sk_host_table, h, path, NULL, &in->hosts.items[in->hosts.n],
+                                   err);
+                if (r < 0)
+                        return r;
+                in->hosts.n++;
+        }
+        size_t i;
+        const json_t *p;
+        json_array_foreach(pl, i, p)
+        {
+                char path[48];
+                snprintf(path, sizeof(path), "placements[%zu]", i);
+                r = sk_model_parse(&sk_placement_table, p, path, NULL,
+                                   &in->placements.items[in->placements.n], err);
+                if (r < 0)
+                        return r;
+                in->placements.n++;
+        }
+        return running_of(reports, in) < 0 ? sk_error_set(err, ENOMEM, "out of memory") : 0;
+}
+
+static json_t *result_json(const sk_sched_result *res)
+{
+        _cleanup_json_ json_t *pl = json_array(), *un = json_array();
+        for (size_t i = 0; pl && i < res->n_placements; i++)
+                if (json_array_append_new(pl, sk_placement_to_json(&res->placements[i])) < 0)
+                        return NULL;
+        for (size_t i = 0; un && i < res->n_unplaced; i++)
+                if (json_array_append_new(un, sk_unplaced_to_json(&res->unplaced[i])) < 0)
+                        return NULL;
+        return pl && un ? json_pack("{s:O, s:O}", "placements", pl, "unplaced", un) : NULL;
 }
 
 int sk_fsm_schedule(const sk_fsm *f, const json_t *reports, json_t **cmd, sk_error **err)
 {
         *cmd = NULL;
-        const json_t *desired = sk_fsm_desired(f);
-        if (!desired)
+        if (!sk_fsm_desired(f))
                 return 0;
-        _cleanup_json_ json_t *in =
-            json_pack("{s:[], s:O, s:o}", "hosts", "placements",
-                      json_object_get(f->state, "placements"), "running", running_of(reports));
-        if (!in)
-                return sk_error_set(err, ENOMEM, "out of memory");
-        const char *k;
-        json_t *h;
-        json_object_foreach(json_object_get(f->state, "hosts"), k, h)
-            json_array_append(json_object_get(in, "hosts"), h);
-        /* The tower sends {"tenant": {cpu, memory, instances}}; the scheduler reads a list. */
-        json_t *quotas = json_object_get(desired, "quotas");
-        if (json_object_size(quotas) > 0) {
-                json_t *list = json_array();
-                json_object_set_new(in, "quotas", list);
-                json_t *q;
-                json_object_foreach(quotas, k, q)
-                {
-                        json_t *entry = json_is_object(q) ? json_deep_copy(q) : json_object();
-                        json_object_set_new(entry, "tenant", json_string(k));
-                        json_array_append_new(list, entry);
-                }
-        }
-        _cleanup_sched_state_ sk_sched_state st = {0};
-        int r = sk_sched_state_from_json(in, &st, err);
-        if (r < 0)
-                return r;
+        struct sched_input in = {0};
+        int r = sched_input_read(f, reports, &in, err);
         _cleanup_sched_result_ sk_sched_result res = {0};
-        const json_t *deps = json_object_get(desired, "deployments");
-        _cleanup_json_ json_t *none = json_array();
-        r = sk_sched_run(deps ? deps : none, &st, &res, err);
+        if (r == 0) {
+                sk_sched_state st = {.hosts = in.hosts.items,
+                                     .n_hosts = in.hosts.n,
+                                     .placements = in.placements.items,
+                                     .n_placements = in.placements.n,
+                                     .running = in.running.items,
+                                     .n_running = in.running.n};
+                r = sk_sched_run(f->desired, &st, &res, err);
+        }
+        sched_input_clear(&in);
         if (r < 0)
                 return r;
-        _cleanup_json_ json_t *out = sk_sched_result_to_json(&res);
+        _cleanup_json_ json_t *out = result_json(&res);
         if (!out)
                 return sk_error_set(err, ENOMEM, "out of memory");
         if (json_equal(json_object_get(out, "placements"),
@@ -544,56 +551,40 @@ int sk_fsm_schedule(const sk_fsm *f, const json_t *reports, json_t **cmd, sk_err
 }
 
 /* The deployment and service an instance id "t/d/s/r" names. */
-static int find_service(const json_t *desired, const char *id, const json_t **dep_out,
-                        const json_t **svc_out, int64_t *replica)
+static int find_service(const sk_desired_doc *desired, const char *id,
+                        const sk_desired_deployment **dep_out, const sk_service **svc_out,
+                        int64_t *replica)
 {
-        char t[128], d[128], s[128];
-        long long rep;
-        if (sscanf(id, "%127[^/]/%127[^/]/%127[^/]/%lld", t, d, s, &rep) != 4)
+        sk_instance_id x;
+        if (!desired || sk_instance_id_parse(id, &x) < 0)
                 return -EINVAL;
-        size_t i;
-        const json_t *dep;
-        json_array_foreach(json_object_get(desired, "deployments"), i, dep)
-        {
-                if (!json_is_string(json_object_get(dep, "tenant")) ||
-                    strcmp(json_string_value(json_object_get(dep, "tenant")), t) != 0 ||
-                    !json_is_string(json_object_get(dep, "name")) ||
-                    strcmp(json_string_value(json_object_get(dep, "name")), d) != 0)
-                        continue;
-                size_t k;
-                const json_t *svc;
-                json_array_foreach(json_object_get(json_object_get(dep, "spec"), "services"), k,
-                                   svc)
-                {
-                        const char *n = json_string_value(json_object_get(svc, "name"));
-                        if (n && strcmp(n, s) == 0) {
-                                *dep_out = dep;
-                                *svc_out = svc;
-                                *replica = rep;
-                                return 0;
-                        }
-                }
-        }
-        return -ENOENT;
+        const sk_desired_deployment *dep =
+            sk_desired_doc_deployment(desired, x.tenant, x.deployment);
+        const sk_service *svc = dep ? sk_app_service(&dep->spec, x.service) : NULL;
+        *replica = x.replica;
+        sk_instance_id_clear(&x);
+        if (!svc || *replica == SK_UNSET)
+                return -ENOENT;
+        *dep_out = dep;
+        *svc_out = svc;
+        return 0;
 }
 
 /* {label: [host paths]} for the device labels the service's containers ask for. */
-static json_t *device_paths(const json_t *svc, const json_t *discovery)
+static json_t *device_paths(const sk_service *svc, const json_t *discovery)
 {
         json_t *out = json_object();
-        size_t i, k;
-        const json_t *c, *label, *node;
-        json_array_foreach(json_object_get(svc, "containers"), i, c)
-        {
-                json_array_foreach(json_object_get(c, "devices"), k, label)
-                {
-                        const char *l = json_string_value(label);
-                        if (!l || json_object_get(out, l))
+        for (size_t i = 0; out && i < svc->containers.n; i++) {
+                const sk_app_container *c = &svc->containers.items[i];
+                for (size_t k = 0; k < c->devices.n; k++) {
+                        const char *l = c->devices.items[k];
+                        if (json_object_get(out, l))
                                 continue;
                         json_t *paths = json_array();
                         size_t m;
+                        json_t *node;
                         json_array_foreach(json_object_get(discovery, l), m, node)
-                            json_array_append(paths, (json_t *)node);
+                            json_array_append(paths, node);
                         json_object_set_new(out, l, paths);
                 }
         }
@@ -606,7 +597,6 @@ int sk_fsm_local_placed(const sk_fsm *f, const char *name, const json_t *discove
         _cleanup_json_ json_t *out = json_array();
         if (!out)
                 return sk_error_set(err, ENOMEM, "out of memory");
-        const json_t *desired = sk_fsm_desired(f);
         size_t i;
         const json_t *p;
         json_array_foreach(json_object_get(f->state, "placements"), i, p)
@@ -614,23 +604,19 @@ int sk_fsm_local_placed(const sk_fsm *f, const char *name, const json_t *discove
                 const char *host = json_string_value(json_object_get(p, "host"));
                 const char *from = json_string_value(json_object_get(p, "from"));
                 const char *id = json_string_value(json_object_get(p, "instance"));
-                const json_t *dep = NULL, *svc = NULL;
+                const sk_desired_deployment *dep = NULL;
+                const sk_service *svc = NULL;
                 int64_t replica = 0;
                 /* a moving instance runs on its old host too until the new one runs it */
                 bool here = (host && !strcmp(host, name)) || (from && !strcmp(from, name));
-                if (!here || !id || find_service(desired, id, &dep, &svc, &replica) < 0)
+                if (!here || !id || find_service(f->desired, id, &dep, &svc, &replica) < 0)
                         continue;
-                const json_t *spec = json_object_get(dep, "spec");
-                const char *app = json_string_value(json_object_get(dep, "application"));
-                const char *version = json_string_value(json_object_get(dep, "version"));
+                /* the service's JSON as the tower sent it (the model writes it back alike) */
                 json_t *inst = json_pack(
-                    "{s:s, s:O, s:O, s:s?, s:s?, s:O, s:I, s:O, s:o}", "instance", id, "tenant",
-                    json_object_get(dep, "tenant"), "deployment", json_object_get(dep, "name"),
-                    "application", app ? app : json_string_value(json_object_get(spec, "name")),
-                    "version",
-                    version ? version : json_string_value(json_object_get(spec, "version")),
-                    "service", json_object_get(svc, "name"), "replica", (json_int_t)replica, "spec",
-                    svc, "devices", device_paths(svc, discovery));
+                    "{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:o}", "instance", id, "tenant",
+                    dep->tenant, "deployment", dep->name, "application", dep->application,
+                    "version", dep->version, "service", svc->name, "replica", (json_int_t)replica,
+                    "spec", sk_service_to_json(svc), "devices", device_paths(svc, discovery));
                 if (!inst || json_array_append_new(out, inst) < 0)
                         return sk_error_set(err, ENOMEM, "out of memory");
         }
@@ -641,24 +627,22 @@ int sk_fsm_local_placed(const sk_fsm *f, const char *name, const json_t *discove
 json_t *sk_fsm_unplaced_status(const sk_fsm *f, const char *site, const char *host)
 {
         json_t *out = json_array();
-        const json_t *desired = sk_fsm_desired(f);
-        size_t i, k;
-        const json_t *u, *dep;
+        size_t i;
+        const json_t *u;
         json_array_foreach(json_object_get(f->state, "unplaced"), i, u)
         {
                 json_t *st = json_deep_copy(u);
                 if (!st)
                         continue;
-                json_array_foreach(json_object_get(desired, "deployments"), k, dep)
-                {
-                        if (json_equal(json_object_get(dep, "tenant"),
-                                       json_object_get(u, "tenant")) &&
-                            json_equal(json_object_get(dep, "name"),
-                                       json_object_get(u, "deployment"))) {
-                                json_object_set(st, "application",
-                                                json_object_get(dep, "application"));
-                                json_object_set(st, "version", json_object_get(dep, "version"));
-                        }
+                const char *tenant = json_string_value(json_object_get(u, "tenant"));
+                const char *name = json_string_value(json_object_get(u, "deployment"));
+                const sk_desired_deployment *dep =
+                    f->desired && tenant && name
+                        ? sk_desired_doc_deployment(f->desired, tenant, name)
+                        : NULL;
+                if (dep) {
+                        json_object_set_new(st, "application", json_string(dep->application));
+                        json_object_set_new(st, "version", json_string(dep->version));
                 }
                 /* The host the scheduler named (one-per-host) says where it should run. */
                 if (!json_object_get(st, "host"))

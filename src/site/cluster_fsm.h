@@ -38,6 +38,7 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "model/desired.h"
 
 #define SK_FSM_DESIRED    1 /* what sk_fsm_apply changed */
 #define SK_FSM_HOSTS      2
@@ -53,7 +54,8 @@
 #define SK_FSM_LOST_AFTER_DEFAULT_MS 5000
 
 typedef struct sk_fsm {
-        json_t *state;
+        json_t *state;           /* the JSON above: what snapshots hold, byte for byte */
+        sk_desired_doc *desired; /* state's "desired" as the model reads it, or NULL */
 } sk_fsm;
 
 int sk_fsm_init(sk_fsm *f);
@@ -69,8 +71,10 @@ char *sk_fsm_snapshot(const sk_fsm *f, size_t *len);
 /* Replaces the state with a snapshot's; on error the state is unchanged. */
 int sk_fsm_restore(sk_fsm *f, const void *buf, size_t len, sk_error **err);
 
-/* Borrowed views (NULL or empty when absent). */
-const json_t *sk_fsm_desired(const sk_fsm *f);
+/* Borrowed views (NULL or empty when absent). The desired document is read by the model
+ * once, when an entry or a snapshot brings it: an entry or snapshot whose document the
+ * model refuses is refused, naming the field ("doc.deployments[0].name"). */
+const sk_desired_doc *sk_fsm_desired(const sk_fsm *f);
 const json_t *sk_fsm_hosts(const sk_fsm *f);
 const json_t *sk_fsm_host(const sk_fsm *f, int64_t id);
 int64_t sk_fsm_generation(const sk_fsm *f);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "model/host.h"
 #include "model/spec.h"
 
 #define TEXT_MAX 255
@@ -123,6 +124,17 @@ int sk_heartbeat_parse(const json_t *body, int64_t peer, json_t **report, sk_err
                 json_decref(out);
                 return sk_error_set(err, ENOMEM, "out of memory");
         }
+        /* what the leader will propose from it must be a host the replicated state takes:
+         * the model's rules (device nodes, names) are checked here, once */
+        _cleanup_json_ json_t *entry = sk_heartbeat_host_entry(out, peer, true);
+        sk_host h;
+        r = entry ? sk_model_parse(&sk_host_table, entry, "", NULL, &h, err)
+                  : sk_error_set(err, ENOMEM, "out of memory");
+        if (r < 0) {
+                json_decref(out);
+                return r;
+        }
+        sk_model_free(&sk_host_table, &h);
         *report = out;
         return 0;
 }

@@ -10,8 +10,8 @@
 
 #include "common/cleanup.h"
 #include "host/desired.h"
+#include "model/field.h"
 #include "model/labelexpr.h"
-#include "model/spec.h"
 
 #define KI ((int64_t)1024)
 #define MI (KI * 1024)
@@ -106,355 +106,29 @@ static char *append(char *s, const char *fmt, ...)
         return joined;
 }
 
-/* ---- JSON forms ---- */
+/* ---- the spec hash and the result ---- */
 
-char *sk_sched_spec_hash(const json_t *service)
+char *sk_sched_spec_hash(const sk_service *service)
 {
-        /* scaling is not a change of the instances that already run */
-        _cleanup_json_ json_t *shape = json_copy((json_t *)service);
+        /* the service's normalised JSON is what the tower stores and sends (spec.c), so
+         * this is the hash of the same text as when the scheduler read that JSON */
+        _cleanup_json_ json_t *shape = sk_service_to_json(service);
         if (!shape)
                 return NULL;
+        /* scaling is not a change of the instances that already run */
         json_object_del(shape, "replicas");
         return sk_desired_hash(shape);
-}
-
-void sk_sched_host_clear(sk_sched_host *h)
-{
-        free(h->name);
-        json_decref(h->labels);
-        *h = (sk_sched_host){0};
-}
-
-void sk_sched_placement_clear(sk_sched_placement *p)
-{
-        free(p->instance);
-        free(p->host);
-        free(p->spec_hash);
-        free(p->from);
-        *p = (sk_sched_placement){0};
-}
-
-void sk_sched_quota_clear(sk_sched_quota *q)
-{
-        free(q->tenant);
-        *q = (sk_sched_quota){0};
-}
-
-void sk_sched_unplaced_clear(sk_sched_unplaced *u)
-{
-        free(u->instance);
-        free(u->tenant);
-        free(u->deployment);
-        free(u->service);
-        free(u->host);
-        free(u->reason);
-        *u = (sk_sched_unplaced){0};
-}
-
-void sk_sched_state_clear(sk_sched_state *s)
-{
-        for (size_t i = 0; i < s->n_hosts; i++)
-                sk_sched_host_clear(&s->hosts[i]);
-        for (size_t i = 0; i < s->n_placements; i++)
-                sk_sched_placement_clear(&s->placements[i]);
-        for (size_t i = 0; i < s->n_quotas; i++)
-                sk_sched_quota_clear(&s->quotas[i]);
-        for (size_t i = 0; i < s->n_running; i++)
-                sk_sched_placement_clear(&s->running[i]);
-        free(s->hosts);
-        free(s->placements);
-        free(s->quotas);
-        free(s->running);
-        *s = (sk_sched_state){0};
 }
 
 void sk_sched_result_clear(sk_sched_result *r)
 {
         for (size_t i = 0; i < r->n_placements; i++)
-                sk_sched_placement_clear(&r->placements[i]);
+                sk_model_free(&sk_placement_table, &r->placements[i]);
         for (size_t i = 0; i < r->n_unplaced; i++)
-                sk_sched_unplaced_clear(&r->unplaced[i]);
+                sk_model_free(&sk_unplaced_table, &r->unplaced[i]);
         free(r->placements);
         free(r->unplaced);
         *r = (sk_sched_result){0};
-}
-
-json_t *sk_sched_host_to_json(const sk_sched_host *h)
-{
-        json_t *labels = h->labels ? json_incref(h->labels) : json_object();
-        return json_pack("{s:s, s:o, s:{s:I, s:I}, s:b}", "name", h->name, "labels", labels,
-                         "capacity", "cpu", (json_int_t)h->cpu_millicores, "memory",
-                         (json_int_t)h->memory_bytes, "alive", h->alive);
-}
-
-/* A non-negative integer field; absent gives def (or an error when def < -1). */
-static int int_field(const json_t *o, const char *key, const char *path, int64_t def, int64_t *out,
-                     sk_error **err)
-{
-        const json_t *v = json_object_get(o, key);
-        if (!v && def >= -1) {
-                *out = def;
-                return 0;
-        }
-        if (!json_is_integer(v) || json_integer_value(v) < 0) {
-                _cleanup_free_ char *p = fmt_path("%s.%s", path, key);
-                return bad(err, p ? p : path, "must be a non-negative integer");
-        }
-        *out = json_integer_value(v);
-        return 0;
-}
-
-static int string_field(const json_t *o, const char *key, const char *path, char **out,
-                        sk_error **err)
-{
-        const char *s = str_field(o, key);
-        if (!s || !*s) {
-                _cleanup_free_ char *p = fmt_path("%s.%s", path, key);
-                return bad(err, p ? p : path, "must be a non-empty string");
-        }
-        *out = strdup(s);
-        return *out ? 0 : oom(err);
-}
-
-int sk_sched_host_from_json(const json_t *j, const char *path, sk_sched_host *out, sk_error **err)
-{
-        *out = (sk_sched_host){0};
-        if (!json_is_object(j))
-                return bad(err, path, "must be an object");
-        sk_sched_host h = {0};
-        int r = string_field(j, "name", path, &h.name, err);
-        const json_t *labels = json_object_get(j, "labels");
-        const json_t *cap = json_object_get(j, "capacity");
-        _cleanup_free_ char *cpath = fmt_path("%s.capacity", path);
-        if (r == 0 && labels && !json_is_object(labels)) {
-                _cleanup_free_ char *p = fmt_path("%s.labels", path);
-                r = bad(err, p ? p : path, "must be an object of strings");
-        }
-        if (r == 0 && !json_is_object(cap))
-                r = bad(err, cpath ? cpath : path,
-                        "must be {\"cpu\": MILLICORES, \"memory\": BYTES}");
-        if (r == 0)
-                r = int_field(cap, "cpu", cpath, -2, &h.cpu_millicores, err);
-        if (r == 0)
-                r = int_field(cap, "memory", cpath, -2, &h.memory_bytes, err);
-        const json_t *alive = json_object_get(j, "alive");
-        if (r == 0 && alive && !json_is_boolean(alive)) {
-                _cleanup_free_ char *p = fmt_path("%s.alive", path);
-                r = bad(err, p ? p : path, "must be true or false");
-        }
-        if (r == 0) {
-                h.alive = !alive || json_is_true(alive);
-                h.labels = labels ? json_deep_copy(labels) : json_object();
-                if (!h.labels)
-                        r = oom(err);
-        }
-        if (r < 0) {
-                sk_sched_host_clear(&h);
-                return r;
-        }
-        *out = h;
-        return 0;
-}
-
-json_t *sk_sched_placement_to_json(const sk_sched_placement *p)
-{
-        json_t *j = json_pack("{s:s, s:s, s:s}", "instance", p->instance, "host", p->host,
-                              "spec-hash", p->spec_hash ? p->spec_hash : "");
-        if (j && p->from && json_object_set_new(j, "from", json_string(p->from)) < 0) {
-                json_decref(j);
-                return NULL;
-        }
-        return j;
-}
-
-int sk_sched_placement_from_json(const json_t *j, const char *path, sk_sched_placement *out,
-                                 sk_error **err)
-{
-        *out = (sk_sched_placement){0};
-        if (!json_is_object(j))
-                return bad(err, path, "must be an object");
-        sk_sched_placement p = {0};
-        int r = string_field(j, "instance", path, &p.instance, err);
-        if (r == 0)
-                r = string_field(j, "host", path, &p.host, err);
-        const char *hash = str_field(j, "spec-hash");
-        if (r == 0 && json_object_get(j, "spec-hash") && !hash) {
-                _cleanup_free_ char *pp = fmt_path("%s.spec-hash", path);
-                r = bad(err, pp ? pp : path, "must be a string");
-        }
-        if (r == 0 && !(p.spec_hash = strdup(hash ? hash : "")))
-                r = oom(err);
-        if (r == 0 && json_object_get(j, "from"))
-                r = string_field(j, "from", path, &p.from, err);
-        if (r < 0) {
-                sk_sched_placement_clear(&p);
-                return r;
-        }
-        *out = p;
-        return 0;
-}
-
-json_t *sk_sched_quota_to_json(const sk_sched_quota *q)
-{
-        json_t *j = json_pack("{s:s}", "tenant", q->tenant);
-        if (j && q->cpu_millicores >= 0)
-                json_object_set_new(j, "cpu", json_integer(q->cpu_millicores));
-        if (j && q->memory_bytes >= 0)
-                json_object_set_new(j, "memory", json_integer(q->memory_bytes));
-        if (j && q->instances >= 0)
-                json_object_set_new(j, "instances", json_integer(q->instances));
-        return j;
-}
-
-int sk_sched_quota_from_json(const json_t *j, const char *path, sk_sched_quota *out, sk_error **err)
-{
-        *out = (sk_sched_quota){0};
-        if (!json_is_object(j))
-                return bad(err, path, "must be an object");
-        sk_sched_quota q = {0};
-        int r = string_field(j, "tenant", path, &q.tenant, err);
-        if (r == 0)
-                r = int_field(j, "cpu", path, SK_SCHED_UNLIMITED, &q.cpu_millicores, err);
-        if (r == 0)
-                r = int_field(j, "memory", path, SK_SCHED_UNLIMITED, &q.memory_bytes, err);
-        if (r == 0)
-                r = int_field(j, "instances", path, SK_SCHED_UNLIMITED, &q.instances, err);
-        if (r < 0) {
-                sk_sched_quota_clear(&q);
-                return r;
-        }
-        *out = q;
-        return 0;
-}
-
-int sk_sched_quota_from_spec(const char *tenant, const json_t *quota_per_site, sk_sched_quota *out,
-                             sk_error **err)
-{
-        *out = (sk_sched_quota){0};
-        sk_sched_quota q = {.cpu_millicores = SK_SCHED_UNLIMITED,
-                            .memory_bytes = SK_SCHED_UNLIMITED,
-                            .instances = SK_SCHED_UNLIMITED};
-        if (quota_per_site && !json_is_object(quota_per_site))
-                return bad(err, "quota-per-site", "must be an object");
-        const json_t *v;
-        if ((v = json_object_get(quota_per_site, "cpu")) && sk_quantity_cpu(v, &q.cpu_millicores))
-                return bad(err, "quota-per-site.cpu", "must be a CPU quantity like 4 or \"500m\"");
-        if ((v = json_object_get(quota_per_site, "memory")) &&
-            sk_quantity_memory(v, &q.memory_bytes))
-                return bad(err, "quota-per-site.memory",
-                           "must be a memory quantity like 8Gi or 512Mi");
-        if ((v = json_object_get(quota_per_site, "instances"))) {
-                if (!json_is_integer(v) || json_integer_value(v) < 0)
-                        return bad(err, "quota-per-site.instances",
-                                   "must be a non-negative integer");
-                q.instances = json_integer_value(v);
-        }
-        if (!(q.tenant = strdup(tenant)))
-                return oom(err);
-        *out = q;
-        return 0;
-}
-
-json_t *sk_sched_unplaced_to_json(const sk_sched_unplaced *u)
-{
-        json_t *j =
-            json_pack("{s:s, s:s, s:s, s:s, s:s}", "instance", u->instance, "tenant", u->tenant,
-                      "deployment", u->deployment, "service", u->service, "reason", u->reason);
-        if (j && u->replica >= 0)
-                json_object_set_new(j, "replica", json_integer(u->replica));
-        if (j && u->host)
-                json_object_set_new(j, "host", json_string(u->host));
-        return j;
-}
-
-typedef json_t *(*to_json_fn)(const void *item);
-
-static json_t *array_to_json(const void *items, size_t n, size_t size, to_json_fn fn)
-{
-        _cleanup_json_ json_t *a = json_array();
-        for (size_t i = 0; a && i < n; i++)
-                if (json_array_append_new(a, fn((const char *)items + i * size)) < 0)
-                        return NULL;
-        return take_ptr(&a);
-}
-
-static json_t *host_json(const void *p)
-{
-        return sk_sched_host_to_json(p);
-}
-static json_t *placement_json(const void *p)
-{
-        return sk_sched_placement_to_json(p);
-}
-static json_t *quota_json(const void *p)
-{
-        return sk_sched_quota_to_json(p);
-}
-static json_t *unplaced_json(const void *p)
-{
-        return sk_sched_unplaced_to_json(p);
-}
-
-json_t *sk_sched_state_to_json(const sk_sched_state *s)
-{
-        return json_pack(
-            "{s:o, s:o, s:o, s:o}", "hosts",
-            array_to_json(s->hosts, s->n_hosts, sizeof(*s->hosts), host_json), "placements",
-            array_to_json(s->placements, s->n_placements, sizeof(*s->placements), placement_json),
-            "quotas", array_to_json(s->quotas, s->n_quotas, sizeof(*s->quotas), quota_json),
-            "running",
-            array_to_json(s->running, s->n_running, sizeof(*s->running), placement_json));
-}
-
-json_t *sk_sched_result_to_json(const sk_sched_result *r)
-{
-        return json_pack(
-            "{s:o, s:o}", "placements",
-            array_to_json(r->placements, r->n_placements, sizeof(*r->placements), placement_json),
-            "unplaced",
-            array_to_json(r->unplaced, r->n_unplaced, sizeof(*r->unplaced), unplaced_json));
-}
-
-/* Reads j[key] (an array, optional) into *items with one from_json per element. */
-#define READ_ARRAY(j, key, items, n, from_json, err)                                               \
-        ({                                                                                         \
-                int _r = 0;                                                                        \
-                const json_t *_a = json_object_get(j, key);                                        \
-                if (_a && !json_is_array(_a))                                                      \
-                        _r = bad(err, key, "must be a list");                                      \
-                size_t _n = json_array_size(_a);                                                   \
-                if (_r == 0 && _n && !(*(items) = calloc(_n, sizeof(**(items)))))                  \
-                        _r = oom(err);                                                             \
-                for (size_t _i = 0; _r == 0 && _i < _n; _i++) {                                    \
-                        _cleanup_free_ char *_p = fmt_path("%s[%zu]", key, _i);                    \
-                        _r = _p ? from_json(json_array_get(_a, _i), _p, &(*(items))[_i], err)      \
-                                : oom(err);                                                        \
-                        if (_r == 0)                                                               \
-                                (*(n))++;                                                          \
-                }                                                                                  \
-                _r;                                                                                \
-        })
-
-int sk_sched_state_from_json(const json_t *j, sk_sched_state *out, sk_error **err)
-{
-        *out = (sk_sched_state){0};
-        if (!json_is_object(j))
-                return sk_error_set(err, EINVAL, "the scheduler state must be an object");
-        _cleanup_sched_state_ sk_sched_state s = {0};
-        int r = READ_ARRAY(j, "hosts", &s.hosts, &s.n_hosts, sk_sched_host_from_json, err);
-        if (r == 0)
-                r = READ_ARRAY(j, "placements", &s.placements, &s.n_placements,
-                               sk_sched_placement_from_json, err);
-        if (r == 0)
-                r = READ_ARRAY(j, "quotas", &s.quotas, &s.n_quotas, sk_sched_quota_from_json, err);
-        if (r == 0)
-                r = READ_ARRAY(j, "running", &s.running, &s.n_running, sk_sched_placement_from_json,
-                               err);
-        if (r < 0)
-                return r;
-        *out = s;
-        s = (sk_sched_state){0};
-        return 0;
 }
 
 /* ---- the scheduler ---- */
@@ -469,13 +143,14 @@ struct svc {
         bool pinned; /* has a persistent volume: its data lives on its host, never spread */
         int64_t replicas;
         int64_t cpu, mem;
-        sk_expr *expr; /* NULL: any host */
+        const sk_expr *expr; /* NULL: any host (the model's, compiled once) */
         const char *expr_text;
-        const json_t *devices; /* array of device labels, or NULL */
+        char *const *devices; /* device labels */
+        size_t n_devices;
 };
 
 struct host {
-        const sk_sched_host *h;
+        const sk_host *h;
         json_t *labels; /* the host's labels plus system/name */
         int64_t cpu_used, mem_used;
 };
@@ -489,7 +164,7 @@ struct placed {
 
 struct usage {
         const char *tenant;
-        const sk_sched_quota *quota;
+        const sk_site_quota *quota;
         int64_t cpu, mem, n;
 };
 
@@ -501,6 +176,7 @@ struct unplaced {
 };
 
 struct run {
+        const sk_desired_doc *desired; /* or NULL */
         const sk_sched_state *state;
         struct svc *svcs;
         size_t n_svcs, cap_svcs;
@@ -520,7 +196,6 @@ static void run_clear(struct run *r)
         for (size_t i = 0; i < r->n_svcs; i++) {
                 free(r->svcs[i].key);
                 free(r->svcs[i].hash);
-                sk_expr_free(r->svcs[i].expr);
         }
         for (size_t i = 0; i < r->n_hosts; i++)
                 json_decref(r->hosts[i].labels);
@@ -534,138 +209,61 @@ static void run_clear(struct run *r)
         free(r->kept);
 }
 
-static int parse_resources(struct svc *s, const json_t *svc, const char *path, sk_error **err)
+static int64_t quantity(const sk_quantity *q)
 {
-        const json_t *res = json_object_get(svc, "resources");
-        if (res && !json_is_object(res)) {
-                _cleanup_free_ char *p = fmt_path("%s.resources", path);
-                return bad(err, p ? p : path, "must be an object");
-        }
-        const json_t *v;
-        if ((v = json_object_get(res, "cpu")) && sk_quantity_cpu(v, &s->cpu) < 0) {
-                _cleanup_free_ char *p = fmt_path("%s.resources.cpu", path);
-                return bad(err, p ? p : path, "must be a CPU quantity like 0.5 or \"500m\"");
-        }
-        if ((v = json_object_get(res, "memory")) && sk_quantity_memory(v, &s->mem) < 0) {
-                _cleanup_free_ char *p = fmt_path("%s.resources.memory", path);
-                return bad(err, p ? p : path, "must be a memory quantity like 256Mi");
-        }
-        return 0;
+        return q->spelling == SK_SPELLING_NONE ? 0 : q->value;
 }
 
-static int parse_placement(struct svc *s, const json_t *svc, const char *path, sk_error **err)
+/* One service as the scheduler counts it; the model has checked its fields. */
+static int add_service(struct run *run, const sk_desired_deployment *dep, const sk_service *svc,
+                       size_t di, size_t si, sk_error **err)
 {
-        const json_t *pl = json_object_get(svc, "placement");
-        if (pl && !json_is_object(pl)) {
-                _cleanup_free_ char *p = fmt_path("%s.placement", path);
-                return bad(err, p ? p : path, "must be an object");
-        }
-        const json_t *m = json_object_get(pl, "match-host-labels");
-        if (m) {
-                _cleanup_free_ char *p = fmt_path("%s.placement.match-host-labels", path);
-                _cleanup_error_ sk_error *perr = NULL;
-                if (!json_is_string(m))
-                        return bad(err, p ? p : path, "must be a label expression");
-                s->expr_text = json_string_value(m);
-                int r = sk_expr_parse(s->expr_text, &s->expr, &perr);
-                if (r < 0) {
-                        r = sk_error_set_path(err, r, p, "%s: %s", p ? p : path,
-                                              sk_error_msg(perr, r));
-                        if (err && *err && perr)
-                                (*err)->column = perr->column;
-                        return r;
-                }
-        }
-        const json_t *d = json_object_get(pl, "devices");
-        if (d) {
-                _cleanup_free_ char *p = fmt_path("%s.placement.devices", path);
-                bool ok = json_is_array(d);
-                for (size_t i = 0; ok && i < json_array_size(d); i++)
-                        ok = json_is_string(json_array_get(d, i));
-                if (!ok)
-                        return bad(err, p ? p : path, "must be a list of device labels");
-                s->devices = d;
-        }
-        return 0;
-}
-
-static int parse_service(struct run *run, const json_t *dep, const json_t *svc, const char *path,
-                         sk_error **err)
-{
-        if (!json_is_object(svc))
-                return bad(err, path, "must be an object");
         if (grow(&run->svcs, &run->cap_svcs, run->n_svcs, sizeof(*run->svcs)) < 0)
                 return oom(err);
         struct svc *s = &run->svcs[run->n_svcs];
-        *s = (struct svc){.order = run->n_svcs,
-                          .tenant = str_field(dep, "tenant"),
-                          .deployment = str_field(dep, "name"),
-                          .name = str_field(svc, "name")};
+        *s = (struct svc){
+            .order = run->n_svcs,
+            .tenant = dep->tenant,
+            .deployment = dep->name,
+            .name = svc->name,
+            .per_host = svc->mode != SK_UNSET,
+            .replicas = svc->mode != SK_UNSET || svc->replicas == SK_UNSET ? 1 : svc->replicas};
         run->n_svcs++; /* counted now so run_clear frees what is set below */
-        if (!s->name || !*s->name || strchr(s->name, '/')) {
-                _cleanup_free_ char *p = fmt_path("%s.name", path);
-                return bad(err, p ? p : path, "must be a service name");
-        }
-        const char *mode = str_field(svc, "mode");
-        const json_t *replicas = json_object_get(svc, "replicas");
-        if (mode && strcmp(mode, "one-per-host")) {
-                _cleanup_free_ char *p = fmt_path("%s.mode", path);
-                return bad(err, p ? p : path, "must be one-per-host");
-        }
-        s->per_host = mode != NULL;
-        s->replicas = 1;
-        if (!mode && replicas) {
-                if (!json_is_integer(replicas) || json_integer_value(replicas) < 0 ||
-                    json_integer_value(replicas) > 1000) {
-                        _cleanup_free_ char *p = fmt_path("%s.replicas", path);
-                        return bad(err, p ? p : path, "must be an integer from 0 to 1000");
-                }
-                s->replicas = json_integer_value(replicas);
-        }
         if (asprintf(&s->key, "%s/%s/%s", s->tenant, s->deployment, s->name) < 0) {
                 s->key = NULL;
                 return oom(err);
         }
         for (size_t i = 0; i + 1 < run->n_svcs; i++)
-                if (!strcmp(run->svcs[i].key, s->key))
-                        return sk_error_set_path(err, EINVAL, path, "%s: %s is listed twice", path,
+                if (!strcmp(run->svcs[i].key, s->key)) {
+                        _cleanup_free_ char *p =
+                            fmt_path("deployments[%zu].spec.services[%zu]", di, si);
+                        return sk_error_set_path(err, EINVAL, p ? p : "deployments",
+                                                 "%s: %s is listed twice", p ? p : "deployments",
                                                  s->key);
+                }
         if (!(s->hash = sk_sched_spec_hash(svc)))
                 return oom(err);
-        size_t i;
-        const json_t *vol;
-        json_array_foreach(json_object_get(svc, "volumes"), i, vol) s->pinned |=
-            json_object_get(vol, "persistent") != NULL;
-        int r = parse_resources(s, svc, path, err);
-        return r < 0 ? r : parse_placement(s, svc, path, err);
+        for (size_t i = 0; i < svc->volumes.n; i++)
+                s->pinned |= svc->volumes.items[i].persistent != NULL;
+        if (svc->resources) {
+                s->cpu = quantity(&svc->resources->cpu);
+                s->mem = quantity(&svc->resources->memory);
+        }
+        if (svc->placement) {
+                s->expr = svc->placement->match_host_labels.expr;
+                s->expr_text = svc->placement->match_host_labels.text;
+                s->devices = svc->placement->devices.items;
+                s->n_devices = svc->placement->devices.n;
+        }
+        return 0;
 }
 
-static int parse_deployments(struct run *run, const json_t *deployments, sk_error **err)
+static int add_services(struct run *run, sk_error **err)
 {
-        if (deployments && !json_is_array(deployments))
-                return bad(err, "deployments", "must be a list");
-        size_t di;
-        const json_t *dep;
-        json_array_foreach(deployments, di, dep)
-        {
-                _cleanup_free_ char *path = fmt_path("deployments[%zu]", di);
-                if (!path)
-                        return oom(err);
-                const char *tenant = str_field(dep, "tenant"), *name = str_field(dep, "name");
-                if (!tenant || !*tenant || strchr(tenant, '/') || !name || !*name ||
-                    strchr(name, '/'))
-                        return bad(err, path, "needs a tenant and a name");
-                const json_t *services = json_object_get(json_object_get(dep, "spec"), "services");
-                if (!json_is_array(services)) {
-                        _cleanup_free_ char *p = fmt_path("%s.spec.services", path);
-                        return bad(err, p ? p : path, "must be a list");
-                }
-                size_t si;
-                const json_t *svc;
-                json_array_foreach(services, si, svc)
-                {
-                        _cleanup_free_ char *spath = fmt_path("%s.spec.services[%zu]", path, si);
-                        int r = spath ? parse_service(run, dep, svc, spath, err) : oom(err);
+        for (size_t di = 0; run->desired && di < run->desired->deployments.n; di++) {
+                const sk_desired_deployment *dep = &run->desired->deployments.items[di];
+                for (size_t si = 0; si < dep->spec.services.n; si++) {
+                        int r = add_service(run, dep, &dep->spec.services.items[si], di, si, err);
                         if (r < 0)
                                 return r;
                 }
@@ -684,7 +282,7 @@ static int prepare_hosts(struct run *run, sk_error **err)
         if (st->n_hosts && !(run->hosts = calloc(st->n_hosts, sizeof(*run->hosts))))
                 return oom(err);
         for (size_t i = 0; i < st->n_hosts; i++) {
-                const sk_sched_host *h = &st->hosts[i];
+                const sk_host *h = &st->hosts[i];
                 if (!h->name || !*h->name) {
                         _cleanup_free_ char *p = fmt_path("hosts[%zu].name", i);
                         return bad(err, p ? p : "hosts", "must be a non-empty string");
@@ -725,9 +323,7 @@ static struct usage *tenant_usage(struct run *run, const char *tenant)
                 return NULL;
         struct usage *u = &run->usage[run->n_usage++];
         *u = (struct usage){.tenant = tenant};
-        for (size_t i = 0; i < run->state->n_quotas; i++)
-                if (run->state->quotas[i].tenant && !strcmp(run->state->quotas[i].tenant, tenant))
-                        u->quota = &run->state->quotas[i];
+        u->quota = run->desired ? sk_desired_doc_quota(run->desired, tenant) : NULL;
         return u;
 }
 
@@ -805,12 +401,9 @@ static void judge(const struct svc *s, const struct host *h, bool check_resource
                 return;
         }
         char missing[200] = "";
-        size_t i;
-        const json_t *d;
-        json_array_foreach(s->devices, i, d)
-        {
+        for (size_t i = 0; i < s->n_devices; i++) {
                 char key[128];
-                snprintf(key, sizeof(key), "device/%s", json_string_value(d));
+                snprintf(key, sizeof(key), "device/%s", s->devices[i]);
                 const char *v = str_field(h->labels, key);
                 if (v && *v && strcmp(v, "0"))
                         continue;
@@ -825,8 +418,8 @@ static void judge(const struct svc *s, const struct host *h, bool check_resource
         }
         if (!check_resources)
                 return;
-        int64_t cpu_free = h->h->cpu_millicores - h->cpu_used;
-        int64_t mem_free = h->h->memory_bytes - h->mem_used;
+        int64_t cpu_free = h->h->capacity.cpu_millicores - h->cpu_used;
+        int64_t mem_free = h->h->capacity.memory_bytes - h->mem_used;
         bool cpu_short = s->cpu > cpu_free, mem_short = s->mem > mem_free;
         if (!cpu_short && !mem_short)
                 return;
@@ -857,7 +450,7 @@ static char *quota_reason(struct run *run, const struct svc *s, int *r)
         *r = u ? 0 : -ENOMEM;
         if (!u || !u->quota)
                 return NULL;
-        const sk_sched_quota *q = u->quota;
+        const sk_site_quota *q = u->quota;
         char *msg = NULL;
         if (asprintf(&msg, "quota of tenant %s exceeded:", s->tenant) < 0) {
                 *r = -ENOMEM;
@@ -955,7 +548,8 @@ static bool better(struct run *run, const struct svc *s, struct host *h, struct 
         size_t nh = count_on_host(run, s, h), nb = count_on_host(run, s, best);
         if (nh != nb)
                 return nh < nb;
-        int64_t fh = h->h->memory_bytes - h->mem_used, fb = best->h->memory_bytes - best->mem_used;
+        int64_t fh = h->h->capacity.memory_bytes - h->mem_used,
+                fb = best->h->capacity.memory_bytes - best->mem_used;
         if (fh != fb)
                 return fh > fb;
         return strcmp(h->h->name, best->h->name) < 0;
@@ -988,7 +582,7 @@ static int place_replica(struct run *run, struct svc *s, int64_t replica)
 static int64_t free_replica(struct run *run, const struct svc *s, const struct host *h)
 {
         for (size_t i = 0; i < run->state->n_placements; i++) {
-                const sk_sched_placement *p = &run->state->placements[i];
+                const sk_placement *p = &run->state->placements[i];
                 int64_t n;
                 if (p->instance && p->host && !strcmp(p->host, h->h->name) &&
                     parse_instance(run, p->instance, &n) == s && !is_placed(run, s, n))
@@ -1043,7 +637,7 @@ static int place_per_host(struct run *run, struct svc *s)
 static bool runs_on(const struct run *run, const char *id, const char *host)
 {
         for (size_t i = 0; i < run->state->n_running; i++) {
-                const sk_sched_placement *p = &run->state->running[i];
+                const sk_placement *p = &run->state->running[i];
                 if (p->instance && p->host && !strcmp(p->instance, id) && !strcmp(p->host, host))
                         return true;
         }
@@ -1053,7 +647,7 @@ static bool runs_on(const struct run *run, const char *id, const char *host)
 /* Where a current placement stays, and whether it is still moving (*from): a move is done
  * once its new host runs it; a move whose new host was lost goes back to the old host,
  * which still runs it. NULL: it does not stay. */
-static struct host *staying_host(struct run *run, const sk_sched_placement *p, struct host **from)
+static struct host *staying_host(struct run *run, const sk_placement *p, struct host **from)
 {
         struct host *h = p->host ? find_host(run, p->host) : NULL;
         struct host *old = p->from ? find_host(run, p->from) : NULL;
@@ -1086,7 +680,7 @@ static int keep_current(struct run *run)
 {
         const sk_sched_state *st = run->state;
         for (size_t i = 0; i < st->n_placements; i++) {
-                const sk_sched_placement *p = &st->placements[i];
+                const sk_placement *p = &st->placements[i];
                 int64_t replica;
                 struct svc *s = p->instance ? parse_instance(run, p->instance, &replica) : NULL;
                 struct host *from, *h = s ? staying_host(run, p, &from) : NULL;
@@ -1111,7 +705,7 @@ static int keep_changed(struct run *run)
 {
         const sk_sched_state *st = run->state;
         for (size_t i = 0; i < st->n_placements; i++) {
-                const sk_sched_placement *p = &st->placements[i];
+                const sk_placement *p = &st->placements[i];
                 int64_t replica;
                 struct svc *s = p->instance ? parse_instance(run, p->instance, &replica) : NULL;
                 struct host *h = p->host ? find_host(run, p->host) : NULL;
@@ -1208,7 +802,7 @@ static int make_result(struct run *run, sk_sched_result *out)
                 return -ENOMEM;
         for (size_t i = 0; i < run->n_placed; i++) {
                 const struct placed *p = &run->placed[i];
-                sk_sched_placement *o = &res.placements[res.n_placements++];
+                sk_placement *o = &res.placements[res.n_placements++];
                 if (asprintf(&o->instance, "%s/%" PRId64, p->svc->key, p->replica) < 0) {
                         o->instance = NULL;
                         return -ENOMEM;
@@ -1222,7 +816,7 @@ static int make_result(struct run *run, sk_sched_result *out)
                 return -ENOMEM;
         for (size_t i = 0; i < run->n_unplaced; i++) {
                 struct unplaced *u = &run->unplaced[i];
-                sk_sched_unplaced *o = &res.unplaced[res.n_unplaced++];
+                sk_unplaced *o = &res.unplaced[res.n_unplaced++];
                 o->replica = u->replica;
                 o->reason = take_ptr(&u->reason);
                 int n = u->replica >= 0
@@ -1243,10 +837,9 @@ static int make_result(struct run *run, sk_sched_result *out)
         return 0;
 }
 
-static int schedule(struct run *run, const json_t *deployments, sk_sched_result *out,
-                    sk_error **err)
+static int schedule(struct run *run, sk_sched_result *out, sk_error **err)
 {
-        int r = parse_deployments(run, deployments, err);
+        int r = add_services(run, err);
         if (r == 0)
                 r = prepare_hosts(run, err);
         if (r < 0)
@@ -1271,12 +864,12 @@ static int schedule(struct run *run, const json_t *deployments, sk_sched_result 
         return make_result(run, out) < 0 ? oom(err) : 0;
 }
 
-int sk_sched_run(const json_t *deployments, const sk_sched_state *state, sk_sched_result *out,
+int sk_sched_run(const sk_desired_doc *desired, const sk_sched_state *state, sk_sched_result *out,
                  sk_error **err)
 {
         *out = (sk_sched_result){0};
-        struct run run = {.state = state};
-        int r = schedule(&run, deployments, out, err);
+        struct run run = {.desired = desired, .state = state};
+        int r = schedule(&run, out, err);
         run_clear(&run);
         return r;
 }

@@ -26,7 +26,7 @@ def test_applied_right_after_join_spreads_over_the_eligible_hosts(site_env):
     def hosts_table():
         rows = [line.split() for line in
                 site_env.cli("get", "hosts", "--site", "sp").stdout.splitlines()]
-        assert rows[0] == ["NAME", "SITE", "ROLE", "STATE", "LAST-SEEN"], rows
+        assert rows[0] == ["NAME", "SITE", "ROLE", "STATE", "LABELS", "LAST-SEEN"], rows
         body = rows[1:]
         return (sorted(r[0] for r in body) == ["sp-a", "sp-b", "sp-c"] and
                 [r[2] for r in body].count("leader") == 1 and

@@ -368,7 +368,7 @@ static void test_removed_hosts(void **state)
         json_decref(cmd);
         _cleanup_error_ sk_error *err = NULL;
         assert_int_equal(sk_fsm_apply(&f, buf, len, &err), -EINVAL);
-        assert_string_equal(err->path, "doc.removed-hosts");
+        assert_string_equal(err->path, "doc.removed-hosts[1]");
         assert_int_equal(sk_fsm_generation(&f), 1);
         assert_non_null(sk_fsm_host(&f, 2));
 
@@ -604,15 +604,18 @@ static void test_site_ca(void **state)
         assert_int_equal(sk_fsm_site_ca_generation(&f), 2);
         /* a document announcing generation 3 pins peers to it before its key arrives */
         assert_int_equal(sk_fsm_site_ca_announced(&f), 0);
-        assert_true(
-            apply(&f, json_pack("{s:s, s:{s:i, s:{s:i, s:s}}}", "op", "desired", "doc",
-                                "generation", 1, "site-ca", "generation", 3, "sha256", SHA_B)) > 0);
+        json_t *doc = desired_doc(1, NULL);
+        json_object_set_new(doc, "site-ca",
+                            json_pack("{s:i, s:s}", "generation", 3, "sha256", SHA_B));
+        assert_true(apply(&f, json_pack("{s:s, s:o}", "op", "desired", "doc", doc)) > 0);
         assert_int_equal(sk_fsm_site_ca_announced(&f), 3);
         assert_string_equal(sk_fsm_site_ca_pin(&f), SHA_B);
         assert_false(sk_fsm_site_ca_allows_leaf(&f, SHA_A));
-        assert_true(apply(&f, json_pack("{s:s, s:{s:i, s:{s:i, s:s, s:[s]}}}", "op", "desired",
-                                        "doc", "generation", 2, "site-ca", "generation", 3,
-                                        "sha256", SHA_B, "leaves", SHA_A)) > 0);
+        doc = desired_doc(2, NULL);
+        json_object_set_new(
+            doc, "site-ca",
+            json_pack("{s:i, s:s, s:[s]}", "generation", 3, "sha256", SHA_B, "leaves", SHA_A));
+        assert_true(apply(&f, json_pack("{s:s, s:o}", "op", "desired", "doc", doc)) > 0);
         assert_true(sk_fsm_site_ca_allows_leaf(&f, SHA_A));
         assert_false(sk_fsm_site_ca_allows_leaf(&f, SHA_B));
         assert_false(sk_fsm_site_ca_allows_leaf(&f, NULL));
@@ -626,6 +629,81 @@ static void test_site_ca(void **state)
         assert_int_equal(sk_fsm_site_ca_generation(&g), 3);
         assert_string_equal(sk_fsm_site_ca_pin(&g), SHA_B);
         sk_fsm_clear(&g);
+        sk_fsm_clear(&f);
+}
+
+/* What the tower sends once a host removal re-keyed the site CA still schedules (the
+ * model knows the document's site-ca announcement). */
+static void test_schedule_with_site_ca(void **unused)
+{
+        sk_fsm f;
+        assert_int_equal(sk_fsm_init(&f), 0);
+        assert_int_equal(apply_host(&f, host(1, "h1", true, false)), SK_FSM_HOSTS);
+        json_t *doc = desired_doc(4, NULL);
+        json_object_set_new(
+            doc, "site-ca",
+            json_pack("{s:i, s:s, s:[s]}", "generation", 2, "sha256", SHA_B, "leaves", SHA_A));
+        assert_true(apply(&f, json_pack("{s:s, s:o}", "op", "desired", "doc", doc)) > 0);
+        assert_int_equal(sk_fsm_site_ca_announced(&f), 2);
+        assert_true(schedule(&f));
+        assert_false(schedule(&f));
+        sk_fsm_clear(&f);
+}
+
+/* A snapshot as the site wrote it before the FSM read its desired document by the model
+ * (compact JSON, keys sorted): it restores, its views read the same, and a snapshot of the
+ * restored state is the same bytes (raft logs and snapshots stay compatible). */
+static const char OLD_SNAPSHOT[] =
+    "{\"desired\":{\"deployments\":[{\"application\":\"pos\",\"name\":\"pos-d\",\"spec\":{"
+    "\"kind\":\"application\",\"name\":\"pos\",\"services\":[{\"containers\":[{\"image\":"
+    "\"localhost/busybox:latest\",\"name\":\"api\",\"restart\":\"always\"}],\"name\":\"api\","
+    "\"network\":{\"outbound\":\"deny\"},\"replicas\":2}],\"version\":\"1.0.0\"},\"tenant\":"
+    "\"default\",\"version\":\"1.0.0\"}],\"generation\":3,\"site\":{\"host-lost-after\":\"2s\","
+    "\"labels\":{},\"name\":\"s1\",\"tenant\":\"default\"}},\"hosts\":{\"1\":{\"address\":"
+    "\"127.0.0.1:1\",\"alive\":true,\"capacity\":{\"cpu\":4000,\"memory\":8589934592},"
+    "\"devices\":{},\"id\":1,\"labels\":{\"system/name\":\"h1\"},\"name\":\"h1\"}},"
+    "\"local-count\":0,\"placements\":[{\"host\":\"h1\",\"instance\":\"default/pos-d/api/0\","
+    "\"spec-hash\":\"ab\"},{\"from\":\"h1\",\"host\":\"h2\",\"instance\":"
+    "\"default/pos-d/api/1\",\"spec-hash\":\"ab\"}],\"removed\":[7],\"unplaced\":[]}";
+
+static void test_old_snapshot_restores(void **unused)
+{
+        sk_fsm f;
+        assert_int_equal(sk_fsm_init(&f), 0);
+        _cleanup_error_ sk_error *err = NULL;
+        if (sk_fsm_restore(&f, OLD_SNAPSHOT, sizeof(OLD_SNAPSHOT), &err) < 0)
+                fail_msg("restore: %s", sk_error_msg(err, -EINVAL));
+        assert_int_equal(sk_fsm_generation(&f), 3);
+        assert_int_equal(sk_fsm_lost_after_ms(&f), 2000);
+        assert_true(sk_fsm_is_removed(&f, 7));
+        assert_int_equal(sk_fsm_desired(&f)->deployments.items[0].spec.services.items[0].replicas,
+                         2);
+        size_t len = 0;
+        _cleanup_free_ char *snap = sk_fsm_snapshot(&f, &len);
+        assert_string_equal(snap, OLD_SNAPSHOT);
+        /* h1 runs api/0 and, until h2 does, api/1; the spec as the tower sent it */
+        _cleanup_json_ json_t *placed = NULL;
+        assert_int_equal(sk_fsm_local_placed(&f, "h1", NULL, &placed, NULL), 0);
+        assert_int_equal(json_array_size(placed), 2);
+        json_t *one = json_array_get(placed, 1);
+        assert_string_equal(json_string_value(json_object_get(one, "application")), "pos");
+        _cleanup_json_ json_t *old = json_loads(OLD_SNAPSHOT, 0, NULL);
+        json_t *svc = json_array_get(
+            json_object_get(
+                json_object_get(
+                    json_array_get(json_object_get(json_object_get(old, "desired"), "deployments"),
+                                   0),
+                    "spec"),
+                "services"),
+            0);
+        assert_true(json_equal(json_object_get(one, "spec"), svc));
+        /* a snapshot whose document the model refuses is refused, the state unchanged */
+        json_object_set_new(svc, "replicas", json_integer(-1));
+        _cleanup_free_ char *bad = json_dumps(old, JSON_COMPACT);
+        sk_error_free(&err);
+        assert_int_equal(sk_fsm_restore(&f, bad, strlen(bad) + 1, &err), -EINVAL);
+        assert_string_equal(err->path, "desired.deployments[0].spec.services[0].replicas");
+        assert_int_equal(sk_fsm_generation(&f), 3);
         sk_fsm_clear(&f);
 }
 
@@ -643,6 +721,8 @@ int main(void)
             cmocka_unit_test(test_liveness_next_due),
             cmocka_unit_test(test_local_joins),
             cmocka_unit_test(test_site_ca),
+            cmocka_unit_test(test_schedule_with_site_ca),
+            cmocka_unit_test(test_old_snapshot_restores),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

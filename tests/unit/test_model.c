@@ -194,6 +194,11 @@ static void test_round_trip_site_documents(void **state)
                    false);
         ROUND_TRIP(placement, sk_placement,
                    "{\"instance\": \"t/d/s/0\", \"host\": \"h1\", \"spec-hash\": \"ab12\"}", false);
+        /* a moving placement names the host that still runs it */
+        ROUND_TRIP(placement, sk_placement,
+                   "{\"instance\": \"t/d/s/0\", \"host\": \"h1\", \"spec-hash\": \"ab12\", "
+                   "\"from\": \"h2\"}",
+                   false);
         ROUND_TRIP(unplaced, sk_unplaced,
                    "{\"instance\": \"t/d/s/1\", \"tenant\": \"t\", \"deployment\": \"d\", "
                    "\"service\": \"s\", \"replica\": 1, \"reason\": \"no host fits\"}",
@@ -203,6 +208,14 @@ static void test_round_trip_site_documents(void **state)
         ROUND_TRIP(desired_doc, sk_desired_doc, DESIRED, false);
         ROUND_TRIP(desired_doc, sk_desired_doc,
                    "{\"site\": {\"name\": \"s\", \"tenant\": \"t\"}, \"deployments\": []}", false);
+        /* the site CA a host removal re-keyed, as the tower announces it */
+        ROUND_TRIP(
+            desired_doc, sk_desired_doc,
+            "{\"generation\": 3, \"site\": {\"name\": \"s\", \"tenant\": \"t\"}, "
+            "\"deployments\": [], \"site-ca\": {\"generation\": 2, \"sha256\": "
+            "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\", "
+            "\"leaves\": [\"fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210\"]}}",
+            false);
 }
 
 static const char STATE[] =
@@ -263,6 +276,9 @@ static void test_site_commands(void **state)
             "{\"op\": \"join-use\", \"hash\": "
             "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\", \"now\": 10, "
             "\"site-id\": 7}",
+            "{\"op\": \"site-ca\", \"generation\": 2, \"certificate\": \"-----BEGIN "
+            "CERTIFICATE-----\\nMII\\n\", \"key\": \"-----BEGIN PRIVATE KEY-----\\nMII\\n\", "
+            "\"sha256\": \"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}",
         };
         for (size_t i = 0; i < SK_ARRAY_SIZE(ok); i++)
                 ROUND_TRIP(site_command, sk_site_command, ok[i], false);

@@ -235,6 +235,11 @@ static void test_heartbeat_parse(void **state)
             {"{\"labels\": {\"bad key\": \"x\"}}", "labels"},
             {"{\"capacity\": {\"cpu\": -1, \"memory\": 1}}", "capacity"},
             {"{\"devices\": []}", "devices"},
+            /* device nodes by the host model's rules: the state must take the entry */
+            {"{\"devices\": {\"camera\": 5}}", "devices.camera"},
+            {"{\"devices\": {\"camera\": [{\"path\": \"/dev/video0\", \"host-path\": "
+             "\"/dev/video0\", \"minxr\": 0}]}}",
+             "devices.camera[0].minxr"},
             {"{\"instances\": [1]}", "instances"},
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

@@ -3,6 +3,7 @@
 #define SK_TESTS_TESTUTIL_H
 
 #include <arpa/inet.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,21 @@ static inline int sk_test_service(const char *script, const char *verb, const ch
         if (out)
                 snprintf(out, len, "%s", line);
         return 0;
+}
+
+/* Gives every service of a JSON list whose containers are [] one container, as the domain
+ * model wants at least one (fixtures that only care about placement leave them empty). */
+static inline void sk_test_fill_containers(json_t *services)
+{
+        size_t i;
+        json_t *svc;
+        json_array_foreach(services, i, svc)
+        {
+                json_t *c = json_object_get(svc, "containers");
+                if (json_is_array(c) && json_array_size(c) == 0)
+                        json_array_append_new(
+                            c, json_pack("{s:s, s:s}", "name", "main", "image", "localhost/app:1"));
+        }
 }
 
 #endif
