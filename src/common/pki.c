@@ -59,11 +59,6 @@ static void pubkey_freep(gnutls_pubkey_t *p)
         if (*p)
                 gnutls_pubkey_deinit(*p);
 }
-static void trust_freep(gnutls_x509_trust_list_t *p)
-{
-        if (*p)
-                gnutls_x509_trust_list_deinit(*p, 1);
-}
 static void datum_freep(gnutls_datum_t *d)
 {
         gnutls_free(d->data);
@@ -79,7 +74,6 @@ static void unlinkp(char **path)
 #define _cleanup_privkey_ __attribute__((cleanup(privkey_freep)))
 #define _cleanup_crq_     __attribute__((cleanup(crq_freep)))
 #define _cleanup_pubkey_  __attribute__((cleanup(pubkey_freep)))
-#define _cleanup_trust_   __attribute__((cleanup(trust_freep)))
 #define _cleanup_datum_   __attribute__((cleanup(datum_freep)))
 #define _cleanup_unlink_  __attribute__((cleanup(unlinkp)))
 
@@ -873,20 +867,68 @@ static int status_error(unsigned status, sk_error **err)
         return 0;
 }
 
-/* Whether der is the very certificate of ca_pem. */
-static bool is_ca_cert(const gnutls_datum_t *der, const char *ca_pem)
+struct sk_pki_trust {
+        gnutls_x509_trust_list_t list;
+        gnutls_datum_t ca_der; /* the CA certificate itself, to drop it from a chain */
+};
+
+int sk_pki_trust_new(const char *ca_pem, sk_pki_trust **out, sk_error **err)
 {
-        _cleanup_crt_ gnutls_x509_crt_t ca = NULL;
-        _cleanup_datum_ gnutls_datum_t ca_der = {NULL, 0};
-        gnutls_datum_t d = {(unsigned char *)ca_pem, ca_pem ? (unsigned)strlen(ca_pem) : 0};
-        if (!ca_pem || gnutls_x509_crt_init(&ca) < 0 ||
-            gnutls_x509_crt_import(ca, &d, GNUTLS_X509_FMT_PEM) < 0 ||
-            gnutls_x509_crt_export2(ca, GNUTLS_X509_FMT_DER, &ca_der) < 0)
-                return false;
-        return ca_der.size == der->size && memcmp(ca_der.data, der->data, der->size) == 0;
+        sk_pki_trust *t = calloc(1, sizeof(*t));
+        if (!t)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        *out = NULL;
+        gnutls_datum_t ca = {(unsigned char *)ca_pem, ca_pem ? (unsigned)strlen(ca_pem) : 0};
+        _cleanup_crt_ gnutls_x509_crt_t crt = NULL;
+        int r = gnutls_x509_trust_list_init(&t->list, 0);
+        if (r < 0) {
+                free(t);
+                return gtls_fail(err, r, "trust list");
+        }
+        r = gnutls_x509_trust_list_add_trust_mem(t->list, &ca, NULL, GNUTLS_X509_FMT_PEM, 0, 0);
+        if (r <= 0) {
+                sk_pki_trust_free(t);
+                return sk_error_set(err, EINVAL, "CA certificate: no PEM certificate found%s%s",
+                                    r < 0 ? ": " : "", r < 0 ? gnutls_strerror(r) : "");
+        }
+        /* the first certificate of the PEM is the CA a chain may end with */
+        if (gnutls_x509_crt_init(&crt) >= 0 &&
+            gnutls_x509_crt_import(crt, &ca, GNUTLS_X509_FMT_PEM) >= 0)
+                gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, &t->ca_der);
+        *out = t;
+        return 0;
+}
+
+void sk_pki_trust_free(sk_pki_trust *t)
+{
+        if (!t)
+                return;
+        if (t->list)
+                gnutls_x509_trust_list_deinit(t->list, 1);
+        gnutls_free(t->ca_der.data);
+        free(t);
+}
+
+/* Whether der is the very certificate of the trusted CA. */
+static bool is_ca_cert(const gnutls_datum_t *der, const sk_pki_trust *t)
+{
+        return t->ca_der.data && t->ca_der.size == der->size &&
+               memcmp(t->ca_der.data, der->data, der->size) == 0;
 }
 
 int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri, sk_error **err)
+{
+        sk_pki_trust *t = NULL;
+        int r = sk_pki_trust_new(ca_pem, &t, err);
+        if (r < 0)
+                return r;
+        r = sk_pki_verify_peer_trust(session, t, uri, err);
+        sk_pki_trust_free(t);
+        return r;
+}
+
+int sk_pki_verify_peer_trust(gnutls_session_t session, const sk_pki_trust *trust, char **uri,
+                             sk_error **err)
 {
         unsigned n = 0;
         const gnutls_datum_t *raw = gnutls_certificate_get_peers(session, &n);
@@ -898,7 +940,7 @@ int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri,
          * CA sends that CA after it. Some TLS stacks (OpenSSL) append the root they were
          * given as well: the tower CA itself adds nothing, drop it. Anything longer is no
          * chain we make. */
-        while (n > 1 && is_ca_cert(&raw[n - 1], ca_pem))
+        while (n > 1 && is_ca_cert(&raw[n - 1], trust))
                 n--;
         if (n > 2)
                 return sk_error_set(err, EACCES,
@@ -930,16 +972,6 @@ int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri,
                                             "sent with it");
         }
 
-        _cleanup_trust_ gnutls_x509_trust_list_t trust = NULL;
-        r = gnutls_x509_trust_list_init(&trust, 0);
-        if (r < 0)
-                return gtls_fail(err, r, "trust list");
-        gnutls_datum_t ca = {(unsigned char *)ca_pem, ca_pem ? (unsigned)strlen(ca_pem) : 0};
-        r = gnutls_x509_trust_list_add_trust_mem(trust, &ca, NULL, GNUTLS_X509_FMT_PEM, 0, 0);
-        if (r <= 0)
-                return sk_error_set(err, EINVAL, "CA certificate: no PEM certificate found%s%s",
-                                    r < 0 ? ": " : "", r < 0 ? gnutls_strerror(r) : "");
-
         /* The purpose check keeps a server certificate from posing as a host. GnuTLS checks
          * time validity, signatures, CA flags and path lengths along the chain. */
         gnutls_typed_vdata_st purpose = {
@@ -948,7 +980,8 @@ int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri,
         };
         gnutls_x509_crt_t chain[2] = {leaf, site_ca};
         unsigned status = 0;
-        r = gnutls_x509_trust_list_verify_crt2(trust, chain, n, &purpose, 1, 0, &status, NULL);
+        r = gnutls_x509_trust_list_verify_crt2(trust->list, chain, n, &purpose, 1, 0, &status,
+                                               NULL);
         if (r < 0)
                 return gtls_fail(err, r, "verifying the client certificate");
         r = status_error(status, err);

@@ -68,6 +68,15 @@ int sk_pki_make_key_and_csr(const char *cn, char **key_pem, char **csr_pem, sk_e
  * site. */
 int sk_pki_verify_peer(gnutls_session_t session, const char *ca_pem, char **uri, sk_error **err);
 
+/* The CA trust list built once (the tower verifies thousands of peers with one): read-only
+ * after sk_pki_trust_new, so threads may verify with it at the same time. */
+typedef struct sk_pki_trust sk_pki_trust;
+int sk_pki_trust_new(const char *ca_pem, sk_pki_trust **out, sk_error **err);
+void sk_pki_trust_free(sk_pki_trust *t);
+/* sk_pki_verify_peer against a prebuilt trust list. */
+int sk_pki_verify_peer_trust(gnutls_session_t session, const sk_pki_trust *trust, char **uri,
+                             sk_error **err);
+
 /* The GnuTLS priority string of every TLS endpoint of the project (the tower's server, the
  * CLI's, agents' and site API's clients; docs/security.md): TLS 1.3 and 1.2 only, AEAD
  * ciphers, forward-secret ECDHE key exchange. */
