@@ -739,15 +739,14 @@ int sk_tower_http_start(sk_tower_api *api, const sk_tower_http_opts *opts, sk_to
         sk_tower_api_set_hooks(api, on_site_changed, held_count, h);
         sk_tower_api_set_conn_stats(api, conn_stats);
         h->daemon = MHD_start_daemon(
-            flags, 0, on_accept, h, on_request, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
-            MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_HTTPS_MEM_KEY, opts->key_pem,
-            MHD_OPTION_HTTPS_MEM_CERT, opts->cert_pem, MHD_OPTION_HTTPS_MEM_TRUST, opts->ca_pem,
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
-            MHD_OPTION_HTTPS_PRIORITIES, SK_TLS_PRIORITY, MHD_OPTION_CONNECTION_TIMEOUT,
-            header_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)POOL_SIZE,
-            MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
-            MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
-            MHD_OPTION_END);
+            flags, 0, on_accept, h, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+            MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+            MHD_OPTION_HTTPS_MEM_KEY, opts->key_pem, MHD_OPTION_HTTPS_MEM_CERT, opts->cert_pem,
+            MHD_OPTION_HTTPS_MEM_TRUST, opts->ca_pem, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+            MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_HTTPS_PRIORITIES, SK_TLS_PRIORITY,
+            MHD_OPTION_CONNECTION_TIMEOUT, header_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+            (size_t)POOL_SIZE, MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+            (unsigned)1024, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_END);
         freeaddrinfo(ai);
         if (!h->daemon) {
                 sk_tower_api_set_hooks(api, NULL, NULL, NULL);
