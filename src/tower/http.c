@@ -96,6 +96,7 @@ struct sk_tower_http {
         pthread_t timer;
         bool timer_started, stopping;
         lane lanes[SK_TOWER_JOB_LANES];
+        unsigned long peer_checks; /* atomic */
         long n_stop_pending;
         long n_held;
         conn *buckets[N_BUCKETS];
@@ -286,6 +287,7 @@ static void peer_check(sk_tower_http *h, gnutls_session_t s, peer_cache *pc)
         if (pc->chain && chain && pc->chain_len == len && memcmp(pc->chain, chain, len) == 0)
                 return;
         peer_cache_clear(pc);
+        __atomic_add_fetch(&h->peer_checks, 1, __ATOMIC_RELAXED);
         _cleanup_error_ sk_error *e = NULL;
         pc->r = s ? sk_pki_verify_peer_trust(s, h->trust, &pc->uri, &e)
                   : sk_error_set(&e, EACCES, "no TLS session");
@@ -833,6 +835,11 @@ void sk_tower_http_refresh(sk_tower_http *h)
         pthread_mutex_unlock(&h->api_lock);
         if (r < 0)
                 sk_errorf("site sync refresh failed: %s", sk_error_msg(e, -r));
+}
+
+unsigned long sk_tower_http_peer_checks(const sk_tower_http *h)
+{
+        return __atomic_load_n(&h->peer_checks, __ATOMIC_RELAXED);
 }
 
 void sk_tower_http_wake_site(sk_tower_http *h, int64_t site_id)

@@ -41,6 +41,9 @@ void sk_tower_http_stop(sk_tower_http *h);
 void sk_tower_http_refresh(sk_tower_http *h);
 void sk_tower_http_wake_site(sk_tower_http *h, int64_t site_id);
 
+/* How many client-certificate chains were verified so far (once per connection). */
+unsigned long sk_tower_http_peer_checks(const sk_tower_http *h);
+
 /* Splits "ADDR:PORT" / "[V6]:PORT" into its parts; caller frees host. */
 int sk_tower_split_listen(const char *listen, char **host, char **port, sk_error **err);
 
