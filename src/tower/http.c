@@ -79,6 +79,7 @@ typedef struct lane {
         bool started;
         pthread_cond_t work;
         conn *jobs, *jobs_tail;
+        unsigned n, max; /* jobs queued or running; at most max (0: no bound) */
 } lane;
 
 struct sk_tower_http {
@@ -224,17 +225,22 @@ static void *worker_main(void *arg)
                 pthread_mutex_unlock(&h->lock);
                 c->job->run(c->job);
                 pthread_mutex_lock(&h->lock);
+                l->n--;
                 MHD_resume_connection(c->mc);
         }
         pthread_mutex_unlock(&h->lock);
         return NULL;
 }
 
-/* Under lock: suspends the connection until the worker has run its job. */
-static void queue_job(sk_tower_http *h, conn *c)
+/* Under lock: suspends the connection until the worker has run its job. False when the
+ * lane is full (each queued match holds a copy of the sites: the bound bounds memory). */
+static bool queue_job(sk_tower_http *h, conn *c)
 {
         unsigned i = c->job->lane < SK_TOWER_JOB_LANES ? c->job->lane : 0;
         lane *l = &h->lanes[i];
+        if (l->max && l->n >= l->max)
+                return false;
+        l->n++;
         MHD_suspend_connection(c->mc);
         if (l->jobs_tail)
                 l->jobs_tail->job_next = c;
@@ -242,6 +248,7 @@ static void queue_job(sk_tower_http *h, conn *c)
                 l->jobs = c;
         l->jobs_tail = c;
         pthread_cond_signal(&l->work);
+        return true;
 }
 
 static gnutls_session_t tls_session(struct MHD_Connection *mc)
@@ -581,9 +588,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
                 c->job = take_ptr(&resp.job);
                 sk_tower_response_clear(&resp);
                 pthread_mutex_lock(&h->lock);
-                queue_job(h, c);
+                bool queued = queue_job(h, c);
                 pthread_mutex_unlock(&h->lock);
-                return MHD_YES;
+                if (queued)
+                        return MHD_YES;
+                c->job->free(c->job);
+                c->job = NULL;
+                _cleanup_error_ sk_error *e = NULL;
+                int r = sk_error_set(&e, EAGAIN,
+                                     "the tower is busy with %u such requests; try again shortly",
+                                     SK_TOWER_MATCH_QUEUE_MAX);
+                return refuse(h, mc, "job-limit", r, e);
         }
         if (resp.wait_site) {
                 int64_t now = mono_ms();
@@ -702,6 +717,7 @@ int sk_tower_http_start(sk_tower_api *api, const sk_tower_http_opts *opts, sk_to
         pthread_cond_init(&h->tick, NULL);
         for (size_t i = 0; i < SK_TOWER_JOB_LANES; i++)
                 pthread_cond_init(&h->lanes[i].work, NULL);
+        h->lanes[SK_TOWER_LANE_MATCH].max = SK_TOWER_MATCH_QUEUE_MAX;
         r = sk_pki_trust_new(opts->ca_pem, &h->trust, err);
         if (r < 0) {
                 freeaddrinfo(ai);

@@ -28,6 +28,8 @@ typedef struct sk_tower_http_opts {
 #define SK_TOWER_HEADER_TIMEOUT_S  10
 #define SK_TOWER_HTTP_THREADS      4
 #define SK_TOWER_HTTP_THREADS_MAX  64
+/* `?match=` jobs queued or running at a time; more are answered 429 at once. */
+#define SK_TOWER_MATCH_QUEUE_MAX 4
 
 /* Starts serving api (borrowed) on its pool of request threads; *port gets the bound port. */
 int sk_tower_http_start(sk_tower_api *api, const sk_tower_http_opts *opts, sk_tower_http **out,
