@@ -20,6 +20,8 @@ echo "== bench/failover.sh" >&2
 bench/failover.sh | tee "$tmp/failover.txt"
 echo "== bench/labelexpr.sh" >&2
 bench/labelexpr.sh | tee "$tmp/labelexpr.txt"
+echo "== bench/tower-threads.py" >&2
+bench/tower-threads.py "${SKERRY_BIN:-build/skerry}" | tee "$tmp/threads.txt"
 
 val() { # val FILE KEY
 	sed -n "s/^RESULT $2=//p" "$1" | tail -1
@@ -217,5 +219,20 @@ expression the parser accepts, \`note ~ "(a|aa|.){1,99}.*"\` (no DFA within the 
 runs), costs $(val "$tmp/labelexpr.txt" worst_expr_cost) steps at most, took
 $(val "$tmp/labelexpr.txt" worst_expr_steps) steps and **$(val "$tmp/labelexpr.txt" worst_expr_match_us) us**
 to match one 256-byte value: the most one site's match can cost.
+
+## Tower request threads
+
+\`bench/tower-threads.py\`: a private tower with $(val "$tmp/threads.txt" sites) sites (labels with a 256-byte
+value) and one joined host. The tower's CPU time (from \`/proc\`) per site request
+(\`GET /v1/sync/desired?wait=0\`), on one kept connection and on a fresh TLS connection
+each; then the costliest accepted \`?match=\` over all the sites, with \`whoami\` asked over
+and over on fresh connections meanwhile.
+
+| | |
+| --- | --- |
+| tower CPU per site request, kept connection | $(val "$tmp/threads.txt" site_cpu_kept_us) us |
+| tower CPU per site request, fresh connection | $(val "$tmp/threads.txt" site_cpu_fresh_us) us |
+| \`?match=\` over every site | $(val "$tmp/threads.txt" match_s) s |
+| slowest \`whoami\` meanwhile (of $(val "$tmp/threads.txt" whoami_count)) | $(val "$tmp/threads.txt" whoami_slowest_ms) ms |
 MD
 echo "wrote $out" >&2

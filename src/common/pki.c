@@ -60,11 +60,6 @@ static void pubkey_freep(gnutls_pubkey_t *p)
         if (*p)
                 gnutls_pubkey_deinit(*p);
 }
-static void trust_freep(gnutls_x509_trust_list_t *p)
-{
-        if (*p)
-                gnutls_x509_trust_list_deinit(*p, 1);
-}
 static void datum_freep(gnutls_datum_t *d)
 {
         gnutls_free(d->data);
@@ -875,17 +870,60 @@ static int status_error(unsigned status, sk_error **err)
         return 0;
 }
 
-/* Whether der is the very certificate of ca_pem. */
-static bool is_ca_cert(const gnutls_datum_t *der, const char *ca_pem)
+struct sk_pki_trust {
+        gnutls_x509_trust_list_t list;
+        gnutls_datum_t ca_der; /* the CA certificate itself, to drop it from a chain */
+};
+
+int sk_pki_trust_new(const char *ca_pem, sk_pki_trust **out, sk_error **err)
 {
-        _cleanup_crt_ gnutls_x509_crt_t ca = NULL;
-        _cleanup_datum_ gnutls_datum_t ca_der = {NULL, 0};
-        gnutls_datum_t d = {(unsigned char *)ca_pem, ca_pem ? (unsigned)strlen(ca_pem) : 0};
-        if (!ca_pem || gnutls_x509_crt_init(&ca) < 0 ||
-            gnutls_x509_crt_import(ca, &d, GNUTLS_X509_FMT_PEM) < 0 ||
-            gnutls_x509_crt_export2(ca, GNUTLS_X509_FMT_DER, &ca_der) < 0)
-                return false;
-        return ca_der.size == der->size && memcmp(ca_der.data, der->data, der->size) == 0;
+        *out = NULL;
+        sk_pki_trust *t = calloc(1, sizeof(*t));
+        if (!t)
+                return sk_error_set(err, ENOMEM, "out of memory");
+        gnutls_datum_t ca = {(unsigned char *)ca_pem, ca_pem ? (unsigned)strlen(ca_pem) : 0};
+        _cleanup_crt_ gnutls_x509_crt_t crt = NULL;
+        int r = gnutls_x509_trust_list_init(&t->list, 0);
+        if (r < 0) {
+                free(t);
+                return gtls_fail(err, r, "trust list");
+        }
+        r = ca_pem ? gnutls_x509_trust_list_add_trust_mem(t->list, &ca, NULL, GNUTLS_X509_FMT_PEM,
+                                                          0, 0)
+                   : 0;
+        if (r <= 0) {
+                sk_pki_trust_free(t);
+                return sk_error_set(err, EINVAL, "CA certificate: no PEM certificate found%s%s",
+                                    r < 0 ? ": " : "", r < 0 ? gnutls_strerror(r) : "");
+        }
+        /* the first certificate of the PEM is the CA a chain may end with */
+        if (gnutls_x509_crt_init(&crt) >= 0 &&
+            gnutls_x509_crt_import(crt, &ca, GNUTLS_X509_FMT_PEM) >= 0)
+                gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, &t->ca_der);
+        *out = t;
+        return 0;
+}
+
+void sk_pki_trust_free(sk_pki_trust *t)
+{
+        if (!t)
+                return;
+        if (t->list)
+                gnutls_x509_trust_list_deinit(t->list, 1);
+        gnutls_free(t->ca_der.data);
+        free(t);
+}
+
+static void trust_freep(sk_pki_trust **t)
+{
+        sk_pki_trust_free(*t);
+}
+
+/* Whether der is the very certificate of the trusted CA. */
+static bool is_ca_cert(const gnutls_datum_t *der, const sk_pki_trust *t)
+{
+        return t->ca_der.data && t->ca_der.size == der->size &&
+               memcmp(t->ca_der.data, der->data, der->size) == 0;
 }
 
 int sk_sha256_hex(const void *data, size_t len, char hex[SK_PKI_FP_LEN])
@@ -918,8 +956,8 @@ int sk_pki_fingerprint(const char *pem, char hex[SK_PKI_FP_LEN], sk_error **err)
 
 /* The chain check on raw DER certificates, whichever way they arrived (a TLS session, or
  * PEM a leader forwarded). */
-static int verify_chain(const gnutls_datum_t *raw, unsigned n, const char *ca_pem, char **uri,
-                        char site_ca_fp[SK_PKI_FP_LEN], sk_error **err)
+static int verify_chain(const gnutls_datum_t *raw, unsigned n, const sk_pki_trust *trust,
+                        char **uri, char site_ca_fp[SK_PKI_FP_LEN], sk_error **err)
 {
         if (site_ca_fp)
                 site_ca_fp[0] = '\0';
@@ -927,7 +965,7 @@ static int verify_chain(const gnutls_datum_t *raw, unsigned n, const char *ca_pe
          * CA sends that CA after it. Some TLS stacks (OpenSSL) append the root they were
          * given as well: the tower CA itself adds nothing, drop it. Anything longer is no
          * chain we make. */
-        while (n > 1 && is_ca_cert(&raw[n - 1], ca_pem))
+        while (n > 1 && is_ca_cert(&raw[n - 1], trust))
                 n--;
         if (n > 2)
                 return sk_error_set(err, EACCES,
@@ -959,16 +997,6 @@ static int verify_chain(const gnutls_datum_t *raw, unsigned n, const char *ca_pe
                                             "sent with it");
         }
 
-        _cleanup_trust_ gnutls_x509_trust_list_t trust = NULL;
-        r = gnutls_x509_trust_list_init(&trust, 0);
-        if (r < 0)
-                return gtls_fail(err, r, "trust list");
-        gnutls_datum_t ca = {(unsigned char *)ca_pem, ca_pem ? (unsigned)strlen(ca_pem) : 0};
-        r = gnutls_x509_trust_list_add_trust_mem(trust, &ca, NULL, GNUTLS_X509_FMT_PEM, 0, 0);
-        if (r <= 0)
-                return sk_error_set(err, EINVAL, "CA certificate: no PEM certificate found%s%s",
-                                    r < 0 ? ": " : "", r < 0 ? gnutls_strerror(r) : "");
-
         /* The purpose check keeps a server certificate from posing as a host. GnuTLS checks
          * time validity, signatures, CA flags and path lengths along the chain. */
         gnutls_typed_vdata_st purpose = {
@@ -977,7 +1005,8 @@ static int verify_chain(const gnutls_datum_t *raw, unsigned n, const char *ca_pe
         };
         gnutls_x509_crt_t chain[2] = {leaf, site_ca};
         unsigned status = 0;
-        r = gnutls_x509_trust_list_verify_crt2(trust, chain, n, &purpose, 1, 0, &status, NULL);
+        r = gnutls_x509_trust_list_verify_crt2(trust->list, chain, n, &purpose, 1, 0, &status,
+                                               NULL);
         if (r < 0)
                 return gtls_fail(err, r, "verifying the client certificate");
         r = status_error(status, err);
@@ -1012,8 +1041,8 @@ static int verify_chain(const gnutls_datum_t *raw, unsigned n, const char *ca_pe
         return 0;
 }
 
-int sk_pki_verify_peer_ca(gnutls_session_t session, const char *ca_pem, char **uri,
-                          char site_ca_fp[SK_PKI_FP_LEN], sk_error **err)
+int sk_pki_verify_peer_trust(gnutls_session_t session, const sk_pki_trust *trust, char **uri,
+                             char site_ca_fp[SK_PKI_FP_LEN], sk_error **err)
 {
         unsigned n = 0;
         const gnutls_datum_t *raw = gnutls_certificate_get_peers(session, &n);
@@ -1021,7 +1050,15 @@ int sk_pki_verify_peer_ca(gnutls_session_t session, const char *ca_pem, char **u
                 return sk_error_set(err, EACCES, "no client certificate");
         if (gnutls_certificate_type_get2(session, GNUTLS_CTYPE_PEERS) != GNUTLS_CRT_X509)
                 return sk_error_set(err, EACCES, "client certificate is not X.509");
-        return verify_chain(raw, n, ca_pem, uri, site_ca_fp, err);
+        return verify_chain(raw, n, trust, uri, site_ca_fp, err);
+}
+
+int sk_pki_verify_peer_ca(gnutls_session_t session, const char *ca_pem, char **uri,
+                          char site_ca_fp[SK_PKI_FP_LEN], sk_error **err)
+{
+        _cleanup_trust_ sk_pki_trust *t = NULL;
+        int r = sk_pki_trust_new(ca_pem, &t, err);
+        return r < 0 ? r : sk_pki_verify_peer_trust(session, t, uri, site_ca_fp, err);
 }
 
 int sk_pki_peer_leaf_fp(gnutls_session_t session, char fp[SK_PKI_FP_LEN])
@@ -1052,10 +1089,13 @@ int sk_pki_verify_pem(const char *chain_pem, const char *ca_pem, char **uri,
         gnutls_datum_t raw[4] = {{NULL, 0}};
         for (unsigned i = 0; i < n && r >= 0; i++)
                 r = gnutls_x509_crt_export2(crts[i], GNUTLS_X509_FMT_DER, &raw[i]);
+        _cleanup_trust_ sk_pki_trust *t = NULL;
         if (r >= 0)
-                r = verify_chain(raw, n, ca_pem, uri, site_ca_fp, err);
+                r = sk_pki_trust_new(ca_pem, &t, err);
         else
                 r = gtls_fail(err, r, "certificate");
+        if (r >= 0)
+                r = verify_chain(raw, n, t, uri, site_ca_fp, err);
         for (unsigned i = 0; i < n; i++) {
                 gnutls_free(raw[i].data);
                 gnutls_x509_crt_deinit(crts[i]);

@@ -108,6 +108,15 @@ int sk_pki_verify_pem(const char *chain_pem, const char *ca_pem, char **uri,
  * or either is empty (no site CA in the chain, or none known yet); -EACCES otherwise. */
 int sk_pki_check_site_ca(const char *got_fp, const char *current_fp, sk_error **err);
 
+/* The CA trust list built once (the tower verifies thousands of peers with one): read-only
+ * after sk_pki_trust_new, so threads may verify with it at the same time. */
+typedef struct sk_pki_trust sk_pki_trust;
+int sk_pki_trust_new(const char *ca_pem, sk_pki_trust **out, sk_error **err);
+void sk_pki_trust_free(sk_pki_trust *t);
+/* sk_pki_verify_peer_ca against a prebuilt trust list. */
+int sk_pki_verify_peer_trust(gnutls_session_t session, const sk_pki_trust *trust, char **uri,
+                             char site_ca_fp[SK_PKI_FP_LEN], sk_error **err);
+
 /* Parses "skerry://site/<site>/host/<host>" into its ids; -EINVAL otherwise. */
 int sk_pki_parse_host_uri(const char *uri, int64_t *site_id, int64_t *host_id);
 

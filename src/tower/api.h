@@ -2,7 +2,8 @@
  * out. No sockets here (http.c adapts libmicrohttpd to this), so the router, the
  * authentication check and every handler are unit-tested against a real store.
  *
- * All calls are made from one thread (the HTTP server's request thread). */
+ * Calls are made from one thread at a time: the HTTP server's request threads take turns
+ * under its API lock; jobs (below) run outside it. */
 #ifndef SK_TOWER_API_H
 #define SK_TOWER_API_H
 
@@ -20,13 +21,16 @@
 
 typedef struct sk_tower_api sk_tower_api;
 
-/* Slow work (Argon2id password hashing) that must not hold up the request thread: the
- * server runs it on a worker thread and then hands the request to the API again with the
- * finished job in sk_tower_request.job. run() touches nothing but the job itself. */
+/* Slow work (Argon2id password hashing, matching an expression over many sites) that must
+ * not hold up the request threads nor the API lock: the server runs it on the worker
+ * thread of its lane and then hands the request to the API again with the finished job in
+ * sk_tower_request.job. run() touches nothing but the job itself. */
 typedef struct sk_tower_job sk_tower_job;
+enum { SK_TOWER_LANE_HASH, SK_TOWER_LANE_MATCH, SK_TOWER_JOB_LANES };
 struct sk_tower_job {
         void (*run)(sk_tower_job *job);
         void (*free)(sk_tower_job *job);
+        unsigned lane; /* SK_TOWER_LANE_*: jobs of a lane run one at a time */
 };
 
 typedef struct sk_tower_request {

@@ -158,6 +158,15 @@ int sk_tower_h_metrics(sk_tower_ctx *c, sk_error **err);
 /* After a write: refreshes site documents as c->sync_only allows (sync.c). */
 int sk_tower_sync_after_write(sk_tower_api *api, int64_t rev_before, int64_t only, sk_error **err);
 
+/* GET /v1/sites?match= (sitematch.c): keeps in *items the sites that expr_text selects.
+ * 0: done here; 1: handed off as a job in c->resp->job (the items with it), answer nothing
+ * now; the next round finds the result in sk_tower_match_done. Inline when the worst case,
+ * the expression's cost times the sites, is at most SK_TOWER_MATCH_INLINE steps (~2 ms). */
+#define SK_TOWER_MATCH_INLINE (1 << 20)
+int sk_tower_match_sites(sk_tower_ctx *c, const char *expr_text, json_t **items, sk_error **err);
+/* The sites the finished match job of this request kept, or NULL in the first round. */
+const json_t *sk_tower_match_done(const sk_tower_ctx *c);
+
 /* The deployment status block of GET /v1/deployments/NAME (sync.c). */
 int sk_tower_deployment_status(sk_tower_api *api, const char *tenant, const char *name,
                                json_t **status, sk_error **err);

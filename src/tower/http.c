@@ -1,7 +1,8 @@
-/* libmicrohttpd glue: one request thread (the store is used from it, or under api_lock from
- * a replica's notification thread), TLS with
- * optional client certificates, a 1 MiB body limit, and long-polls held as suspended
- * connections in per-site waiter lists, resumed on change or by a small timer thread. */
+/* libmicrohttpd glue: a pool of request threads (TLS, parsing and the client certificate
+ * check run in parallel; the API and its store one thread at a time under api_lock), TLS
+ * with optional client certificates verified once per connection, a 1 MiB body limit,
+ * long-polls held as suspended connections in per-site waiter lists, resumed on change or
+ * by a small timer thread, and slow jobs on worker threads, one per lane. */
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -55,27 +56,49 @@ struct conn {
         bool stop_woken; /* woken by stop: stop waits until it is answered */
 };
 
+/* What the client certificate of a connection proved, kept from its first request on:
+ * verified again only when the peer's chain differs (a new handshake). */
+typedef struct peer_cache {
+        unsigned char *chain; /* the peer's certificates as sent: DER, each after its size */
+        size_t chain_len;
+        int r; /* 0: verified as uri; < 0: refused for msg */
+        char *uri, *msg;
+        sk_pki_chain verified; /* the site CA it went through and the leaf, by SHA-256 */
+} peer_cache;
+
 /* A connection's own state (libmicrohttpd's socket context), from accept to close. */
 typedef struct sock {
         char addr[SK_ADMIT_ADDR_MAX];
         char identity[SK_ADMIT_IDENTITY_MAX]; /* who it was proven as; "" a stranger */
+        peer_cache peer;                      /* used by the connection's thread only */
 } sock;
+
+/* Jobs of one lane run one at a time on the lane's thread: Argon2id apart from matching,
+ * so that neither waits behind the other. */
+typedef struct lane {
+        pthread_t thread;
+        bool started;
+        pthread_cond_t work;
+        conn *jobs, *jobs_tail;
+        unsigned n, max; /* jobs queued or running; at most max (0: no bound) */
+} lane;
 
 struct sk_tower_http {
         struct MHD_Daemon *daemon;
         sk_admit *admit;
         unsigned per_identity;
         sk_tower_api *api;
-        char *ca_pem;
-        /* The API and its store are used by one thread at a time: the request thread, or
-         * the store-notification thread of a replica. Taken before lock, never after. */
+        sk_pki_trust *trust; /* the CA, loaded once; read-only, shared by the threads */
+        /* The API and its store are used by one thread at a time: a request thread, or the
+         * store-notification thread of a replica. Taken before lock, never after. */
         pthread_mutex_t api_lock;
+        /* The waiter lists, the job queues and stopping. */
         pthread_mutex_t lock;
         pthread_cond_t tick;
-        pthread_t timer, worker;
-        bool timer_started, worker_started, stopping;
-        pthread_cond_t work;
-        conn *jobs, *jobs_tail;
+        pthread_t timer;
+        bool timer_started, stopping;
+        lane lanes[SK_TOWER_JOB_LANES];
+        unsigned long peer_checks; /* atomic */
         long n_stop_pending;
         long n_held;
         conn *buckets[N_BUCKETS];
@@ -176,41 +199,57 @@ static void *timer_main(void *arg)
         return NULL;
 }
 
-/* Runs queued jobs one at a time (Argon2id is memory-hard: one at a time bounds memory),
- * then resumes their connections. Drains the queue before it stops. */
+typedef struct lane_arg {
+        sk_tower_http *h;
+        lane *l;
+} lane_arg;
+
+/* Runs a lane's queued jobs one at a time (Argon2id is memory-hard: one at a time bounds
+ * memory), then resumes their connections. Drains the queue before it stops. */
 static void *worker_main(void *arg)
 {
-        sk_tower_http *h = arg;
+        lane_arg a = *(lane_arg *)arg;
+        free(arg);
+        sk_tower_http *h = a.h;
+        lane *l = a.l;
         pthread_mutex_lock(&h->lock);
         for (;;) {
-                while (!h->jobs && !h->stopping)
-                        pthread_cond_wait(&h->work, &h->lock);
-                conn *c = h->jobs;
+                while (!l->jobs && !h->stopping)
+                        pthread_cond_wait(&l->work, &h->lock);
+                conn *c = l->jobs;
                 if (!c)
                         break;
-                h->jobs = c->job_next;
-                if (!h->jobs)
-                        h->jobs_tail = NULL;
+                l->jobs = c->job_next;
+                if (!l->jobs)
+                        l->jobs_tail = NULL;
                 c->job_next = NULL;
                 pthread_mutex_unlock(&h->lock);
                 c->job->run(c->job);
                 pthread_mutex_lock(&h->lock);
+                l->n--;
                 MHD_resume_connection(c->mc);
         }
         pthread_mutex_unlock(&h->lock);
         return NULL;
 }
 
-/* Under lock: suspends the connection until the worker has run its job. */
-static void queue_job(sk_tower_http *h, conn *c)
+/* Under lock: suspends the connection until the worker has run its job. False when the
+ * lane is full (each queued match holds a copy of the sites: the bound bounds memory). */
+static bool queue_job(sk_tower_http *h, conn *c)
 {
+        unsigned i = c->job->lane < SK_TOWER_JOB_LANES ? c->job->lane : 0;
+        lane *l = &h->lanes[i];
+        if (l->max && l->n >= l->max)
+                return false;
+        l->n++;
         MHD_suspend_connection(c->mc);
-        if (h->jobs_tail)
-                h->jobs_tail->job_next = c;
+        if (l->jobs_tail)
+                l->jobs_tail->job_next = c;
         else
-                h->jobs = c;
-        h->jobs_tail = c;
-        pthread_cond_signal(&h->work);
+                l->jobs = c;
+        l->jobs_tail = c;
+        pthread_cond_signal(&l->work);
+        return true;
 }
 
 static gnutls_session_t tls_session(struct MHD_Connection *mc)
@@ -220,21 +259,63 @@ static gnutls_session_t tls_session(struct MHD_Connection *mc)
         return ci ? (gnutls_session_t)ci->tls_session : NULL;
 }
 
-typedef struct peer {
-        sk_tower_http *h;
-        struct MHD_Connection *mc;
-} peer;
+static void peer_cache_clear(peer_cache *pc)
+{
+        free(pc->chain);
+        free(pc->uri);
+        free(pc->msg);
+        *pc = (peer_cache){0};
+}
+
+/* The peer's certificates as one byte string, to tell a new handshake's chain apart. */
+static unsigned char *chain_bytes(const gnutls_datum_t *raw, unsigned n, size_t *len)
+{
+        size_t total = 0;
+        for (unsigned i = 0; i < n; i++)
+                total += sizeof(unsigned) + raw[i].size;
+        unsigned char *b = malloc(total ? total : 1), *p = b;
+        for (unsigned i = 0; b && i < n; i++) {
+                memcpy(p, &raw[i].size, sizeof(unsigned));
+                memcpy(p + sizeof(unsigned), raw[i].data, raw[i].size);
+                p += sizeof(unsigned) + raw[i].size;
+        }
+        *len = total;
+        return b;
+}
+
+/* Verifies the connection's client certificate unless this very chain was verified on it
+ * already; on the request thread, before the API lock, so that handshakes and chain checks
+ * of many sites run in parallel. */
+static void peer_check(sk_tower_http *h, gnutls_session_t s, peer_cache *pc)
+{
+        unsigned n = 0;
+        const gnutls_datum_t *raw = s ? gnutls_certificate_get_peers(s, &n) : NULL;
+        size_t len = 0;
+        _cleanup_free_ unsigned char *chain = raw && n ? chain_bytes(raw, n, &len) : NULL;
+        if (pc->chain && chain && pc->chain_len == len && memcmp(pc->chain, chain, len) == 0)
+                return;
+        peer_cache_clear(pc);
+        __atomic_add_fetch(&h->peer_checks, 1, __ATOMIC_RELAXED);
+        _cleanup_error_ sk_error *e = NULL;
+        pc->r = s ? sk_pki_verify_peer_trust(s, h->trust, &pc->uri, pc->verified.site_ca, &e)
+                  : sk_error_set(&e, EACCES, "no TLS session");
+        if (pc->r >= 0)
+                sk_pki_peer_leaf_fp(s, pc->verified.leaf);
+        if (pc->r < 0)
+                pc->msg = strdup(sk_error_msg(e, -pc->r));
+        pc->chain = take_ptr(&chain);
+        pc->chain_len = len;
+}
 
 static int verify_peer(void *ctx, char **uri, sk_pki_chain *chain, sk_error **err)
 {
-        peer *p = ctx;
-        gnutls_session_t s = tls_session(p->mc);
-        if (!s)
-                return sk_error_set(err, EACCES, "no TLS session");
-        int r = sk_pki_verify_peer_ca(s, p->h->ca_pem, uri, chain->site_ca, err);
-        if (r >= 0)
-                sk_pki_peer_leaf_fp(s, chain->leaf);
-        return r;
+        const peer_cache *pc = ctx;
+        if (pc->r < 0)
+                return sk_error_set(err, -pc->r, "%s", pc->msg ? pc->msg : "out of memory");
+        if (!pc->uri || !(*uri = strdup(pc->uri)))
+                return sk_error_set(err, ENOMEM, "out of memory");
+        *chain = pc->verified;
+        return 0;
 }
 
 static bool has_peer_cert(struct MHD_Connection *mc)
@@ -380,6 +461,7 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
                 *socket_context = k;
         } else if (k) {
                 sk_admit_close(h->admit, k->addr, k->identity[0] ? k->identity : NULL);
+                peer_cache_clear(&k->peer);
                 free(k);
                 *socket_context = NULL;
         }
@@ -387,11 +469,16 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
 
 /* A request on mc authenticated: the connection is no stranger any more, and may idle as
  * long as a long-poll lasts. False when its identity holds all the connections it may. */
-static bool prove(struct MHD_Connection *mc, sk_tower_http *h, const char *identity)
+static sock *sock_of(struct MHD_Connection *mc)
 {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-        sock *k = ci ? ci->socket_context : NULL;
+        return ci ? ci->socket_context : NULL;
+}
+
+static bool prove(struct MHD_Connection *mc, sk_tower_http *h, const char *identity)
+{
+        sock *k = sock_of(mc);
         if (!k || k->identity[0])
                 return true;
         if (!sk_admit_prove(h->admit, k->addr, identity))
@@ -461,7 +548,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
                     sk_tower_target_parse(c->target, c->target_len, &path, &query, &c->refusal);
         if (c->refused)
                 return refuse(h, mc, "bad-target", c->refused, c->refusal);
-        peer p = {h, mc};
+        /* a connection without its socket context (out of memory) verifies per request */
+        sock *k = sock_of(mc);
+        peer_cache own = {0};
+        peer_cache *pc = k ? &k->peer : &own;
+        bool peer_cert = has_peer_cert(mc);
+        if (peer_cert)
+                peer_check(h, tls_session(mc), pc);
         char addr[NI_MAXHOST] = "";
         remote_address(mc, addr, sizeof(addr));
         sk_tower_request req = {
@@ -471,9 +564,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
             .authorization = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Authorization"),
             .body = c->body,
             .body_len = c->len,
-            .has_peer_cert = has_peer_cert(mc),
+            .has_peer_cert = peer_cert,
             .verify_peer = verify_peer,
-            .peer_ctx = &p,
+            .peer_ctx = pc,
             .job = c->job,
             .remote_addr = addr[0] ? addr : NULL,
         };
@@ -481,6 +574,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         pthread_mutex_lock(&h->api_lock);
         sk_tower_api_handle(h->api, &req, &resp);
         pthread_mutex_unlock(&h->api_lock);
+        peer_cache_clear(&own);
         if (resp.authenticated && !prove(mc, h, resp.identity)) {
                 if (resp.job)
                         resp.job->free(resp.job);
@@ -498,9 +592,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
                 c->job = take_ptr(&resp.job);
                 sk_tower_response_clear(&resp);
                 pthread_mutex_lock(&h->lock);
-                queue_job(h, c);
+                bool queued = queue_job(h, c);
                 pthread_mutex_unlock(&h->lock);
-                return MHD_YES;
+                if (queued)
+                        return MHD_YES;
+                c->job->free(c->job);
+                c->job = NULL;
+                _cleanup_error_ sk_error *e = NULL;
+                int r = sk_error_set(&e, EAGAIN,
+                                     "the tower is busy with %u such requests; try again shortly",
+                                     SK_TOWER_MATCH_QUEUE_MAX);
+                return refuse(h, mc, "job-limit", r, e);
         }
         if (resp.wait_site) {
                 int64_t now = mono_ms();
@@ -609,16 +711,24 @@ int sk_tower_http_start(sk_tower_api *api, const sk_tower_http_opts *opts, sk_to
         if (gr != 0)
                 return sk_error_set(err, EINVAL, "--listen %s: %s", opts->listen, gai_strerror(gr));
         sk_tower_http *h = calloc(1, sizeof(*h));
-        if (!h || !(h->ca_pem = strdup(opts->ca_pem))) {
+        if (!h) {
                 freeaddrinfo(ai);
-                free(h);
                 return sk_error_set(err, ENOMEM, "out of memory");
         }
         h->api = api;
         pthread_mutex_init(&h->api_lock, NULL);
         pthread_mutex_init(&h->lock, NULL);
         pthread_cond_init(&h->tick, NULL);
-        pthread_cond_init(&h->work, NULL);
+        for (size_t i = 0; i < SK_TOWER_JOB_LANES; i++)
+                pthread_cond_init(&h->lanes[i].work, NULL);
+        h->lanes[SK_TOWER_LANE_MATCH].max = SK_TOWER_MATCH_QUEUE_MAX;
+        r = sk_pki_trust_new(opts->ca_pem, &h->trust, err);
+        if (r < 0) {
+                freeaddrinfo(ai);
+                sk_tower_http_stop(h);
+                return r;
+        }
+        unsigned threads = opts->threads ? opts->threads : SK_TOWER_HTTP_THREADS;
         unsigned flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
                          MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
         if (ai->ai_family == AF_INET6)
@@ -651,14 +761,14 @@ int sk_tower_http_start(sk_tower_api *api, const sk_tower_http_opts *opts, sk_to
         sk_tower_api_set_hooks(api, on_site_changed, held_count, h);
         sk_tower_api_set_conn_stats(api, conn_stats);
         h->daemon = MHD_start_daemon(
-            flags, 0, on_accept, h, on_request, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
-            MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_HTTPS_MEM_KEY, opts->key_pem,
-            MHD_OPTION_HTTPS_MEM_CERT, opts->cert_pem, MHD_OPTION_HTTPS_MEM_TRUST, opts->ca_pem,
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
-            MHD_OPTION_HTTPS_PRIORITIES, SK_TLS_PRIORITY, MHD_OPTION_CONNECTION_TIMEOUT,
-            header_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)POOL_SIZE,
-            MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
-            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_END);
+            flags, 0, on_accept, h, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+            MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+            MHD_OPTION_HTTPS_MEM_KEY, opts->key_pem, MHD_OPTION_HTTPS_MEM_CERT, opts->cert_pem,
+            MHD_OPTION_HTTPS_MEM_TRUST, opts->ca_pem, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+            MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_HTTPS_PRIORITIES, SK_TLS_PRIORITY,
+            MHD_OPTION_CONNECTION_TIMEOUT, header_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+            (size_t)POOL_SIZE, MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+            (unsigned)1024, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_END);
         freeaddrinfo(ai);
         if (!h->daemon) {
                 sk_tower_api_set_hooks(api, NULL, NULL, NULL);
@@ -672,11 +782,17 @@ int sk_tower_http_start(sk_tower_api *api, const sk_tower_http_opts *opts, sk_to
                 return sk_error_set(err, EAGAIN, "cannot start the long-poll timer");
         }
         h->timer_started = true;
-        if (pthread_create(&h->worker, NULL, worker_main, h) != 0) {
-                sk_tower_http_stop(h);
-                return sk_error_set(err, EAGAIN, "cannot start the job worker");
+        for (size_t i = 0; i < SK_TOWER_JOB_LANES; i++) {
+                lane_arg *a = malloc(sizeof(*a));
+                if (a)
+                        *a = (lane_arg){h, &h->lanes[i]};
+                if (!a || pthread_create(&h->lanes[i].thread, NULL, worker_main, a) != 0) {
+                        free(a);
+                        sk_tower_http_stop(h);
+                        return sk_error_set(err, EAGAIN, "cannot start the job workers");
+                }
+                h->lanes[i].started = true;
         }
-        h->worker_started = true;
         *out = h;
         return 0;
 }
@@ -690,12 +806,14 @@ void sk_tower_http_stop(sk_tower_http *h)
         pthread_mutex_lock(&h->lock);
         h->stopping = true;
         pthread_cond_broadcast(&h->tick);
-        pthread_cond_signal(&h->work);
+        for (size_t i = 0; i < SK_TOWER_JOB_LANES; i++)
+                pthread_cond_signal(&h->lanes[i].work);
         pthread_mutex_unlock(&h->lock);
         if (h->timer_started)
                 pthread_join(h->timer, NULL);
-        if (h->worker_started)
-                pthread_join(h->worker, NULL);
+        for (size_t i = 0; i < SK_TOWER_JOB_LANES; i++)
+                if (h->lanes[i].started)
+                        pthread_join(h->lanes[i].thread, NULL);
         /* Held long-polls get their 204 before the server goes (for at most 2 s). */
         pthread_mutex_lock(&h->lock);
         for (size_t i = 0; i < N_BUCKETS; i++) {
@@ -721,10 +839,11 @@ void sk_tower_http_stop(sk_tower_http *h)
         sk_tower_api_set_conn_stats(h->api, NULL);
         sk_admit_free(h->admit);
         pthread_cond_destroy(&h->tick);
-        pthread_cond_destroy(&h->work);
+        for (size_t i = 0; i < SK_TOWER_JOB_LANES; i++)
+                pthread_cond_destroy(&h->lanes[i].work);
         pthread_mutex_destroy(&h->lock);
         pthread_mutex_destroy(&h->api_lock);
-        free(h->ca_pem);
+        sk_pki_trust_free(h->trust);
         free(h);
 }
 
@@ -736,6 +855,11 @@ void sk_tower_http_refresh(sk_tower_http *h)
         pthread_mutex_unlock(&h->api_lock);
         if (r < 0)
                 sk_errorf("site sync refresh failed: %s", sk_error_msg(e, -r));
+}
+
+unsigned long sk_tower_http_peer_checks(const sk_tower_http *h)
+{
+        return __atomic_load_n(&h->peer_checks, __ATOMIC_RELAXED);
 }
 
 void sk_tower_http_wake_site(sk_tower_http *h, int64_t site_id)

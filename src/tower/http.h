@@ -20,13 +20,18 @@ typedef struct sk_tower_http_opts {
         unsigned conn_reserve;      /* connections strangers never get (default: a quarter) */
         unsigned conn_per_identity; /* authenticated connections of one host or user */
         unsigned header_timeout_s;  /* idle limit before a request authenticates */
+        unsigned threads;           /* request threads (libmicrohttpd's pool); 0: the default */
 } sk_tower_http_opts;
 
 #define SK_TOWER_CONN_PER_ADDRESS  128
 #define SK_TOWER_CONN_PER_IDENTITY 64
 #define SK_TOWER_HEADER_TIMEOUT_S  10
+#define SK_TOWER_HTTP_THREADS      4
+#define SK_TOWER_HTTP_THREADS_MAX  64
+/* `?match=` jobs queued or running at a time; more are answered 429 at once. */
+#define SK_TOWER_MATCH_QUEUE_MAX 4
 
-/* Starts serving api (borrowed) on its own request thread; *port gets the bound port. */
+/* Starts serving api (borrowed) on its pool of request threads; *port gets the bound port. */
 int sk_tower_http_start(sk_tower_api *api, const sk_tower_http_opts *opts, sk_tower_http **out,
                         uint16_t *port, sk_error **err);
 /* Answers held long-polls, stops the server and frees it. */
@@ -37,6 +42,9 @@ void sk_tower_http_stop(sk_tower_http *h);
  * wake the long-polls this server holds for a site whose sync state moved elsewhere. */
 void sk_tower_http_refresh(sk_tower_http *h);
 void sk_tower_http_wake_site(sk_tower_http *h, int64_t site_id);
+
+/* How many client-certificate chains were verified so far (once per connection). */
+unsigned long sk_tower_http_peer_checks(const sk_tower_http *h);
 
 /* Splits "ADDR:PORT" / "[V6]:PORT" into its parts; caller frees host. */
 int sk_tower_split_listen(const char *listen, char **host, char **port, sk_error **err);

@@ -217,32 +217,6 @@ static json_t *app_view(const json_t *items)
         return doc;
 }
 
-static int match_sites(sk_tower_ctx *c, const char *expr_text, rows *rs, sk_error **err)
-{
-        _cleanup_expr_ sk_expr *e = NULL;
-        int r = sk_expr_parse_cached(expr_text, &e, err);
-        if (r < 0) {
-                if (err && *err && !(*err)->path)
-                        (*err)->path = strdup("match");
-                return sk_error_set(err, EINVAL, "bad expression");
-        }
-        json_t *kept = json_array();
-        size_t j = 0;
-        for (size_t i = 0; i < rs->n; i++) {
-                json_t *it = json_array_get(rs->items, i);
-                _cleanup_json_ json_t *labels =
-                    sk_tower_site_labels(it, json_string_value(json_object_get(it, "tenant")));
-                if (labels && sk_expr_match(e, labels)) {
-                        json_array_append(kept, it);
-                        rs->ids[j++] = rs->ids[i];
-                }
-        }
-        json_decref(rs->items);
-        rs->items = kept;
-        rs->n = j;
-        return 0;
-}
-
 /* Tenants a caller sees: its scope, and for admins every tenant below it. */
 static bool tenant_visible(const sk_tower_ctx *c, const char *name)
 {
@@ -314,6 +288,11 @@ static int visible_site(sk_tower_ctx *c, const char *name, int64_t *id, sk_error
 int sk_tower_h_list(sk_tower_ctx *c, sk_error **err)
 {
         const char *kind = singular(c->kind);
+        const json_t *matched = sk_tower_match_done(c);
+        if (matched) {
+                sk_tower_reply(c, 200, json_pack("{s:O}", "items", (json_t *)matched));
+                return 0;
+        }
         _cleanup_rows_ rows rs = {0};
         int r = strcmp(kind, "site") == 0 && app_scope(c)
                     ? assigned_sites(c, NULL, &rs, err)
@@ -347,9 +326,9 @@ int sk_tower_h_list(sk_tower_ctx *c, sk_error **err)
                         json_array_append_new(out, v);
                 }
         } else if (strcmp(kind, "site") == 0 && sk_tower_query(c, "match")) {
-                r = match_sites(c, sk_tower_query(c, "match"), &rs, err);
-                if (r < 0)
-                        return r;
+                r = sk_tower_match_sites(c, sk_tower_query(c, "match"), &rs.items, err);
+                if (r != 0)
+                        return r < 0 ? r : 0;
                 json_array_extend(out, rs.items);
         } else {
                 json_array_extend(out, items);
@@ -917,7 +896,7 @@ static int pw_start(sk_tower_ctx *c, bool verify, const char *hash, const char *
                 free(j);
                 return sk_error_set(err, ENOMEM, "out of memory");
         }
-        j->base = (sk_tower_job){pw_run, pw_free};
+        j->base = (sk_tower_job){pw_run, pw_free, SK_TOWER_LANE_HASH};
         j->verify = verify;
         if (hash)
                 snprintf(j->hash, sizeof(j->hash), "%s", hash);

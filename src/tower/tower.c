@@ -46,12 +46,13 @@ static void usage(FILE *f)
               "  --header-timeout SECS  idle limit of a connection before it authenticates\n"
               "                         (default 10)\n"
               "  --events-max-age DUR   audit events older than this go (default 90d; 0: keep)\n"
-              "  --events-max N         at most this many audit events (default 100000)\n",
+              "  --events-max N         at most this many audit events (default 100000)\n"
+              "  --http-threads N       request threads (default 4; docs/architecture.md)\n",
               f);
 }
 
 typedef struct tower_limits {
-        unsigned conn_per_address, conn_reserve, conn_per_identity, header_timeout_s;
+        unsigned conn_per_address, conn_reserve, conn_per_identity, header_timeout_s, threads;
         int64_t events_max_age_ms, events_max;
 } tower_limits;
 
@@ -274,7 +275,8 @@ static int run(const char *dir, const char *listen, const char *conninfo, const 
                                 .conn_per_address = lim->conn_per_address,
                                 .conn_reserve = lim->conn_reserve,
                                 .conn_per_identity = lim->conn_per_identity,
-                                .header_timeout_s = lim->header_timeout_s};
+                                .header_timeout_s = lim->header_timeout_s,
+                                .threads = lim->threads};
         r = sk_tower_http_start(api, &o, &http, &bound, err);
         explicit_bzero(key, strlen(key));
         if (r < 0)
@@ -318,6 +320,7 @@ int sk_tower_main(int argc, char **argv)
             {"header-timeout", required_argument, NULL, 'T'},
             {"events-max-age", required_argument, NULL, 'E'},
             {"events-max", required_argument, NULL, 'N'},
+            {"http-threads", required_argument, NULL, 'P'},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0}};
         tower_limits lim = {.events_max_age_ms = SK_TOWER_EVENTS_MAX_AGE_MS,
@@ -341,7 +344,12 @@ int sk_tower_main(int argc, char **argv)
                 case 'I':
                 case 'T':
                 case 'N':
-                        if (!parse_count(optarg, ch == 'T' ? 3600 : 10000000, &v)) {
+                case 'P':
+                        if (!parse_count(optarg,
+                                         ch == 'T'   ? 3600
+                                         : ch == 'P' ? SK_TOWER_HTTP_THREADS_MAX
+                                                     : 10000000,
+                                         &v)) {
                                 fprintf(stderr,
                                         "skerry tower: --%s must be a whole number above 0, "
                                         "not '%s'\n",
@@ -349,6 +357,7 @@ int sk_tower_main(int argc, char **argv)
                                         : ch == 'R' ? "conn-reserve"
                                         : ch == 'I' ? "conn-per-identity"
                                         : ch == 'T' ? "header-timeout"
+                                        : ch == 'P' ? "http-threads"
                                                     : "events-max",
                                         optarg);
                                 return 2;
@@ -361,6 +370,8 @@ int sk_tower_main(int argc, char **argv)
                                 lim.conn_per_identity = (unsigned)v;
                         else if (ch == 'T')
                                 lim.header_timeout_s = (unsigned)v;
+                        else if (ch == 'P')
+                                lim.threads = (unsigned)v;
                         else
                                 lim.events_max = (int64_t)v;
                         break;

@@ -211,6 +211,25 @@ static void test_tls_auth_and_limits(void **state)
         sk_httpc_free(scraper);
 }
 
+/* A host's certificate chain is verified on its connection's first request only; a new
+ * connection (a new handshake) is verified again. */
+static void test_peer_verified_once_per_connection(void **state)
+{
+        fx *f = *state;
+        join_h1(f);
+        unsigned long before = sk_tower_http_peer_checks(f->http);
+        sk_httpc *host = client(f, NULL, HOST_CRT, HOST_KEY);
+        for (int i = 0; i < 3; i++)
+                assert_int_equal(
+                    req(host, "GET", "/v1/sync/desired?generation=0&wait=0", NULL, NULL), 200);
+        assert_int_equal(sk_tower_http_peer_checks(f->http), before + 1);
+        sk_httpc_free(host);
+        host = client(f, NULL, HOST_CRT, HOST_KEY);
+        assert_int_equal(req(host, "GET", "/v1/sync/desired?generation=0&wait=0", NULL, NULL), 200);
+        assert_int_equal(sk_tower_http_peer_checks(f->http), before + 2);
+        sk_httpc_free(host);
+}
+
 typedef struct poll_arg {
         fx *f;
         char path[128];
@@ -355,6 +374,8 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_tls_auth_and_limits, setup, teardown),
             cmocka_unit_test_setup_teardown(test_sync_long_poll, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_peer_verified_once_per_connection, setup,
+                                            teardown),
             cmocka_unit_test_setup_teardown(test_stop_answers_held_polls, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
