@@ -230,6 +230,14 @@ int sk_cluster_take_report(sk_cluster *cl, int64_t host_id, json_t *report)
         return r;
 }
 
+int64_t sk_cluster_lost_after_ms(sk_cluster *cl)
+{
+        pthread_mutex_lock(&cl->lock);
+        int64_t ms = sk_fsm_lost_after_ms(&cl->f);
+        pthread_mutex_unlock(&cl->lock);
+        return ms;
+}
+
 void sk_cluster_leader_contact(sk_cluster *cl, const char *address, int64_t at_ms)
 {
         pthread_mutex_lock(&cl->lock);
