@@ -2,7 +2,8 @@
 # False host losses (issue 7): a site of three agents on this machine with host-lost-after
 # LOST_AFTER (default 1s) and INSTANCES (default 10) idle one-container instances, left
 # alone for DURATION (default 30m; a number of seconds, or Ns, Nm, Nh) while LOAD_PROCS
-# (default: one a core) busy-looping processes at nice 0 keep every core busy. Nothing
+# (default: one a core) busy-looping processes, at the niceness of the agents (the
+# script's own), keep every core busy. Nothing
 # dies, so every host declared lost is a false loss. Counted three ways: the agents' logs
 # ("host X is lost", written by whichever host leads before it proposes the loss), the
 # alive-to-lost changes `skerry get hosts` shows (polled every POLL seconds, default 2),
@@ -49,7 +50,7 @@ cleanup() {
 start_load() {
 	local _
 	for _ in $(seq 1 "$LOAD_PROCS"); do
-		nice -n 0 bash -c 'while :; do :; done' &
+		bash -c 'while :; do :; done' &
 		LOAD_PIDS+=($!)
 	done
 }
