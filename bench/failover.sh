@@ -1,8 +1,8 @@
 #!/bin/bash
 # Failover time (issue 3): from kill -9 of a host (its agent, then its containers through the
 # runtime API) to its instances' replacement containers running on the other hosts of the
-# site. One site of three agents on one machine, default site settings (host-lost-after 5s),
-# one service of 3 replicas (one a host). RUNS (default 5) runs killing a follower and RUNS
+# site. One site of three agents on one machine, default site settings but host-lost-after
+# LOST_AFTER (default 5s, the site default; e.g. LOST_AFTER=1s), one service of 3 replicas (one a host). RUNS (default 5) runs killing a follower and RUNS
 # killing the leader, alternating; after each, the host's agent is started again and waits
 # until it is back and every instance runs exactly once; each run starts from a fresh
 # deployment (one instance a host). Prints each run and the medians; the last lines are
@@ -10,6 +10,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 RUNS=${RUNS:-5}
+LOST_AFTER=${LOST_AFTER:-5s}
 SITE=bench-failover
 NAMES=(fo-a fo-b fo-c)
 REPLICAS=3
@@ -138,7 +139,8 @@ print(u.quote(json.dumps({"label": ["skerry.host=" + sys.argv[1]], "status": ["r
 	wait_for 60 "every instance running exactly once" settled
 }
 
-site_setup failover
+LOAD_START=$(cut -d" " -f1-3 /proc/loadavg)
+site_setup failover "$LOST_AFTER"
 write_helpers
 follower_ms=()
 leader_ms=()
@@ -150,10 +152,12 @@ for _ in $(seq 1 "$RUNS"); do
 done
 f_med=$(printf '%s\n' "${follower_ms[@]}" | median)
 l_med=$(printf '%s\n' "${leader_ms[@]}" | median)
-echo "failover (kill -9 of a host to its instances running elsewhere), host-lost-after 5s:"
+echo "failover (kill -9 of a host to its instances running elsewhere), host-lost-after $LOST_AFTER:"
 echo "  follower: ${follower_ms[*]} ms, median $f_med ms"
 echo "  leader:   ${leader_ms[*]} ms, median $l_med ms"
 echo "RESULT failover_runs=$RUNS"
+echo "RESULT failover_lost_after=$LOST_AFTER"
+echo "RESULT failover_load=$LOAD_START"
 echo "RESULT failover_follower_ms=${follower_ms[*]}"
 echo "RESULT failover_follower_median_ms=$f_med"
 echo "RESULT failover_leader_ms=${leader_ms[*]}"

@@ -182,12 +182,16 @@ ok = ok and sum(h.get("role") == "leader" for h in items.values()) == 1
 sys.exit(0 if ok else 1)' "${NAMES[@]}"
 }
 
-# site_setup LABEL: the tower, the site SITE (labels {role: LABEL}) with default settings,
-# and an agent for each of NAMES; the first bootstraps the site, the others join it.
+# site_setup LABEL [HOST_LOST_AFTER]: the tower, the site SITE (labels {role: LABEL}) with
+# default settings or that host-lost-after (e.g. 1s), and an agent for each of NAMES; the
+# first bootstraps the site, the others join it.
 site_setup() {
 	tower_setup
 	trap site_cleanup EXIT
-	printf 'kind: site\nname: %s\nlabels: {role: %s}\n' "$SITE" "$1" | sk apply -f - >/dev/null
+	{
+		printf 'kind: site\nname: %s\nlabels: {role: %s}\n' "$SITE" "$1"
+		[ -z "${2:-}" ] || printf 'host-lost-after: %s\n' "$2"
+	} | sk apply -f - >/dev/null
 	local h
 	for h in "${NAMES[@]}"; do
 		start_agent "$h"

@@ -23,14 +23,14 @@
 #include "host/runtime.h"
 #include "host/supervisor.h"
 #include "site/cluster.h"
+#include "site/liveness.h"
 #include "site/siteapi.h"
 #include "site/sitejoin.h"
 #include "site/uplink.h"
 
 #define DEFAULT_RUNTIME "unix:///run/podman/podman.sock"
 
-#define SK_AGENT_HEARTBEAT_MS 1000 /* to the site leader */
-#define SK_AGENT_DEVICES_MS   3000 /* device discovery again */
+#define SK_AGENT_DEVICES_MS 3000 /* device discovery again */
 
 typedef struct agent_args {
         const char *data, *tower, *ca, *join, *peer, *runtime, *name, *labels, *listen, *dev_dir;
@@ -299,6 +299,7 @@ typedef struct agent {
         pthread_mutex_t lock;
         pthread_cond_t cond; /* CLOCK_MONOTONIC */
         bool stop, poke, beat_now;
+        char *leader_seen; /* the leader the last cluster change named, under lock */
         json_t *discovery; /* this host's devices (devices.h), under lock */
         unsigned discovery_gen;
         pthread_t control, beat;
@@ -339,10 +340,23 @@ static void on_status(void *user)
         poke(ag, &ag->beat_now);
 }
 
+/* A new leader gets a heartbeat at once, not a beat later: its liveness count started at
+ * its election. */
 static void on_cluster_change(void *user)
 {
         agent *ag = user;
-        poke(ag, &ag->poke);
+        char *leader = sk_cluster_leader_address(ag->cl);
+        pthread_mutex_lock(&ag->lock);
+        ag->poke = true;
+        if (leader && (!ag->leader_seen || strcmp(leader, ag->leader_seen) != 0)) {
+                free(ag->leader_seen);
+                ag->leader_seen = leader;
+                leader = NULL;
+                ag->beat_now = true;
+        }
+        pthread_cond_broadcast(&ag->cond);
+        pthread_mutex_unlock(&ag->lock);
+        free(leader);
 }
 
 /* ---- what this host reports in its heartbeat ---- */
@@ -393,8 +407,10 @@ static json_t *report(agent *ag)
         return r;
 }
 
-/* Sends r to the leader: ourselves, the known leader, or peers in turn until one leads. */
-static int send_heartbeat(agent *ag, const json_t *r)
+/* Sends r to the leader: ourselves, the known leader, or peers in turn until one leads.
+ * Each call waits at most timeout_ms: a dead leader must not hold back the heartbeat
+ * that a new one counts. */
+static int send_heartbeat(agent *ag, const json_t *r, long timeout_ms)
 {
         if (sk_cluster_heartbeat(ag->cl, ag->id.host_id, r) == 0)
                 return 0;
@@ -407,8 +423,8 @@ static int send_heartbeat(agent *ag, const json_t *r)
                 long status = 0;
                 _cleanup_json_ json_t *ans = NULL;
                 _cleanup_error_ sk_error *err = NULL;
-                int rc = sk_site_client_call(ag->site, addr, "POST", "/v1/site/heartbeat", r, 3000,
-                                             &status, &ans, &err);
+                int rc = sk_site_client_call(ag->site, addr, "POST", "/v1/site/heartbeat", r,
+                                             timeout_ms, &status, &ans, &err);
                 if (rc < 0) {
                         sk_debug("heartbeat to %s: %s", addr, sk_error_msg(err, rc));
                         return rc;
@@ -425,18 +441,26 @@ static int send_heartbeat(agent *ag, const json_t *r)
         return -EAGAIN;
 }
 
+/* Heartbeats on a fixed cadence paced by the site's host-lost-after (liveness.h): the
+ * next one is due a period after the last one started, so a slow answer does not push
+ * every later heartbeat back. */
 static void *beat_thread(void *arg)
 {
         agent *ag = arg;
         bool quiet = false;
-        while (wait_until(ag, sk_monotonic_ms() + SK_AGENT_HEARTBEAT_MS, &ag->beat_now) >= 0) {
+        int64_t due = sk_monotonic_ms();
+        while (wait_until(ag, due, &ag->beat_now) >= 0) {
+                int64_t after = sk_cluster_lost_after_ms(ag->cl), start = sk_monotonic_ms();
                 _cleanup_json_ json_t *r = report(ag);
-                int rc = r ? send_heartbeat(ag, r) : -ENOMEM;
+                int rc =
+                    r ? send_heartbeat(ag, r, (long)sk_liveness_beat_timeout_ms(after)) : -ENOMEM;
                 if (rc < 0 && !quiet)
-                        sk_info("no site leader reachable yet; retrying every second");
+                        sk_info("no site leader reachable yet; retrying every %lld ms",
+                                (long long)sk_liveness_beat_ms(after));
                 else if (rc == 0 && quiet)
                         sk_info("heartbeats reach the site leader");
                 quiet = rc < 0;
+                due = start + sk_liveness_beat_ms(after);
         }
         return NULL;
 }
@@ -631,6 +655,7 @@ static void agent_free(agent *ag)
         sk_site_client_free(ag->site);
         json_decref(ag->discovery);
         free(ag->address);
+        free(ag->leader_seen);
         sk_identity_clear(&ag->id);
         pthread_mutex_destroy(&ag->lock);
         pthread_cond_destroy(&ag->cond);

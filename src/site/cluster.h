@@ -103,6 +103,9 @@ int sk_cluster_submit_desired(sk_cluster *cl, const json_t *doc);
 #define SK_CLUSTER_STEP_ASIDE_MS 10000
 void sk_cluster_step_aside(sk_cluster *cl);
 
+/* The site's host-lost-after in ms as the replicated state says (default 5 s): the
+ * agent paces its heartbeats by it (sk_liveness_beat_ms). */
+int64_t sk_cluster_lost_after_ms(sk_cluster *cl);
 /* A host's heartbeat (heartbeat.h; this host's own, the others' come through the site-local
  * API): taken when this node is the ready leader (0); -EPERM from a host removed from the
  * site; -EINVAL for a report heartbeat.h refuses; -EAGAIN otherwise. */

@@ -117,7 +117,14 @@ static json_t *lost_entries(sk_cluster *cl)
         {
                 int64_t h = json_integer_value(id);
                 const json_t *host = sk_fsm_host(&cl->f, h);
-                /* heard from meanwhile, or already lost */
+                /* heard from meanwhile (a report that came during the barrier's round trip
+                 * counts, not only those a tick took), or already lost */
+                char key[24];
+                sk_cluster_id_key(h, key);
+                const json_t *rec = json_object_get(cl->reports, key);
+                if (rec)
+                        sk_liveness_seen(&cl->live, h,
+                                         json_integer_value(json_object_get(rec, "at")));
                 if (!host || sk_liveness_state(&cl->live, h) != 0 ||
                     json_is_false(json_object_get(host, "alive")))
                         continue;
@@ -228,6 +235,14 @@ int sk_cluster_take_report(sk_cluster *cl, int64_t host_id, json_t *report)
         pthread_mutex_unlock(&cl->lock);
         json_decref(report);
         return r;
+}
+
+int64_t sk_cluster_lost_after_ms(sk_cluster *cl)
+{
+        pthread_mutex_lock(&cl->lock);
+        int64_t ms = sk_fsm_lost_after_ms(&cl->f);
+        pthread_mutex_unlock(&cl->lock);
+        return ms;
 }
 
 void sk_cluster_leader_contact(sk_cluster *cl, const char *address, int64_t at_ms)

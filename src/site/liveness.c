@@ -98,3 +98,22 @@ int sk_liveness_state(const sk_liveness *l, int64_t id)
         const sk_liveness_entry *e = find(l, id);
         return e ? (e->alive ? 1 : 0) : -1;
 }
+
+#define DEFAULT_LOST_AFTER_MS 5000
+
+static int64_t clamp(int64_t v, int64_t lo, int64_t hi)
+{
+        return v < lo ? lo : v > hi ? hi : v;
+}
+
+int64_t sk_liveness_beat_ms(int64_t lost_after_ms)
+{
+        int64_t after = lost_after_ms > 0 ? lost_after_ms : DEFAULT_LOST_AFTER_MS;
+        return clamp(after / 4, SK_LIVENESS_BEAT_MIN_MS, SK_LIVENESS_BEAT_MAX_MS);
+}
+
+int64_t sk_liveness_beat_timeout_ms(int64_t lost_after_ms)
+{
+        int64_t after = lost_after_ms > 0 ? lost_after_ms : DEFAULT_LOST_AFTER_MS;
+        return clamp(after / 2, sk_liveness_beat_ms(after), SK_LIVENESS_BEAT_TIMEOUT_MAX_MS);
+}

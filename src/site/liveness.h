@@ -45,4 +45,17 @@ int64_t sk_liveness_next_due(const sk_liveness *l);
 /* -1: unknown, 0: lost, 1: alive. */
 int sk_liveness_state(const sk_liveness *l, int64_t id);
 
+/* How often an agent heartbeats the leader for a site's host-lost-after: a quarter of it,
+ * so three heartbeats in a row may be late or lost before the host is, but no more often
+ * than every SK_LIVENESS_BEAT_MIN_MS (an idle site stays cheap) and at least every
+ * SK_LIVENESS_BEAT_MAX_MS. lost_after_ms <= 0 means the default (5 s). */
+#define SK_LIVENESS_BEAT_MIN_MS 200
+#define SK_LIVENESS_BEAT_MAX_MS 1000
+int64_t sk_liveness_beat_ms(int64_t lost_after_ms);
+/* A heartbeat's connect and answer timeout: half of host-lost-after, at least one beat
+ * and at most SK_LIVENESS_BEAT_TIMEOUT_MAX_MS, so a dead or stuck leader holds the next
+ * heartbeat (to the new one) back by less than the time that declares a host lost. */
+#define SK_LIVENESS_BEAT_TIMEOUT_MAX_MS 3000
+int64_t sk_liveness_beat_timeout_ms(int64_t lost_after_ms);
+
 #endif
