@@ -449,26 +449,41 @@ static int64_t time_field(json_t *state, const char *key)
         return t;
 }
 
-static int docker_inspect(sk_runtime *rt, const char *id, sk_container_info *out, sk_error **err)
+/* GET /containers/ID/WHAT: the runtime's JSON object about one container. */
+static int container_get(docker_rt *rt, const char *id, const char *what, const char *verb,
+                         json_t **out, sk_error **err)
 {
-        memset(out, 0, sizeof(*out));
+        *out = NULL;
         int r = check_id(id, err);
         if (r < 0)
                 return r;
         _cleanup_free_ char *eid = escape(id);
         _cleanup_free_ char *path = NULL;
-        if (!eid || asprintf(&path, "/containers/%s/json", eid) < 0)
+        if (!eid || asprintf(&path, "/containers/%s/%s", eid, what) < 0)
                 return sk_error_set(err, ENOMEM, "out of memory");
         _cleanup_response_ sk_http_response resp = {0};
-        if ((r = request(to_docker(rt), "GET", path, NULL, CALL_TIMEOUT_MS, &resp, err)) < 0)
+        if ((r = request(rt, "GET", path, NULL, CALL_TIMEOUT_MS, &resp, err)) < 0)
                 return r;
         if (resp.status != 200)
-                return status_error(resp.status, resp.body, EBUSY, err,
-                                    "cannot inspect container %s", id);
-        _cleanup_json_ json_t *j = json_loads(resp.body, 0, NULL);
-        if (!json_is_object(j))
-                return sk_error_set(err, EIO, "inspect %s: the runtime did not answer an object",
+                return status_error(resp.status, resp.body, EBUSY, err, "cannot %s container %s",
+                                    verb, id);
+        json_t *j = json_loads(resp.body, 0, NULL);
+        if (!json_is_object(j)) {
+                json_decref(j);
+                return sk_error_set(err, EIO, "%s %s: the runtime did not answer an object", verb,
                                     id);
+        }
+        *out = j;
+        return 0;
+}
+
+static int docker_inspect(sk_runtime *rt, const char *id, sk_container_info *out, sk_error **err)
+{
+        memset(out, 0, sizeof(*out));
+        _cleanup_json_ json_t *j = NULL;
+        int r = container_get(to_docker(rt), id, "json", "inspect", &j, err);
+        if (r < 0)
+                return r;
         json_t *config = json_object_get(j, "Config");
         json_t *state = json_object_get(j, "State");
         const char *name = json_string_value(json_object_get(j, "Name"));
@@ -632,20 +647,10 @@ static int docker_events(sk_runtime *rt, const json_t *label_filter, sk_runtime_
 static int docker_stats(sk_runtime *rt, const char *id, int64_t *cpu_ns, int64_t *mem_bytes,
                         sk_error **err)
 {
-        int r = check_id(id, err);
+        _cleanup_json_ json_t *j = NULL;
+        int r = container_get(to_docker(rt), id, "stats?stream=false", "read stats of", &j, err);
         if (r < 0)
                 return r;
-        _cleanup_free_ char *eid = escape(id);
-        _cleanup_free_ char *path = NULL;
-        if (!eid || asprintf(&path, "/containers/%s/stats?stream=false", eid) < 0)
-                return sk_error_set(err, ENOMEM, "out of memory");
-        _cleanup_response_ sk_http_response resp = {0};
-        if ((r = request(to_docker(rt), "GET", path, NULL, CALL_TIMEOUT_MS, &resp, err)) < 0)
-                return r;
-        if (resp.status != 200)
-                return status_error(resp.status, resp.body, EBUSY, err,
-                                    "cannot read stats of container %s", id);
-        _cleanup_json_ json_t *j = json_loads(resp.body, 0, NULL);
         json_t *cpu = json_object_get(json_object_get(json_object_get(j, "cpu_stats"), "cpu_usage"),
                                       "total_usage");
         json_t *mem = json_object_get(json_object_get(j, "memory_stats"), "usage");
